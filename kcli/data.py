@@ -1,0 +1,223 @@
+"""config.data -> numpy arrays for train / validation / test.
+
+Arrays (not tf.data) go to `model.fit`, exactly as a hand-written Keras script passes them, so that
+batching and seeded shuffling are Keras's own and the numbers match such a script.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kcli.config import DataConfig, SplitSource
+from kcli.errors import DataError
+
+BUILTIN = {"digits": "digits.npz"}   # files in kcli/datasets/
+
+
+@dataclass
+class Arrays:
+    """Features and labels of one split."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def take(self, index: np.ndarray) -> "Arrays":
+        """The rows at `index`."""
+        return Arrays(self.x[index], self.y[index])
+
+
+@dataclass
+class Splits:
+    """The data of a run: train, and optionally validation and test."""
+
+    train: Arrays
+    validation: Arrays | None = None
+    test: Arrays | None = None
+
+
+def load(data: DataConfig, seed: int, feature_shape: tuple[int | None, ...]) -> Splits:
+    """Read, split and preprocess the data a (resolved) config describes."""
+    train = _read(_source_of(data, None), "data", data, seed, feature_shape)
+    validation = _read(_source_of(data, data.validation), "data.validation", data, seed, feature_shape) \
+        if data.validation else None
+    test = _read(_source_of(data, data.test), "data.test", data, seed, feature_shape) if data.test else None
+    train, validation, test = _hold_out(train, validation, test, data, seed)
+    splits = Splits(train, validation, test)
+    if data.one_hot:
+        _one_hot(splits, data.one_hot)
+    for arrays in _present(splits):
+        arrays.x = arrays.x.astype(np.float32) * np.float32(data.scale) if data.scale is not None \
+            else arrays.x.astype(np.float32)
+        if arrays.y.dtype.kind == "f":
+            arrays.y = arrays.y.astype(np.float32)
+    return splits
+
+
+def _present(splits: Splits) -> list[Arrays]:
+    return [a for a in (splits.train, splits.validation, splits.test) if a is not None]
+
+
+def _source_of(data: DataConfig, sub: SplitSource | None) -> dict[str, Any]:
+    """The reading instructions for train (sub=None) or a split, with unset fields taken from `data`."""
+    fields = ("source", "name", "path", "x_key", "y_key", "label")
+    own = {f: getattr(sub, f) for f in fields} if sub is not None else {}
+    return {f: own.get(f) if own.get(f) is not None else getattr(data, f) for f in fields}
+
+
+def _read(src: dict[str, Any], key: str, data: DataConfig, seed: int,
+          feature_shape: tuple[int | None, ...]) -> Arrays:
+    source = src["source"]
+    if source == "builtin":
+        return read_builtin(src["name"], key)
+    if source == "npz":
+        return read_npz(Path(src["path"]), src["x_key"] or "x", src["y_key"] or "y", key)
+    if source == "csv":
+        return read_csv(Path(src["path"]), src["label"], key)
+    if key != "data":
+        raise DataError("synthetic data is split with validation_split / test_split", key=key)
+    return synthetic(data.samples or 1000, data.classes or 2, feature_shape, seed)
+
+
+def read_builtin(name: str, key: str = "data") -> Arrays:
+    """A dataset shipped inside the package."""
+    if name not in BUILTIN:
+        raise DataError(f"unknown builtin dataset {name!r}; available: {', '.join(BUILTIN)}", key=f"{key}.name")
+    with resources.files("kcli.datasets").joinpath(BUILTIN[name]).open("rb") as fh:
+        with np.load(fh) as npz:
+            return Arrays(npz["x"], npz["y"])
+
+
+def read_npz(path: Path, x_key: str, y_key: str | None, key: str = "data") -> Arrays:
+    """Arrays `x_key` and `y_key` of an .npz file (y_key None: features only)."""
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"data file not found: {path}", key=f"{key}.path") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path} as .npz: {exc}", key=f"{key}.path") from None
+    with npz:
+        keys = [k for k in (x_key, y_key) if k is not None]
+        for k in keys:
+            if k not in npz.files:
+                raise DataError(f"{path} has no array {k!r}; it has: {', '.join(npz.files)}",
+                                key=f"{key}.{'x_key' if k == x_key else 'y_key'}")
+        x = npz[x_key]
+        y = npz[y_key] if y_key is not None else np.zeros((len(x),), np.float32)
+    if len(x) != len(y):
+        raise DataError(f"{path}: {x_key} has {len(x)} rows but {y_key} has {len(y)}", key=key)
+    return Arrays(x, y)
+
+
+def csv_header(path: Path, key: str = "data") -> list[str]:
+    """The column names of a CSV file (its first line)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), None)
+    except FileNotFoundError:
+        raise DataError(f"data file not found: {path}", key=f"{key}.path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path}: {exc}", key=f"{key}.path") from None
+    if not header:
+        raise DataError(f"{path} is empty; expected a header line with column names", key=f"{key}.path")
+    return [h.strip() for h in header]
+
+
+def read_csv(path: Path, label: str, key: str = "data") -> Arrays:
+    """A CSV file with a header line: `label` is the label column, all others are numeric features."""
+    header = csv_header(path, key)
+    if label not in header:
+        raise DataError(f"{path} has no column {label!r}; columns: {', '.join(header)}", key=f"{key}.label")
+    try:
+        table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2)
+    except ValueError as exc:
+        raise DataError(f"{path}: every value must be a number ({exc})", key=f"{key}.path") from None
+    if table.shape[0] == 0:
+        raise DataError(f"{path} has a header but no rows", key=f"{key}.path")
+    col = header.index(label)
+    y = table[:, col]
+    if np.all(y == np.round(y)):
+        y = y.astype(np.int64)
+    return Arrays(np.delete(table, col, axis=1), y)
+
+
+def synthetic(samples: int, classes: int, feature_shape: tuple[int | None, ...], seed: int) -> Arrays:
+    """A seeded, learnable classification problem: labels are the argmax of a random linear map."""
+    if any(d is None for d in feature_shape):
+        raise DataError("synthetic data needs a fully known model.input_shape (no null dimensions)",
+                        key="model.input_shape")
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(samples, *feature_shape)).astype(np.float32)
+    weights = rng.normal(size=(math.prod(feature_shape), classes))  # type: ignore[arg-type]
+    y = np.argmax(x.reshape(samples, -1) @ weights, axis=1).astype(np.int64)
+    return Arrays(x, y)
+
+
+def _hold_out(train: Arrays, validation: Arrays | None, test: Arrays | None, data: DataConfig,
+              seed: int) -> tuple[Arrays, Arrays | None, Arrays | None]:
+    """Carve test_split / validation_split out of train with a seeded permutation; rows keep file order."""
+    n = len(train)
+    n_test = _count(n, data.test_split, "data.test_split")
+    n_val = _count(n, data.validation_split, "data.validation_split")
+    if n_test == 0 and n_val == 0:
+        return train, validation, test
+    perm = np.random.default_rng(seed).permutation(n)
+    if n_test:
+        test = train.take(np.sort(perm[:n_test]))
+    if n_val:
+        validation = train.take(np.sort(perm[n_test:n_test + n_val]))
+    return train.take(np.sort(perm[n_test + n_val:])), validation, test
+
+
+def _count(n: int, fraction: float | None, key: str) -> int:
+    if fraction is None:
+        return 0
+    count = round(n * fraction)
+    if count == 0 or count == n:
+        raise DataError(f"{fraction} of {n} rows leaves an empty split", key=key)
+    return count
+
+
+def _one_hot(splits: Splits, one_hot: bool | int) -> None:
+    """Integer labels -> one-hot rows; `one_hot: true` infers the class count from every split."""
+    for name, arrays in (("train", splits.train), ("validation", splits.validation), ("test", splits.test)):
+        if arrays is None:
+            continue
+        y = arrays.y.reshape(len(arrays.y), -1)
+        if y.shape[1] != 1 or not np.all(np.equal(np.mod(y, 1), 0)) or y.min() < 0:
+            raise DataError(f"one_hot needs one non-negative integer label per row; the {name} labels have "
+                            f"shape {arrays.y.shape[1:] or '()'}", key="data.one_hot")
+        arrays.y = y[:, 0].astype(np.int64)
+    present = _present(splits)
+    classes = int(max(a.y.max() for a in present)) + 1 if one_hot is True else int(one_hot)
+    for arrays in present:
+        if arrays.y.max() >= classes:
+            raise DataError(f"label {int(arrays.y.max())} does not fit one_hot: {classes} classes",
+                            key="data.one_hot")
+        arrays.y = np.eye(classes, dtype=np.float32)[arrays.y]
+
+
+def check_features(splits: Splits, input_shape: tuple[int | None, ...]) -> None:
+    """Every split's feature shape must match model.input_shape (null dimensions match anything)."""
+    for name, arrays in (("data", splits.train), ("data.validation", splits.validation),
+                         ("data.test", splits.test)):
+        if arrays is None:
+            continue
+        got = arrays.x.shape[1:]
+        if not shape_fits(got, input_shape):
+            raise DataError(f"input_shape {list(input_shape)} does not match the {name} features of shape "
+                            f"{list(got)} (per example, batch dimension excluded)", key="model.input_shape")
+
+
+def shape_fits(got: tuple[int, ...], want: tuple[int | None, ...]) -> bool:
+    """Whether a concrete per-example shape matches a declared one with optional null dimensions."""
+    return len(got) == len(want) and all(w is None or g == w for g, w in zip(got, want))

@@ -1,0 +1,1 @@
+"""Datasets shipped with kcli (see README: Data and licenses)."""

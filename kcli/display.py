@@ -1,0 +1,183 @@
+"""Everything kcli draws: tables, progress and errors, through Rich. No other module prints.
+
+On a terminal this draws boxes and live progress; when stdout is not a terminal (CI logs, pipes)
+it prints ASCII tables and one plain line per epoch.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+    TimeRemainingColumn
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from kcli.model import ModelSummary
+
+
+def _fmt(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
+
+
+class Display:
+    """The terminal: stdout for results, stderr for errors."""
+
+    def __init__(self, out: Console | None = None, err: Console | None = None) -> None:
+        self.out = out or Console(highlight=False)
+        self.err = err or Console(stderr=True, highlight=False)
+
+    @property
+    def live(self) -> bool:
+        """Whether stdout is an interactive terminal (boxes, colours, live progress)."""
+        return self.out.is_terminal
+
+    def _table(self, title: str | None = None) -> Table:
+        return Table(title=title, box=box.ROUNDED if self.live else box.ASCII, title_justify="left")
+
+    def error(self, message: str) -> None:
+        """One red line on stderr."""
+        self.err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+    def note(self, message: str) -> None:
+        """A dim informational line."""
+        self.out.print(f"[dim]{escape(message)}[/]", soft_wrap=True)
+
+    def config(self, lines: Sequence[tuple[str, str]]) -> None:
+        """The resolved config, short: one `key  value` line each."""
+        table = Table.grid(padding=(0, 2))
+        for key, value in lines:
+            table.add_row(f"[bold]{escape(key)}[/]", escape(value))
+        self.out.print(table)
+
+    def summary(self, summary: "ModelSummary", variables: bool = False) -> None:
+        """The model summary table (and the trainable variables)."""
+        self.out.print(self._summary_table(summary))
+        self.out.print(_totals(summary))
+        if variables:
+            self.out.print(self._variables_table(summary))
+
+    def _summary_table(self, summary: "ModelSummary") -> Table:
+        table = self._table(f'Model: "{summary.name}"')
+        table.add_column("Layer (type)")
+        table.add_column("Output Shape")
+        table.add_column("Param #", justify="right")
+        for row in summary.rows:
+            table.add_row(escape(f"{row.name} ({row.kind})"), escape(row.output_shape), f"{row.params:,}")
+        return table
+
+    def _variables_table(self, summary: "ModelSummary") -> Table:
+        table = self._table("Trainable variables")
+        table.add_column("Variable")
+        table.add_column("Shape")
+        for path, shape, trainable in summary.variables:
+            if trainable:
+                table.add_row(escape(path), str(shape))
+        return table
+
+    def summary_text(self, summary: "ModelSummary") -> str:
+        """The summary as plain text, for summary.txt."""
+        buf = io.StringIO()
+        plain = Display(Console(file=buf, width=100, color_system=None, highlight=False))
+        plain.summary(summary, variables=True)
+        return buf.getvalue()
+
+    def history(self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+        """One row per epoch; validation cells empty on epochs without validation."""
+        table = self._table("History")
+        for col in columns:
+            table.add_column(col, justify="right")
+        for row in rows:
+            table.add_row(*(_fmt(row.get(c)) for c in columns))
+        self.out.print(table)
+
+    def metrics(self, title: str, values: Mapping[str, float]) -> None:
+        """A two-column table of metric values."""
+        table = self._table(title)
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key, value in values.items():
+            table.add_row(escape(key), _fmt(float(value)))
+        self.out.print(table)
+
+    def run_dir(self, path: Path, status: str) -> None:
+        """Where the run was written."""
+        colour = "green" if status == "completed" else "yellow"
+        self.out.print(f"[{colour}]run {status}:[/] {escape(str(path))}", soft_wrap=True)
+
+    def progress(self, epochs: int, steps: int | None) -> "TrainingProgress":
+        """A progress display for `epochs` epochs of `steps` batches."""
+        return TrainingProgress(self, epochs, steps)
+
+
+class TrainingProgress:
+    """Live epoch/step bars with running metrics on a terminal; one line per epoch elsewhere."""
+
+    def __init__(self, display: Display, epochs: int, steps: int | None) -> None:
+        self.display = display
+        self.epochs = epochs
+        self.steps = steps
+        self.last_val: dict[str, float] = {}
+        self._epoch_start = time.monotonic()
+        self._bar: Progress | None = None
+        if display.live:
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                                 TextColumn("{task.fields[metrics]}"), console=display.out,
+                                 refresh_per_second=10)
+            self._epoch_task = self._bar.add_task("epoch", total=epochs, metrics="")
+            self._step_task = self._bar.add_task("step ", total=steps, metrics="")
+
+    def __enter__(self) -> "TrainingProgress":
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def epoch_begin(self, epoch: int) -> None:
+        """Epoch `epoch` (0-based) starts."""
+        self._epoch_start = time.monotonic()
+        if self._bar is not None:
+            self._bar.update(self._step_task, completed=0, description=f"step  (epoch {epoch + 1}/{self.epochs})")
+
+    def batch_end(self, step: int, logs: Mapping[str, float]) -> None:
+        """Batch `step` (0-based) ended with running averages `logs` (cheap: the bar redraws itself)."""
+        if self._bar is not None:
+            self._bar.update(self._step_task, completed=step + 1, metrics=_line(logs))
+
+    def epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
+        """Epoch `epoch` (0-based) ended with final `logs` (val_* only where validation ran)."""
+        self.last_val.update({k: v for k, v in logs.items() if k.startswith("val_")})
+        train = {k: v for k, v in logs.items() if not k.startswith("val_")}
+        if self._bar is not None:
+            self._bar.update(self._epoch_task, completed=epoch + 1, metrics=_line(self.last_val))
+            self._bar.update(self._step_task, metrics=_line(train))
+            return
+        seconds = time.monotonic() - self._epoch_start
+        self.display.out.print(f"epoch {epoch + 1}/{self.epochs}  {_line(logs)}  ({seconds:.1f}s)",
+                               soft_wrap=True, highlight=False)
+
+
+def _line(logs: Mapping[str, float]) -> str:
+    return "  ".join(f"{k} {_fmt(float(v))}" for k, v in logs.items())
+
+
+def _totals(summary: "ModelSummary") -> str:
+    return (f" Total params: {summary.total:,}\n"
+            f" Trainable params: {summary.trainable:,}\n"
+            f" Non-trainable params: {summary.non_trainable:,}")

@@ -1,0 +1,62 @@
+"""The exceptions kcli raises for user mistakes and failed runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class KcliError(Exception):
+    """A user mistake: says where (file, config key) and what to do; the CLI exits with code 2."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, key: str | None = None, file: Path | str | None = None,
+                 line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.key = key
+        self.file = file
+        self.line = line
+
+    def located(self, file: Path | str, lines: dict[str, int] | None = None) -> "KcliError":
+        """Attach the config file (and the key's line, when known) unless already set."""
+        if self.file is None:
+            self.file = file
+            if self.line is None and self.key and lines:
+                self.line = _line_of(self.key, lines)
+        return self
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file is not None:
+            where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
+        key = f"{self.key}: " if self.key else ""
+        return f"{where}{key}{self.message}"
+
+
+def _line_of(key: str, lines: dict[str, int]) -> int | None:
+    """The line of `key`, or of its nearest parent that the YAML file spells out."""
+    while key:
+        if key in lines:
+            return lines[key]
+        cut = max(key.rfind("."), key.rfind("["))
+        key = key[:cut] if cut > 0 else ""
+    return None
+
+
+class ConfigError(KcliError):
+    """The YAML config is malformed, or names something that does not exist."""
+
+
+class DataError(KcliError):
+    """The data a config points at is missing or does not fit the model."""
+
+
+class RunError(KcliError):
+    """A run directory is missing, unfinished, or cannot be used as asked."""
+
+
+class TrainingFailed(Exception):
+    """Training started but could not finish (e.g. the loss became NaN); the CLI exits with code 1."""
+
+    exit_code = 1

@@ -1,0 +1,111 @@
+"""The user's own Python: `imports:` files and modules, and `file.py:Class` references.
+
+Classes found here are looked up by name after Keras's own, and passed as `custom_objects`
+when a saved model is loaded back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from kcli.config import is_file_ref
+from kcli.errors import ConfigError
+
+
+@dataclass
+class Registry:
+    """Classes defined by the user's imported modules, by class name."""
+
+    classes: dict[str, type] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)     # imported .py files, to copy into a run
+    modules: list[str] = field(default_factory=list)    # imported dotted modules
+
+    def add_module(self, module: ModuleType) -> None:
+        """Register every class the module itself defines (not the ones it imports)."""
+        for name, obj in vars(module).items():
+            if inspect.isclass(obj) and obj.__module__ == module.__name__:
+                self.classes[name] = obj
+
+    def lookup(self, name: str, key: str) -> type | None:
+        """A class by plain name, or by `file.py:Class` / `pkg.module:Class` reference."""
+        if ":" in name:
+            target, cls_name = name.rsplit(":", 1)
+            module = self.load(target, key)
+            cls = getattr(module, cls_name, None)
+            if not inspect.isclass(cls):
+                found = [n for n, o in vars(module).items() if inspect.isclass(o) and o.__module__ == module.__name__]
+                raise ConfigError(f"{target} defines no class {cls_name!r}; it defines: {', '.join(found) or 'none'}",
+                                  key=key)
+            return cls
+        return self.classes.get(name)
+
+    def load(self, entry: str, key: str) -> ModuleType:
+        """Import a file or dotted module once and register its classes."""
+        module = import_file(Path(entry), key) if is_file_ref(entry) else import_module(entry, key)
+        if is_file_ref(entry) and Path(entry) not in self.files:
+            self.files.append(Path(entry))
+        elif not is_file_ref(entry) and entry not in self.modules:
+            self.modules.append(entry)
+        self.add_module(module)
+        return module
+
+
+def load_imports(entries: list[str]) -> Registry:
+    """Import every `imports:` entry (already resolved to absolute paths)."""
+    registry = Registry()
+    for i, entry in enumerate(entries):
+        registry.load(entry, f"imports[{i}]")
+    return registry
+
+
+def _module_name(path: Path) -> str:
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+    return f"kcli_user.{path.stem}_{digest}"
+
+
+def import_file(path: Path, key: str) -> ModuleType:
+    """Import a Python file under a stable private module name."""
+    name = _module_name(path)
+    if name in sys.modules:
+        return sys.modules[name]
+    if not path.is_file():
+        raise ConfigError(f"Python file not found: {path}", key=key)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"cannot import {path}: not a Python file", key=key)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the user's code may raise anything; report it on one line
+        del sys.modules[name]
+        raise ConfigError(f"{path}{_line_in(exc, path)} failed to import: {type(exc).__name__}: {exc}",
+                          key=key) from None
+    return module
+
+
+def import_module(dotted: str, key: str) -> ModuleType:
+    """Import a dotted module (installed, or beside the current directory)."""
+    try:
+        module = importlib.import_module(dotted)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"module {dotted!r} not found ({exc}); a file must end in .py", key=key) from None
+    except Exception as exc:  # the user's code may raise anything; report it on one line
+        raise ConfigError(f"module {dotted!r} failed to import: {type(exc).__name__}: {exc}", key=key) from None
+    return module
+
+
+def _line_in(exc: BaseException, path: Path) -> str:
+    """':12' for the deepest traceback frame inside `path` (or the SyntaxError's line)."""
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        return f":{exc.lineno}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
+    return f":{frames[-1].lineno}" if frames else ""

@@ -1,0 +1,303 @@
+"""config.model + config.compile -> a compiled keras.Model.
+
+Names resolve through Keras itself (`keras.layers`, `keras.optimizers`, `keras.losses`, `keras.metrics`),
+then through the user's imported classes. Keras checks a layer's own arguments; this module
+translates its complaints into one line that names the config key.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import keras
+import numpy as np
+
+from kcli.config import CompileConfig, Config, Spec, did_you_mean
+from kcli.data import Splits
+from kcli.errors import ConfigError, DataError
+from kcli.imports import Registry
+
+# Bare metric names that compile() resolves by looking at the loss; keras.metrics.get() rejects them.
+_LOSS_DEPENDENT_METRICS = {"accuracy", "acc", "crossentropy", "ce"}
+
+
+def build(cfg: Config, registry: Registry) -> keras.Model:
+    """A built (not yet compiled) model: a Sequential stack or the user's keras.Model subclass."""
+    input_shape = tuple(cfg.model.input_shape)
+    if cfg.model.layers is None:
+        return _build_subclass(cfg, registry, input_shape)
+    # Construct every layer first, then add them: the same order of random draws as
+    # `keras.Sequential([keras.Input(shape), Dense(...), ...])` written by hand.
+    layers = [_layer(spec, f"model.layers[{i}].{_short(spec.name)}", registry)
+              for i, spec in enumerate(cfg.model.layers)]
+    model = keras.Sequential()
+    model.add(keras.Input(shape=input_shape))
+    for i, (spec, layer) in enumerate(zip(cfg.model.layers, layers)):
+        before = model.output_shape if i else (None, *input_shape)
+        try:
+            model.add(layer)
+        except Exception as exc:  # Keras raises ValueError/TypeError/... for shape problems
+            raise ConfigError(f"{_first_line(exc)} (its input has shape {before})",
+                              key=f"model.layers[{i}].{_short(spec.name)}") from None
+    return model
+
+
+def _build_subclass(cfg: Config, registry: Registry, input_shape: tuple[int | None, ...]) -> keras.Model:
+    assert cfg.model.class_ is not None
+    cls = registry.lookup(cfg.model.class_, "model.class")
+    if cls is None:
+        raise ConfigError(f"unknown model class {cfg.model.class_!r}: name it as file.py:Class or module:Class, "
+                          "or list its file under `imports`", key="model.class")
+    if not issubclass(cls, keras.Model):
+        raise ConfigError(f"{cls.__name__} is not a keras.Model subclass", key="model.class")
+    model = construct(cls, cfg.model.args or {}, "model.args")
+    try:
+        model(keras.Input(shape=input_shape))  # builds every sub-layer's weights
+    except Exception as exc:  # the user's call() may raise anything
+        raise ConfigError(f"{cls.__name__} cannot be called on input_shape {list(input_shape)}: "
+                          f"{_first_line(exc)}", key="model.class") from None
+    return model
+
+
+def _short(name: str) -> str:
+    """`/abs/my_layers.py:MyDense` -> `MyDense` for key paths."""
+    return name.rsplit(":", 1)[-1]
+
+
+def _layer(spec: Spec, key: str, registry: Registry) -> keras.layers.Layer:
+    cls = _find_class(spec.name, keras.layers, keras.layers.Layer, registry, key)
+    if cls is None:
+        known = _classes(keras.layers, keras.layers.Layer) + list(registry.classes)
+        raise ConfigError(f"unknown layer {spec.name!r}{did_you_mean(spec.name, known)}; "
+                          "layers come from keras.layers or from `imports`", key=key)
+    if not issubclass(cls, keras.layers.Layer):
+        raise ConfigError(f"{cls.__name__} is not a keras Layer", key=key)
+    return construct(cls, spec.args, key)
+
+
+def _find_class(name: str, module: ModuleType, base: type, registry: Registry, key: str,
+                loose: bool = False) -> type | None:
+    """Keras's class of that name first, then the user's; `loose` also matches `adam` or `mean_squared_error`."""
+    if ":" in name:
+        return registry.lookup(name, key)
+    obj = getattr(module, name, None)
+    if inspect.isclass(obj) and issubclass(obj, base):
+        return obj
+    if name in registry.classes:
+        return registry.classes[name]
+    if loose:
+        wanted = name.replace("_", "").lower()
+        matches = [c for c in _classes(module, base) if c.lower() == wanted]
+        if len(matches) == 1:
+            return getattr(module, matches[0])
+    return None
+
+
+def _classes(module: ModuleType, base: type) -> list[str]:
+    return [n for n, o in vars(module).items() if inspect.isclass(o) and issubclass(o, base)]
+
+
+def construct(cls: type, args: dict[str, Any], key: str) -> Any:
+    """`cls(**args)`, with unknown/missing arguments and Keras's own errors reported against `key`."""
+    check_args(cls, args, key)
+    try:
+        return cls(**args)
+    except Exception as exc:  # constructors raise many types; the message is what matters
+        raise ConfigError(_first_line(exc), key=key) from None
+
+
+def check_args(cls: type, args: dict[str, Any], key: str) -> None:
+    """Name the first unknown or missing constructor argument, using the class's own signature."""
+    accepted, required = _signature(cls)
+    for name in args:
+        if accepted is not None and name not in accepted:
+            raise ConfigError(f"unknown argument {name!r}{did_you_mean(name, accepted)}", key=key)
+    missing = [n for n in required if n not in args]
+    if missing:
+        raise ConfigError(f"missing required argument {missing[0]!r}", key=key)
+
+
+def _signature(cls: type) -> tuple[set[str] | None, list[str]]:
+    """(accepted keyword names or None for 'anything', required names) along the __init__ chain."""
+    accepted: set[str] = set()
+    required: list[str] = []
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None or klass is object:
+            continue
+        try:
+            params = inspect.signature(init).parameters
+        except (TypeError, ValueError):
+            return None, required
+        named = {n: p for n, p in params.items()
+                 if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        accepted |= set(named)
+        if klass is cls:
+            required = [n for n, p in named.items() if p.default is p.empty]
+        if klass is keras.layers.Layer:
+            accepted |= {"input_dim", "input_shape"}   # legacy names Layer still takes
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            return accepted, required
+    return accepted, required
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0].strip()
+
+
+def compile_model(model: keras.Model, cc: CompileConfig, registry: Registry) -> None:
+    """model.compile with the optimizer, loss and metrics the config names."""
+    optimizer = _optimizer(cc.optimizer, registry)
+    loss = resolve_loss(cc.loss, registry)
+    metrics = [_metric(spec, f"compile.metrics[{i}]", registry) for i, spec in enumerate(cc.metrics)]
+    try:
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                      steps_per_execution=cc.steps_per_execution, jit_compile=cc.jit_compile)
+    except Exception as exc:  # Keras validates the combination here
+        raise ConfigError(_first_line(exc), key="compile") from None
+
+
+def _optimizer(spec: Spec, registry: Registry) -> keras.optimizers.Optimizer:
+    key = f"compile.optimizer.{spec.name}" if spec.args else "compile.optimizer"
+    cls = _find_class(spec.name, keras.optimizers, keras.optimizers.Optimizer, registry, key, loose=True)
+    if cls is None:
+        known = _classes(keras.optimizers, keras.optimizers.Optimizer)
+        raise ConfigError(f"unknown optimizer {spec.name!r}{did_you_mean(spec.name, known)}", key=key)
+    args = dict(spec.args)
+    if "lr" in args:  # Keras 2 spelling, removed in Keras 3
+        if "learning_rate" in args:
+            raise ConfigError("give `learning_rate` or its old alias `lr`, not both", key=key)
+        args["learning_rate"] = args.pop("lr")
+    if isinstance(args.get("learning_rate"), dict):
+        args["learning_rate"] = _schedule(args["learning_rate"], f"{key}.learning_rate", registry)
+    return construct(cls, args, key)
+
+
+def _schedule(raw: dict[str, Any], key: str, registry: Registry) -> Any:
+    spec = Spec.model_validate(raw)
+    base = keras.optimizers.schedules.LearningRateSchedule
+    cls = _find_class(spec.name, keras.optimizers.schedules, base, registry, key)
+    if cls is None:
+        known = _classes(keras.optimizers.schedules, base)
+        raise ConfigError(f"unknown learning-rate schedule {spec.name!r}{did_you_mean(spec.name, known)}", key=key)
+    return construct(cls, spec.args, f"{key}.{spec.name}")
+
+
+def resolve_loss(spec: Spec, registry: Registry) -> Any:
+    """A loss object or function; never an alias string (Keras 3.15 cannot reload `'mse'` from .h5)."""
+    key = f"compile.loss.{spec.name}" if spec.args else "compile.loss"
+    cls = _find_class(spec.name, keras.losses, keras.losses.Loss, registry, key, loose=True)
+    if cls is not None:
+        return construct(cls, spec.args, key)
+    if not spec.args:
+        try:
+            return keras.losses.get(spec.name)
+        except ValueError:
+            pass
+    known = _classes(keras.losses, keras.losses.Loss) + [n for n, o in vars(keras.losses).items()
+                                                         if inspect.isfunction(o) and n.islower()]
+    raise ConfigError(f"unknown loss {spec.name!r}{did_you_mean(spec.name, known)}", key=key)
+
+
+def _metric(spec: Spec, key: str, registry: Registry) -> Any:
+    if spec.args or ":" in spec.name or spec.name in registry.classes:
+        cls = _find_class(spec.name, keras.metrics, keras.metrics.Metric, registry, key, loose=True)
+        if cls is not None:
+            return construct(cls, spec.args, f"{key}.{spec.name}")
+    elif spec.name in _LOSS_DEPENDENT_METRICS:
+        return spec.name
+    else:
+        try:
+            keras.metrics.get(spec.name)
+            return spec.name  # exactly what a hand-written compile() would pass
+        except ValueError:
+            pass
+    known = _classes(keras.metrics, keras.metrics.Metric) + sorted(_LOSS_DEPENDENT_METRICS)
+    raise ConfigError(f"unknown metric {spec.name!r}{did_you_mean(spec.name, known)}", key=key)
+
+
+def output_shape(model: keras.Model, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+    """The model's output shape including the batch dimension."""
+    if isinstance(model, keras.Sequential):
+        return tuple(model.output_shape)
+    return tuple(model.compute_output_spec(keras.KerasTensor((None, *input_shape))).shape)
+
+
+def check_labels(splits: Splits, model: keras.Model, loss: Any, input_shape: tuple[int | None, ...]) -> None:
+    """Labels must fit the loss and the model's output, checked before any training step."""
+    out = output_shape(model, input_shape)
+    name = (getattr(loss, "name", None) or getattr(loss, "__name__", "") or "").replace("_", "").lower()
+    for split, arrays in (("data", splits.train), ("data.validation", splits.validation), ("data.test", splits.test)):
+        if arrays is None:
+            continue
+        problem = _label_problem(arrays.y, out, name)
+        if problem:
+            raise DataError(f"the {split} labels (shape {list(arrays.y.shape[1:])} per example) do not fit "
+                            f"loss {type(loss).__name__ if not inspect.isfunction(loss) else loss.__name__} "
+                            f"with model output {out}: {problem}", key="compile.loss")
+
+
+def _label_problem(y: np.ndarray, out: tuple[int | None, ...], loss_name: str) -> str | None:
+    per_example, out_rest = tuple(y.shape[1:]), tuple(out[1:])
+    if "sparsecategorical" in loss_name:
+        if per_example not in ((), (1,)) or not np.all(np.mod(y, 1) == 0):
+            return "sparse losses take one integer class id per example (set data.one_hot: false)"
+        if out_rest and out_rest[-1] is not None and (y.min() < 0 or y.max() >= out_rest[-1]):
+            return f"class ids must lie in 0..{out_rest[-1] - 1}, found {int(y.min())}..{int(y.max())}"
+        return None
+    if per_example == out_rest or (per_example == () and out_rest == (1,)):
+        return None
+    if all(o is None or p == o for p, o in zip(per_example, out_rest)) and len(per_example) == len(out_rest):
+        return None
+    if per_example == () and out_rest and math.prod(d or 1 for d in out_rest) > 1:
+        return ("integer labels need data.one_hot: true, or a sparse loss such as "
+                "SparseCategoricalCrossentropy")
+    return "the label shape must equal the output shape"
+
+
+@dataclass
+class LayerRow:
+    """One line of the model summary."""
+
+    name: str
+    kind: str
+    output_shape: str
+    params: int
+
+
+@dataclass
+class ModelSummary:
+    """What `kcli summary` and the summary table show: layers, parameter counts, variables."""
+
+    name: str
+    rows: list[LayerRow]
+    trainable: int
+    non_trainable: int
+    variables: list[tuple[str, tuple[int, ...], bool]]
+
+    @property
+    def total(self) -> int:
+        """All parameters."""
+        return self.trainable + self.non_trainable
+
+
+def describe(model: keras.Model) -> ModelSummary:
+    """Layer table and parameter counts as Keras's `model.summary()` reports them."""
+    rows = [LayerRow(layer.name, type(layer).__name__, _output_shape(layer), layer.count_params()
+                     if layer.built else 0) for layer in model.layers]
+    count = lambda ws: sum(math.prod(w.shape) for w in ws)  # noqa: E731
+    variables = [(v.path, tuple(v.shape), v.trainable) for v in model.weights]
+    return ModelSummary(model.name, rows, count(model.trainable_weights), count(model.non_trainable_weights),
+                        variables)
+
+
+def _output_shape(layer: keras.layers.Layer) -> str:
+    try:
+        return str(tuple(layer.output.shape))
+    except (AttributeError, ValueError):
+        return "?"  # layers of a subclassed model are never called symbolically one by one

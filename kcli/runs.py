@@ -1,0 +1,218 @@
+"""The run directory: its name, its layout, atomic writes, and its status record.
+
+Every file a run writes goes through a temporary name and an atomic rename, so a run that dies
+never leaves a half-written file under a final name. A run directory is never reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import os
+import platform
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kcli import __version__
+from kcli.errors import RunError
+
+if TYPE_CHECKING:
+    import keras
+
+RUN_JSON = "run.json"
+CONFIG = "config.yaml"
+SUMMARY = "summary.txt"
+HISTORY_CSV = "history.csv"
+HISTORY_JSON = "history.json"
+METRICS = "metrics.json"
+CODE_DIR = "code"
+# Saving order matters: Keras 3.15's .h5 save strips the optimizer from the live model
+# (keras-team/keras PR 23475), so everything else is written before model.h5.
+ARTIFACTS: dict[str, str] = {
+    "weights": "model.weights.h5",
+    "keras": "model.keras",
+    "savedmodel": "saved_model",
+    "h5": "model.h5",
+}
+
+
+def new_run_dir(runs_dir: Path, name: str, now: datetime | None = None) -> Path:
+    """Create `<runs_dir>/<name>-<YYYYmmdd-HHMMSS>` (or -2, -3, ...): never an existing directory."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"cannot create the runs directory {runs_dir}: {exc}", key="--runs-dir") from None
+    base = f"{name}-{stamp}"
+    for n in range(1, 10_000):
+        path = runs_dir / (base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise RunError(f"too many runs named {base} in {runs_dir}", key="--runs-dir")
+
+
+@contextlib.contextmanager
+def atomic_target(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `path` (same suffix); rename it to `path` only if the block succeeds."""
+    if path.exists():
+        raise RunError(f"refusing to overwrite {path}")
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:12]}-{path.name}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a text file atomically (temp file, fsync, rename); replaces an earlier version of the same file."""
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:12]}-{path.name}")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically."""
+    write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def versions() -> dict[str, str]:
+    """Versions that shape a run's numbers."""
+    import keras
+    import numpy
+    import tensorflow as tf
+    return {"kcli": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": numpy.__version__, "python": platform.python_version()}
+
+
+class RunRecord:
+    """run.json: status (running / completed / failed / interrupted), times, versions, artifacts."""
+
+    def __init__(self, run_dir: Path, data: dict[str, Any]) -> None:
+        self.run_dir = run_dir
+        self.data = data
+
+    @classmethod
+    def start(cls, run_dir: Path, name: str, seed: int) -> "RunRecord":
+        """Record a run that has started."""
+        record = cls(run_dir, {"name": name, "status": "running", "started": _now(), "ended": None,
+                               "seed": seed, "epochs_completed": 0, "versions": versions(),
+                               "artifacts": {}, "imports": {"files": [], "modules": []}, "error": None})
+        record.save()
+        return record
+
+    def update(self, **fields: Any) -> None:
+        """Change fields and rewrite run.json."""
+        self.data.update(fields)
+        self.save()
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        """Record how the run ended."""
+        self.update(status=status, ended=_now(), error=error)
+
+    def save(self) -> None:
+        """Write run.json atomically."""
+        write_json(self.run_dir / RUN_JSON, self.data)
+
+
+def copy_code(run_dir: Path, files: list[Path]) -> list[str]:
+    """Copy the user's imported .py files into RUN/code/ so the run can be loaded on its own."""
+    if not files:
+        return []
+    code = run_dir / CODE_DIR
+    code.mkdir(exist_ok=True)
+    copied: list[str] = []
+    for src in files:
+        dest = code / src.name
+        n = 2
+        while dest.exists():
+            dest, n = code / f"{src.stem}_{n}{src.suffix}", n + 1
+        write_text(dest, src.read_text(encoding="utf-8"))
+        copied.append(str(dest.relative_to(run_dir)))
+    return copied
+
+
+def history_columns(rows: list[dict[str, Any]], validation: bool) -> list[str]:
+    """epoch, the training metrics, then val_<metric> for each (when there is validation data)."""
+    seen: list[str] = []
+    for row in rows:
+        seen += [k for k in row if k not in seen and k != "epoch"]
+    train = [k for k in seen if not k.startswith("val_")]
+    val = [f"val_{k}" for k in train] if validation else []
+    return ["epoch", *train, *val, *[k for k in seen if k not in train and k not in val]]
+
+
+def write_history(run_dir: Path, rows: list[dict[str, Any]], validation: bool) -> None:
+    """history.csv and history.json: one row per epoch, empty validation cells where none ran."""
+    columns = history_columns(rows, validation)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(run_dir / HISTORY_CSV, buf.getvalue())
+    write_json(run_dir / HISTORY_JSON, [{c: row.get(c) for c in columns} for row in rows])
+
+
+def save_model(model: "keras.Model", run_dir: Path, formats: list[str]) -> dict[str, str]:
+    """Write the requested model artifacts (atomically, in bug-safe order); returns format -> file name."""
+    written: dict[str, str] = {}
+    for fmt, name in ARTIFACTS.items():
+        if fmt not in formats:
+            continue
+        with atomic_target(run_dir / name) as tmp:
+            _save_one(model, fmt, tmp)
+        written[fmt] = name
+    return written
+
+
+def _save_one(model: "keras.Model", fmt: str, path: Path) -> None:
+    if fmt == "weights":
+        model.save_weights(path)
+    elif fmt == "keras":
+        model.save(path)
+    elif fmt == "savedmodel":
+        model.export(str(path), format="tf_saved_model", verbose=False)
+    elif fmt == "h5":
+        with _quiet_absl():  # Keras logs a "legacy format" warning on every .h5 save
+            model.save(path)
+    else:
+        raise ValueError(f"unknown format {fmt}")
+
+
+@contextlib.contextmanager
+def _quiet_absl() -> Iterator[None]:
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
