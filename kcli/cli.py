@@ -25,6 +25,9 @@ app = typer.Typer(
 T = TypeVar("T")
 ConfigArg = Annotated[Path, typer.Argument(help="A kcli YAML config file.", show_default=False)]
 RunsDirOpt = Annotated[Path, typer.Option("--runs-dir", help="Where run directories are written.")]
+RunArg = Annotated[str, typer.Argument(help="A run directory, a run name under --runs-dir, or `latest`.",
+                                       show_default=False)]
+RunsDirReadOpt = Annotated[Path, typer.Option("--runs-dir", help="Where to look for RUN (and `latest`).")]
 
 
 def _version(value: bool) -> None:
@@ -44,7 +47,7 @@ def _root(
 def _run(action: Callable[[], T]) -> T:
     """Run a command; a user mistake becomes one red line and exit 2, a failed run exit 1."""
     from kcli.display import Display
-    from kcli.errors import KcliError, TrainingFailed
+    from kcli.errors import Failure, KcliError
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
     try:
@@ -52,8 +55,8 @@ def _run(action: Callable[[], T]) -> T:
     except KcliError as exc:
         Display().error(str(exc))
         raise typer.Exit(exc.exit_code) from None
-    except TrainingFailed as exc:
-        Display().error(f"training failed: {exc}")
+    except Failure as exc:
+        Display().error(str(exc))
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         Display().error("interrupted")
@@ -77,6 +80,64 @@ def summary(config: ConfigArg) -> None:
         from kcli.display import Display
         from kcli.train import summary as show_summary
         show_summary(config, Display())
+    _run(action)
+
+
+@app.command()
+def evaluate(
+    run: RunArg,
+    split: Annotated[str | None, typer.Option(help="test | validation | train (default: test, else validation).",
+                                              show_default=False)] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Evaluate on this .npz/.csv file instead, read "
+                                              "with the run's preprocessing.", show_default=False)] = None,
+    label: Annotated[str | None, typer.Option(help="The label column of a --data CSV (default: the run's).",
+                                              show_default=False)] = None,
+    runs_dir: RunsDirReadOpt = Path("runs"),
+) -> None:
+    """Loss and metrics of a finished run; writes RUN/eval-<split or file>.json."""
+    def action() -> None:
+        from kcli.display import Display
+        from kcli.evaluate import evaluate as run_evaluate
+        run_evaluate(run, runs_dir, split, data, label, Display())
+    _run(action)
+
+
+@app.command()
+def predict(
+    run: RunArg,
+    input: Annotated[Path, typer.Option("--input", help=".npz (array x), .npy or .csv (feature columns as in "
+                                        "training; a label column is carried along).", show_default=False)],
+    output: Annotated[Path | None, typer.Option(help=".csv (class, probability, raw outputs), .npy or .npz "
+                                                "(raw outputs). Default: show the first rows.",
+                                                show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Rows per model call (default 1024).",
+                                                   show_default=False)] = None,
+    label: Annotated[str | None, typer.Option(help="A CSV column to carry along instead of using it as a "
+                                              "feature (default: the run's label column).",
+                                              show_default=False)] = None,
+    runs_dir: RunsDirReadOpt = Path("runs"),
+) -> None:
+    """Predictions of a finished run, streamed in chunks (bounded memory for large CSV files)."""
+    def action() -> None:
+        from kcli.display import Display
+        from kcli.predict import predict as run_predict
+        run_predict(run, runs_dir, input, output, batch_size, label, Display())
+    _run(action)
+
+
+@app.command()
+def export(
+    run: RunArg,
+    format: Annotated[str, typer.Option("--format", help="savedmodel | keras | h5 | weights | onnx | tflite. "
+                                        "onnx needs: pip install 'kcli[onnx]'.", show_default=False)],
+    output: Annotated[Path | None, typer.Option(help="Default: RUN/export/<file>.", show_default=False)] = None,
+    runs_dir: RunsDirReadOpt = Path("runs"),
+) -> None:
+    """Write a finished run's model in another format, reload it with its own runtime and check its outputs."""
+    def action() -> None:
+        from kcli.display import Display
+        from kcli.export import export as run_export
+        run_export(run, runs_dir, format, output, Display())
     _run(action)
 
 

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_serializer,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_serializer, model_validator
 
 from kcli.errors import ConfigError
 
@@ -52,7 +51,7 @@ class Spec(BaseModel):
         return {self.name: self.args} if self.args else self.name
 
     @classmethod
-    def of(cls, name: str, args: dict[str, Any] | None = None) -> "Spec":
+    def of(cls, name: str, args: dict[str, Any] | None = None) -> Spec:
         """Build a Spec in code (no YAML parsing)."""
         return cls.model_construct(name=name, args=dict(args or {}))
 
@@ -102,7 +101,7 @@ class DataConfig(_Strict):
     scale: float | None = None
 
     @model_validator(mode="after")
-    def _check_source(self) -> "DataConfig":
+    def _check_source(self) -> DataConfig:
         _check_source_keys(self, self.source, "")
         for split in ("validation", "test"):
             sub = getattr(self, split)
@@ -136,7 +135,7 @@ class ModelConfig(_Strict):
     args: dict[str, Any] | None = None
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "ModelConfig":
+    def _one_kind(self) -> ModelConfig:
         if (self.layers is None) == (self.class_ is None):
             raise ValueError("give exactly one of `layers` (a Sequential stack) or `class` (a keras.Model subclass)")
         if self.layers is not None and not self.layers:

@@ -27,13 +27,14 @@ class Arrays:
 
     x: np.ndarray
     y: np.ndarray
+    columns: list[str] | None = None   # CSV feature column names, in order
 
     def __len__(self) -> int:
         return len(self.x)
 
-    def take(self, index: np.ndarray) -> "Arrays":
+    def take(self, index: np.ndarray) -> Arrays:
         """The rows at `index`."""
-        return Arrays(self.x[index], self.y[index])
+        return Arrays(self.x[index], self.y[index], self.columns)
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Splits:
     train: Arrays
     validation: Arrays | None = None
     test: Arrays | None = None
+    classes: int | None = None   # the one-hot class count, when labels were one-hot encoded
 
 
 def load(data: DataConfig, seed: int, feature_shape: tuple[int | None, ...]) -> Splits:
@@ -52,15 +54,40 @@ def load(data: DataConfig, seed: int, feature_shape: tuple[int | None, ...]) -> 
         if data.validation else None
     test = _read(_source_of(data, data.test), "data.test", data, seed, feature_shape) if data.test else None
     train, validation, test = _hold_out(train, validation, test, data, seed)
-    splits = Splits(train, validation, test)
+    return _preprocess(Splits(train, validation, test), data)
+
+
+def load_file(path: Path, data: DataConfig, key: str, label: str | None = None) -> Arrays:
+    """Another .npz/.csv file, read with a run's preprocessing (scale, one_hot, label column)."""
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        arrays = read_npz(path, data.x_key or "x", data.y_key or "y", key)
+    elif suffix == ".csv":
+        label = label or data.label
+        if label is None:
+            raise DataError(f"the run was trained on {data.source} data, so the label column of {path.name} is "
+                            "unknown; name it with --label", key=key)
+        arrays = read_csv(path, label, key)
+    else:
+        raise DataError(f"{path}: expected a .npz or .csv file", key=key)
+    return _preprocess(Splits(arrays), data).train
+
+
+def _preprocess(splits: Splits, data: DataConfig) -> Splits:
+    """The same arithmetic for every split and file: one-hot labels, float32 scaled features."""
     if data.one_hot:
-        _one_hot(splits, data.one_hot)
+        splits.classes = _one_hot(splits, data.one_hot)
     for arrays in _present(splits):
-        arrays.x = arrays.x.astype(np.float32) * np.float32(data.scale) if data.scale is not None \
-            else arrays.x.astype(np.float32)
+        arrays.x = scale_features(arrays.x, data.scale)
         if arrays.y.dtype.kind == "f":
             arrays.y = arrays.y.astype(np.float32)
     return splits
+
+
+def scale_features(x: np.ndarray, scale: float | None) -> np.ndarray:
+    """Features as float32, multiplied by `data.scale` when set (the same arithmetic as training)."""
+    x = x.astype(np.float32)
+    return x * np.float32(scale) if scale is not None else x
 
 
 def _present(splits: Splits) -> list[Arrays]:
@@ -147,7 +174,7 @@ def read_csv(path: Path, label: str, key: str = "data") -> Arrays:
     y = table[:, col]
     if np.all(y == np.round(y)):
         y = y.astype(np.int64)
-    return Arrays(np.delete(table, col, axis=1), y)
+    return Arrays(np.delete(table, col, axis=1), y, [h for h in header if h != label])
 
 
 def synthetic(samples: int, classes: int, feature_shape: tuple[int | None, ...], seed: int) -> Arrays:
@@ -187,7 +214,7 @@ def _count(n: int, fraction: float | None, key: str) -> int:
     return count
 
 
-def _one_hot(splits: Splits, one_hot: bool | int) -> None:
+def _one_hot(splits: Splits, one_hot: bool | int) -> int:
     """Integer labels -> one-hot rows; `one_hot: true` infers the class count from every split."""
     for name, arrays in (("train", splits.train), ("validation", splits.validation), ("test", splits.test)):
         if arrays is None:
@@ -204,18 +231,23 @@ def _one_hot(splits: Splits, one_hot: bool | int) -> None:
             raise DataError(f"label {int(arrays.y.max())} does not fit one_hot: {classes} classes",
                             key="data.one_hot")
         arrays.y = np.eye(classes, dtype=np.float32)[arrays.y]
+    return classes
 
 
 def check_features(splits: Splits, input_shape: tuple[int | None, ...]) -> None:
     """Every split's feature shape must match model.input_shape (null dimensions match anything)."""
     for name, arrays in (("data", splits.train), ("data.validation", splits.validation),
                          ("data.test", splits.test)):
-        if arrays is None:
-            continue
-        got = arrays.x.shape[1:]
-        if not shape_fits(got, input_shape):
-            raise DataError(f"input_shape {list(input_shape)} does not match the {name} features of shape "
-                            f"{list(got)} (per example, batch dimension excluded)", key="model.input_shape")
+        if arrays is not None:
+            check_shape(arrays.x, input_shape, f"the {name} features", "model.input_shape")
+
+
+def check_shape(x: np.ndarray, input_shape: tuple[int | None, ...], what: str, key: str) -> None:
+    """`x` (batch first) must fit the model's per-example input shape."""
+    got = x.shape[1:]
+    if not shape_fits(got, input_shape):
+        raise DataError(f"input_shape {list(input_shape)} does not match {what} of shape {list(got)} "
+                        "(per example, batch dimension excluded)", key=key)
 
 
 def shape_fits(got: tuple[int, ...], want: tuple[int | None, ...]) -> bool:

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-    TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -62,14 +61,14 @@ class Display:
             table.add_row(f"[bold]{escape(key)}[/]", escape(value))
         self.out.print(table)
 
-    def summary(self, summary: "ModelSummary", variables: bool = False) -> None:
+    def summary(self, summary: ModelSummary, variables: bool = False) -> None:
         """The model summary table (and the trainable variables)."""
         self.out.print(self._summary_table(summary))
         self.out.print(_totals(summary))
         if variables:
             self.out.print(self._variables_table(summary))
 
-    def _summary_table(self, summary: "ModelSummary") -> Table:
+    def _summary_table(self, summary: ModelSummary) -> Table:
         table = self._table(f'Model: "{summary.name}"')
         table.add_column("Layer (type)")
         table.add_column("Output Shape")
@@ -78,7 +77,7 @@ class Display:
             table.add_row(escape(f"{row.name} ({row.kind})"), escape(row.output_shape), f"{row.params:,}")
         return table
 
-    def _variables_table(self, summary: "ModelSummary") -> Table:
+    def _variables_table(self, summary: ModelSummary) -> Table:
         table = self._table("Trainable variables")
         table.add_column("Variable")
         table.add_column("Shape")
@@ -87,7 +86,7 @@ class Display:
                 table.add_row(escape(path), str(shape))
         return table
 
-    def summary_text(self, summary: "ModelSummary") -> str:
+    def summary_text(self, summary: ModelSummary) -> str:
         """The summary as plain text, for summary.txt."""
         buf = io.StringIO()
         plain = Display(Console(file=buf, width=100, color_system=None, highlight=False))
@@ -112,12 +111,50 @@ class Display:
             table.add_row(escape(key), _fmt(float(value)))
         self.out.print(table)
 
+    def predictions(self, preview: Sequence[tuple[Any, Any, Any, Any]], counts: Mapping[int, int], rows: int,
+                    note: str, label: str | None, output: Path | None, show_rows: bool) -> None:
+        """The first predictions (when not written to a file), counts per class, and where they went."""
+        if show_rows:
+            self.out.print(f"[bold]Predictions[/]: first {len(preview)} of {rows:,} ({escape(note)})", soft_wrap=True)
+            table = self._table()
+            table.add_column("row", justify="right")
+            if label is not None:
+                table.add_column(escape(label), justify="right")
+            classifier = bool(preview) and preview[0][1] is not None
+            if classifier:
+                table.add_column("predicted", justify="right")
+                table.add_column("probability", justify="right")
+            table.add_column("outputs")
+            for i, (lab, cls, prob, raw) in enumerate(preview):
+                cells = [str(i)] + ([f"{float(lab):g}" if lab is not None else ""] if label is not None else [])
+                cells += [str(cls), _fmt(prob)] if classifier else []
+                values = " ".join(f"{float(v):.4g}" for v in raw[:8]) + (" ..." if len(raw) > 8 else "")
+                table.add_row(*cells, values)
+            self.out.print(table)
+        if counts:
+            table = self._table("Predicted classes")
+            table.add_column("class", justify="right")
+            table.add_column("count", justify="right")
+            table.add_column("share", justify="right")
+            for cls, n in sorted(counts.items()):
+                table.add_row(str(cls), f"{n:,}", f"{n / max(rows, 1):.1%}")
+            self.out.print(table)
+        if output is not None:
+            what = note if output.suffix.lower() == ".csv" else "raw model outputs"
+            self.out.print(f"[green]wrote {rows:,} predictions:[/] {escape(str(output))}  ({escape(what)})",
+                           soft_wrap=True)
+
+    def exported(self, fmt: str, path: Path, samples: int, diff: float) -> None:
+        """Where an export went and how it was checked."""
+        self.out.print(f"[green]exported {fmt}:[/] {escape(str(path))}", soft_wrap=True)
+        self.note(f"checked: reloaded with its own runtime, {samples} inputs, max |difference| {diff:.2g}")
+
     def run_dir(self, path: Path, status: str) -> None:
         """Where the run was written."""
         colour = "green" if status == "completed" else "yellow"
         self.out.print(f"[{colour}]run {status}:[/] {escape(str(path))}", soft_wrap=True)
 
-    def progress(self, epochs: int, steps: int | None) -> "TrainingProgress":
+    def progress(self, epochs: int, steps: int | None) -> TrainingProgress:
         """A progress display for `epochs` epochs of `steps` batches."""
         return TrainingProgress(self, epochs, steps)
 
@@ -140,7 +177,7 @@ class TrainingProgress:
             self._epoch_task = self._bar.add_task("epoch", total=epochs, metrics="")
             self._step_task = self._bar.add_task("step ", total=steps, metrics="")
 
-    def __enter__(self) -> "TrainingProgress":
+    def __enter__(self) -> TrainingProgress:
         if self._bar is not None:
             self._bar.start()
         return self
@@ -177,7 +214,7 @@ def _line(logs: Mapping[str, float]) -> str:
     return "  ".join(f"{k} {_fmt(float(v))}" for k, v in logs.items())
 
 
-def _totals(summary: "ModelSummary") -> str:
+def _totals(summary: ModelSummary) -> str:
     return (f" Total params: {summary.total:,}\n"
             f" Trainable params: {summary.trainable:,}\n"
             f" Non-trainable params: {summary.non_trainable:,}")

@@ -18,7 +18,7 @@ class KcliError(Exception):
         self.file = file
         self.line = line
 
-    def located(self, file: Path | str, lines: dict[str, int] | None = None) -> "KcliError":
+    def located(self, file: Path | str, lines: dict[str, int] | None = None) -> KcliError:
         """Attach the config file (and the key's line, when known) unless already set."""
         if self.file is None:
             self.file = file
@@ -56,7 +56,15 @@ class RunError(KcliError):
     """A run directory is missing, unfinished, or cannot be used as asked."""
 
 
-class TrainingFailed(Exception):
-    """Training started but could not finish (e.g. the loss became NaN); the CLI exits with code 1."""
+class Failure(Exception):
+    """Valid input, but the work could not be done; the CLI exits with code 1."""
 
     exit_code = 1
+
+
+class TrainingFailed(Failure):
+    """Training started but could not finish (e.g. the loss became NaN)."""
+
+
+class ExportFailed(Failure):
+    """An exported model, loaded back with its own runtime, does not reproduce the Keras model."""

@@ -74,10 +74,10 @@ def _module_name(path: Path) -> str:
 def import_file(path: Path, key: str) -> ModuleType:
     """Import a Python file under a stable private module name."""
     name = _module_name(path)
-    if name in sys.modules:
-        return sys.modules[name]
     if not path.is_file():
         raise ConfigError(f"Python file not found: {path}", key=key)
+    if name in sys.modules:
+        return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ConfigError(f"cannot import {path}: not a Python file", key=key)

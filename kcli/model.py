@@ -221,6 +221,12 @@ def _metric(spec: Spec, key: str, registry: Registry) -> Any:
     raise ConfigError(f"unknown metric {spec.name!r}{did_you_mean(spec.name, known)}", key=key)
 
 
+def evaluate(model: keras.Model, x: Any, y: Any, batch_size: int) -> dict[str, float]:
+    """model.evaluate as a {metric: value} dict."""
+    result = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+    return {k: float(v) for k, v in result.items()}
+
+
 def output_shape(model: keras.Model, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
     """The model's output shape including the batch dimension."""
     if isinstance(model, keras.Sequential):

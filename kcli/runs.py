@@ -16,7 +16,8 @@ import platform
 import shutil
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,8 @@ from kcli.errors import RunError
 
 if TYPE_CHECKING:
     import keras
+
+    from kcli.config import Config
 
 RUN_JSON = "run.json"
 CONFIG = "config.yaml"
@@ -62,10 +65,15 @@ def new_run_dir(runs_dir: Path, name: str, now: datetime | None = None) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_target(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of `path` (same suffix); rename it to `path` only if the block succeeds."""
-    if path.exists():
+def atomic_target(path: Path, replace: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling of `path` (same suffix); rename it to `path` only if the block succeeds.
+
+    An existing `path` is refused unless `replace` (a file the user asked to overwrite).
+    """
+    if path.exists() and not replace:
         raise RunError(f"refusing to overwrite {path}")
+    if path.is_dir():
+        raise RunError(f"{path} is a directory")
     tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:12]}-{path.name}")
     try:
         yield tmp
@@ -101,7 +109,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def versions() -> dict[str, str]:
@@ -121,7 +129,7 @@ class RunRecord:
         self.data = data
 
     @classmethod
-    def start(cls, run_dir: Path, name: str, seed: int) -> "RunRecord":
+    def start(cls, run_dir: Path, name: str, seed: int) -> RunRecord:
         """Record a run that has started."""
         record = cls(run_dir, {"name": name, "status": "running", "started": _now(), "ended": None,
                                "seed": seed, "epochs_completed": 0, "versions": versions(),
@@ -181,19 +189,20 @@ def write_history(run_dir: Path, rows: list[dict[str, Any]], validation: bool) -
     write_json(run_dir / HISTORY_JSON, [{c: row.get(c) for c in columns} for row in rows])
 
 
-def save_model(model: "keras.Model", run_dir: Path, formats: list[str]) -> dict[str, str]:
+def save_model(model: keras.Model, run_dir: Path, formats: list[str]) -> dict[str, str]:
     """Write the requested model artifacts (atomically, in bug-safe order); returns format -> file name."""
     written: dict[str, str] = {}
     for fmt, name in ARTIFACTS.items():
         if fmt not in formats:
             continue
         with atomic_target(run_dir / name) as tmp:
-            _save_one(model, fmt, tmp)
+            save_model_file(model, fmt, tmp)
         written[fmt] = name
     return written
 
 
-def _save_one(model: "keras.Model", fmt: str, path: Path) -> None:
+def save_model_file(model: keras.Model, fmt: str, path: Path) -> None:
+    """Write one artifact (weights / keras / savedmodel / h5) exactly at `path`."""
     if fmt == "weights":
         model.save_weights(path)
     elif fmt == "keras":
@@ -216,3 +225,109 @@ def _quiet_absl() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+# ---- reading a finished run back (evaluate / predict / export) ----
+
+FINISHED = "completed"
+
+
+def find_run(ref: str, runs_dir: Path) -> Path:
+    """A run directory from a path, a name under `runs_dir`, or `latest` (newest completed run)."""
+    if ref == "latest":
+        return _latest(runs_dir)
+    for candidate in (Path(ref), runs_dir / ref):
+        if (candidate / RUN_JSON).is_file():
+            return candidate
+    if Path(ref).is_dir():
+        raise RunError(f"{ref} is not a kcli run directory (it has no {RUN_JSON})", key="RUN")
+    raise RunError(f"no run directory {ref!r} (looked in . and {runs_dir}); use a path or `latest`", key="RUN")
+
+
+def _latest(runs_dir: Path) -> Path:
+    best: tuple[str, Path] | None = None
+    for run_json in runs_dir.glob(f"*/{RUN_JSON}"):
+        try:
+            record = json.loads(run_json.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("status") == FINISHED and (best is None or record.get("ended", "") > best[0]):
+            best = (record.get("ended", ""), run_json.parent)
+    if best is None:
+        raise RunError(f"no completed run under {runs_dir}", key="RUN")
+    return best[1]
+
+
+@dataclass
+class FinishedRun:
+    """A completed run: its directory, run.json and resolved config."""
+
+    path: Path
+    record: dict[str, Any]
+    config: Config
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        """The model's per-example input shape."""
+        return tuple(self.config.model.input_shape)
+
+
+def open_run(ref: str, runs_dir: Path) -> FinishedRun:
+    """Find a completed run and read its record and config (no TensorFlow needed)."""
+    from kcli import config as config_mod
+
+    path = find_run(ref, runs_dir)
+    record = read_record(path)
+    try:
+        cfg = config_mod.load(path / CONFIG).config
+    except RunError:
+        raise
+    except Exception as exc:  # a damaged config.yaml: say which run
+        raise RunError(f"the run's {CONFIG} cannot be read: {exc}", key="RUN") from None
+    return FinishedRun(path, record, cfg)
+
+
+def read_record(run_dir: Path) -> dict[str, Any]:
+    """run.json of a run that finished successfully (anything else is refused with its status)."""
+    try:
+        record = json.loads((run_dir / RUN_JSON).read_text())
+    except (OSError, ValueError) as exc:
+        raise RunError(f"cannot read {run_dir / RUN_JSON}: {exc}", key="RUN") from None
+    status = record.get("status")
+    if status != FINISHED:
+        why = {"running": "is still running, or was killed before it finished",
+               "failed": f"failed ({record.get('error')})",
+               "interrupted": "was interrupted before it finished"}.get(status, f"has status {status!r}")
+        raise RunError(f"run {run_dir} {why}; only completed runs can be used", key="RUN")
+    return record
+
+
+def custom_objects(run_dir: Path, record: dict[str, Any]) -> dict[str, type]:
+    """The classes of the code the run copied into code/ (and the modules it imported), by name."""
+    from kcli.errors import KcliError
+    from kcli.imports import Registry
+
+    registry = Registry()
+    imports = record.get("imports", {})
+    try:
+        for rel in imports.get("files", []):
+            registry.load(str(run_dir / rel), "RUN code")
+        for module in imports.get("modules", []):
+            registry.load(module, "RUN imports")
+    except KcliError as exc:
+        raise RunError(f"the run's custom code cannot be loaded: {exc.message}", key="RUN") from None
+    return registry.classes
+
+
+def load_model(run_dir: Path, record: dict[str, Any]) -> keras.Model:
+    """model.keras with Keras's safe_mode on and the custom classes the run copied into code/."""
+    import keras
+
+    if "keras" not in record.get("artifacts", {}):
+        raise RunError(f"run {run_dir} has no model.keras (its config's `save` left it out)", key="RUN")
+    try:
+        return keras.models.load_model(run_dir / ARTIFACTS["keras"], custom_objects=custom_objects(run_dir, record),
+                                       safe_mode=True)
+    except Exception as exc:  # Keras raises TypeError/ValueError/... for missing classes or bad files
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunError(f"cannot load {run_dir / ARTIFACTS['keras']}: {text}", key="RUN") from None

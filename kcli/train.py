@@ -38,10 +38,13 @@ def prepare(path: Path, with_data: bool = True) -> Prepared:
         cfg = config_mod.resolve(loaded)
         registry = load_imports(cfg.imports)
         input_shape = tuple(cfg.model.input_shape)
+        keras.backend.clear_session()  # fresh layer names (sequential/dense/...) as in a new process
         keras.utils.set_random_seed(cfg.seed)  # before anything random, as a hand-written script does
         splits = data_mod.load(cfg.data, cfg.seed, input_shape) if with_data else None
         if splits is not None:
             data_mod.check_features(splits, input_shape)
+            if cfg.data.one_hot is True:
+                cfg.data.one_hot = splits.classes  # record the inferred count: evaluate/predict reuse it
         model = model_mod.build(cfg, registry)
         model_mod.compile_model(model, cfg.compile, registry)
         if splits is not None:
@@ -71,12 +74,13 @@ def train(path: Path, runs_dir: Path, display: Display) -> Path:
     try:
         runs.write_text(run_dir / runs.CONFIG, config_mod.dump(cfg))
         record.update(imports={"files": runs.copy_code(run_dir, prep.registry.files),
-                               "modules": prep.registry.modules})
+                               "modules": prep.registry.modules},
+                      features=splits.train.columns)  # CSV column names, for predict
         runs.write_text(run_dir / runs.SUMMARY, display.summary_text(description))
         rows = _fit(model, cfg, splits, run_dir, record, display)
         display.history(rows, runs.history_columns(rows, splits.validation is not None))
         if splits.test is not None:
-            metrics = evaluate(model, splits.test.x, splits.test.y, cfg.data.batch_size)
+            metrics = model_mod.evaluate(model, splits.test.x, splits.test.y, cfg.data.batch_size)
             runs.write_json(run_dir / runs.METRICS, metrics)
             display.metrics("Test metrics", metrics)
         record.update(artifacts=runs.save_model(model, run_dir, list(cfg.save or [])))
@@ -91,12 +95,6 @@ def train(path: Path, runs_dir: Path, display: Display) -> Path:
     record.finish("completed")
     display.run_dir(run_dir, "completed")
     return run_dir
-
-
-def evaluate(model: keras.Model, x: Any, y: Any, batch_size: int) -> dict[str, float]:
-    """model.evaluate as a {metric: value} dict."""
-    result = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
-    return {k: float(v) for k, v in result.items()}
 
 
 def _fit(model: keras.Model, cfg: Config, splits: Splits, run_dir: Path, record: runs.RunRecord,
@@ -115,8 +113,8 @@ def _fit(model: keras.Model, cfg: Config, splits: Splits, run_dir: Path, record:
                   validation_data=validation, validation_freq=cfg.fit.validation_freq,
                   shuffle=cfg.data.shuffle, callbacks=[recorder, _ProgressBridge(progress)], verbose=0)
     if recorder.nan_at is not None:
-        raise TrainingFailed(f"the loss became NaN in epoch {recorder.nan_at}; lower the learning rate "
-                             "or check the data for NaN/inf values")
+        raise TrainingFailed(f"training failed: the loss became NaN in epoch {recorder.nan_at}; "
+                             "lower the learning rate or check the data for NaN/inf values")
     return recorder.rows
 
 

@@ -1,0 +1,56 @@
+"""`kcli evaluate RUN`: a finished run's metrics on its own splits or on another data file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kcli import data as data_mod
+from kcli import model as model_mod
+from kcli import runs
+from kcli.data import Arrays, Splits
+from kcli.display import Display
+from kcli.errors import DataError
+
+SPLITS = ("test", "validation", "train")
+
+
+def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None, label: str | None,
+             display: Display) -> Path:
+    """Evaluate the run's model, show the metrics and write RUN/eval-<split or file stem>.json."""
+    run = runs.open_run(ref, runs_dir)
+    if data_file is not None and split is not None:
+        raise DataError("give --split or --data, not both", key="--data")
+    if data_file is not None:
+        arrays, label = data_mod.load_file(data_file, run.config.data, "--data", label), data_file.stem
+        data_mod.check_shape(arrays.x, run.input_shape, f"the features of {data_file}", "--data")
+    else:
+        arrays, label = _split(run, split)
+    model = runs.load_model(run.path, run.record)
+    model_mod.check_labels(Splits(arrays), model, model.loss, run.input_shape)
+    metrics = model_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size)
+    out = run.path / f"eval-{label}.json"
+    runs.write_json(out, {"data": str(data_file) if data_file else label, "examples": len(arrays), **metrics})
+    display.note(f"{run.path} on {label} ({len(arrays)} examples)")
+    display.metrics("Evaluation", metrics)
+    display.note(f"written: {out}")
+    return out
+
+
+def _split(run: runs.FinishedRun, split: str | None) -> tuple[Arrays, str]:
+    """The run's own split, re-created from its saved config exactly as training made it."""
+    cfg = run.config
+    try:
+        splits = data_mod.load(cfg.data, cfg.seed or 0, run.input_shape)
+    except DataError as exc:  # e.g. the training data moved: point at the run's config
+        raise exc.located(run.path / runs.CONFIG) from None
+    if split is None:
+        split = "test" if splits.test is not None else "validation" if splits.validation is not None else None
+        if split is None:
+            raise DataError("the run has no test or validation data; pass --split train or --data FILE",
+                            key="--split")
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}", key="--split")
+    arrays = getattr(splits, split)
+    if arrays is None:
+        raise DataError(f"the run has no {split} data", key="--split")
+    return arrays, split

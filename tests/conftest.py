@@ -1,0 +1,84 @@
+"""Shared helpers: drive the real CLI in-process (one TensorFlow import per test process) on tiny data."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from kcli.cli import app  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+    exception: BaseException | None
+
+
+def run_cli(*args: str | Path) -> CliResult:
+    """Invoke `kcli ARGS` through Typer's CliRunner and capture both streams."""
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    exc = result.exception if not isinstance(result.exception, SystemExit) else None
+    return CliResult(result.exit_code, result.stdout, result.stderr, exc)
+
+
+def write_config(folder: Path, text: str, name: str = "config.yaml") -> Path:
+    """Write a YAML config (dedented) into `folder`."""
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def tiny_npz(folder: Path, name: str = "train.npz", n: int = 64, features: int = 4, classes: int = 3,
+             seed: int = 0) -> Path:
+    """A small learnable classification problem saved as .npz (x float32, y int)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, features)).astype(np.float32)
+    y = np.argmax(x @ rng.normal(size=(features, classes)), axis=1)
+    path = folder / name
+    np.savez(path, x=x, y=y)
+    return path
+
+
+def only_run(runs_dir: Path) -> Path:
+    """The single run directory under runs_dir."""
+    found = [p for p in runs_dir.iterdir() if p.is_dir()]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def run_json(run_dir: Path) -> dict:
+    return json.loads((run_dir / "run.json").read_text())
+
+
+def shipped_config(name: str, folder: Path, **changes: object) -> Path:
+    """Copy a shipped config (and the Python files beside it) into `folder`, with top-level sections updated."""
+    for py in CONFIGS.glob("*.py"):
+        shutil.copy(py, folder / py.name)
+    raw = yaml.safe_load((CONFIGS / name).read_text())
+    for section, values in changes.items():
+        raw[section] = {**raw.get(section, {}), **values} if isinstance(values, dict) else values
+    path = folder / name
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    return tmp_path / "runs"

@@ -1,0 +1,107 @@
+"""Same numbers as hand-written Keras: with a seed, kcli's weights and history equal a plain script's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, only_run, run_cli, tiny_npz, write_config
+
+CONFIG = """\
+seed: {seed}
+data:
+  source: npz
+  path: train.npz
+  validation: {{path: val.npz}}
+  batch_size: 16
+  shuffle: {shuffle}
+  one_hot: 3
+model:
+  input_shape: [4]
+  layers:
+    - Dense: {{units: 16, activation: relu}}
+    - Dropout: {{rate: 0.2}}
+    - Dense: {{units: 3}}
+compile:
+  optimizer: {{Adam: {{learning_rate: 0.01}}}}
+  loss: {{CategoricalCrossentropy: {{from_logits: true}}}}
+  metrics: [accuracy]
+fit:
+  epochs: 6
+  validation_freq: {validation_freq}
+"""
+
+PLAIN_SCRIPT = """
+import json, sys
+import keras, numpy as np
+folder, seed, shuffle, validation_freq = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "true", json.loads(sys.argv[4])
+train, val = np.load(f"{folder}/train.npz"), np.load(f"{folder}/val.npz")
+x, y = train["x"].astype("float32"), np.eye(3, dtype="float32")[train["y"]]
+vx, vy = val["x"].astype("float32"), np.eye(3, dtype="float32")[val["y"]]
+keras.utils.set_random_seed(seed)
+model = keras.Sequential([
+    keras.Input(shape=(4,)),
+    keras.layers.Dense(16, activation="relu"),
+    keras.layers.Dropout(0.2),
+    keras.layers.Dense(3),
+])
+model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01),
+              loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+history = model.fit(x, y, batch_size=16, epochs=6, validation_data=(vx, vy), validation_freq=validation_freq,
+                    shuffle=shuffle, verbose=0)
+np.savez(f"{folder}/plain_weights.npz", *model.get_weights())
+json.dump(history.history, open(f"{folder}/plain_history.json", "w"))
+"""
+
+
+def _kcli_run(folder: Path, seed: int, shuffle: bool, validation_freq: object) -> Path:
+    tiny_npz(folder, "train.npz", n=100, seed=0)
+    tiny_npz(folder, "val.npz", n=30, seed=1)
+    config = write_config(folder, CONFIG.format(seed=seed, shuffle=str(shuffle).lower(),
+                                                validation_freq=json.dumps(validation_freq)))
+    result = run_cli("train", config, "--runs-dir", folder / "runs")
+    assert result.exit_code == 0, result.stderr
+    return only_run(folder / "runs")
+
+
+def _plain(folder: Path, seed: int, shuffle: bool, validation_freq: object) -> tuple[list[np.ndarray], dict]:
+    """The hand-written script, run in its own fresh Python process."""
+    subprocess.run([sys.executable, "-c", PLAIN_SCRIPT, str(folder), str(seed), str(shuffle).lower(),
+                    json.dumps(validation_freq)], check=True, cwd=REPO, capture_output=True)
+    with np.load(folder / "plain_weights.npz") as npz:
+        weights = [npz[f"arr_{i}"] for i in range(len(npz.files))]
+    return weights, json.loads((folder / "plain_history.json").read_text())
+
+
+def _assert_same(run_dir: Path, weights: list[np.ndarray], history: dict, epochs: list[int]) -> None:
+    model = keras.models.load_model(run_dir / "model.keras")
+    ours = model.get_weights()
+    assert len(ours) == len(weights)
+    for a, b in zip(ours, weights):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
+    rows = json.loads((run_dir / "history.json").read_text())
+    for key, values in history.items():
+        if key.startswith("val_"):  # Keras's list is shorter: one value per validation epoch
+            ours_val = [rows[e - 1][key] for e in epochs]
+            assert all(rows[i][key] is None for i in range(len(rows)) if i + 1 not in epochs)
+            np.testing.assert_allclose(ours_val, values, atol=1e-6, rtol=0)
+        else:
+            np.testing.assert_allclose([r[key] for r in rows], values, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("shuffle, validation_freq, val_epochs", [
+    (False, 2, [2, 4, 6]),
+    (True, [1, 5], [1, 5]),
+])
+def test_same_weights_and_history_as_plain_keras(tmp_path: Path, shuffle: bool, validation_freq: object,
+                                                 val_epochs: list[int]) -> None:
+    run_dir = _kcli_run(tmp_path, 11, shuffle, validation_freq)
+    weights, history = _plain(tmp_path, 11, shuffle, validation_freq)
+    assert len(history["loss"]) == 6 and len(history["val_loss"]) == len(val_epochs)
+    _assert_same(run_dir, weights, history, val_epochs)

@@ -1,0 +1,332 @@
+"""evaluate / predict / export on finished runs: same numbers as plain Keras, clear errors, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from kcli import export as export_mod
+from kcli import predict as predict_mod
+from tests.conftest import only_run, run_cli, run_json, tiny_npz, write_config
+
+CONFIG = """\
+name: use
+seed: 3
+data:
+  source: npz
+  path: train.npz
+  validation: {path: val.npz}
+  test: {path: test.npz}
+  batch_size: 16
+  one_hot: true
+  scale: 0.5
+model:
+  input_shape: [4]
+  layers:
+    - Dense: {units: 8, activation: relu}
+    - Dense: {units: 3}
+compile:
+  optimizer: adam
+  loss: {CategoricalCrossentropy: {from_logits: true}}
+  metrics: [accuracy]
+fit:
+  epochs: 2
+"""
+
+CSV_CONFIG = """\
+name: csvrun
+seed: 3
+data:
+  source: csv
+  path: train.csv
+  label: target
+  validation_split: 0.25
+model:
+  input_shape: [3]
+  layers:
+    - Dense: {units: 2}
+compile:
+  loss: {SparseCategoricalCrossentropy: {from_logits: true}}
+fit:
+  epochs: 1
+"""
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("use")
+    for name, seed, n in (("train.npz", 0, 64), ("val.npz", 1, 24), ("test.npz", 2, 40), ("other.npz", 4, 20)):
+        tiny_npz(folder, name, n=n, seed=seed)
+    result = run_cli("train", write_config(folder, CONFIG), "--runs-dir", folder / "runs")
+    assert result.exit_code == 0, result.stderr
+    return only_run(folder / "runs")
+
+
+@pytest.fixture(scope="module")
+def csv_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("csvrun")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    y = (x[:, 0] > 0).astype(int)
+    rows = "\n".join(f"{a:.6f},{t},{b:.6f},{c:.6f}" for (a, b, c), t in zip(x, y))
+    (folder / "train.csv").write_text("f0,target,f1,f2\n" + rows + "\n")
+    result = run_cli("train", write_config(folder, CSV_CONFIG), "--runs-dir", folder / "runs")
+    assert result.exit_code == 0, result.stderr
+    return only_run(folder / "runs")
+
+
+def _arrays(run: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """What a hand-written script would feed Keras: float32 features * scale, one-hot labels."""
+    npz = np.load(run.parent.parent / name)
+    return npz["x"].astype(np.float32) * np.float32(0.5), np.eye(3, dtype=np.float32)[npz["y"]]
+
+
+def _plain_model(run: Path) -> keras.Model:
+    return keras.models.load_model(run / "model.keras")
+
+
+# ---- evaluate ----
+
+@pytest.mark.parametrize("args, split, file", [([], "test", "test.npz"), (["--split", "validation"], "validation",
+                                                                          "val.npz")])
+def test_evaluate_equals_plain_keras(run: Path, args: list[str], split: str, file: str) -> None:
+    result = run_cli("evaluate", run, *args)
+    assert result.exit_code == 0, result.stderr
+    written = json.loads((run / f"eval-{split}.json").read_text())
+    x, y = _arrays(run, file)
+    plain = _plain_model(run).evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    assert written["loss"] == pytest.approx(plain["loss"], abs=1e-6)
+    assert written["accuracy"] == pytest.approx(plain["accuracy"], abs=1e-6)
+    assert "Evaluation" in result.stdout and "accuracy" in result.stdout
+
+
+def test_evaluate_other_file_with_training_preprocessing(run: Path) -> None:
+    other = run.parent.parent / "other.npz"
+    result = run_cli("evaluate", run, "--data", other)
+    assert result.exit_code == 0, result.stderr
+    x, y = _arrays(run, "other.npz")
+    plain = _plain_model(run).evaluate(x, y, verbose=0, return_dict=True)
+    assert json.loads((run / "eval-other.json").read_text())["loss"] == pytest.approx(plain["loss"], abs=1e-6)
+
+
+def test_evaluate_latest_finds_the_newest_completed_run(run: Path) -> None:
+    result = run_cli("evaluate", "latest", "--runs-dir", run.parent)
+    assert result.exit_code == 0, result.stderr
+    assert str(run) in result.stdout
+
+
+def test_evaluate_csv_run_train_split(csv_run: Path) -> None:
+    result = run_cli("evaluate", csv_run, "--split", "train")
+    assert result.exit_code == 0, result.stderr
+    assert (csv_run / "eval-train.json").is_file()
+
+
+@pytest.mark.parametrize("status", ["running", "failed", "interrupted"])
+def test_unfinished_runs_are_refused(run: Path, tmp_path: Path, status: str) -> None:
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy)
+    record = run_json(copy)
+    (copy / "run.json").write_text(json.dumps({**record, "status": status, "error": "boom"}))
+    before = sorted(p.name for p in copy.iterdir())
+    for args in (["evaluate", copy], ["predict", copy, "--input", run.parent.parent / "test.npz"],
+                 ["export", copy, "--format", "keras"]):
+        result = run_cli(*args)
+        assert result.exit_code == 2, (args, result.stdout)
+        assert status in result.stderr or "still running" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in copy.iterdir()) == before  # nothing written
+
+
+def test_unknown_run(tmp_path: Path) -> None:
+    result = run_cli("evaluate", tmp_path / "nope")
+    assert result.exit_code == 2 and "no run directory" in result.stderr
+    result = run_cli("evaluate", "latest", "--runs-dir", tmp_path)
+    assert result.exit_code == 2 and "no completed run" in result.stderr
+
+
+def test_run_whose_custom_code_is_missing(tmp_path: Path) -> None:
+    shutil.copy(Path(__file__).parents[1] / "configs" / "my_layers.py", tmp_path / "my_layers.py")
+    tiny_npz(tmp_path, n=32)
+    config = write_config(tmp_path, """\
+        imports: [my_layers.py]
+        data: {source: npz, path: train.npz, test_split: 0.25, one_hot: true}
+        model: {input_shape: [4], layers: [{MyDense: {units: 3}}]}
+        compile: {loss: {CategoricalCrossentropy: {from_logits: true}}}
+        save: [keras]
+        """)
+    assert run_cli("train", config, "--runs-dir", tmp_path / "runs").exit_code == 0
+    run_dir = only_run(tmp_path / "runs")
+    assert run_cli("evaluate", run_dir).exit_code == 0  # the run carries its code
+    (tmp_path / "my_layers.py").unlink()
+    assert run_cli("evaluate", run_dir).exit_code == 0  # ... even without the original file
+    shutil.rmtree(run_dir / "code")
+    result = run_cli("evaluate", run_dir)
+    assert result.exit_code == 2
+    assert "code/my_layers.py" in result.stderr and "not found" in result.stderr
+    record = run_json(run_dir)
+    (run_dir / "run.json").write_text(json.dumps({**record, "imports": {"files": [], "modules": ["gone_mod"]}}))
+    result = run_cli("evaluate", run_dir)
+    assert result.exit_code == 2 and "module 'gone_mod' not found" in result.stderr
+
+
+# ---- predict ----
+
+def test_predict_csv_output_equals_plain_keras(run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pred.csv"
+    result = run_cli("predict", run, "--input", run.parent.parent / "test.npz", "--output", out)
+    assert result.exit_code == 0, result.stderr
+    x, y = _arrays(run, "test.npz")
+    logits = _plain_model(run).predict(x, verbose=0)
+    table = np.genfromtxt(out, delimiter=",", names=True)
+    assert table.dtype.names[:3] == ("y", "predicted", "probability")
+    np.testing.assert_allclose(np.stack([table[f"logit_{i}"] for i in range(3)], axis=1), logits, atol=1e-6)
+    np.testing.assert_array_equal(table["predicted"], logits.argmax(1))
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    np.testing.assert_allclose(table["probability"], probs.max(1), atol=1e-6)
+    np.testing.assert_array_equal(table["y"], y.argmax(1))  # the label is carried along
+    assert "softmax" in result.stdout
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_predict_array_outputs(run: Path, tmp_path: Path, suffix: str) -> None:
+    x, _ = _arrays(run, "test.npz")
+    raw_input = tmp_path / "x.npy"
+    np.save(raw_input, np.load(run.parent.parent / "test.npz")["x"])
+    out = tmp_path / f"pred{suffix}"
+    result = run_cli("predict", run, "--input", raw_input, "--output", out, "--batch-size", "7")
+    assert result.exit_code == 0, result.stderr
+    got = np.load(out) if suffix == ".npy" else np.load(out)["predictions"]
+    np.testing.assert_allclose(got, _plain_model(run).predict(x, verbose=0), atol=1e-6)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []
+
+
+def test_predict_preview_without_output(run: Path) -> None:
+    result = run_cli("predict", run, "--input", run.parent.parent / "test.npz")
+    assert result.exit_code == 0, result.stderr
+    assert "first 10 of 40" in result.stdout and "Predicted classes" in result.stdout
+
+
+def test_predict_csv_input_uses_the_training_columns(csv_run: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(9, 3))
+    # other column order, the label column present: both are handled by name
+    (tmp_path / "in.csv").write_text("target,f2,f1,f0\n" + "\n".join(
+        f"1,{c:.6f},{b:.6f},{a:.6f}" for a, b, c in x) + "\n")
+    out = tmp_path / "out.csv"
+    result = run_cli("predict", csv_run, "--input", tmp_path / "in.csv", "--output", out)
+    assert result.exit_code == 0, result.stderr
+    table = np.genfromtxt(out, delimiter=",", names=True)
+    expected = keras.models.load_model(csv_run / "model.keras").predict(x.astype(np.float32), verbose=0)
+    np.testing.assert_allclose(np.stack([table["logit_0"], table["logit_1"]], 1), expected, atol=1e-5)
+    assert list(table["target"]) == [1.0] * 9
+
+
+def test_predict_feature_mismatch_writes_nothing(run: Path, tmp_path: Path) -> None:
+    np.save(tmp_path / "bad.npy", np.zeros((5, 6), np.float32))
+    out = tmp_path / "out.csv"
+    result = run_cli("predict", run, "--input", tmp_path / "bad.npy", "--output", out)
+    assert result.exit_code == 2
+    assert "--input" in result.stderr and "[4]" in result.stderr and "[6]" in result.stderr
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    result = run_cli("predict", run, "--input", tmp_path / "bad.csv", "--output", out)
+    assert result.exit_code == 2 and "2 feature columns" in result.stderr
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "bad.npy"]
+
+
+def test_predict_streams_a_million_rows_in_bounded_memory(run: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = 1_000_000
+    block = np.round(np.random.default_rng(0).normal(size=(1000, 4)), 3)  # exactly what the CSV holds
+    text = "\n".join(",".join(f"{v:.3f}" for v in r) for r in block) + "\n"
+    big = tmp_path / "big.csv"
+    with big.open("w") as fh:
+        fh.write("a,b,c,d\n")
+        for _ in range(rows // 1000):
+            fh.write(text)
+    out = tmp_path / "big.npy"
+    tracemalloc.start()
+    try:
+        result = run_cli("predict", run, "--input", big, "--output", out)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 0, result.stderr
+    pred = np.load(out, mmap_mode="r")
+    assert pred.shape == (rows, 3)
+    # The whole input as float64 would be 32 MB and the outputs 12 MB; streaming stays far below.
+    assert peak < 16 * 2**20, f"peak traced allocation {peak / 2**20:.1f} MiB"
+    x = block.astype(np.float32) * np.float32(0.5)
+    np.testing.assert_allclose(pred[-1000:], _plain_model(run).predict(x, verbose=0), atol=1e-5)
+
+
+# ---- export ----
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "keras", "h5", "weights", "onnx", "tflite"])
+def test_export_each_format_is_checked(run: Path, tmp_path: Path, fmt: str) -> None:
+    target = tmp_path / export_mod.FILE_NAMES[fmt]
+    result = run_cli("export", run, "--format", fmt, "--output", target)
+    assert result.exit_code == 0, result.stderr
+    assert target.exists() and f"exported {fmt}" in result.stdout and "checked" in result.stdout
+
+
+def test_export_default_location(run: Path) -> None:
+    result = run_cli("export", run, "--format", "keras")
+    assert result.exit_code == 0, result.stderr
+    assert (run / "export" / "model.keras").is_file()
+    again = run_cli("export", run, "--format", "keras")
+    assert again.exit_code == 2 and "already exists" in again.stderr
+
+
+def test_export_mismatch_is_an_error_and_writes_nothing(run: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(export_mod.TOLERANCE, "tflite", -1.0)
+    result = run_cli("export", run, "--format", "tflite", "--output", tmp_path / "m.tflite")
+    assert result.exit_code == 1 and "export check failed" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_errors(run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_cli("export", run, "--format", "tflit")
+    assert result.exit_code == 2 and "did you mean 'tflite'?" in result.stderr
+    result = run_cli("export", run, "--format", "keras", "--output", tmp_path / "m.h5")
+    assert result.exit_code == 2 and "must end in .keras" in result.stderr
+    real = export_mod.importlib.util.find_spec
+    monkeypatch.setattr(export_mod.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tf2onnx" else real(name, *a))
+    result = run_cli("export", run, "--format", "onnx", "--output", tmp_path / "m.onnx")
+    assert result.exit_code == 2 and "pip install 'kcli[onnx]'" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_saved_model_cli_reads_the_export_and_matches_predict(run: Path, tmp_path: Path) -> None:
+    target = tmp_path / "sm"
+    assert run_cli("export", run, "--format", "savedmodel", "--output", target).exit_code == 0
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    shown = subprocess.run([cli, "show", "--all", "--dir", target], capture_output=True, text=True, check=True)
+    assert "signature_def['serve']" in shown.stdout and "(-1, 4)" in shown.stdout
+    x, _ = _arrays(run, "test.npz")
+    np.save(tmp_path / "x.npy", x)
+    input_name = shown.stdout.split("inputs['", 1)[1].split("'", 1)[0]
+    subprocess.run([cli, "run", "--dir", target, "--tag_set", "serve", "--signature_def", "serving_default",
+                    "--inputs", f"{input_name}={tmp_path / 'x.npy'}", "--outdir", tmp_path / "out"],
+                   capture_output=True, text=True, check=True)
+    np.save(tmp_path / "raw.npy", np.load(run.parent.parent / "test.npz")["x"])
+    assert run_cli("predict", run, "--input", tmp_path / "raw.npy", "--output", tmp_path / "p.npy").exit_code == 0
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "output_0.npy"), np.load(tmp_path / "p.npy"), atol=1e-6)
+
+
+def test_predict_head_kinds() -> None:
+    raw = np.array([[2.0, 0.0, -1.0]], np.float32)
+    ids, prob = predict_mod.Head("multiclass", True).classify(raw)
+    assert ids[0] == 0 and prob[0] == pytest.approx(np.exp(2) / (np.exp(2) + 1 + np.exp(-1)))
+    ids, prob = predict_mod.Head("binary", True).classify(np.array([[0.0], [2.0]], np.float32))
+    assert list(ids) == [1, 1] and prob[1] == pytest.approx(1 / (1 + np.exp(-2)))
+    assert predict_mod.Head("values", False).classify(raw) is None
