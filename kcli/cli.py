@@ -28,6 +28,9 @@ RunsDirOpt = Annotated[Path, typer.Option("--runs-dir", help="Where run director
 RunArg = Annotated[str, typer.Argument(help="A run directory, a run name under --runs-dir, or `latest`.",
                                        show_default=False)]
 RunsDirReadOpt = Annotated[Path, typer.Option("--runs-dir", help="Where to look for RUN (and `latest`).")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override a config value: KEY=VALUE, e.g. fit.epochs=20 or model.layers[0].Dense.units=64 "
+                  "(VALUE is read as YAML; repeatable).", show_default=False)]
 
 
 def _version(value: bool) -> None:
@@ -61,25 +64,68 @@ def _run(action: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         Display().error("interrupted")
         raise typer.Exit(130) from None
+    except Exception as exc:  # a bug or an environment problem: one line, the traceback on request
+        if os.environ.get("KCLI_DEBUG"):
+            raise
+        Display().error(f"unexpected {type(exc).__name__}: {exc} (set KCLI_DEBUG=1 for the traceback)")
+        raise typer.Exit(1) from None
 
 
 @app.command()
-def train(config: ConfigArg, runs_dir: RunsDirOpt = Path("runs")) -> None:
+def train(
+    config: Annotated[Path | None, typer.Argument(help="A kcli YAML config file (optional with --resume).",
+                                                  show_default=False)] = None,
+    runs_dir: RunsDirOpt = Path("runs"),
+    set_: SetOpt = None,
+    resume: Annotated[str | None, typer.Option(
+        "--resume", help="Continue an interrupted run (a run directory, or `latest`) from its last completed "
+                         "epoch, in the same directory.", show_default=False)] = None,
+    keep_best: Annotated[bool, typer.Option(
+        "--keep-best", help="Restore the best checkpoint (fit.checkpoint.monitor) before the final artifacts.")]
+        = False,
+) -> None:
     """Build, compile and fit the model a config describes; write a run directory under --runs-dir."""
     def action() -> None:
         from kcli.display import Display
+        from kcli.errors import KcliError
         from kcli.train import train as train_run
-        train_run(config, runs_dir, Display())
+        if config is None and resume is None:
+            raise KcliError("give a CONFIG file to train, or --resume RUN to continue a run", key="CONFIG")
+        train_run(config, runs_dir, Display(), set_, resume, keep_best)
     _run(action)
 
 
 @app.command()
-def summary(config: ConfigArg) -> None:
+def summary(config: ConfigArg, set_: SetOpt = None) -> None:
     """Build the model without training; show its layers, parameter counts and trainable variables."""
     def action() -> None:
         from kcli.display import Display
         from kcli.train import summary as show_summary
-        show_summary(config, Display())
+        show_summary(config, Display(), set_)
+    _run(action)
+
+
+@app.command()
+def validate(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    print_: Annotated[bool, typer.Option("--print", help="Print the resolved config as YAML.")] = False,
+) -> None:
+    """Check a config (schema, names, arguments, shapes, files) without loading data or training."""
+    def action() -> None:
+        from kcli.display import Display
+        from kcli.train import validate as run_validate
+        run_validate(config, Display(), set_, print_)
+    _run(action)
+
+
+@app.command("runs")
+def list_runs(runs_dir: RunsDirReadOpt = Path("runs")) -> None:
+    """A table of the runs under --runs-dir: status, epochs, best validation value, test metric, age."""
+    def action() -> None:
+        from kcli import runs
+        from kcli.display import Display
+        Display().runs(runs.overview(runs_dir))
     _run(action)
 
 

@@ -16,7 +16,7 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_serializer, model_validator
 
-from kcli.errors import ConfigError
+from kcli.errors import ConfigError, KcliError
 
 SaveFormat = Literal["keras", "h5", "weights", "savedmodel"]
 ALL_SAVE_FORMATS: tuple[str, ...] = ("keras", "h5", "weights", "savedmodel")
@@ -157,11 +157,20 @@ class CompileConfig(_Strict):
     jit_compile: bool | Literal["auto"] = "auto"
 
 
+class CheckpointConfig(_Strict):
+    """`fit.checkpoint:` which logged value picks RUN/checkpoints/best.weights.h5."""
+
+    monitor: str | None = None     # default: val_loss when there is validation data
+    mode: Literal["auto", "min", "max"] = "auto"
+
+
 class FitConfig(_Strict):
     """`fit:` the arguments of keras.Model.fit."""
 
     epochs: PositiveInt = 1                         # Keras's fit default
     validation_freq: PositiveInt | list[PositiveInt] = 1
+    callbacks: list[Spec] = Field(default_factory=list)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
 
 
 class Config(_Strict):
@@ -184,6 +193,12 @@ class LoadedConfig:
     config: Config
     path: Path
     lines: dict[str, int] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)   # the --set KEY=VALUE strings applied
+    set_keys: dict[str, str] = field(default_factory=dict)  # key path -> the --set text that changed it
+
+    def locate(self, err: KcliError) -> KcliError:
+        """Point an error at the --set that changed its key, or else at this file and line."""
+        return _blame_override(err, self.set_keys).located(self.path, self.lines)
 
     @property
     def base_dir(self) -> Path:
@@ -191,16 +206,87 @@ class LoadedConfig:
         return self.path.parent
 
 
-def load(path: Path) -> LoadedConfig:
-    """Read, parse and validate a config file."""
+def load(path: Path, overrides: list[str] | None = None) -> LoadedConfig:
+    """Read, parse and validate a config file, with `--set KEY=VALUE` overrides applied first."""
     raw, lines = _read_yaml(path)
+    overrides = list(overrides or [])
+    set_keys = apply_overrides(raw, overrides)
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
         # The deepest error is the most specific one (a union reports each branch separately).
         err = _translate(max(exc.errors(), key=lambda e: len(e["loc"])))
-        raise err.located(path, lines) from None
-    return LoadedConfig(config=config, path=path, lines=lines)
+        raise _blame_override(err, set_keys).located(path, lines) from None
+    return LoadedConfig(config=config, path=path, lines=lines, overrides=overrides, set_keys=set_keys)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, str]:
+    """Apply `--set a.b[0].c=VALUE` (VALUE parsed as YAML) in place; returns key path -> the --set text."""
+    applied: dict[str, str] = {}
+    for text in overrides:
+        key, sep, value = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError("expected KEY=VALUE, e.g. --set fit.epochs=20", key=f"--set {text}")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError(f"the value is not valid YAML ({problem})", key=f"--set {text}") from None
+        _assign(raw, _split_key(key, text), parsed, text)
+        applied[key] = text
+    return applied
+
+
+def _split_key(key: str, text: str) -> list[str | int]:
+    """'model.layers[0].Dense.units' -> ['model', 'layers', 0, 'Dense', 'units']."""
+    parts: list[str | int] = []
+    for piece in key.split("."):
+        name, _, rest = piece.partition("[")
+        if name:
+            parts.append(name)
+        while rest:
+            index, _, rest = rest.partition("]")
+            if not index.isdigit():
+                raise ConfigError(f"bad list index [{index}]", key=f"--set {text}")
+            parts.append(int(index))
+            rest = rest.removeprefix("[")
+        if not name and not parts:
+            raise ConfigError("empty key", key=f"--set {text}")
+    return parts
+
+
+def _assign(node: Any, parts: list[str | int], value: Any, text: str) -> None:
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        where = key_path(tuple(parts[:depth])) or "the top level"
+        if isinstance(part, int):
+            if not isinstance(node, list) or part >= len(node):
+                size = f"has {len(node)} entries" if isinstance(node, list) else "is not a list"
+                raise ConfigError(f"{where} {size}", key=f"--set {text}")
+        elif not isinstance(node, dict):
+            raise ConfigError(f"{where} is not a mapping", key=f"--set {text}")
+        if last:
+            node[part] = value
+            return
+        child = node.get(part) if isinstance(node, dict) else node[part]
+        if isinstance(child, str) and not isinstance(parts[depth + 1], int):
+            child = {child: {}}   # a bare layer name `ReLU` gains arguments: {ReLU: {...}}
+            node[part] = child
+        elif child is None:
+            child = {} if not isinstance(parts[depth + 1], int) else []
+            node[part] = child
+        node = child
+
+
+def _blame_override(err: KcliError, set_keys: dict[str, str]) -> KcliError:
+    """An error at a key that --set changed names the --set, not the file."""
+    for key, text in set_keys.items():
+        if err.key and (err.key == key or err.key.startswith((key + ".", key + "["))
+                        or key.startswith((err.key + ".", err.key + "["))):
+            err.file = f"--set {text}"
+            break
+    return err
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
@@ -330,8 +416,8 @@ def resolve(loaded: LoadedConfig) -> Config:
         # A subclassed keras.Model cannot be reloaded from legacy HDF5 (Keras limitation).
         cfg.save = [f for f in ALL_SAVE_FORMATS if not (f == "h5" and cfg.model.class_)]
     if cfg.model.class_ is not None and "h5" in cfg.save:
-        raise ConfigError("h5 cannot hold a subclassed keras.Model (Keras cannot reload it); "
-                          "use keras, weights or savedmodel", key="save").located(loaded.path, loaded.lines)
+        raise loaded.locate(ConfigError("h5 cannot hold a subclassed keras.Model (Keras cannot reload it); "
+                                        "use keras, weights or savedmodel", key="save"))
     return cfg
 
 
@@ -361,6 +447,27 @@ def _abs_ref(name: str, base: Path) -> str:
         return name
     module, cls = name.rsplit(":", 1)
     return f"{_abs_import(module, base)}:{cls}"
+
+
+def differences(mine: Config, theirs: Config) -> dict[str, tuple[Any, Any]]:
+    """Key path -> (theirs, mine) for every leaf value that differs between two resolved configs."""
+    a = _flatten(theirs.model_dump(mode="json", by_alias=True, exclude_none=True))
+    b = _flatten(mine.model_dump(mode="json", by_alias=True, exclude_none=True))
+    return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(value, list) and value:
+        out = {}
+        for i, v in enumerate(value):
+            out.update(_flatten(v, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
 
 
 def dump(cfg: Config) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,6 +38,8 @@ class Display:
     def __init__(self, out: Console | None = None, err: Console | None = None) -> None:
         self.out = out or Console(highlight=False)
         self.err = err or Console(stderr=True, highlight=False)
+        if out is None and not self.out.is_terminal and "COLUMNS" not in os.environ:
+            self.out.width = 150  # logs and pipes: room for wide tables instead of Rich's 80 columns
 
     @property
     def live(self) -> bool:
@@ -47,8 +50,9 @@ class Display:
         return Table(title=title, box=box.ROUNDED if self.live else box.ASCII, title_justify="left")
 
     def error(self, message: str) -> None:
-        """One red line on stderr."""
-        self.err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+        """One red line on stderr (a message that spans lines is joined into one)."""
+        line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+        self.err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
 
     def note(self, message: str) -> None:
         """A dim informational line."""
@@ -154,15 +158,33 @@ class Display:
         colour = "green" if status == "completed" else "yellow"
         self.out.print(f"[{colour}]run {status}:[/] {escape(str(path))}", soft_wrap=True)
 
-    def progress(self, epochs: int, steps: int | None) -> TrainingProgress:
-        """A progress display for `epochs` epochs of `steps` batches."""
-        return TrainingProgress(self, epochs, steps)
+    def progress(self, epochs: int, steps: int | None, initial_epoch: int = 0) -> TrainingProgress:
+        """A progress display for `epochs` epochs of `steps` batches (starting after `initial_epoch`)."""
+        return TrainingProgress(self, epochs, steps, initial_epoch)
+
+    def yaml(self, text: str) -> None:
+        """A YAML document, highlighted on a terminal, verbatim elsewhere."""
+        if self.live:
+            from rich.syntax import Syntax
+            self.out.print(Syntax(text, "yaml", background_color="default"))
+        else:
+            self.out.print(text, markup=False, highlight=False, end="", soft_wrap=True)
+
+    def runs(self, rows: Sequence[Sequence[str]]) -> None:
+        """The table of `kcli runs`."""
+        table = self._table("Runs")
+        for col in ("run", "status", "epochs", "best validation", "test", "age"):
+            table.add_column(col, justify="right" if col in ("epochs", "age") else "left")
+        colours = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+        for run, status, *rest in rows:
+            table.add_row(escape(run), f"[{colours.get(status, 'white')}]{escape(status)}[/]", *map(escape, rest))
+        self.out.print(table)
 
 
 class TrainingProgress:
     """Live epoch/step bars with running metrics on a terminal; one line per epoch elsewhere."""
 
-    def __init__(self, display: Display, epochs: int, steps: int | None) -> None:
+    def __init__(self, display: Display, epochs: int, steps: int | None, initial_epoch: int = 0) -> None:
         self.display = display
         self.epochs = epochs
         self.steps = steps
@@ -174,7 +196,7 @@ class TrainingProgress:
                                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                                  TextColumn("{task.fields[metrics]}"), console=display.out,
                                  refresh_per_second=10)
-            self._epoch_task = self._bar.add_task("epoch", total=epochs, metrics="")
+            self._epoch_task = self._bar.add_task("epoch", total=epochs, completed=initial_epoch, metrics="")
             self._step_task = self._bar.add_task("step ", total=steps, metrics="")
 
     def __enter__(self) -> TrainingProgress:

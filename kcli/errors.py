@@ -66,5 +66,11 @@ class TrainingFailed(Failure):
     """Training started but could not finish (e.g. the loss became NaN)."""
 
 
+class Interrupted(Failure):
+    """The user pressed Ctrl-C; the run's state of its last completed epoch is kept for --resume."""
+
+    exit_code = 130
+
+
 class ExportFailed(Failure):
     """An exported model, loaded back with its own runtime, does not reproduce the Keras model."""

@@ -36,6 +36,11 @@ HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
 METRICS = "metrics.json"
 CODE_DIR = "code"
+CHECKPOINTS = "checkpoints"
+LAST_WEIGHTS = "last.weights.h5"
+BEST_WEIGHTS = "best.weights.h5"
+STATE_ARRAYS = "state.npz"      # in checkpoints/: every model and optimizer variable after the last epoch
+STATE_JSON = "state.json"       # in checkpoints/: that epoch, the best monitored value, callback counters
 # Saving order matters: Keras 3.15's .h5 save strips the optimizer from the live model
 # (keras-team/keras PR 23475), so everything else is written before model.h5.
 ARTIFACTS: dict[str, str] = {
@@ -132,9 +137,18 @@ class RunRecord:
     def start(cls, run_dir: Path, name: str, seed: int) -> RunRecord:
         """Record a run that has started."""
         record = cls(run_dir, {"name": name, "status": "running", "started": _now(), "ended": None,
+                               "pid": os.getpid(), "host": platform.node(),
                                "seed": seed, "epochs_completed": 0, "versions": versions(),
                                "artifacts": {}, "imports": {"files": [], "modules": []}, "error": None})
         record.save()
+        return record
+
+    @classmethod
+    def resume(cls, run_dir: Path, data: dict[str, Any], epoch: int) -> RunRecord:
+        """Mark an interrupted run as running again from `epoch`."""
+        record = cls(run_dir, data)
+        record.update(status="running", ended=None, error=None, pid=os.getpid(), host=platform.node(),
+                      epochs_completed=epoch, resumed=[*data.get("resumed", []), {"at": _now(), "epoch": epoch}])
         return record
 
     def update(self, **fields: Any) -> None:
@@ -225,6 +239,143 @@ def _quiet_absl() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+# ---- training state: checkpoints and resuming ----
+
+def save_weights(model: keras.Model, path: Path) -> None:
+    """model.save_weights, atomically, replacing the previous file."""
+    path.parent.mkdir(exist_ok=True)
+    with atomic_target(path, replace=True) as tmp:
+        model.save_weights(tmp)
+
+
+def save_state(run_dir: Path, model: keras.Model, info: dict[str, Any]) -> None:
+    """Everything needed to continue exactly: all variables (weights, optimizer slots and step, random-seed
+    states) and `info`. The arrays are written before the JSON that names their epoch."""
+    import numpy as np
+
+    folder = run_dir / CHECKPOINTS
+    folder.mkdir(exist_ok=True)
+    values = [np.asarray(v) for v in (*model.variables, *model.optimizer.variables)]
+    with atomic_target(folder / STATE_ARRAYS, replace=True) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, *values)
+            fh.flush()
+            os.fsync(fh.fileno())
+    write_json(folder / STATE_JSON, {**info, "variables": len(values)})
+
+
+def load_state(run_dir: Path, model: keras.Model) -> dict[str, Any]:
+    """Put a saved training state back into a freshly built and compiled model; returns its info."""
+    import numpy as np
+
+    folder = run_dir / CHECKPOINTS
+    try:
+        info = json.loads((folder / STATE_JSON).read_text())
+        arrays = np.load(folder / STATE_ARRAYS)
+    except (OSError, ValueError) as exc:
+        raise RunError(f"run {run_dir} has no training state to resume from ({exc})", key="--resume") from None
+    model.optimizer.build(model.trainable_variables)
+    variables = [*model.variables, *model.optimizer.variables]
+    with arrays:
+        if len(arrays.files) != len(variables) or info.get("variables") != len(variables):
+            raise RunError(f"the saved state of {run_dir} does not fit the model ({len(arrays.files)} arrays, "
+                           f"{len(variables)} variables)", key="--resume")
+        for i, variable in enumerate(variables):
+            variable.assign(arrays[f"arr_{i}"])
+    return info
+
+
+def resumable_record(run_dir: Path) -> dict[str, Any]:
+    """run.json of a run that may be resumed: not completed, and not still running elsewhere."""
+    try:
+        record = json.loads((run_dir / RUN_JSON).read_text())
+    except (OSError, ValueError) as exc:
+        raise RunError(f"cannot read {run_dir / RUN_JSON}: {exc}", key="--resume") from None
+    status = record.get("status")
+    if status == FINISHED:
+        raise RunError(f"run {run_dir} is completed; there is nothing to resume", key="--resume")
+    if status == "running" and record.get("host") == platform.node() and _alive(record.get("pid")):
+        raise RunError(f"run {run_dir} is still running (pid {record.get('pid')})", key="--resume")
+    return record
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_partial_files(run_dir: Path) -> None:
+    """Temporary files left by a killed process (never under a final name)."""
+    for folder in (run_dir, run_dir / CHECKPOINTS):
+        for tmp in folder.glob(".tmp-*"):
+            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+
+
+def read_history(run_dir: Path) -> list[dict[str, Any]]:
+    """history.json rows (empty if none yet); missing validation values are dropped."""
+    try:
+        rows = json.loads((run_dir / HISTORY_JSON).read_text())
+    except (OSError, ValueError):
+        return []
+    return [{k: v for k, v in row.items() if v is not None} for row in rows]
+
+
+# ---- listing runs ----
+
+def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
+    """One summary per run directory under runs_dir (newest first)."""
+    found = []
+    for run_json in runs_dir.glob(f"*/{RUN_JSON}"):
+        try:
+            record = json.loads(run_json.read_text())
+        except (OSError, ValueError):
+            continue
+        run_dir = run_json.parent
+        history = read_history(run_dir)
+        try:
+            metrics = json.loads((run_dir / METRICS).read_text())
+        except (OSError, ValueError):
+            metrics = {}
+        found.append({"dir": run_dir, "record": record, "history": history, "metrics": metrics})
+    return sorted(found, key=lambda r: r["record"].get("started") or "", reverse=True)
+
+
+def overview(runs_dir: Path, now: datetime | None = None) -> list[tuple[str, ...]]:
+    """Rows for `kcli runs`: name, status, epochs, best validation value, test metric, age."""
+    now = now or datetime.now(UTC)
+    rows = []
+    for run in list_runs(runs_dir):
+        record, history, metrics = run["record"], run["history"], run["metrics"]
+        best = record.get("best") or {}
+        if best.get("value") is not None:
+            best_text = f"{best['monitor']} {best['value']:.4f} (epoch {best['epoch']})"
+        else:
+            best_text = ""
+        test_key = next((k for k in metrics if k != "loss"), "loss") if metrics else None
+        test_text = f"{test_key} {metrics[test_key]:.4f}" if test_key else ""
+        epochs = f"{record.get('epochs_completed', len(history))}"
+        rows.append((run["dir"].name, str(record.get("status", "?")), epochs, best_text, test_text,
+                     _age(record.get("started"), now)))
+    return rows
+
+
+def _age(started: str | None, now: datetime) -> str:
+    if not started:
+        return ""
+    seconds = max(0, int((now - datetime.fromisoformat(started)).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
 
 
 # ---- reading a finished run back (evaluate / predict / export) ----

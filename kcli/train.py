@@ -1,22 +1,23 @@
-"""`kcli train` and `kcli summary`: the only place that drives training."""
+"""`kcli train`, `kcli summary` and `kcli validate`: the only place that drives training."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import keras
 
+from kcli import callbacks as callbacks_mod
 from kcli import config as config_mod
 from kcli import data as data_mod
 from kcli import model as model_mod
 from kcli import runs
 from kcli.config import Config, LoadedConfig
 from kcli.data import Splits
-from kcli.display import Display, TrainingProgress
-from kcli.errors import KcliError, TrainingFailed
+from kcli.display import Display
+from kcli.errors import Interrupted, KcliError, RunError, TrainingFailed
 from kcli.imports import Registry, load_imports
 
 
@@ -31,9 +32,20 @@ class Prepared:
     model: keras.Model
 
 
-def prepare(path: Path, with_data: bool = True) -> Prepared:
+@dataclass
+class Start:
+    """Where training begins: epoch 0 of a new run, or the saved state of an interrupted one."""
+
+    run_dir: Path
+    record: runs.RunRecord
+    epoch: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    state: dict[str, Any] | None = None
+
+
+def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = True) -> Prepared:
     """Load the config, the user's imports and the data; build and compile the model; check they fit."""
-    loaded = config_mod.load(path)
+    loaded = config_mod.load(path, overrides)
     try:
         cfg = config_mod.resolve(loaded)
         registry = load_imports(cfg.imports)
@@ -47,47 +59,62 @@ def prepare(path: Path, with_data: bool = True) -> Prepared:
                 cfg.data.one_hot = splits.classes  # record the inferred count: evaluate/predict reuse it
         model = model_mod.build(cfg, registry)
         model_mod.compile_model(model, cfg.compile, registry)
+        callbacks_mod.check(cfg, registry)
         if splits is not None:
             model_mod.check_labels(splits, model, model.loss, input_shape)
     except KcliError as exc:
-        raise exc.located(loaded.path, loaded.lines) from None
+        raise loaded.locate(exc) from None
     return Prepared(loaded, cfg, registry, splits, model)
 
 
-def summary(path: Path, display: Display) -> None:
+def summary(path: Path, display: Display, overrides: list[str] | None = None) -> None:
     """Build the model without data or training and show its summary and trainable variables."""
-    prepared = prepare(path, with_data=False)
+    prepared = prepare(path, overrides, with_data=False)
     display.summary(model_mod.describe(prepared.model), variables=True)
 
 
-def train(path: Path, runs_dir: Path, display: Display) -> Path:
+def validate(path: Path, display: Display, overrides: list[str] | None = None, show: bool = False) -> None:
+    """Check a config without loading data or training: schema, names, arguments, shapes, files."""
+    prep = prepare(path, overrides, with_data=False)
+    cfg = prep.cfg
+    for key, holder in (("data", cfg.data), ("data.validation", cfg.data.validation), ("data.test", cfg.data.test)):
+        if holder is not None and holder.path and not Path(holder.path).is_file():
+            raise prep.loaded.locate(RunError(f"data file not found: {holder.path}", key=f"{key}.path"))
+    if show:
+        display.yaml(config_mod.dump(cfg))
+    else:
+        display.note(f"{path}: valid ({model_mod.describe(prep.model).total:,} parameters)")
+
+
+def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[str] | None = None,
+          resume: str | None = None, keep_best: bool = False) -> Path:
     """Train what the config describes and write a complete run directory; returns its path."""
-    prep = prepare(path)
+    if resume is not None:
+        prep, start = _resume(path, overrides, resume, runs_dir)
+    else:
+        assert path is not None
+        prep = prepare(path, overrides)
+        name = prep.cfg.name or path.stem
+        run_dir = runs.new_run_dir(runs_dir, name)
+        start = Start(run_dir, runs.RunRecord.start(run_dir, name, prep.cfg.seed or 0))
     cfg, splits, model = prep.cfg, prep.splits, prep.model
     assert splits is not None
     description = model_mod.describe(model)
     display.config(_short_config(cfg, splits))
     display.summary(description)
-
-    run_dir = runs.new_run_dir(runs_dir, cfg.name or path.stem)
-    record = runs.RunRecord.start(run_dir, cfg.name or path.stem, cfg.seed or 0)
+    run_dir, record = start.run_dir, start.record
     try:
-        runs.write_text(run_dir / runs.CONFIG, config_mod.dump(cfg))
-        record.update(imports={"files": runs.copy_code(run_dir, prep.registry.files),
-                               "modules": prep.registry.modules},
-                      features=splits.train.columns)  # CSV column names, for predict
-        runs.write_text(run_dir / runs.SUMMARY, display.summary_text(description))
-        rows = _fit(model, cfg, splits, run_dir, record, display)
+        if resume is None:
+            _write_run_files(prep, run_dir, record, display.summary_text(description))
+        record.update(keep_best=keep_best)
+        rows = _fit(model, prep, start, display)
         display.history(rows, runs.history_columns(rows, splits.validation is not None))
-        if splits.test is not None:
-            metrics = model_mod.evaluate(model, splits.test.x, splits.test.y, cfg.data.batch_size)
-            runs.write_json(run_dir / runs.METRICS, metrics)
-            display.metrics("Test metrics", metrics)
-        record.update(artifacts=runs.save_model(model, run_dir, list(cfg.save or [])))
+        _finish_model(model, prep, run_dir, record, keep_best, display)
     except KeyboardInterrupt:
         record.finish("interrupted", error="interrupted by the user (Ctrl-C)")
-        display.run_dir(run_dir, "interrupted")
-        raise
+        done = record.data.get("epochs_completed", 0)
+        raise Interrupted(f"interrupted after {done} of {cfg.fit.epochs} epochs; the state of epoch {done} is "
+                          f"saved. Continue with: kcli train --resume {run_dir}") from None
     except BaseException as exc:
         record.finish("failed", error=f"{type(exc).__name__}: {exc}")
         display.run_dir(run_dir, "failed")
@@ -97,68 +124,91 @@ def train(path: Path, runs_dir: Path, display: Display) -> Path:
     return run_dir
 
 
-def _fit(model: keras.Model, cfg: Config, splits: Splits, run_dir: Path, record: runs.RunRecord,
-         display: Display) -> list[dict[str, Any]]:
-    """model.fit with kcli's history recorder and progress display; returns one row per epoch."""
+def _write_run_files(prep: Prepared, run_dir: Path, record: runs.RunRecord, summary_text: str) -> None:
+    runs.write_text(run_dir / runs.CONFIG, config_mod.dump(prep.cfg))
+    record.update(imports={"files": runs.copy_code(run_dir, prep.registry.files), "modules": prep.registry.modules},
+                  features=prep.splits.train.columns if prep.splits else None,  # CSV column names, for predict
+                  overrides=prep.loaded.overrides)
+    runs.write_text(run_dir / runs.SUMMARY, summary_text)
+
+
+def _resume(path: Path | None, overrides: list[str] | None, ref: str, runs_dir: Path) -> tuple[Prepared, Start]:
+    """Rebuild the run's model from its saved config and load the state of its last completed epoch."""
+    run_dir = runs.find_run(ref, runs_dir)
+    record = runs.resumable_record(run_dir)
+    saved = config_mod.load(run_dir / runs.CONFIG)
+    if path is not None or overrides:
+        _same_config(path or run_dir / runs.CONFIG, overrides, saved.config)
+    prep = prepare(run_dir / runs.CONFIG)
+    runs.remove_partial_files(run_dir)
+    state = runs.load_state(run_dir, prep.model)
+    epoch = int(state["epoch"])
+    rows = [r for r in runs.read_history(run_dir) if r.get("epoch", 0) <= epoch]
+    return prep, Start(run_dir, runs.RunRecord.resume(run_dir, record, epoch), epoch, rows, state)
+
+
+def _same_config(path: Path, overrides: list[str] | None, saved: Config) -> None:
+    """Refuse to resume with a config that differs from the run's (naming the keys that differ)."""
+    loaded = config_mod.load(path, overrides)
+    mine = config_mod.resolve(loaded)
+    if loaded.config.seed is None:
+        mine.seed = saved.seed
+    if loaded.config.name is None:
+        mine.name = saved.name
+    if mine.data.one_hot is True and isinstance(saved.data.one_hot, int):
+        mine.data.one_hot = saved.data.one_hot   # the saved config records the inferred class count
+    differ = config_mod.differences(mine, saved)
+    if differ:
+        shown = ", ".join(f"{k}: {theirs!r} -> {mine!r}" for k, (theirs, mine) in list(differ.items())[:6])
+        raise RunError(f"the config differs from the run's saved config (run's -> yours: {shown}); resume "
+                       "without CONFIG to use the run's own, or start a new run", key="--resume")
+
+
+def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display) -> list[dict[str, Any]]:
+    """model.fit with kcli's history recorder, checkpoints and progress display; returns one row per epoch."""
+    cfg, splits, run_dir = prep.cfg, prep.splits, start.run_dir
+    assert splits is not None
     validation = (splits.validation.x, splits.validation.y) if splits.validation is not None else None
     steps = math.ceil(len(splits.train) / cfg.data.batch_size)
+    inputs = data_mod.training_input(splits.train, cfg.data.batch_size, cfg.data.shuffle, cfg.seed or 0)
 
     def on_epoch(rows: list[dict[str, Any]]) -> None:
         runs.write_history(run_dir, rows, validation is not None)
-        record.update(epochs_completed=len(rows))
+        start.record.update(epochs_completed=len(rows))
 
-    recorder = _Recorder(on_epoch)
-    with display.progress(cfg.fit.epochs, steps) as progress:
-        model.fit(splits.train.x, splits.train.y, batch_size=cfg.data.batch_size, epochs=cfg.fit.epochs,
-                  validation_data=validation, validation_freq=cfg.fit.validation_freq,
-                  shuffle=cfg.data.shuffle, callbacks=[recorder, _ProgressBridge(progress)], verbose=0)
+    recorder = callbacks_mod.Recorder(list(start.rows), on_epoch)
+    user = callbacks_mod.build(cfg, prep.registry, run_dir)
+    monitor = cfg.fit.checkpoint.monitor or ("val_loss" if validation is not None else None)
+    checkpointer = callbacks_mod.Checkpointer(run_dir, monitor, cfg.fit.checkpoint.mode, user, start.state)
+    with display.progress(cfg.fit.epochs, steps, start.epoch) as progress:
+        model.fit(inputs.x, inputs.y, batch_size=None if inputs.y is None else cfg.data.batch_size,
+                  epochs=cfg.fit.epochs, initial_epoch=start.epoch, validation_data=validation,
+                  validation_freq=cfg.fit.validation_freq, shuffle=False,
+                  # the recorder after the user's callbacks: LR callbacks add `learning_rate` to the logs
+                  callbacks=[*inputs.callbacks, *user, recorder, checkpointer,
+                             callbacks_mod.ProgressBridge(progress)], verbose=0)
     if recorder.nan_at is not None:
         raise TrainingFailed(f"training failed: the loss became NaN in epoch {recorder.nan_at}; "
                              "lower the learning rate or check the data for NaN/inf values")
+    start.record.update(best={"monitor": monitor, "value": checkpointer.best, "epoch": checkpointer.best_epoch})
     return recorder.rows
 
 
-class _Recorder(keras.callbacks.Callback):
-    """One history row per epoch (val_* only where validation ran), saved as it goes; stops on NaN."""
-
-    def __init__(self, on_epoch: Any) -> None:
-        super().__init__()
-        self.rows: list[dict[str, Any]] = []
-        self.nan_at: int | None = None
-        self._epoch = 0
-        self._on_epoch = on_epoch
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._epoch = epoch
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.nan_at = self._epoch + 1
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.nan_at is not None:
-            return
-        self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
-        self._on_epoch(self.rows)
-
-
-class _ProgressBridge(keras.callbacks.Callback):
-    """Forwards Keras's callback events to the Rich progress display."""
-
-    def __init__(self, progress: TrainingProgress) -> None:
-        super().__init__()
-        self.progress = progress
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.progress.epoch_begin(epoch)
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.progress.batch_end(batch, logs or {})
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.progress.epoch_end(epoch, logs or {})
+def _finish_model(model: keras.Model, prep: Prepared, run_dir: Path, record: runs.RunRecord, keep_best: bool,
+                  display: Display) -> None:
+    """--keep-best, test metrics, final artifacts."""
+    splits = prep.splits
+    assert splits is not None
+    best = run_dir / runs.CHECKPOINTS / runs.BEST_WEIGHTS
+    if keep_best and best.is_file():
+        model.load_weights(best)
+        display.note(f"restored the best weights ({record.data['best']['monitor']} = "
+                     f"{record.data['best']['value']:.4f} at epoch {record.data['best']['epoch']})")
+    if splits.test is not None:
+        metrics = model_mod.evaluate(model, splits.test.x, splits.test.y, prep.cfg.data.batch_size)
+        runs.write_json(run_dir / runs.METRICS, metrics)
+        display.metrics("Test metrics", metrics)
+    record.update(artifacts=runs.save_model(model, run_dir, list(prep.cfg.save or [])))
 
 
 def _short_config(cfg: Config, splits: Splits) -> list[tuple[str, str]]:
@@ -172,7 +222,8 @@ def _short_config(cfg: Config, splits: Splits) -> list[tuple[str, str]]:
         ("model", f"{model}, input_shape {list(cfg.model.input_shape)}"),
         ("compile", f"optimizer {_spec(cfg.compile.optimizer)}, loss {_spec(cfg.compile.loss)}, "
                     f"metrics {[_spec(m) for m in cfg.compile.metrics]}"),
-        ("fit", f"epochs {cfg.fit.epochs}, validation_freq {cfg.fit.validation_freq}"),
+        ("fit", f"epochs {cfg.fit.epochs}, validation_freq {cfg.fit.validation_freq}"
+                + (f", callbacks {[_spec(c) for c in cfg.fit.callbacks]}" if cfg.fit.callbacks else "")),
     ]
 
 

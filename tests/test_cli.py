@@ -22,7 +22,8 @@ print("HEAVY:", heavy, "CODE:", code)
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["summary", "--help"], ["--version"]])
+@pytest.mark.parametrize("args", [["--help"], ["--version"], *([cmd, "--help"] for cmd in (
+    "train", "summary", "validate", "runs", "evaluate", "predict", "export"))])
 def test_help_does_not_import_tensorflow(args: list[str]) -> None:
     out = subprocess.run([sys.executable, "-c", NO_TF.format(args=args)], capture_output=True, text=True,
                          cwd=REPO, check=True).stdout

@@ -1,4 +1,8 @@
-"""Same numbers as hand-written Keras: with a seed, kcli's weights and history equal a plain script's."""
+"""Same numbers as hand-written Keras: with a seed, kcli's weights and history equal a plain script's.
+
+(With `shuffle: true` kcli visits rows in its own stateless per-epoch permutation, so that a resumed run
+is exact; Keras's internal shuffle order cannot be resumed. tests/test_long_runs.py covers that case.)
+"""
 
 from __future__ import annotations
 
@@ -97,7 +101,7 @@ def _assert_same(run_dir: Path, weights: list[np.ndarray], history: dict, epochs
 
 @pytest.mark.parametrize("shuffle, validation_freq, val_epochs", [
     (False, 2, [2, 4, 6]),
-    (True, [1, 5], [1, 5]),
+    (False, [1, 5], [1, 5]),
 ])
 def test_same_weights_and_history_as_plain_keras(tmp_path: Path, shuffle: bool, validation_freq: object,
                                                  val_epochs: list[int]) -> None:

@@ -58,7 +58,9 @@ def test_run_directory_layout(tiny_run: tuple[Path, Path, str]) -> None:
     assert run_dir.name.startswith("tiny-")
     names = {p.name for p in run_dir.iterdir()}
     assert names == {"config.yaml", "summary.txt", "history.csv", "history.json", "metrics.json", "model.keras",
-                     "model.h5", "model.weights.h5", "saved_model", "run.json"}
+                     "model.h5", "model.weights.h5", "saved_model", "run.json", "checkpoints"}
+    assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"last.weights.h5", "best.weights.h5",
+                                                                      "state.npz", "state.json"}
     record = run_json(run_dir)
     assert record["status"] == "completed" and record["epochs_completed"] == 5
     assert record["versions"]["tensorflow"] == tf.__version__ and record["versions"]["keras"] == keras.__version__

@@ -1,0 +1,223 @@
+"""Keras callbacks: the user's (`fit.callbacks`) and kcli's own (history, progress, checkpoints).
+
+User callbacks resolve through `keras.callbacks`, then the classes in `imports`. Paths they write
+default into the run directory. Callbacks that watch a `monitor` only see epochs where it was logged,
+so `monitor: val_loss` with `validation_freq: 2` neither warns every other epoch nor acts on stale values.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from kcli import runs
+from kcli.config import Config, Spec, did_you_mean
+from kcli.display import TrainingProgress
+from kcli.errors import ConfigError
+from kcli.imports import Registry
+from kcli.model import check_args, construct
+
+# Where a callback's output goes when the config does not say (relative paths land in the run dir too).
+_PATH_ARGS: dict[str, tuple[str, str]] = {
+    "TensorBoard": ("log_dir", "tensorboard"),
+    "CSVLogger": ("filename", "training_log.csv"),
+    "ModelCheckpoint": ("filepath", "checkpoints/epoch-{epoch:03d}.keras"),
+}
+# Callbacks that need a package TensorFlow does not install, with the extra that brings it.
+_NEEDS: dict[str, tuple[str, str]] = {"TensorBoard": ("tensorboard", "kcli[tensorboard]")}
+# Counters of built-in callbacks that a resumed run carries over (Keras resets them in on_train_begin).
+_RESUMABLE_ATTRS = ("wait", "best", "cooldown_counter", "stopped_epoch", "best_epoch")
+
+
+def _key(i: int, spec: Spec) -> str:
+    return f"fit.callbacks[{i}].{spec.name.rsplit(':', 1)[-1]}"
+
+
+def _class(spec: Spec, key: str, registry: Registry) -> type:
+    if ":" in spec.name:
+        cls = registry.lookup(spec.name, key)
+    else:
+        obj = getattr(keras.callbacks, spec.name, None)
+        cls = obj if inspect.isclass(obj) else registry.classes.get(spec.name)
+    if cls is None:
+        known = [n for n, o in vars(keras.callbacks).items() if inspect.isclass(o)] + list(registry.classes)
+        raise ConfigError(f"unknown callback {spec.name!r}{did_you_mean(spec.name, known)}", key=key)
+    if not issubclass(cls, keras.callbacks.Callback):
+        raise ConfigError(f"{cls.__name__} is not a keras Callback", key=key)
+    if cls.__name__ in _NEEDS and importlib.util.find_spec(_NEEDS[cls.__name__][0]) is None:
+        module, extra = _NEEDS[cls.__name__]
+        raise ConfigError(f"{cls.__name__} needs the {module} package: pip install '{extra}'", key=key)
+    if cls.__name__ == "BackupAndRestore":
+        raise ConfigError("kcli checkpoints every epoch itself; continue a run with `kcli train --resume RUN` "
+                          "instead of BackupAndRestore", key=key)
+    return cls
+
+
+def check(cfg: Config, registry: Registry) -> None:
+    """Resolve every configured callback and check its arguments (before a run directory exists)."""
+    for i, spec in enumerate(cfg.fit.callbacks):
+        key = _key(i, spec)
+        cls = _class(spec, key, registry)
+        check_args(cls, _args(cls, spec.args, Path("."), key, registry), key)
+
+
+def build(cfg: Config, registry: Registry, run_dir: Path) -> list[keras.callbacks.Callback]:
+    """The user's callbacks, with output paths inside `run_dir`."""
+    built = []
+    for i, spec in enumerate(cfg.fit.callbacks):
+        key = _key(i, spec)
+        cls = _class(spec, key, registry)
+        callback = construct(cls, _args(cls, spec.args, run_dir, key, registry), key)
+        built.append(_only_when_logged(callback, key))
+    return built
+
+
+def _args(cls: type, args: dict[str, Any], run_dir: Path, key: str, registry: Registry) -> dict[str, Any]:
+    args = dict(args)
+    if cls.__name__ in _PATH_ARGS:
+        name, default = _PATH_ARGS[cls.__name__]
+        value = Path(str(args.get(name, default)))
+        args[name] = str(value if value.is_absolute() else run_dir / value)
+    if cls.__name__ == "LearningRateScheduler" and "schedule" in args:
+        args["schedule"] = _schedule_function(args["schedule"], f"{key}.schedule", registry)
+    return args
+
+
+def _schedule_function(value: Any, key: str, registry: Registry) -> Callable[[int, float], float]:
+    """`{ExponentialDecay: {...}}` (evaluated at the epoch number) or `file.py:function` / `module:function`."""
+    if isinstance(value, dict):
+        spec = Spec.model_validate(value)
+        base = keras.optimizers.schedules.LearningRateSchedule
+        cls = getattr(keras.optimizers.schedules, spec.name, None)
+        if not (inspect.isclass(cls) and issubclass(cls, base)):
+            known = [n for n, o in vars(keras.optimizers.schedules).items() if inspect.isclass(o)]
+            raise ConfigError(f"unknown schedule {spec.name!r}{did_you_mean(spec.name, known)}", key=key)
+        schedule = construct(cls, spec.args, f"{key}.{spec.name}")
+        return lambda epoch, lr: float(schedule(epoch))
+    if isinstance(value, str) and ":" in value:
+        target, name = value.rsplit(":", 1)
+        fn = getattr(registry.load(target, key), name, None)
+        if callable(fn):
+            return fn
+        raise ConfigError(f"{target} has no function {name!r}", key=key)
+    raise ConfigError("schedule must be a keras schedule ({ExponentialDecay: {...}}) or file.py:function", key=key)
+
+
+def _only_when_logged(callback: keras.callbacks.Callback, key: str) -> keras.callbacks.Callback:
+    """Skip on_epoch_end on epochs where the monitored value was not logged (no validation that epoch)."""
+    monitor = getattr(callback, "monitor", None)
+    if not isinstance(monitor, str):
+        return callback
+    original = callback.on_epoch_end
+
+    def on_epoch_end(epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        if monitor in logs:
+            original(epoch, logs)
+        elif not monitor.startswith("val_") or any(k.startswith("val_") for k in logs):
+            raise ConfigError(f"monitor {monitor!r} is never logged; logged values: {', '.join(logs)}", key=key)
+
+    callback.on_epoch_end = on_epoch_end
+    return callback
+
+
+def callback_state(callbacks: list[keras.callbacks.Callback]) -> list[dict[str, Any]]:
+    """The counters of each user callback (EarlyStopping's wait/best, ...), for resuming."""
+    state = []
+    for cb in callbacks:
+        values = {a: getattr(cb, a) for a in _RESUMABLE_ATTRS if hasattr(cb, a)}
+        state.append({a: float(v) if isinstance(v, float | np.floating) else v for a, v in values.items()
+                      if isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)})
+    return state
+
+
+class Recorder(keras.callbacks.Callback):
+    """One history row per epoch (val_* only where validation ran), saved as it goes; stops on NaN."""
+
+    def __init__(self, rows: list[dict[str, Any]], on_epoch: Callable[[list[dict[str, Any]]], None]) -> None:
+        super().__init__()
+        self.rows = rows
+        self.nan_at: int | None = None
+        self._epoch = 0
+        self._on_epoch = on_epoch
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.nan_at = self._epoch + 1
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.nan_at is not None:
+            return
+        self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
+        self._on_epoch(self.rows)
+
+
+class ProgressBridge(keras.callbacks.Callback):
+    """Forwards Keras's callback events to the Rich progress display."""
+
+    def __init__(self, progress: TrainingProgress) -> None:
+        super().__init__()
+        self.progress = progress
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.progress.epoch_begin(epoch)
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.progress.batch_end(batch, logs or {})
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.progress.epoch_end(epoch, logs or {})
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """After every epoch: checkpoints/last.weights.h5, best.weights.h5 (if the monitor improved) and the
+    full training state (every model and optimizer variable, callback counters) for `--resume`."""
+
+    def __init__(self, run_dir: Path, monitor: str | None, mode: str, user: list[keras.callbacks.Callback],
+                 resumed: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.monitor = monitor
+        self.better = _better(monitor, mode)
+        self.user = user
+        resumed = resumed or {}
+        self.best: float | None = resumed.get("best")
+        self.best_epoch: int | None = resumed.get("best_epoch")
+        self._restore = resumed.get("callbacks")
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        # Runs after the user's callbacks reset themselves: put their counters back when resuming.
+        for cb, values in zip(self.user, self._restore or []):
+            for attr, value in values.items():
+                setattr(cb, attr, value)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        folder = self.run_dir / runs.CHECKPOINTS
+        runs.save_weights(self.model, folder / runs.LAST_WEIGHTS)
+        value = logs.get(self.monitor) if self.monitor else None
+        if value is not None and (self.best is None or self.better(float(value), self.best)):
+            self.best, self.best_epoch = float(value), epoch + 1
+            runs.save_weights(self.model, folder / runs.BEST_WEIGHTS)
+        runs.save_state(self.run_dir, self.model, {
+            "epoch": epoch + 1, "monitor": self.monitor, "best": self.best, "best_epoch": self.best_epoch,
+            "callbacks": callback_state(self.user)})
+
+
+def _better(monitor: str | None, mode: str) -> Callable[[float, float], bool]:
+    if mode == "auto":
+        name = (monitor or "").lower()
+        mode = "max" if any(s in name for s in ("acc", "auc", "precision", "recall", "f1")) else "min"
+    return (lambda new, best: new > best) if mode == "max" else (lambda new, best: new < best)

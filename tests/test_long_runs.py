@@ -1,0 +1,328 @@
+"""Long runs: kill and resume, Ctrl-C, callbacks from YAML, checkpoints, --set, validate, runs, progress."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import REPO, only_run, run_cli, run_json, tiny_npz, write_config
+
+SIGNALLER = '''\
+import os, signal
+import keras
+
+
+class Signaller(keras.callbacks.Callback):
+    """Test helper: sends itself KCLI_TEST_SIGNAL at the end of epoch KCLI_TEST_EPOCH (before kcli saves it)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if os.environ.get("KCLI_TEST_SIGNAL") and epoch + 1 == int(os.environ["KCLI_TEST_EPOCH"]):
+            os.kill(os.getpid(), getattr(signal, os.environ["KCLI_TEST_SIGNAL"]))
+'''
+
+CONFIG = """\
+name: long
+seed: 21
+imports: [signaller.py]
+data:
+  source: npz
+  path: train.npz
+  validation: {path: val.npz}
+  batch_size: 8
+  shuffle: true
+  one_hot: true
+model:
+  input_shape: [4]
+  layers:
+    - Dense: {units: 16, activation: relu}
+    - Dropout: {rate: 0.3}
+    - Dense: {units: 3}
+compile:
+  optimizer: {Adam: {learning_rate: 0.01}}
+  loss: {CategoricalCrossentropy: {from_logits: true}}
+  metrics: [accuracy]
+  steps_per_execution: 3
+fit:
+  epochs: 6
+  validation_freq: 2
+  callbacks: [Signaller]
+"""
+
+
+def _kcli(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kcli", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, **(env or {})}, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("long")
+    tiny_npz(folder, "train.npz", n=60, seed=0)
+    tiny_npz(folder, "val.npz", n=20, seed=1)
+    (folder / "signaller.py").write_text(SIGNALLER)
+    write_config(folder, CONFIG)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(project: Path) -> Path:
+    """The uninterrupted run."""
+    proc = _kcli("train", project / "config.yaml", "--runs-dir", project / "reference")
+    assert proc.returncode == 0, proc.stderr
+    return only_run(project / "reference")
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    rows_a = json.loads((a / "history.json").read_text())
+    rows_b = json.loads((b / "history.json").read_text())
+    assert [sorted(r) for r in rows_a] == [sorted(r) for r in rows_b]
+    for ra, rb in zip(rows_a, rows_b, strict=True):
+        for key, value in ra.items():
+            assert (value is None) == (rb[key] is None), (key, ra, rb)
+            if value is not None:
+                assert value == pytest.approx(rb[key], abs=1e-6), (key, ra, rb)
+    wa = keras.models.load_model(a / "model.keras").get_weights()
+    wb = keras.models.load_model(b / "model.keras").get_weights()
+    for x, y in zip(wa, wb, strict=True):
+        np.testing.assert_allclose(x, y, atol=1e-6, rtol=0)
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(project: Path, reference: Path) -> None:
+    runs_dir = project / "killed"
+    proc = _kcli("train", project / "config.yaml", "--runs-dir", runs_dir,
+                 env={"KCLI_TEST_SIGNAL": "SIGKILL", "KCLI_TEST_EPOCH": "3"})
+    assert proc.returncode == -9
+    run_dir = only_run(runs_dir)
+    assert run_json(run_dir)["status"] == "running"            # killed: it never got to say otherwise
+    assert not (run_dir / "model.keras").exists()
+    assert json.loads((run_dir / "checkpoints" / "state.json").read_text())["epoch"] == 2  # killed in epoch 3
+    resumed = _kcli("train", "--resume", run_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    record = run_json(run_dir)
+    assert record["status"] == "completed" and record["resumed"][0]["epoch"] == 2
+    assert [r["epoch"] for r in json.loads((run_dir / "history.json").read_text())] == [1, 2, 3, 4, 5, 6]
+    _assert_same_run(run_dir, reference)
+
+
+def test_ctrl_c_stops_cleanly_and_tells_how_to_resume(project: Path, reference: Path) -> None:
+    runs_dir = project / "interrupted"
+    proc = _kcli("train", project / "config.yaml", "--runs-dir", runs_dir,
+                 env={"KCLI_TEST_SIGNAL": "SIGINT", "KCLI_TEST_EPOCH": "4"})
+    assert proc.returncode == 130, proc.stderr
+    run_dir = only_run(runs_dir)
+    assert run_json(run_dir)["status"] == "interrupted"
+    assert f"kcli train --resume {run_dir}" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    resumed = _kcli("train", project / "config.yaml", "--resume", run_dir)  # CONFIG may be given if it matches
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_same_run(run_dir, reference)
+
+
+def test_resume_refusals(project: Path, reference: Path, tmp_path: Path) -> None:
+    result = run_cli("train", "--resume", reference)
+    assert result.exit_code == 2 and "is completed" in result.stderr
+    other = write_config(project, CONFIG.replace("epochs: 6", "epochs: 8"), name="other.yaml")
+    interrupted = tmp_path / reference.name
+    import shutil
+    shutil.copytree(reference, interrupted)
+    record = run_json(interrupted)
+    (interrupted / "run.json").write_text(json.dumps({**record, "status": "interrupted"}))
+    result = run_cli("train", other, "--resume", interrupted)
+    assert result.exit_code == 2 and "fit.epochs: 6 -> 8" in result.stderr
+    shutil.rmtree(interrupted / "checkpoints")
+    result = run_cli("train", "--resume", interrupted)
+    assert result.exit_code == 2 and "no training state to resume from" in result.stderr
+    result = run_cli("train")
+    assert result.exit_code == 2 and "--resume" in result.stderr
+
+
+def test_checkpoints_and_keep_best(project: Path, reference: Path, tmp_path: Path) -> None:
+    checkpoints = reference / "checkpoints"
+    assert (checkpoints / "last.weights.h5").is_file() and (checkpoints / "best.weights.h5").is_file()
+    best = run_json(reference)["best"]
+    assert best["monitor"] == "val_loss" and best["epoch"] in (2, 4, 6)
+    rows = json.loads((reference / "history.json").read_text())
+    assert best["value"] == pytest.approx(min(r["val_loss"] for r in rows if r["val_loss"] is not None))
+    result = run_cli("train", project / "config.yaml", "--runs-dir", tmp_path, "--keep-best",
+                     "--set", "fit.checkpoint.monitor=accuracy")
+    assert result.exit_code == 0, result.stderr
+    run_dir = only_run(tmp_path)
+    kept = run_json(run_dir)["best"]
+    assert kept["monitor"] == "accuracy" and "restored the best weights" in result.stdout
+    model = keras.models.load_model(run_dir / "model.keras")
+    best_model = keras.models.clone_model(model)
+    best_model.load_weights(run_dir / "checkpoints" / "best.weights.h5")
+    for a, b in zip(model.get_weights(), best_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_shuffle_is_seeded_and_reproducible(project: Path, reference: Path, tmp_path: Path) -> None:
+    result = run_cli("train", project / "config.yaml", "--runs-dir", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    _assert_same_run(only_run(tmp_path), reference)
+
+
+# ---- callbacks from YAML ----
+
+def _callback_run(folder: Path, callbacks: str, extra: str = "", epochs: int = 6, lr: str = "0.01") -> Path:
+    tiny_npz(folder, "train.npz", n=48, seed=0)
+    tiny_npz(folder, "val.npz", n=16, seed=1)
+    config = write_config(folder, f"""\
+        seed: 2
+        data: {{source: npz, path: train.npz, validation: {{path: val.npz}}, batch_size: 16, one_hot: true}}
+        model: {{input_shape: [4], layers: [{{Dense: {{units: 3}}}}]}}
+        compile:
+          optimizer: {{SGD: {{learning_rate: {lr}}}}}
+          loss: {{CategoricalCrossentropy: {{from_logits: true}}}}
+        fit:
+          epochs: {epochs}
+          callbacks: {callbacks}
+        {extra}
+        save: [keras]
+        """)
+    return config
+
+
+def test_early_stopping_with_validation_every_other_epoch(tmp_path: Path) -> None:
+    config = _callback_run(tmp_path, "[{EarlyStopping: {monitor: val_loss, patience: 1, min_delta: 10}}]",
+                           epochs=12, extra="")
+    text = config.read_text().replace("epochs: 12", "epochs: 12\n  validation_freq: 2")
+    config.write_text(text)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 0, result.stderr
+    assert not [w for w in caught if "not available" in str(w.message)], [str(w.message) for w in caught]
+    record = run_json(only_run(tmp_path / "runs"))
+    # min_delta 10 never improves: the first validation (epoch 2) sets `best`, the next (epoch 4) stops it.
+    assert record["status"] == "completed" and record["epochs_completed"] == 4
+
+
+def test_reduce_lr_tensorboard_csvlogger_and_scheduler(tmp_path: Path) -> None:
+    config = _callback_run(tmp_path, """
+            - {ReduceLROnPlateau: {monitor: loss, factor: 0.5, patience: 0, min_delta: 10}}
+            - TensorBoard
+            - {CSVLogger: {filename: log.csv}}
+            - TerminateOnNaN""", epochs=3)
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 0, result.stderr
+    run_dir = only_run(tmp_path / "runs")
+    rows = json.loads((run_dir / "history.json").read_text())
+    # epoch 1 improves on `best=inf`; from epoch 2 on, each epoch logs its rate and then halves it
+    assert [r["learning_rate"] for r in rows] == pytest.approx([0.01, 0.01, 0.005], rel=1e-6)
+    assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    assert len(list(csv.DictReader((run_dir / "log.csv").open()))) == 3
+
+
+def test_learning_rate_scheduler_from_a_named_schedule(tmp_path: Path) -> None:
+    config = _callback_run(tmp_path, "[{LearningRateScheduler: {schedule: {ExponentialDecay: "
+                                     "{initial_learning_rate: 0.1, decay_steps: 1, decay_rate: 0.5}}}}]", epochs=3)
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads((only_run(tmp_path / "runs") / "history.json").read_text())
+    assert [r["learning_rate"] for r in rows] == pytest.approx([0.1, 0.05, 0.025], rel=1e-6)
+
+
+def test_custom_callback_from_imports(tmp_path: Path) -> None:
+    (tmp_path / "cb.py").write_text(
+        "import keras, pathlib\n"
+        "class Mark(keras.callbacks.Callback):\n"
+        "    def __init__(self, path):\n        super().__init__(); self.path = path\n"
+        "    def on_epoch_end(self, epoch, logs=None):\n"
+        "        pathlib.Path(self.path).write_text(str(epoch + 1))\n")
+    config = _callback_run(tmp_path, f"[{{Mark: {{path: {tmp_path / 'mark.txt'}}}}}]", epochs=2,
+                           extra="imports: [cb.py]")
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "mark.txt").read_text() == "2"
+
+
+@pytest.mark.parametrize("callbacks, expected", [
+    ("[EarlyStoping]", "unknown callback 'EarlyStoping' (did you mean 'EarlyStopping'?)"),
+    ("[{EarlyStopping: {patiense: 2}}]", "fit.callbacks[0].EarlyStopping: unknown argument 'patiense'"),
+    ("[BackupAndRestore]", "--resume"),
+])
+def test_callback_errors(tmp_path: Path, callbacks: str, expected: str) -> None:
+    result = run_cli("train", _callback_run(tmp_path, callbacks), "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 2 and expected in result.stderr, result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_monitor_that_is_never_logged(tmp_path: Path) -> None:
+    config = _callback_run(tmp_path, "[{EarlyStopping: {monitor: val_acc}}]", epochs=2)
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 2 and "monitor 'val_acc' is never logged" in result.stderr
+    assert run_json(only_run(tmp_path / "runs"))["status"] == "failed"
+
+
+# ---- --set, validate, runs, progress ----
+
+def test_set_overrides_are_applied_and_recorded(tmp_path: Path) -> None:
+    config = _callback_run(tmp_path, "[]", epochs=5)
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs", "--set", "fit.epochs=2",
+                     "--set", "model.layers[0].Dense.units=3", "--set", "data.batch_size=12")
+    assert result.exit_code == 0, result.stderr
+    run_dir = only_run(tmp_path / "runs")
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["fit"]["epochs"] == 2 and saved["data"]["batch_size"] == 12
+    assert run_json(run_dir)["overrides"] == ["fit.epochs=2", "model.layers[0].Dense.units=3", "data.batch_size=12"]
+    assert run_json(run_dir)["epochs_completed"] == 2
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("fit.epoch=3", "--set fit.epoch=3: fit.epoch: unknown key 'epoch' in fit (did you mean 'epochs'?)"),
+    ("model.layers[5].Dense.units=3", "model.layers has 1 entries"),
+    ("model.layers[0].Dense.unit=3", "--set model.layers[0].Dense.unit=3: model.layers[0].Dense: unknown argument"),
+    ("fit.epochs", "expected KEY=VALUE"),
+    ("fit.epochs=[1", "not valid YAML"),
+    ("fit.epochs=many", "--set fit.epochs=many: fit.epochs"),
+])
+def test_set_errors(tmp_path: Path, override: str, expected: str) -> None:
+    config = _callback_run(tmp_path, "[]")
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs", "--set", override)
+    assert result.exit_code == 2, result.stdout
+    assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_validate(tmp_path: Path) -> None:
+    config = _callback_run(tmp_path, "[]")
+    result = run_cli("validate", config)
+    assert result.exit_code == 0 and "valid" in result.stdout
+    printed = run_cli("validate", config, "--print", "--set", "fit.epochs=9")
+    assert printed.exit_code == 0
+    resolved = yaml.safe_load(printed.stdout)
+    assert resolved["fit"]["epochs"] == 9 and isinstance(resolved["seed"], int)
+    assert resolved["data"]["path"] == str(tmp_path / "train.npz")
+    (tmp_path / "train.npz").unlink()
+    missing = run_cli("validate", config)
+    assert missing.exit_code == 2 and "data.path: data file not found" in missing.stderr
+    bad = run_cli("validate", config, "--set", "model.layers[0].Dense.activation=relux")
+    assert bad.exit_code == 2 and "relux" in bad.stderr
+
+
+def test_runs_table(project: Path, reference: Path) -> None:
+    result = run_cli("runs", "--runs-dir", reference.parent)
+    assert result.exit_code == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if reference.name in line)
+    assert "completed" in line and "val_loss" in line and " 6 " in line and "ago" in line
+    empty = run_cli("runs", "--runs-dir", project / "nothing-here")
+    assert empty.exit_code == 0
+
+
+def test_progress_is_one_plain_line_per_epoch_when_not_a_terminal(tmp_path: Path) -> None:
+    config = _callback_run(tmp_path, "[]", epochs=3)
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
+    assert "val_loss" in lines[0] and "\x1b[" not in result.stdout
