@@ -210,7 +210,8 @@ class Checkpointer(keras.callbacks.Callback):
         value = logs.get(self.monitor) if self.monitor else None
         if value is not None and (self.best is None or self.better(float(value), self.best)):
             self.best, self.best_epoch = float(value), epoch + 1
-            runs.save_weights(self.model, folder / runs.BEST_WEIGHTS)
+            # the same weights were just written: a file copy is ~20x cheaper than a second save
+            runs.copy_file(folder / runs.LAST_WEIGHTS, folder / runs.BEST_WEIGHTS)
         runs.save_state(self.run_dir, self.model, {
             "epoch": epoch + 1, "monitor": self.monitor, "best": self.best, "best_epoch": self.best_epoch,
             "callbacks": callback_state(self.user)})

@@ -250,6 +250,12 @@ def save_weights(model: keras.Model, path: Path) -> None:
         model.save_weights(tmp)
 
 
+def copy_file(src: Path, dest: Path) -> None:
+    """Copy a file atomically, replacing `dest`."""
+    with atomic_target(dest, replace=True) as tmp:
+        shutil.copyfile(src, tmp)
+
+
 def save_state(run_dir: Path, model: keras.Model, info: dict[str, Any]) -> None:
     """Everything needed to continue exactly: all variables (weights, optimizer slots and step, random-seed
     states) and `info`. The arrays are written before the JSON that names their epoch."""
