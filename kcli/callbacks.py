@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kcli import runs
+from kcli import state
 from kcli.config import Config, Spec, did_you_mean
 from kcli.display import TrainingProgress
 from kcli.errors import ConfigError
@@ -205,14 +205,14 @@ class Checkpointer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
-        folder = self.run_dir / runs.CHECKPOINTS
-        runs.save_weights(self.model, folder / runs.LAST_WEIGHTS)
+        folder = self.run_dir / state.CHECKPOINTS
+        state.save_weights(self.model, folder / state.LAST_WEIGHTS)
         value = logs.get(self.monitor) if self.monitor else None
         if value is not None and (self.best is None or self.better(float(value), self.best)):
             self.best, self.best_epoch = float(value), epoch + 1
             # the same weights were just written: a file copy is ~20x cheaper than a second save
-            runs.copy_file(folder / runs.LAST_WEIGHTS, folder / runs.BEST_WEIGHTS)
-        runs.save_state(self.run_dir, self.model, {
+            state.copy_file(folder / state.LAST_WEIGHTS, folder / state.BEST_WEIGHTS)
+        state.save_state(self.run_dir, self.model, {
             "epoch": epoch + 1, "monitor": self.monitor, "best": self.best, "best_epoch": self.best_epoch,
             "callbacks": callback_state(self.user)})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class KcliError(Exception):
@@ -32,6 +33,14 @@ class KcliError(Exception):
             where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
         key = f"{self.key}: " if self.key else ""
         return f"{where}{key}{self.message}"
+
+
+def key_path(loc: tuple[Any, ...]) -> str:
+    """('model', 'layers', 2) -> 'model.layers[2]'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
 
 
 def _line_of(key: str, lines: dict[str, int]) -> int | None:

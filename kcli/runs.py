@@ -35,12 +35,8 @@ SUMMARY = "summary.txt"
 HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
 METRICS = "metrics.json"
+FINISHED = "completed"
 CODE_DIR = "code"
-CHECKPOINTS = "checkpoints"
-LAST_WEIGHTS = "last.weights.h5"
-BEST_WEIGHTS = "best.weights.h5"
-STATE_ARRAYS = "state.npz"      # in checkpoints/: every model and optimizer variable after the last epoch
-STATE_JSON = "state.json"       # in checkpoints/: that epoch, the best monitored value, callback counters
 # Saving order matters: Keras 3.15's .h5 save strips the optimizer from the live model
 # (keras-team/keras PR 23475), so everything else is written before model.h5.
 ARTIFACTS: dict[str, str] = {
@@ -241,91 +237,6 @@ def _quiet_absl() -> Iterator[None]:
         logger.setLevel(level)
 
 
-# ---- training state: checkpoints and resuming ----
-
-def save_weights(model: keras.Model, path: Path) -> None:
-    """model.save_weights, atomically, replacing the previous file."""
-    path.parent.mkdir(exist_ok=True)
-    with atomic_target(path, replace=True) as tmp:
-        model.save_weights(tmp)
-
-
-def copy_file(src: Path, dest: Path) -> None:
-    """Copy a file atomically, replacing `dest`."""
-    with atomic_target(dest, replace=True) as tmp:
-        shutil.copyfile(src, tmp)
-
-
-def save_state(run_dir: Path, model: keras.Model, info: dict[str, Any]) -> None:
-    """Everything needed to continue exactly: all variables (weights, optimizer slots and step, random-seed
-    states) and `info`. The arrays are written before the JSON that names their epoch."""
-    import numpy as np
-
-    folder = run_dir / CHECKPOINTS
-    folder.mkdir(exist_ok=True)
-    values = [np.asarray(v) for v in (*model.variables, *model.optimizer.variables)]
-    with atomic_target(folder / STATE_ARRAYS, replace=True) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, *values)
-            fh.flush()
-            os.fsync(fh.fileno())
-    write_json(folder / STATE_JSON, {**info, "variables": len(values)})
-
-
-def load_state(run_dir: Path, model: keras.Model) -> dict[str, Any]:
-    """Put a saved training state back into a freshly built and compiled model; returns its info."""
-    import numpy as np
-
-    folder = run_dir / CHECKPOINTS
-    try:
-        info = json.loads((folder / STATE_JSON).read_text())
-        arrays = np.load(folder / STATE_ARRAYS)
-    except (OSError, ValueError) as exc:
-        raise RunError(f"run {run_dir} has no training state to resume from ({exc})", key="--resume") from None
-    model.optimizer.build(model.trainable_variables)
-    variables = [*model.variables, *model.optimizer.variables]
-    with arrays:
-        if len(arrays.files) != len(variables) or info.get("variables") != len(variables):
-            raise RunError(f"the saved state of {run_dir} does not fit the model ({len(arrays.files)} arrays, "
-                           f"{len(variables)} variables)", key="--resume")
-        for i, variable in enumerate(variables):
-            variable.assign(arrays[f"arr_{i}"])
-    return info
-
-
-def resumable_record(run_dir: Path) -> dict[str, Any]:
-    """run.json of a run that may be resumed: not completed, and not still running elsewhere."""
-    try:
-        record = json.loads((run_dir / RUN_JSON).read_text())
-    except (OSError, ValueError) as exc:
-        raise RunError(f"cannot read {run_dir / RUN_JSON}: {exc}", key="--resume") from None
-    status = record.get("status")
-    if status == FINISHED:
-        raise RunError(f"run {run_dir} is completed; there is nothing to resume", key="--resume")
-    if status == "running" and record.get("host") == platform.node() and _alive(record.get("pid")):
-        raise RunError(f"run {run_dir} is still running (pid {record.get('pid')})", key="--resume")
-    return record
-
-
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_partial_files(run_dir: Path) -> None:
-    """Temporary files left by a killed process (never under a final name)."""
-    for folder in (run_dir, run_dir / CHECKPOINTS):
-        for tmp in folder.glob(".tmp-*"):
-            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
-
-
 def read_history(run_dir: Path) -> list[dict[str, Any]]:
     """history.json rows (empty if none yet); missing validation values are dropped."""
     try:
@@ -386,8 +297,6 @@ def _age(started: str | None, now: datetime) -> str:
 
 # ---- reading a finished run back (evaluate / predict / export) ----
 
-FINISHED = "completed"
-
 
 def find_run(ref: str, runs_dir: Path) -> Path:
     """A run directory from a path, a name under `runs_dir`, or `latest` (newest completed run)."""
@@ -444,12 +353,17 @@ def open_run(ref: str, runs_dir: Path) -> FinishedRun:
     return FinishedRun(path, record, cfg)
 
 
+def load_record(run_dir: Path, key: str) -> dict[str, Any]:
+    """run.json as a dict, or a RunError naming `key`."""
+    try:
+        return json.loads((run_dir / RUN_JSON).read_text())
+    except (OSError, ValueError) as exc:
+        raise RunError(f"cannot read {run_dir / RUN_JSON}: {exc}", key=key) from None
+
+
 def read_record(run_dir: Path) -> dict[str, Any]:
     """run.json of a run that finished successfully (anything else is refused with its status)."""
-    try:
-        record = json.loads((run_dir / RUN_JSON).read_text())
-    except (OSError, ValueError) as exc:
-        raise RunError(f"cannot read {run_dir / RUN_JSON}: {exc}", key="RUN") from None
+    record = load_record(run_dir, "RUN")
     status = record.get("status")
     if status != FINISHED:
         why = {"running": "is still running, or was killed before it finished",

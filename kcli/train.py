@@ -13,7 +13,7 @@ from kcli import callbacks as callbacks_mod
 from kcli import config as config_mod
 from kcli import data as data_mod
 from kcli import model as model_mod
-from kcli import runs
+from kcli import runs, state
 from kcli.config import Config, LoadedConfig
 from kcli.data import Splits
 from kcli.display import Display
@@ -135,16 +135,16 @@ def _write_run_files(prep: Prepared, run_dir: Path, record: runs.RunRecord, summ
 def _resume(path: Path | None, overrides: list[str] | None, ref: str, runs_dir: Path) -> tuple[Prepared, Start]:
     """Rebuild the run's model from its saved config and load the state of its last completed epoch."""
     run_dir = runs.find_run(ref, runs_dir)
-    record = runs.resumable_record(run_dir)
+    record = state.resumable_record(run_dir)
     saved = config_mod.load(run_dir / runs.CONFIG)
     if path is not None or overrides:
         _same_config(path or run_dir / runs.CONFIG, overrides, saved.config)
     prep = prepare(run_dir / runs.CONFIG)
-    runs.remove_partial_files(run_dir)
-    state = runs.load_state(run_dir, prep.model)
-    epoch = int(state["epoch"])
+    state.remove_partial_files(run_dir)
+    saved_state = state.load_state(run_dir, prep.model)
+    epoch = int(saved_state["epoch"])
     rows = [r for r in runs.read_history(run_dir) if r.get("epoch", 0) <= epoch]
-    return prep, Start(run_dir, runs.RunRecord.resume(run_dir, record, epoch), epoch, rows, state)
+    return prep, Start(run_dir, runs.RunRecord.resume(run_dir, record, epoch), epoch, rows, saved_state)
 
 
 def _same_config(path: Path, overrides: list[str] | None, saved: Config) -> None:
@@ -199,7 +199,7 @@ def _finish_model(model: keras.Model, prep: Prepared, run_dir: Path, record: run
     """--keep-best, test metrics, final artifacts."""
     splits = prep.splits
     assert splits is not None
-    best = run_dir / runs.CHECKPOINTS / runs.BEST_WEIGHTS
+    best = run_dir / state.CHECKPOINTS / state.BEST_WEIGHTS
     if keep_best and best.is_file():
         model.load_weights(best)
         display.note(f"restored the best weights ({record.data['best']['monitor']} = "
