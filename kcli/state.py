@@ -76,6 +76,14 @@ def load_state(run_dir: Path, model: keras.Model) -> dict[str, Any]:
     return info
 
 
+def saved_epoch(run_dir: Path) -> int:
+    """The epoch whose state is saved (0 if none)."""
+    try:
+        return int(json.loads((run_dir / CHECKPOINTS / STATE_JSON).read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
 def resumable_record(run_dir: Path) -> dict[str, Any]:
     """run.json of a run that may be resumed: not completed, and not still running elsewhere."""
     record = load_record(run_dir, "--resume")

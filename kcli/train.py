@@ -112,9 +112,11 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
         _finish_model(model, prep, run_dir, record, keep_best, display)
     except KeyboardInterrupt:
         record.finish("interrupted", error="interrupted by the user (Ctrl-C)")
-        done = record.data.get("epochs_completed", 0)
-        raise Interrupted(f"interrupted after {done} of {cfg.fit.epochs} epochs; the state of epoch {done} is "
-                          f"saved. Continue with: kcli train --resume {run_dir}") from None
+        saved = state.saved_epoch(run_dir)
+        if not saved:
+            raise Interrupted("interrupted before the first epoch finished; nothing to resume") from None
+        raise Interrupted(f"interrupted; the state after epoch {saved} of {cfg.fit.epochs} is saved. "
+                          f"Continue with: kcli train --resume {run_dir}") from None
     except BaseException as exc:
         record.finish("failed", error=f"{type(exc).__name__}: {exc}")
         display.run_dir(run_dir, "failed")
@@ -204,6 +206,9 @@ def _finish_model(model: keras.Model, prep: Prepared, run_dir: Path, record: run
         model.load_weights(best)
         display.note(f"restored the best weights ({record.data['best']['monitor']} = "
                      f"{record.data['best']['value']:.4f} at epoch {record.data['best']['epoch']})")
+    elif keep_best:
+        display.note("--keep-best: nothing was monitored (no validation data and no fit.checkpoint.monitor); "
+                     "keeping the last weights")
     if splits.test is not None:
         metrics = model_mod.evaluate(model, splits.test.x, splits.test.y, prep.cfg.data.batch_size)
         runs.write_json(run_dir / runs.METRICS, metrics)
