@@ -326,3 +326,20 @@ def test_progress_is_one_plain_line_per_epoch_when_not_a_terminal(tmp_path: Path
     lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
     assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
     assert "val_loss" in lines[0] and "\x1b[" not in result.stdout
+
+
+def test_optimizer_learning_rate_schedule_from_yaml(tmp_path: Path) -> None:
+    config = _callback_run(tmp_path, "[]", epochs=2)
+    config.write_text(config.read_text().replace(
+        "optimizer: {SGD: {learning_rate: 0.01}}",
+        "optimizer: {SGD: {learning_rate: {ExponentialDecay: {initial_learning_rate: 0.1, decay_steps: 3, "
+        "decay_rate: 0.5}}}}"))
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 0, result.stderr
+    model = keras.models.load_model(only_run(tmp_path / "runs") / "model.keras")
+    assert model.optimizer.get_config()["learning_rate"]["class_name"] == "ExponentialDecay"
+    assert int(model.optimizer.iterations) == 6  # 48 rows / batch 16, 2 epochs
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.1 * 0.5 ** (6 / 3), rel=1e-6)
+    bad = run_cli("train", config, "--runs-dir", tmp_path / "runs", "--set",
+                  "compile.optimizer.SGD.learning_rate={ExponentialDecai: {initial_learning_rate: 0.1}}")
+    assert bad.exit_code == 2 and "did you mean 'ExponentialDecay'?" in bad.stderr
