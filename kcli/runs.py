@@ -298,7 +298,7 @@ def _age(started: str | None, now: datetime) -> str:
 # ---- reading a finished run back (evaluate / predict / export) ----
 
 
-def find_run(ref: str, runs_dir: Path) -> Path:
+def find_run(ref: str, runs_dir: Path, key: str = "RUN") -> Path:
     """A run directory from a path, a name under `runs_dir`, or `latest` (newest completed run)."""
     if ref == "latest":
         return _latest(runs_dir)
@@ -306,8 +306,8 @@ def find_run(ref: str, runs_dir: Path) -> Path:
         if (candidate / RUN_JSON).is_file():
             return candidate
     if Path(ref).is_dir():
-        raise RunError(f"{ref} is not a kcli run directory (it has no {RUN_JSON})", key="RUN")
-    raise RunError(f"no run directory {ref!r} (looked in . and {runs_dir}); use a path or `latest`", key="RUN")
+        raise RunError(f"{ref} is not a kcli run directory (it has no {RUN_JSON})", key=key)
+    raise RunError(f"no run directory {ref!r} (looked in . and {runs_dir}); use a path or `latest`", key=key)
 
 
 def _latest(runs_dir: Path) -> Path:

@@ -136,7 +136,7 @@ def _write_run_files(prep: Prepared, run_dir: Path, record: runs.RunRecord, summ
 
 def _resume(path: Path | None, overrides: list[str] | None, ref: str, runs_dir: Path) -> tuple[Prepared, Start]:
     """Rebuild the run's model from its saved config and load the state of its last completed epoch."""
-    run_dir = runs.find_run(ref, runs_dir)
+    run_dir = runs.find_run(ref, runs_dir, "--resume")
     record = state.resumable_record(run_dir)
     saved = config_mod.load(run_dir / runs.CONFIG)
     if path is not None or overrides:
