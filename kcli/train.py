@@ -17,7 +17,7 @@ from kcli import runs, state
 from kcli.config import Config, LoadedConfig
 from kcli.data import Splits
 from kcli.display import Display
-from kcli.errors import Interrupted, KcliError, RunError, TrainingFailed
+from kcli.errors import DataError, Interrupted, KcliError, RunError, TrainingFailed
 from kcli.imports import Registry, load_imports
 
 
@@ -79,7 +79,7 @@ def validate(path: Path, display: Display, overrides: list[str] | None = None, s
     cfg = prep.cfg
     for key, holder in (("data", cfg.data), ("data.validation", cfg.data.validation), ("data.test", cfg.data.test)):
         if holder is not None and holder.path and not Path(holder.path).is_file():
-            raise prep.loaded.locate(RunError(f"data file not found: {holder.path}", key=f"{key}.path"))
+            raise prep.loaded.locate(DataError(f"data file not found: {holder.path}", key=f"{key}.path"))
     if show:
         display.yaml(config_mod.dump(cfg))
     else:
@@ -138,9 +138,8 @@ def _resume(path: Path | None, overrides: list[str] | None, ref: str, runs_dir: 
     """Rebuild the run's model from its saved config and load the state of its last completed epoch."""
     run_dir = runs.find_run(ref, runs_dir, "--resume")
     record = state.resumable_record(run_dir)
-    saved = config_mod.load(run_dir / runs.CONFIG)
     if path is not None or overrides:
-        _same_config(path or run_dir / runs.CONFIG, overrides, saved.config)
+        _same_config(path or run_dir / runs.CONFIG, overrides, config_mod.load(run_dir / runs.CONFIG).config)
     prep = prepare(run_dir / runs.CONFIG)
     state.remove_partial_files(run_dir)
     saved_state = state.load_state(run_dir, prep.model)
