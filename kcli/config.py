@@ -97,7 +97,10 @@ class DataConfig(_Strict):
     test: SplitSource | None = None
     test_split: float | None = Field(None, gt=0, lt=1)
     batch_size: PositiveInt = 32     # Keras's fit default
-    shuffle: bool = True             # Keras's fit default; seeded through `seed`
+    # true: Keras's own fit(shuffle=True), seeded through `seed` (identical numbers to a hand-written script;
+    # under a seed Keras 3.15 visits the rows in one permutation that repeats every epoch).
+    # each_epoch: a new seeded permutation every epoch (stateless, so a resumed run stays exact).
+    shuffle: bool | Literal["each_epoch"] = True
     one_hot: bool | PositiveInt = False
     scale: float | None = None
 

@@ -1,7 +1,8 @@
 """config.data -> numpy arrays for train / validation / test.
 
 Arrays (not tf.data) go to `model.fit`, exactly as a hand-written Keras script passes them, so that
-batching and seeded shuffling are Keras's own and the numbers match such a script.
+batching and seeded shuffling are Keras's own and the numbers match such a script (`shuffle: each_epoch`
+is kcli's own seeded per-epoch order, see training_input).
 """
 
 from __future__ import annotations
@@ -257,20 +258,22 @@ def shape_fits(got: tuple[int, ...], want: tuple[int | None, ...]) -> bool:
 
 @dataclass
 class TrainingInput:
-    """What model.fit gets for training: arrays, or a per-epoch shuffled dataset plus the callback that
-    tells it the epoch."""
+    """What model.fit gets for training: arrays (Keras batches and shuffles them itself), or kcli's
+    per-epoch shuffled dataset plus the callback that tells it the epoch."""
 
     x: Any
     y: Any
+    shuffle: bool
     callbacks: list[Any]
 
 
-def training_input(train: Arrays, batch_size: int, shuffle: bool, seed: int) -> TrainingInput:
-    """Arrays as they are when not shuffling (exactly what a hand-written `fit(x, y)` sees). When shuffling,
-    epoch e visits the rows in a stateless permutation seeded by (seed, e): the same order in any process,
-    so a resumed run sees the very batches an uninterrupted one would."""
-    if not shuffle:
-        return TrainingInput(train.x, train.y, [])
+def training_input(train: Arrays, batch_size: int, shuffle: bool | str, seed: int) -> TrainingInput:
+    """`shuffle: true/false`: the arrays as they are, for Keras's own `fit(x, y, shuffle=...)`, exactly what a
+    hand-written script does (and resumable: under a seed Keras draws the same permutation in every epoch
+    and every process). `shuffle: each_epoch`: epoch e visits the rows in a stateless permutation seeded by
+    (seed, e), a new order every epoch that is still the same in any process, so a resumed run is exact."""
+    if shuffle != "each_epoch":
+        return TrainingInput(train.x, train.y, bool(shuffle), [])
     import keras
     import tensorflow as tf
 
@@ -291,4 +294,4 @@ def training_input(train: Arrays, batch_size: int, shuffle: bool, seed: int) -> 
         def on_epoch_begin(self, e: int, logs: dict[str, Any] | None = None) -> None:
             epoch.assign(e)
 
-    return TrainingInput(dataset, None, [_Epoch()])
+    return TrainingInput(dataset, None, False, [_Epoch()])

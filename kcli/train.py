@@ -184,7 +184,7 @@ def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display) -> 
     with display.progress(cfg.fit.epochs, steps, start.epoch) as progress:
         model.fit(inputs.x, inputs.y, batch_size=None if inputs.y is None else cfg.data.batch_size,
                   epochs=cfg.fit.epochs, initial_epoch=start.epoch, validation_data=validation,
-                  validation_freq=cfg.fit.validation_freq, shuffle=False,
+                  validation_freq=cfg.fit.validation_freq, shuffle=inputs.shuffle,
                   # the recorder after the user's callbacks: LR callbacks add `learning_rate` to the logs
                   callbacks=[*inputs.callbacks, *user, recorder, checkpointer,
                              callbacks_mod.ProgressBridge(progress)], verbose=0)

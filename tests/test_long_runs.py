@@ -82,6 +82,17 @@ def reference(project: Path) -> Path:
     return only_run(project / "reference")
 
 
+EACH_EPOCH = ("--set", "data.shuffle=each_epoch")
+
+
+@pytest.fixture(scope="module")
+def reference_each_epoch(project: Path) -> Path:
+    """The uninterrupted run with kcli's own per-epoch shuffle."""
+    proc = _kcli("train", project / "config.yaml", *EACH_EPOCH, "--runs-dir", project / "reference-each-epoch")
+    assert proc.returncode == 0, proc.stderr
+    return only_run(project / "reference-each-epoch")
+
+
 def _assert_same_run(a: Path, b: Path) -> None:
     rows_a = json.loads((a / "history.json").read_text())
     rows_b = json.loads((b / "history.json").read_text())
@@ -114,18 +125,19 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(project: Path, referenc
     _assert_same_run(run_dir, reference)
 
 
-def test_ctrl_c_stops_cleanly_and_tells_how_to_resume(project: Path, reference: Path) -> None:
+def test_ctrl_c_stops_cleanly_and_tells_how_to_resume(project: Path, reference_each_epoch: Path) -> None:
     runs_dir = project / "interrupted"
-    proc = _kcli("train", project / "config.yaml", "--runs-dir", runs_dir,
+    proc = _kcli("train", project / "config.yaml", *EACH_EPOCH, "--runs-dir", runs_dir,
                  env={"KCLI_TEST_SIGNAL": "SIGINT", "KCLI_TEST_EPOCH": "4"})
     assert proc.returncode == 130, proc.stderr
     run_dir = only_run(runs_dir)
     assert run_json(run_dir)["status"] == "interrupted"
     assert f"kcli train --resume {run_dir}" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
-    resumed = _kcli("train", project / "config.yaml", "--resume", run_dir)  # CONFIG may be given if it matches
+    # CONFIG may be given if it matches (with the same --set)
+    resumed = _kcli("train", project / "config.yaml", *EACH_EPOCH, "--resume", run_dir)
     assert resumed.returncode == 0, resumed.stderr
-    _assert_same_run(run_dir, reference)
+    _assert_same_run(run_dir, reference_each_epoch)
 
 
 def test_resume_refusals(project: Path, reference: Path, tmp_path: Path) -> None:
@@ -166,10 +178,15 @@ def test_checkpoints_and_keep_best(project: Path, reference: Path, tmp_path: Pat
         np.testing.assert_array_equal(a, b)
 
 
-def test_shuffle_is_seeded_and_reproducible(project: Path, reference: Path, tmp_path: Path) -> None:
+def test_shuffle_is_seeded_and_reproducible(project: Path, reference: Path, reference_each_epoch: Path,
+                                            tmp_path: Path) -> None:
     result = run_cli("train", project / "config.yaml", "--runs-dir", tmp_path)
     assert result.exit_code == 0, result.stderr
     _assert_same_run(only_run(tmp_path), reference)
+    # each_epoch is a different order from Keras's (which repeats one permutation under a seed)
+    losses = [[r["loss"] for r in json.loads((run / "history.json").read_text())]
+              for run in (reference, reference_each_epoch)]
+    assert losses[0] != pytest.approx(losses[1], abs=1e-4)
 
 
 # ---- callbacks from YAML ----
