@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -139,14 +140,22 @@ def callback_state(callbacks: list[keras.callbacks.Callback]) -> list[dict[str, 
 
 
 class Recorder(keras.callbacks.Callback):
-    """One history row per epoch (val_* only where validation ran), saved as it goes; stops on NaN."""
+    """One history row per epoch (val_* only where validation ran), saved as it goes; stops on NaN.
 
-    def __init__(self, rows: list[dict[str, Any]], on_epoch: Callable[[list[dict[str, Any]]], None]) -> None:
+    Also the wall time of each epoch: from the end of the previous epoch (or the start of training) to the
+    end of this one, so it includes the work every callback does between epochs (checkpoints, files).
+    """
+
+    def __init__(self, rows: list[dict[str, Any]], on_epoch: Callable[[list[dict[str, Any]], float], None]) -> None:
         super().__init__()
         self.rows = rows
         self.nan_at: int | None = None
         self._epoch = 0
         self._on_epoch = on_epoch
+        self._last = time.perf_counter()
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._last = time.perf_counter()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
@@ -161,7 +170,9 @@ class Recorder(keras.callbacks.Callback):
         if self.nan_at is not None:
             return
         self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
-        self._on_epoch(self.rows)
+        now = time.perf_counter()
+        seconds, self._last = now - self._last, now
+        self._on_epoch(self.rows, seconds)
 
 
 class ProgressBridge(keras.callbacks.Callback):
@@ -182,39 +193,81 @@ class ProgressBridge(keras.callbacks.Callback):
 
 
 class Checkpointer(keras.callbacks.Callback):
-    """After every epoch: checkpoints/last.weights.h5, best.weights.h5 (if the monitor improved) and the
-    full training state (every model and optimizer variable, callback counters) for `--resume`."""
+    """The training state after every epoch (checkpoints/state.npz: every model and optimizer variable and
+    the callback counters, for `--resume`) and the Keras-format checkpoints/last.weights.h5 and
+    best.weights.h5 (`fit.checkpoint.monitor`).
+
+    A state snapshot costs a few ms; Keras's save_weights ~25-35 ms whatever the model size, which is a third
+    of a digits-MLP epoch. So the .weights.h5 files are written from the snapshots at most every
+    `interval` seconds (`fit.checkpoint.interval`; every epoch when epochs are longer or with 0), at the end
+    of training and when training is interrupted (`flush`). Until then state.npz also keeps the best
+    epoch's snapshot, so a resumed run still writes the right best.weights.h5.
+    """
 
     def __init__(self, run_dir: Path, monitor: str | None, mode: str, user: list[keras.callbacks.Callback],
-                 resumed: dict[str, Any] | None = None) -> None:
+                 interval: float, resumed: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.run_dir = run_dir
         self.monitor = monitor
         self.better = _better(monitor, mode)
         self.user = user
+        self.interval = interval
         resumed = resumed or {}
         self.best: float | None = resumed.get("best")
         self.best_epoch: int | None = resumed.get("best_epoch")
         self._restore = resumed.get("callbacks")
+        self._last: tuple[int, list[np.ndarray]] | None = None    # (epoch, snapshot) not in last.weights.h5 yet
+        self._best: list[np.ndarray] | None = resumed.get("best_values")   # not in best.weights.h5 yet
+        self._written = time.monotonic()
+        self._at_epoch_end = False   # whether the model holds the values of self._last
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         # Runs after the user's callbacks reset themselves: put their counters back when resuming.
         for cb, values in zip(self.user, self._restore or []):
             for attr, value in values.items():
                 setattr(cb, attr, value)
+        self._written = time.monotonic()
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._at_epoch_end = False
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        logs = logs or {}
-        folder = self.run_dir / state.CHECKPOINTS
-        state.save_weights(self.model, folder / state.LAST_WEIGHTS)
-        value = logs.get(self.monitor) if self.monitor else None
+        if not math.isfinite(float((logs or {}).get("loss", 0.0))):
+            return   # a diverged epoch is not a state to keep (the run fails; see Recorder)
+        values = state.snapshot(self.model)
+        self._at_epoch_end = True
+        value = (logs or {}).get(self.monitor) if self.monitor else None
         if value is not None and (self.best is None or self.better(float(value), self.best)):
-            self.best, self.best_epoch = float(value), epoch + 1
-            # the same weights were just written: a file copy is ~20x cheaper than a second save
-            state.copy_file(folder / state.LAST_WEIGHTS, folder / state.BEST_WEIGHTS)
-        state.save_state(self.run_dir, self.model, {
-            "epoch": epoch + 1, "monitor": self.monitor, "best": self.best, "best_epoch": self.best_epoch,
-            "callbacks": callback_state(self.user)})
+            self.best, self.best_epoch, self._best = float(value), epoch + 1, values
+        self._last = (epoch + 1, values)
+        if time.monotonic() - self._written >= self.interval:
+            self.flush()
+        best_behind = self._best is not None and self._best is not values
+        state.save_state(self.run_dir, values, self._info(epoch + 1), self._best if best_behind else None)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the pending .weights.h5 files: the last completed epoch's and the best epoch's weights
+        (also after an interruption or error mid-epoch: they come from the snapshots)."""
+        folder = self.run_dir / state.CHECKPOINTS
+        if self._last is not None:
+            epoch, values = self._last
+            state.save_weights(self.model, folder / state.LAST_WEIGHTS, None if self._at_epoch_end else values)
+            if self._best is values:
+                # the same weights were just written: a file copy is ~20x cheaper than a second save
+                state.copy_file(folder / state.LAST_WEIGHTS, folder / state.BEST_WEIGHTS)
+                self._best = None
+            self._last = None
+        if self._best is not None:
+            state.save_weights(self.model, folder / state.BEST_WEIGHTS, self._best)
+            self._best = None
+        self._written = time.monotonic()
+
+    def _info(self, epoch: int) -> dict[str, Any]:
+        return {"epoch": epoch, "monitor": self.monitor, "best": self.best, "best_epoch": self.best_epoch,
+                "callbacks": callback_state(self.user)}
 
 
 def _better(monitor: str | None, mode: str) -> Callable[[float, float], bool]:

@@ -14,7 +14,17 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from kcli.errors import ConfigError, KcliError, key_path
 from kcli.overrides import apply_overrides, blame_override
@@ -101,6 +111,11 @@ class DataConfig(_Strict):
     # under a seed Keras 3.15 visits the rows in one permutation that repeats every epoch).
     # each_epoch: a new seeded permutation every epoch (stateless, so a resumed run stays exact).
     shuffle: bool | Literal["each_epoch"] = True
+    # true: build the batches once and keep them in memory (the same batches, ~4x faster epochs on small
+    # models; one extra copy of the training and validation data). false: give fit the arrays (Keras gathers
+    # every batch again each epoch), as a hand-written script does.
+    cache: bool = True
+    prefetch: NonNegativeInt | Literal["auto"] = "auto"   # batches prepared ahead; auto = tf.data.AUTOTUNE
     one_hot: bool | PositiveInt = False
     scale: float | None = None
 
@@ -166,6 +181,9 @@ class CheckpointConfig(_Strict):
 
     monitor: str | None = None     # default: val_loss when there is validation data
     mode: Literal["auto", "min", "max"] = "auto"
+    # Seconds between writes of last/best.weights.h5 (each costs ~30 ms); 0: every epoch. The resumable
+    # state (checkpoints/state.npz) is saved after every epoch regardless.
+    interval: NonNegativeFloat = 10.0
 
 
 class FitConfig(_Strict):

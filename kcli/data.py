@@ -1,8 +1,8 @@
 """config.data -> numpy arrays for train / validation / test.
 
 Arrays (not tf.data) go to `model.fit`, exactly as a hand-written Keras script passes them, so that
-batching and seeded shuffling are Keras's own and the numbers match such a script (`shuffle: each_epoch`
-is kcli's own seeded per-epoch order, see training_input).
+batching and seeded shuffling are Keras's own and the numbers match such a script (pipeline.py turns
+them into what `fit` gets).
 """
 
 from __future__ import annotations
@@ -254,44 +254,3 @@ def check_shape(x: np.ndarray, input_shape: tuple[int | None, ...], what: str, k
 def shape_fits(got: tuple[int, ...], want: tuple[int | None, ...]) -> bool:
     """Whether a concrete per-example shape matches a declared one with optional null dimensions."""
     return len(got) == len(want) and all(w is None or g == w for g, w in zip(got, want))
-
-
-@dataclass
-class TrainingInput:
-    """What model.fit gets for training: arrays (Keras batches and shuffles them itself), or kcli's
-    per-epoch shuffled dataset plus the callback that tells it the epoch."""
-
-    x: Any
-    y: Any
-    shuffle: bool
-    callbacks: list[Any]
-
-
-def training_input(train: Arrays, batch_size: int, shuffle: bool | str, seed: int) -> TrainingInput:
-    """`shuffle: true/false`: the arrays as they are, for Keras's own `fit(x, y, shuffle=...)`, exactly what a
-    hand-written script does (and resumable: under a seed Keras draws the same permutation in every epoch
-    and every process). `shuffle: each_epoch`: epoch e visits the rows in a stateless permutation seeded by
-    (seed, e), a new order every epoch that is still the same in any process, so a resumed run is exact."""
-    if shuffle != "each_epoch":
-        return TrainingInput(train.x, train.y, bool(shuffle), [])
-    import keras
-    import tensorflow as tf
-
-    n = len(train)
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-    x, y = tf.convert_to_tensor(train.x), tf.convert_to_tensor(train.y)   # captured, not copied into a graph
-
-    def permutation(_: Any) -> Any:
-        seeds = tf.stack([tf.constant(seed, tf.int64), epoch.read_value()])
-        return tf.data.Dataset.from_tensor_slices(
-            tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=seeds))
-
-    batches = tf.data.Dataset.range(1).flat_map(permutation).batch(batch_size)
-    dataset = batches.map(lambda idx: (tf.gather(x, idx), tf.gather(y, idx)), num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(n / batch_size))).prefetch(2)
-
-    class _Epoch(keras.callbacks.Callback):
-        def on_epoch_begin(self, e: int, logs: dict[str, Any] | None = None) -> None:
-            epoch.assign(e)
-
-    return TrainingInput(dataset, None, False, [_Epoch()])

@@ -1,7 +1,8 @@
 """Training state inside a run directory: per-epoch checkpoints and what `--resume` needs.
 
 checkpoints/last.weights.h5 and best.weights.h5 are for people; checkpoints/state.npz (every model and
-optimizer variable, dropout seed states included) and state.json are what makes a resumed run exact.
+optimizer variable, dropout seed states included, and what epoch they belong to) is what makes a resumed
+run exact.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from kcli.errors import RunError
 from kcli.runs import FINISHED, atomic_target, load_record, write_json
 
@@ -22,15 +25,39 @@ if TYPE_CHECKING:
 CHECKPOINTS = "checkpoints"
 LAST_WEIGHTS = "last.weights.h5"
 BEST_WEIGHTS = "best.weights.h5"
-STATE_ARRAYS = "state.npz"      # every model and optimizer variable after the last saved epoch
-STATE_JSON = "state.json"       # that epoch, the best monitored value, callback counters
+STATE_ARRAYS = "state.npz"      # every model and optimizer variable after the last saved epoch + info
+STATE_JSON = "state.json"       # the info of state.npz, readable
 
 
-def save_weights(model: keras.Model, path: Path) -> None:
-    """model.save_weights, atomically, replacing the previous file."""
+def variables(model: keras.Model) -> list[Any]:
+    """Every model and optimizer variable (weights, optimizer slots and step, random-seed states)."""
+    model.optimizer.build(model.trainable_variables)
+    return [*model.variables, *model.optimizer.variables]
+
+
+def snapshot(model: keras.Model) -> list[np.ndarray]:
+    """The values of every variable, copied to numpy (~2 ms for the digits MLP)."""
+    return [np.array(v) for v in variables(model)]
+
+
+def save_weights(model: keras.Model, path: Path, values: list[np.ndarray] | None = None) -> None:
+    """model.save_weights, atomically, replacing the previous file. With `values` (a snapshot), the file holds
+    those values instead of the model's current ones, which are put back afterwards."""
     path.parent.mkdir(exist_ok=True)
-    with atomic_target(path, replace=True) as tmp:
-        model.save_weights(tmp)
+    current = snapshot(model) if values is not None else None
+    try:
+        if values is not None:
+            _assign(model, values)
+        with atomic_target(path, replace=True) as tmp:
+            model.save_weights(tmp)
+    finally:
+        if current is not None:
+            _assign(model, current)
+
+
+def _assign(model: keras.Model, values: list[np.ndarray]) -> None:
+    for variable, value in zip(variables(model), values, strict=True):
+        variable.assign(value)
 
 
 def copy_file(src: Path, dest: Path) -> None:
@@ -39,40 +66,42 @@ def copy_file(src: Path, dest: Path) -> None:
         shutil.copyfile(src, tmp)
 
 
-def save_state(run_dir: Path, model: keras.Model, info: dict[str, Any]) -> None:
-    """Everything needed to continue exactly: all variables (weights, optimizer slots and step, random-seed
-    states) and `info`. The arrays are written before the JSON that names their epoch."""
-    import numpy as np
-
+def save_state(run_dir: Path, values: list[np.ndarray], info: dict[str, Any],
+               best: list[np.ndarray] | None = None) -> None:
+    """Everything needed to continue exactly, in one atomically replaced file (checkpoints/state.npz): a
+    snapshot of all variables, `info` (epoch, best value, callback counters) and, when best.weights.h5 is
+    behind, the snapshot of the best epoch. checkpoints/state.json repeats `info` for people."""
     folder = run_dir / CHECKPOINTS
     folder.mkdir(exist_ok=True)
-    values = [np.asarray(v) for v in (*model.variables, *model.optimizer.variables)]
+    info = {**info, "variables": len(values)}
+    arrays = {f"arr_{i}": v for i, v in enumerate(values)}
+    arrays.update({f"best_{i}": v for i, v in enumerate(best or [])})
     with atomic_target(folder / STATE_ARRAYS, replace=True) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, *values)
+            np.savez(fh, info=np.array(json.dumps(info)), **arrays)
             fh.flush()
             os.fsync(fh.fileno())
-    write_json(folder / STATE_JSON, {**info, "variables": len(values)})
+    write_json(folder / STATE_JSON, info)
 
 
 def load_state(run_dir: Path, model: keras.Model) -> dict[str, Any]:
-    """Put a saved training state back into a freshly built and compiled model; returns its info."""
-    import numpy as np
-
-    folder = run_dir / CHECKPOINTS
+    """Put a saved training state back into a freshly built and compiled model; returns its info, with the
+    best epoch's snapshot as `best_values` when the state holds one."""
+    wanted = variables(model)
     try:
-        info = json.loads((folder / STATE_JSON).read_text())
-        arrays = np.load(folder / STATE_ARRAYS)
-    except (OSError, ValueError) as exc:
+        with np.load(run_dir / CHECKPOINTS / STATE_ARRAYS) as arrays:
+            info = json.loads(str(arrays["info"]))
+            if info.get("variables") != len(wanted):
+                raise RunError(f"the saved state of {run_dir} does not fit the model ({info.get('variables')} "
+                               f"arrays, {len(wanted)} variables)", key="--resume")
+            values = [arrays[f"arr_{i}"] for i in range(len(wanted))]
+            if "best_0" in arrays.files:
+                info["best_values"] = [arrays[f"best_{i}"] for i in range(len(wanted))]
+            elif info.get("best_epoch") == info.get("epoch"):
+                info["best_values"] = values   # best.weights.h5 may not have been written before the stop
+    except (OSError, ValueError, KeyError) as exc:
         raise RunError(f"run {run_dir} has no training state to resume from ({exc})", key="--resume") from None
-    model.optimizer.build(model.trainable_variables)
-    variables = [*model.variables, *model.optimizer.variables]
-    with arrays:
-        if len(arrays.files) != len(variables) or info.get("variables") != len(variables):
-            raise RunError(f"the saved state of {run_dir} does not fit the model ({len(arrays.files)} arrays, "
-                           f"{len(variables)} variables)", key="--resume")
-        for i, variable in enumerate(variables):
-            variable.assign(arrays[f"arr_{i}"])
+    _assign(model, values)
     return info
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from kcli import callbacks as callbacks_mod
 from kcli import config as config_mod
 from kcli import data as data_mod
 from kcli import model as model_mod
-from kcli import runs, state
+from kcli import pipeline, runs, state
 from kcli.config import Config, LoadedConfig
 from kcli.data import Splits
 from kcli.display import Display
@@ -169,20 +171,23 @@ def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display) -> 
     """model.fit with kcli's history recorder, checkpoints and progress display; returns one row per epoch."""
     cfg, splits, run_dir = prep.cfg, prep.splits, start.run_dir
     assert splits is not None
-    validation = (splits.validation.x, splits.validation.y) if splits.validation is not None else None
+    validation = pipeline.validation(splits.validation, cfg.data)
     steps = math.ceil(len(splits.train) / cfg.data.batch_size)
-    inputs = data_mod.training_input(splits.train, cfg.data.batch_size, cfg.data.shuffle, cfg.seed or 0)
+    inputs = pipeline.training(splits.train, cfg.data, cfg.seed or 0)
+    times: list[float] = list(start.record.data.get("epoch_seconds", []))[:start.epoch]
 
-    def on_epoch(rows: list[dict[str, Any]]) -> None:
+    def on_epoch(rows: list[dict[str, Any]], seconds: float) -> None:
         runs.write_history(run_dir, rows, validation is not None)
-        start.record.update(epochs_completed=len(rows))
+        times.append(round(seconds, 4))
+        start.record.update(epochs_completed=len(rows), epoch_seconds=times)
 
     recorder = callbacks_mod.Recorder(list(start.rows), on_epoch)
     user = callbacks_mod.build(cfg, prep.registry, run_dir)
     monitor = cfg.fit.checkpoint.monitor or ("val_loss" if validation is not None else None)
-    checkpointer = callbacks_mod.Checkpointer(run_dir, monitor, cfg.fit.checkpoint.mode, user, start.state)
-    with display.progress(cfg.fit.epochs, steps, start.epoch) as progress:
-        model.fit(inputs.x, inputs.y, batch_size=None if inputs.y is None else cfg.data.batch_size,
+    checkpointer = callbacks_mod.Checkpointer(run_dir, monitor, cfg.fit.checkpoint.mode, user,
+                                               cfg.fit.checkpoint.interval, start.state)
+    with display.progress(cfg.fit.epochs, steps, start.epoch) as progress, _flushed(checkpointer):
+        model.fit(inputs.x, inputs.y, batch_size=inputs.batch_size,
                   epochs=cfg.fit.epochs, initial_epoch=start.epoch, validation_data=validation,
                   validation_freq=cfg.fit.validation_freq, shuffle=inputs.shuffle,
                   # the recorder after the user's callbacks: LR callbacks add `learning_rate` to the logs
@@ -193,6 +198,17 @@ def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display) -> 
                              "lower the learning rate or check the data for NaN/inf values")
     start.record.update(best={"monitor": monitor, "value": checkpointer.best, "epoch": checkpointer.best_epoch})
     return recorder.rows
+
+
+@contextlib.contextmanager
+def _flushed(checkpointer: callbacks_mod.Checkpointer) -> Iterator[None]:
+    """On Ctrl-C or an error inside fit, still write the last completed epoch's .weights.h5 files."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            checkpointer.flush()
+        raise
 
 
 def _finish_model(model: keras.Model, prep: Prepared, run_dir: Path, record: runs.RunRecord, keep_best: bool,

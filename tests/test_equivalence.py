@@ -22,6 +22,7 @@ data:
   validation: {{path: val.npz}}
   batch_size: 16
   shuffle: {shuffle}
+  cache: {cache}
   one_hot: 3
 model:
   input_shape: [4]
@@ -61,10 +62,10 @@ json.dump(history.history, open(f"{folder}/plain_history.json", "w"))
 """
 
 
-def _kcli_run(folder: Path, seed: int, shuffle: bool, validation_freq: object) -> Path:
+def _kcli_run(folder: Path, seed: int, shuffle: bool, validation_freq: object, cache: bool) -> Path:
     tiny_npz(folder, "train.npz", n=100, seed=0)
     tiny_npz(folder, "val.npz", n=30, seed=1)
-    config = write_config(folder, CONFIG.format(seed=seed, shuffle=str(shuffle).lower(),
+    config = write_config(folder, CONFIG.format(seed=seed, shuffle=str(shuffle).lower(), cache=str(cache).lower(),
                                                 validation_freq=json.dumps(validation_freq)))
     result = run_cli("train", config, "--runs-dir", folder / "runs")
     assert result.exit_code == 0, result.stderr
@@ -96,14 +97,16 @@ def _assert_same(run_dir: Path, weights: list[np.ndarray], history: dict, epochs
             np.testing.assert_allclose([r[key] for r in rows], values, atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("shuffle, validation_freq, val_epochs", [
-    (True, 1, [1, 2, 3, 4, 5, 6]),
-    (False, 2, [2, 4, 6]),
-    (False, [1, 5], [1, 5]),
+# cache: kcli's cached batches (the default) or the arrays handed to fit as they are
+@pytest.mark.parametrize("shuffle, validation_freq, val_epochs, cache", [
+    (True, 1, [1, 2, 3, 4, 5, 6], True),
+    (True, 2, [2, 4, 6], False),
+    (False, 2, [2, 4, 6], True),
+    (False, [1, 5], [1, 5], False),
 ])
 def test_same_weights_and_history_as_plain_keras(tmp_path: Path, shuffle: bool, validation_freq: object,
-                                                 val_epochs: list[int]) -> None:
-    run_dir = _kcli_run(tmp_path, 11, shuffle, validation_freq)
+                                                 val_epochs: list[int], cache: bool) -> None:
+    run_dir = _kcli_run(tmp_path, 11, shuffle, validation_freq, cache)
     weights, history = _plain(tmp_path, 11, shuffle, validation_freq)
     assert len(history["loss"]) == 6 and len(history["val_loss"]) == len(val_epochs)
     _assert_same(run_dir, weights, history, val_epochs)

@@ -123,6 +123,21 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(project: Path, referenc
     assert record["status"] == "completed" and record["resumed"][0]["epoch"] == 2
     assert [r["epoch"] for r in json.loads((run_dir / "history.json").read_text())] == [1, 2, 3, 4, 5, 6]
     _assert_same_run(run_dir, reference)
+    # the .weights.h5 files are written every fit.checkpoint.interval seconds; a resumed run still ends with
+    # the right best epoch's weights (its snapshot travels in state.npz until written)
+    assert run_json(run_dir)["best"] == run_json(reference)["best"]
+    _assert_same_weights(run_dir / "checkpoints" / "best.weights.h5", reference / "checkpoints" / "best.weights.h5")
+    _assert_same_weights(run_dir / "checkpoints" / "last.weights.h5", reference / "checkpoints" / "last.weights.h5")
+
+
+def _assert_same_weights(a: Path, b: Path) -> None:
+    import h5py
+    with h5py.File(a) as fa, h5py.File(b) as fb:
+        names: list[str] = []
+        fa.visit(lambda name: names.append(name) if isinstance(fa[name], h5py.Dataset) else None)
+        assert names
+        for name in names:
+            np.testing.assert_allclose(fa[name][()], fb[name][()], atol=1e-6, rtol=0, err_msg=name)
 
 
 def test_ctrl_c_stops_cleanly_and_tells_how_to_resume(project: Path, reference_each_epoch: Path) -> None:
@@ -132,6 +147,7 @@ def test_ctrl_c_stops_cleanly_and_tells_how_to_resume(project: Path, reference_e
     assert proc.returncode == 130, proc.stderr
     run_dir = only_run(runs_dir)
     assert run_json(run_dir)["status"] == "interrupted"
+    assert (run_dir / "checkpoints" / "last.weights.h5").is_file()   # flushed on Ctrl-C
     assert f"kcli train --resume {run_dir}" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     # CONFIG may be given if it matches (with the same --set)
