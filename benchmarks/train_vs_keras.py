@@ -1,0 +1,99 @@
+"""Training with `kcli train` against the same training in a hand-written Keras script (plain_keras.py).
+
+    python benchmarks/train_vs_keras.py [--pairs 5] [--case digits|large|all] [--out benchmarks/RESULTS.md]
+
+Same model, data, seed, batch size and epochs on both sides; kcli runs with its defaults and `save: []`.
+Runs alternate plain, kcli, plain, kcli, ... in fresh processes. Reported per side: whole-process wall time
+(TensorFlow import included) and the steady-state seconds per epoch (median over epochs 2..N, read from
+each side's own timing: plain_keras.py's callback, kcli's run.json `epoch_seconds`), and the final training
+loss, which must be identical (kcli's speed must not come from changing the math).
+
+Cases: digits (configs/digits_mlp.yaml: 1,257 training rows, batch 32, 30 epochs, overhead-bound) and large
+(benchmarks/large_mlp.yaml: 200,000 x 256 synthetic rows, batch 256, 3 epochs, compute-bound).
+Goals: kcli wall <= 1.0x plain on both; steady-state epoch <= 0.6x on digits; identical final loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from _common import REPO, add_output_args, fmt_runs, kcli_command, machine, median, output, report, timed
+
+HERE = Path(__file__).resolve().parent
+
+
+def make_large(path: Path, rows: int = 200_000, features: int = 256, classes: int = 10) -> None:
+    """A learnable synthetic problem: labels are the argmax of a random linear map plus noise."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, features)).astype(np.float32)
+    y = np.argmax(x @ rng.normal(size=(features, classes)) + rng.normal(size=(rows, classes)), axis=1)
+    np.savez(path, x=x, y=y.astype(np.int64))
+
+
+def plain_run(case: str, data: Path | None) -> dict:
+    cmd = [sys.executable, str(HERE / "plain_keras.py"), case] + (["--data", str(data)] if data else [])
+    wall, out = timed(cmd)
+    result = json.loads(out.strip().splitlines()[-1])
+    return {"wall": wall, "epoch": median(result["epoch_seconds"][1:]), "loss": result["final_loss"]}
+
+
+def kcli_run(config: Path, runs_dir: Path, sets: list[str]) -> dict:
+    args = [a for s in ["save=[]", *sets] for a in ("--set", s)]
+    wall, _ = timed([*kcli_command(), "train", str(config), "--runs-dir", str(runs_dir), *args])
+    run = max(runs_dir.iterdir(), key=lambda p: p.stat().st_mtime)
+    record = json.loads((run / "run.json").read_text())
+    history = json.loads((run / "history.json").read_text())
+    return {"wall": wall, "epoch": median(record["epoch_seconds"][1:]), "loss": history[-1]["loss"]}
+
+
+def run_case(name: str, pairs: int, work: Path) -> list[str]:
+    if name == "digits":
+        config, data, sets = REPO / "configs" / "digits_mlp.yaml", None, []
+    else:
+        config, data = HERE / "large_mlp.yaml", work / "large.npz"
+        if not data.exists():
+            make_large(data)
+        sets = [f"data.path={data}"]
+    plain, kcli = [], []
+    for _ in range(pairs):
+        plain.append(plain_run(name, data))
+        kcli.append(kcli_run(config, work / f"runs-{name}", sets))
+    rows = ["| side | wall median s | steady epoch median s | final loss | wall runs (s) | epoch medians (s) |",
+            "|---|---:|---:|---|---|---|"]
+    for side, results in (("plain Keras script", plain), ("kcli train (defaults, save: [])", kcli)):
+        walls, epochs = [r["wall"] for r in results], [r["epoch"] for r in results]
+        losses = sorted({f"{r['loss']:.9g}" for r in results})
+        rows.append(f"| {side} | {median(walls):.2f} | {median(epochs):.4f} | {', '.join(losses)} | "
+                    f"{fmt_runs(walls)} | {fmt_runs(epochs, 4)} |")
+    wall_ratio = median([r["wall"] for r in kcli]) / median([r["wall"] for r in plain])
+    epoch_ratio = median([r["epoch"] for r in kcli]) / median([r["epoch"] for r in plain])
+    loss_diff = max(abs(a["loss"] - b["loss"]) for a in plain for b in kcli)
+    epoch_goal = " (goal <= 0.6x: " + ("met" if epoch_ratio <= 0.6 else "NOT met") + ")" if name == "digits" else ""
+    return [f"### {name}", "", *rows, "",
+            f"- wall: kcli / plain = {wall_ratio:.2f}x (goal <= 1.0x: {'met' if wall_ratio <= 1.0 else 'NOT met'})",
+            f"- steady-state epoch: kcli / plain = {epoch_ratio:.2f}x{epoch_goal}",
+            f"- final training loss: largest difference between any plain and any kcli run = {loss_diff:.3g} "
+            f"({'identical' if loss_diff == 0 else 'NOT identical'})", ""]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--case", choices=["digits", "large", "all"], default="all")
+    add_output_args(parser)
+    args = parser.parse_args()
+    cases = ["digits", "large"] if args.case == "all" else [args.case]
+    with tempfile.TemporaryDirectory(prefix="kcli-bench-") as tmp:
+        body = [f"Machine: {machine()}", f"{args.pairs} pairs per case, alternating plain / kcli, fresh processes.", ""]
+        for case in cases:
+            body += run_case(case, args.pairs, Path(tmp))
+    report("training vs plain Keras (benchmarks/train_vs_keras.py)", body, output(args))
+
+
+if __name__ == "__main__":
+    main()
