@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,7 +87,7 @@ def output(args: argparse.Namespace) -> Path | None:
 
 def report(title: str, body: list[str], out: Path | None) -> None:
     """Print a Markdown section and append it to `out` (benchmarks/RESULTS.md by default)."""
-    stamp = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     text = "\n".join([f"## {stamp}: {title}", "", *body]) + "\n"
     print(text)
     if out is not None:
