@@ -1,15 +1,20 @@
 """`kcli predict RUN --input FILE`: a finished run's predictions, streamed in chunks.
 
-Inputs are read CHUNK_ROWS rows at a time and outputs written as they come, so a CSV with millions of
-rows predicts in bounded memory. (An .npz input is read whole: numpy cannot map compressed members.)
+Inputs are read a chunk at a time and outputs written as they come, so a CSV with millions of rows
+predicts in bounded memory; CSV blocks are parsed on background threads while the model predicts.
+(An .npz input is read whole: numpy cannot map compressed members.)
 """
 
 from __future__ import annotations
 
+import io
+import math
+import os
 import warnings
 import zipfile
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +28,9 @@ from kcli import runs
 from kcli.display import Display
 from kcli.errors import DataError
 
-CHUNK_ROWS = 8192
+CHUNK_ROWS = 8192                # rows per chunk of an .npy/.npz input
+BLOCK_ROWS = 32768               # rows per block of a CSV input (sized in bytes from the average line)
+PARSE_THREADS = max(2, os.cpu_count() or 1)
 # Rows per model call when --batch-size is not given. Inference results do not depend on it (beyond float
 # rounding) and 1024 is ~10x faster than Keras's predict default of 32 on a small MLP.
 PREDICT_BATCH = 1024
@@ -161,7 +168,9 @@ def _csv_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputFil
                         f"{list(run.input_shape)}", key="--input")
     rows = _count_rows(path)
     label_index = header.index(label) if label is not None else None
-    return InputFile(rows, label, _csv_chunks(path, features, label_index, len(header), run.config.data.scale))
+    block_bytes = max(1 << 16, math.ceil(path.stat().st_size / max(rows, 1)) * BLOCK_ROWS)
+    return InputFile(rows, label, _csv_chunks(path, features, label_index, len(header), run.config.data.scale,
+                                              block_bytes))
 
 
 def _count_rows(path: Path) -> int:
@@ -170,26 +179,79 @@ def _count_rows(path: Path) -> int:
         return sum(1 for line in fh if line.strip())
 
 
-def _csv_chunks(path: Path, features: list[int], label_index: int | None, width: int,
-                scale: float | None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    with path.open(encoding="utf-8") as fh, warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # loadtxt warns once at the end of the file
+def _csv_chunks(path: Path, features: list[int], label_index: int | None, width: int, scale: float | None,
+                block_bytes: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """Blocks of ~BLOCK_ROWS whole lines, parsed by TensorFlow's CSV decoder on PARSE_THREADS threads
+    (it releases the GIL: ~3x faster than np.loadtxt on 2 cores), at most PARSE_THREADS + 1 blocks in memory."""
+    parse = _block_parser(width)
+    with path.open("rb") as fh, ThreadPoolExecutor(PARSE_THREADS) as pool:
         fh.readline()
-        done = 0
-        while True:
+        pending: deque[tuple[int, Future[np.ndarray]]] = deque()
+        first_row = 1
+        for block in _line_blocks(fh, block_bytes):
+            pending.append((first_row, pool.submit(parse, block)))
+            first_row += block.count(b"\n")
+            if len(pending) > PARSE_THREADS:
+                yield _chunk(path, *pending.popleft(), features, label_index, width, scale)
+        while pending:
+            yield _chunk(path, *pending.popleft(), features, label_index, width, scale)
+
+
+def _chunk(path: Path, first_row: int, parsed: Future[np.ndarray], features: list[int], label_index: int | None,
+           width: int, scale: float | None) -> tuple[np.ndarray, np.ndarray | None]:
+    try:
+        table = parsed.result()
+    except ValueError as exc:
+        raise DataError(f"{path}: {exc} (data rows from {first_row})", key="--input") from None
+    if table.shape[1] != width:
+        raise DataError(f"{path}: rows from data row {first_row} have {table.shape[1]} columns, the header {width}",
+                        key="--input")
+    labels = table[:, label_index] if label_index is not None else None
+    return data_mod.scale_features(table[:, features], scale), labels
+
+
+def _line_blocks(fh: Any, size: int) -> Iterator[bytes]:
+    """The rest of a binary file in blocks of about `size` bytes that end at a line break."""
+    rest = b""
+    while True:
+        block = fh.read(size)
+        if not block:
+            if rest.strip():
+                yield rest + b"\n"
+            return
+        data = rest + block
+        cut = data.rfind(b"\n") + 1
+        data, rest = data[:cut], data[cut:]
+        if data:
+            yield data
+
+
+def _block_parser(width: int) -> Callable[[bytes], np.ndarray]:
+    """bytes of CSV lines -> a float64 table; np.loadtxt (lenient about spaces) where TensorFlow's decoder
+    refuses a block, and its message (with the row) when neither can read it."""
+    import tensorflow as tf
+
+    defaults = [tf.constant([], tf.float64)] * width
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([], tf.string)])
+    def decode(block: Any) -> Any:
+        lines = tf.strings.split(tf.strings.regex_replace(block, "\r", ""), "\n")
+        lines = tf.boolean_mask(lines, tf.strings.length(tf.strings.strip(lines)) > 0)
+        return tf.stack(tf.io.decode_csv(lines, record_defaults=defaults), axis=1)
+
+    def parse(block: bytes) -> np.ndarray:
+        try:
+            return decode(tf.constant(block)).numpy()
+        except tf.errors.InvalidArgumentError:
+            pass
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)   # loadtxt warns about empty input
             try:
-                table = np.loadtxt(fh, delimiter=",", max_rows=CHUNK_ROWS, ndmin=2, dtype=np.float64)
+                return np.loadtxt(io.BytesIO(block), delimiter=",", ndmin=2, dtype=np.float64)
             except ValueError as exc:
-                raise DataError(f"{path}: every value must be a number (near data row {done + 1}: {exc})",
-                                key="--input") from None
-            if table.shape[0] == 0:
-                return
-            if table.shape[1] != width:
-                raise DataError(f"{path}: rows after {done} have {table.shape[1]} columns, the header {width}",
-                                key="--input")
-            done += len(table)
-            labels = table[:, label_index] if label_index is not None else None
-            yield data_mod.scale_features(table[:, features], scale), labels
+                raise ValueError(f"every value must be a number ({exc})") from None
+
+    return parse
 
 
 @dataclass

@@ -267,6 +267,25 @@ def test_predict_streams_a_million_rows_in_bounded_memory(run: Path, tmp_path: P
     np.testing.assert_allclose(pred[-1000:], _plain_model(run).predict(x, verbose=0), atol=1e-5)
 
 
+def test_predict_csv_quirks_and_errors(run: Path, tmp_path: Path) -> None:
+    """Spaces around values and CRLF line ends are read (the loadtxt fallback); a bad value or a short row
+    is one line naming the file and the row, and nothing is written."""
+    x = np.array([[1, 2, 3, 4], [0.5, -1, 2.25, 3]], np.float32)
+    (tmp_path / "crlf.csv").write_bytes(b"a,b,c,d\r\n 1, 2,3 ,4\r\n0.5,-1,2.25,3\r\n\r\n")
+    out = tmp_path / "out.npy"
+    result = run_cli("predict", run, "--input", tmp_path / "crlf.csv", "--output", out)
+    assert result.exit_code == 0, result.stderr
+    np.testing.assert_allclose(np.load(out), _plain_model(run).predict(x * np.float32(0.5), verbose=0), atol=1e-6)
+    out.unlink()
+    for text, expected in (("a,b,c,d\n1,2,3,4\n1,2,x,4\n", "every value must be a number"),
+                           ("a,b,c,d\n1,2,3,4\n1,2,3\n", "number")):
+        (tmp_path / "bad.csv").write_text(text)
+        result = run_cli("predict", run, "--input", tmp_path / "bad.csv", "--output", out)
+        assert result.exit_code == 2, result.stderr
+        assert expected in result.stderr and "bad.csv" in result.stderr and "--input" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
 # ---- export ----
 
 @pytest.mark.parametrize("fmt", ["savedmodel", "keras", "h5", "weights", "onnx", "tflite"])
