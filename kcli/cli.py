@@ -110,12 +110,14 @@ def validate(
     config: ConfigArg,
     set_: SetOpt = None,
     print_: Annotated[bool, typer.Option("--print", help="Print the resolved config as YAML.")] = False,
+    build: Annotated[bool, typer.Option("--build", help="Also build and compile the model with Keras (argument "
+                                        "values, shapes, your classes; imports TensorFlow).")] = False,
 ) -> None:
-    """Check a config (schema, names, arguments, shapes, files) without loading data or training."""
+    """Check a config (schema, files, Keras names and arguments) without TensorFlow or training."""
     def action() -> None:
+        from kcli.check import validate as run_validate
         from kcli.display import Display
-        from kcli.train import validate as run_validate
-        run_validate(config, Display(), set_, print_)
+        run_validate(config, Display(), set_, print_, build)
     _run(action)
 
 

@@ -20,6 +20,7 @@ from kcli.config import CompileConfig, Config, Spec, did_you_mean
 from kcli.data import Splits
 from kcli.errors import ConfigError, DataError
 from kcli.imports import Registry
+from kcli.keras_api import Signature
 
 # Bare metric names that compile() resolves by looking at the loss; keras.metrics.get() rejects them.
 _LOSS_DEPENDENT_METRICS = {"accuracy", "acc", "crossentropy", "ce"}
@@ -113,12 +114,7 @@ def construct(cls: type, args: dict[str, Any], key: str) -> Any:
 def check_args(cls: type, args: dict[str, Any], key: str) -> None:
     """Name the first unknown or missing constructor argument, using the class's own signature."""
     accepted, required = _signature(cls)
-    for name in args:
-        if accepted is not None and name not in accepted:
-            raise ConfigError(f"unknown argument {name!r}{did_you_mean(name, accepted)}", key=key)
-    missing = [n for n in required if n not in args]
-    if missing:
-        raise ConfigError(f"missing required argument {missing[0]!r}", key=key)
+    Signature(accepted, required).check(args, key)
 
 
 def _signature(cls: type) -> tuple[set[str] | None, list[str]]:

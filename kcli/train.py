@@ -19,7 +19,7 @@ from kcli import pipeline, runs, state
 from kcli.config import Config, LoadedConfig
 from kcli.data import Splits
 from kcli.display import Display
-from kcli.errors import DataError, Interrupted, KcliError, RunError, TrainingFailed
+from kcli.errors import Interrupted, KcliError, RunError, TrainingFailed
 from kcli.imports import Registry, load_imports
 
 
@@ -73,19 +73,6 @@ def summary(path: Path, display: Display, overrides: list[str] | None = None) ->
     """Build the model without data or training and show its summary and trainable variables."""
     prepared = prepare(path, overrides, with_data=False)
     display.summary(model_mod.describe(prepared.model), variables=True)
-
-
-def validate(path: Path, display: Display, overrides: list[str] | None = None, show: bool = False) -> None:
-    """Check a config without loading data or training: schema, names, arguments, shapes, files."""
-    prep = prepare(path, overrides, with_data=False)
-    cfg = prep.cfg
-    for key, holder in (("data", cfg.data), ("data.validation", cfg.data.validation), ("data.test", cfg.data.test)):
-        if holder is not None and holder.path and not Path(holder.path).is_file():
-            raise prep.loaded.locate(DataError(f"data file not found: {holder.path}", key=f"{key}.path"))
-    if show:
-        display.yaml(config_mod.dump(cfg))
-    else:
-        display.note(f"{path}: valid ({model_mod.describe(prep.model).total:,} parameters)")
 
 
 def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[str] | None = None,

@@ -1,0 +1,219 @@
+"""`kcli validate`: check a config without importing TensorFlow.
+
+Checks the YAML and schema (config.py), data and Python files, and every Keras name and argument name
+against Keras's own source (keras_api.py), with the rules model.py and callbacks.py apply at build time.
+Argument values, shapes and the user's classes' behaviour need Keras itself: `kcli validate --build`
+builds and compiles the model as `kcli train` would (that imports TensorFlow).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kcli import config as config_mod
+from kcli import keras_api
+from kcli.config import Config, Spec, did_you_mean, is_file_ref
+from kcli.display import Display
+from kcli.errors import ConfigError, DataError, KcliError
+
+# Bare metric names compile() resolves from the loss (as kcli.model._LOSS_DEPENDENT_METRICS).
+_LOSS_DEPENDENT_METRICS = {"accuracy", "acc", "crossentropy", "ce"}
+# Callbacks that need a package TensorFlow does not install (as kcli.callbacks._NEEDS).
+_NEEDS = {"TensorBoard": ("tensorboard", "kcli[tensorboard]")}
+
+
+@dataclass
+class UserCode:
+    """Classes defined in the config's `imports` (read, not run)."""
+
+    classes: dict[str, Path] = field(default_factory=dict)   # class name -> file
+    opaque: bool = False       # a dotted module whose classes cannot be read: unknown names may live there
+
+
+def validate(path: Path, display: Display, overrides: list[str] | None = None, show: bool = False,
+             build: bool = False) -> None:
+    """Check a config; print it resolved (`show`) or a one-line verdict."""
+    loaded = config_mod.load(path, overrides)
+    try:
+        cfg = config_mod.resolve(loaded)
+        check(cfg)
+    except KcliError as exc:
+        raise loaded.locate(exc) from None
+    verdict = "valid (names and arguments checked against Keras's source; --build also builds the model)"
+    if build:
+        from kcli import model as model_mod
+        from kcli.train import prepare
+
+        verdict = f"valid ({model_mod.describe(prepare(path, overrides, with_data=False).model).total:,} parameters)"
+    if show:
+        display.yaml(config_mod.dump(cfg))
+    else:
+        display.note(f"{path}: {verdict}")
+
+
+def check(cfg: Config) -> None:
+    """Every check that needs no TensorFlow, on a resolved config; raises the first problem."""
+    user = _user_code(cfg.imports)
+    _data_files(cfg)
+    if cfg.model.layers is not None:
+        for i, spec in enumerate(cfg.model.layers):
+            _class_spec(spec, "layers", f"model.layers[{i}].{spec.name.rsplit(':', 1)[-1]}", user, "layer")
+    elif cfg.model.class_ is not None:
+        _user_class(cfg.model.class_, "model.class", user)
+    _optimizer(cfg.compile.optimizer, user)
+    _loss(cfg.compile.loss, user)
+    for i, spec in enumerate(cfg.compile.metrics):
+        _metric(spec, f"compile.metrics[{i}]", user)
+    for i, spec in enumerate(cfg.fit.callbacks):
+        _callback(spec, f"fit.callbacks[{i}].{spec.name.rsplit(':', 1)[-1]}", user)
+
+
+def _user_code(entries: list[str]) -> UserCode:
+    user = UserCode()
+    for i, entry in enumerate(entries):
+        file = Path(entry) if is_file_ref(entry) else _module_file(entry)
+        if is_file_ref(entry) and not file.is_file():
+            raise ConfigError(f"Python file not found: {entry}", key=f"imports[{i}]")
+        if file is None:
+            if importlib.util.find_spec(entry.split(".")[0]) is None:
+                raise ConfigError(f"module {entry!r} not found; a file must end in .py", key=f"imports[{i}]")
+            user.opaque = True
+            continue
+        user.classes.update({name: file for name in keras_api.classes_in_file(file)})
+    return user
+
+
+def _module_file(dotted: str) -> Path | None:
+    """The source file of a top-level module, found without importing it (packages: opaque)."""
+    if "." in dotted:
+        return None
+    spec = importlib.util.find_spec(dotted)
+    origin = spec.origin if spec is not None else None
+    return Path(origin) if origin and origin.endswith(".py") and not origin.endswith("__init__.py") else None
+
+
+def _data_files(cfg: Config) -> None:
+    for key, holder in (("data", cfg.data), ("data.validation", cfg.data.validation), ("data.test", cfg.data.test)):
+        if holder is not None and holder.path and not Path(holder.path).is_file():
+            raise DataError(f"data file not found: {holder.path}", key=f"{key}.path")
+
+
+def _lookup(name: str, package: str, user: UserCode, key: str, loose: bool = False) -> keras_api.Signature | None:
+    """The signature of a Keras class (by name, or loosely `adam`) or a user class; None if unknown."""
+    if ":" in name:
+        return _user_class(name, key, user)
+    ref = keras_api.public(package).get(name)
+    if ref is not None and name[:1].isupper():
+        return keras_api.signature_of(*ref)
+    if name in user.classes:
+        return keras_api.signature_in_file(user.classes[name], name)
+    if loose:
+        wanted = name.replace("_", "").lower()
+        matches = [c for c in keras_api.classes(package) if c.lower() == wanted]
+        if len(matches) == 1:
+            return keras_api.signature_of(*keras_api.public(package)[matches[0]])
+    return None
+
+
+def _user_class(ref: str, key: str, user: UserCode) -> keras_api.Signature:
+    """`file.py:Class` / `module:Class` / a class name from `imports`."""
+    if ":" not in ref:
+        if ref in user.classes:
+            return keras_api.signature_in_file(user.classes[ref], ref)
+        if user.opaque:
+            return keras_api.Signature(None, ())
+        raise ConfigError(f"unknown model class {ref!r}: name it as file.py:Class or module:Class, "
+                          "or list its file under `imports`", key=key)
+    target, cls_name = ref.rsplit(":", 1)
+    file = Path(target) if is_file_ref(target) else _module_file(target)
+    if is_file_ref(target) and not file.is_file():
+        raise ConfigError(f"Python file not found: {target}", key=key)
+    if file is None:
+        if importlib.util.find_spec(target.split(".")[0]) is None:
+            raise ConfigError(f"module {target!r} not found; a file must end in .py", key=key)
+        return keras_api.Signature(None, ())
+    found = keras_api.classes_in_file(file)
+    if cls_name not in found:
+        raise ConfigError(f"{target} defines no class {cls_name!r}; it defines: {', '.join(found) or 'none'}", key=key)
+    return keras_api.signature_in_file(file, cls_name)
+
+
+def _unknown(what: str, name: str, package: str, user: UserCode, key: str, extra: list[str] | None = None,
+             hint: str = "") -> None:
+    if user.opaque:
+        return      # it may come from a module we cannot read without running it
+    known = keras_api.classes(package) + list(user.classes) + (extra or [])
+    raise ConfigError(f"unknown {what} {name!r}{did_you_mean(name, known)}{hint}", key=key)
+
+
+def _class_spec(spec: Spec, package: str, key: str, user: UserCode, what: str) -> None:
+    sig = _lookup(spec.name, package, user, key)
+    if sig is None:
+        _unknown(what, spec.name, package, user, key, hint="; layers come from keras.layers or from `imports`")
+        return
+    sig.check(spec.args, key)
+
+
+def _optimizer(spec: Spec, user: UserCode) -> None:
+    key = f"compile.optimizer.{spec.name}" if spec.args else "compile.optimizer"
+    sig = _lookup(spec.name, "optimizers", user, key, loose=True)
+    if sig is None:
+        _unknown("optimizer", spec.name, "optimizers", user, key)
+        return
+    args = dict(spec.args)
+    if "lr" in args:
+        if "learning_rate" in args:
+            raise ConfigError("give `learning_rate` or its old alias `lr`, not both", key=key)
+        args["learning_rate"] = args.pop("lr")
+    schedule = args.get("learning_rate")
+    if isinstance(schedule, dict):
+        sched = Spec.model_validate(schedule)
+        sub = f"{key}.learning_rate"
+        found = _lookup(sched.name, "optimizers.schedules", user, sub)
+        if found is None:
+            _unknown("learning-rate schedule", sched.name, "optimizers.schedules", user, sub)
+        else:
+            found.check(sched.args, f"{sub}.{sched.name}")
+    sig.check(args, key)
+
+
+def _loss(spec: Spec, user: UserCode) -> None:
+    key = f"compile.loss.{spec.name}" if spec.args else "compile.loss"
+    sig = _lookup(spec.name, "losses", user, key, loose=True)
+    if sig is not None:
+        sig.check(spec.args, key)
+    elif spec.args or not _named(spec.name, "losses"):
+        functions = [n for n in keras_api.public("losses") if n.islower()]
+        _unknown("loss", spec.name, "losses", user, key, extra=functions)
+
+
+def _metric(spec: Spec, key: str, user: UserCode) -> None:
+    if spec.args or ":" in spec.name or spec.name in user.classes:
+        sig = _lookup(spec.name, "metrics", user, key, loose=True)
+        if sig is not None:
+            sig.check(spec.args, f"{key}.{spec.name}")
+            return
+    elif spec.name in _LOSS_DEPENDENT_METRICS or _named(spec.name, "metrics"):
+        return
+    _unknown("metric", spec.name, "metrics", user, key, extra=sorted(_LOSS_DEPENDENT_METRICS))
+
+
+def _named(name: str, package: str) -> bool:
+    """A string name `keras.<package>.get()` accepts."""
+    return name in keras_api.public(package) or name in keras_api.aliases(package)
+
+
+def _callback(spec: Spec, key: str, user: UserCode) -> None:
+    sig = _lookup(spec.name, "callbacks", user, key)
+    if sig is None:
+        _unknown("callback", spec.name, "callbacks", user, key)
+        return
+    if spec.name in _NEEDS and importlib.util.find_spec(_NEEDS[spec.name][0]) is None:
+        module, extra = _NEEDS[spec.name]
+        raise ConfigError(f"{spec.name} needs the {module} package: pip install '{extra}'", key=key)
+    if spec.name == "BackupAndRestore":
+        raise ConfigError("kcli checkpoints every epoch itself; continue a run with `kcli train --resume RUN` "
+                          "instead of BackupAndRestore", key=key)
+    sig.check(spec.args, key)
