@@ -75,7 +75,8 @@ def test_user_classes_are_read_from_their_files(tmp_path: Path) -> None:
 
 def test_build_checks_what_only_keras_can(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
-    config.write_text((REPO / "configs" / "digits_mlp.yaml").read_text().replace("activation: relu", "activation: relux"))
+    text = (REPO / "configs" / "digits_mlp.yaml").read_text()
+    config.write_text(text.replace("activation: relu", "activation: relux"))
     assert run_cli("validate", config).exit_code == 0          # a value: only Keras knows
     built = run_cli("validate", config, "--build")
     assert built.exit_code == 2 and "model.layers[0].Dense" in built.stderr and "relux" in built.stderr
