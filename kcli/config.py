@@ -170,9 +170,10 @@ class CompileConfig(_Strict):
     optimizer: Spec = Field(default_factory=lambda: Spec.of("rmsprop"))  # Keras's compile default
     loss: Spec
     metrics: list[Spec] = Field(default_factory=list)
-    # Runs 32 batches per graph call: ~2x faster on small models with identical numbers
-    # (tests/test_equivalence.py proves it); batch-level callbacks then fire every 32 batches.
-    steps_per_execution: PositiveInt = 32
+    # Batches per graph call. Default 32: ~2x faster epochs on small models with identical numbers
+    # (tests/test_equivalence.py, benchmarks/RESULTS.md); batch-level callbacks then fire every 32 batches.
+    # Under `distribute: mirrored` the default is 1 (Keras 3.15 fails with MirroredStrategy and > 1).
+    steps_per_execution: PositiveInt | None = None
     jit_compile: bool | Literal["auto"] = "auto"
 
 
@@ -206,6 +207,8 @@ class Config(_Strict):
     compile: CompileConfig
     fit: FitConfig = Field(default_factory=FitConfig)
     save: list[SaveFormat] | None = None
+    # mirrored: build, compile and fit under tf.distribute.MirroredStrategy (every local GPU, else the CPU)
+    distribute: Literal["none", "mirrored"] = "none"
 
 
 @dataclass
@@ -357,6 +360,7 @@ def resolve(loaded: LoadedConfig) -> Config:
     if cfg.model.class_ is not None:
         cfg.model.class_ = _abs_ref(cfg.model.class_, base)
         cfg.model.args = cfg.model.args or {}
+    _resolve_steps_per_execution(cfg, loaded)
     if cfg.save is None:
         # A subclassed keras.Model cannot be reloaded from legacy HDF5 (Keras limitation).
         cfg.save = [f for f in ALL_SAVE_FORMATS if not (f == "h5" and cfg.model.class_)]
@@ -364,6 +368,22 @@ def resolve(loaded: LoadedConfig) -> Config:
         raise loaded.locate(ConfigError("h5 cannot hold a subclassed keras.Model (Keras cannot reload it); "
                                         "use keras, weights or savedmodel", key="save"))
     return cfg
+
+
+DEFAULT_STEPS_PER_EXECUTION = 32
+
+
+def _resolve_steps_per_execution(cfg: Config, loaded: LoadedConfig) -> None:
+    spe = cfg.compile.steps_per_execution
+    if cfg.distribute == "mirrored":
+        if spe is not None and spe > 1:
+            raise loaded.locate(ConfigError(
+                "distribute: mirrored needs steps_per_execution 1 (Keras 3.15 fails with MirroredStrategy over 2+ "
+                "devices and more steps per execution: 'Graph execution error'); remove the key or set 1",
+                key="compile.steps_per_execution"))
+        cfg.compile.steps_per_execution = 1
+    elif spe is None:
+        cfg.compile.steps_per_execution = DEFAULT_STEPS_PER_EXECUTION
 
 
 def _resolve_data_paths(data: DataConfig, base: Path) -> None:

@@ -59,14 +59,24 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
             data_mod.check_features(splits, input_shape)
             if cfg.data.one_hot is True:
                 cfg.data.one_hot = splits.classes  # record the inferred count: evaluate/predict reuse it
-        model = model_mod.build(cfg, registry)
-        model_mod.compile_model(model, cfg.compile, registry)
+        with _strategy_scope(cfg):
+            model = model_mod.build(cfg, registry)
+            model_mod.compile_model(model, cfg.compile, registry)
         callbacks_mod.check(cfg, registry)
         if splits is not None:
             model_mod.check_labels(splits, model, model.loss, input_shape)
     except KcliError as exc:
         raise loaded.locate(exc) from None
     return Prepared(loaded, cfg, registry, splits, model)
+
+
+def _strategy_scope(cfg: Config) -> contextlib.AbstractContextManager[Any]:
+    """MirroredStrategy's scope for `distribute: mirrored` (variables are created mirrored), else nothing."""
+    if cfg.distribute != "mirrored":
+        return contextlib.nullcontext()
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy().scope()
 
 
 def summary(path: Path, display: Display, overrides: list[str] | None = None) -> None:

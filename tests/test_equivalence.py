@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import yaml
 
 from tests.conftest import REPO, only_run, run_cli, tiny_npz, write_config
 
@@ -62,11 +63,11 @@ json.dump(history.history, open(f"{folder}/plain_history.json", "w"))
 """
 
 
-def _kcli_run(folder: Path, seed: int, shuffle: bool, validation_freq: object, cache: bool) -> Path:
+def _kcli_run(folder: Path, seed: int, shuffle: bool, validation_freq: object, cache: bool, extra: str = "") -> Path:
     tiny_npz(folder, "train.npz", n=100, seed=0)
     tiny_npz(folder, "val.npz", n=30, seed=1)
     config = write_config(folder, CONFIG.format(seed=seed, shuffle=str(shuffle).lower(), cache=str(cache).lower(),
-                                                validation_freq=json.dumps(validation_freq)))
+                                                validation_freq=json.dumps(validation_freq)) + extra)
     result = run_cli("train", config, "--runs-dir", folder / "runs")
     assert result.exit_code == 0, result.stderr
     return only_run(folder / "runs")
@@ -110,3 +111,15 @@ def test_same_weights_and_history_as_plain_keras(tmp_path: Path, shuffle: bool, 
     weights, history = _plain(tmp_path, 11, shuffle, validation_freq)
     assert len(history["loss"]) == 6 and len(history["val_loss"]) == len(val_epochs)
     _assert_same(run_dir, weights, history, val_epochs)
+
+
+def test_mirrored_strategy_gives_the_same_numbers(tmp_path: Path) -> None:
+    """`distribute: mirrored` builds, compiles and fits under tf.distribute.MirroredStrategy (here: the CPU)
+    with steps_per_execution 1 by default, and equals the plain script."""
+    run_dir = _kcli_run(tmp_path, 11, True, 1, True, extra="distribute: mirrored\n")
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["distribute"] == "mirrored" and saved["compile"]["steps_per_execution"] == 1
+    weights, history = _plain(tmp_path, 11, True, 1)
+    _assert_same(run_dir, weights, history, [1, 2, 3, 4, 5, 6])
+    refused = run_cli("validate", tmp_path / "config.yaml", "--set", "compile.steps_per_execution=4")
+    assert refused.exit_code == 2 and "compile.steps_per_execution: distribute: mirrored needs" in refused.stderr
