@@ -1,6 +1,7 @@
 """Training with `kcli train` against the same training in a hand-written Keras script (plain_keras.py).
 
     python benchmarks/train_vs_keras.py [--pairs 5] [--case digits|large|all] [--out benchmarks/RESULTS.md]
+    python benchmarks/train_vs_keras.py --defaults [--pairs 3] [--case digits]    # what each default buys
 
 Same model, data, seed, batch size and epochs on both sides; kcli runs with its defaults and `save: []`.
 Runs alternate plain, kcli, plain, kcli, ... in fresh processes. Reported per side: whole-process wall time
@@ -11,6 +12,9 @@ loss, which must be identical (kcli's speed must not come from changing the math
 Cases: digits (configs/digits_mlp.yaml: 1,257 training rows, batch 32, 30 epochs, overhead-bound) and large
 (benchmarks/large_mlp.yaml: 200,000 x 256 synthetic rows, batch 256, 3 epochs, compute-bound).
 Goals: kcli wall <= 1.0x plain on both; steady-state epoch <= 0.6x on digits; identical final loss.
+
+`--defaults` instead runs kcli alone with one speed setting changed at a time (steps_per_execution,
+data.cache, data.prefetch, fit.checkpoint.interval), interleaved, to show what each default is worth.
 """
 
 from __future__ import annotations
@@ -51,14 +55,47 @@ def kcli_run(config: Path, runs_dir: Path, sets: list[str]) -> dict:
     return {"wall": wall, "epoch": median(record["epoch_seconds"][1:]), "loss": history[-1]["loss"]}
 
 
-def run_case(name: str, pairs: int, work: Path) -> list[str]:
+def case_files(name: str, work: Path) -> tuple[Path, Path | None, list[str]]:
+    """The kcli config, the data file for plain_keras.py, and the --set values of a case."""
     if name == "digits":
-        config, data, sets = REPO / "configs" / "digits_mlp.yaml", None, []
-    else:
-        config, data = HERE / "large_mlp.yaml", work / "large.npz"
-        if not data.exists():
-            make_large(data)
-        sets = [f"data.path={data}"]
+        return REPO / "configs" / "digits_mlp.yaml", None, []
+    data = work / "large.npz"
+    if not data.exists():
+        make_large(data)
+    return HERE / "large_mlp.yaml", data, [f"data.path={data}"]
+
+
+VARIANTS = {
+    "defaults": [],
+    "steps_per_execution: 1": ["compile.steps_per_execution=1"],
+    "steps_per_execution: 8": ["compile.steps_per_execution=8"],
+    "steps_per_execution: 128": ["compile.steps_per_execution=128"],
+    "cache: false (arrays to fit)": ["data.cache=false"],
+    "prefetch: 0": ["data.prefetch=0"],
+    "checkpoint.interval: 0 (.weights.h5 every epoch)": ["fit.checkpoint.interval=0"],
+    "shuffle: each_epoch": ["data.shuffle=each_epoch"],
+}
+
+
+def run_defaults(name: str, repeats: int, work: Path) -> list[str]:
+    config, _, sets = case_files(name, work)
+    results: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+    for _ in range(repeats):
+        for variant, extra in VARIANTS.items():
+            results[variant].append(kcli_run(config, work / f"runs-{name}-defaults", [*sets, *extra]))
+    base = median([r["epoch"] for r in results["defaults"]])
+    rows = ["| kcli setting | steady epoch median s | vs defaults | wall median s | final loss |",
+            "|---|---:|---:|---:|---|"]
+    for variant, rs in results.items():
+        epoch = median([r["epoch"] for r in rs])
+        losses = ", ".join(sorted({f"{r['loss']:.9g}" for r in rs}))
+        rows.append(f"| {variant} | {epoch:.4f} | {epoch / base:.2f}x | {median([r['wall'] for r in rs]):.2f} | "
+                    f"{losses} |")
+    return [f"### {name}: one default changed at a time", "", *rows, ""]
+
+
+def run_case(name: str, pairs: int, work: Path) -> list[str]:
+    config, data, sets = case_files(name, work)
     plain, kcli = [], []
     for _ in range(pairs):
         plain.append(plain_run(name, data))
@@ -84,14 +121,23 @@ def run_case(name: str, pairs: int, work: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=5)
-    parser.add_argument("--case", choices=["digits", "large", "all"], default="all")
+    parser.add_argument("--case", choices=["digits", "large", "all"], default=None,
+                        help="default: all (with --defaults: digits)")
+    parser.add_argument("--defaults", action="store_true", help="kcli alone, one speed setting changed at a time")
     add_output_args(parser)
     args = parser.parse_args()
-    cases = ["digits", "large"] if args.case == "all" else [args.case]
+    case = args.case or ("digits" if args.defaults else "all")
+    cases = ["digits", "large"] if case == "all" else [case]
     with tempfile.TemporaryDirectory(prefix="kcli-bench-") as tmp:
+        if args.defaults:
+            body = [f"Machine: {machine()}", f"{args.pairs} runs per setting, interleaved, fresh processes.", ""]
+            for name in cases:
+                body += run_defaults(name, args.pairs, Path(tmp))
+            report("what kcli's speed defaults buy (benchmarks/train_vs_keras.py --defaults)", body, output(args))
+            return
         body = [f"Machine: {machine()}", f"{args.pairs} pairs per case, alternating plain / kcli, fresh processes.", ""]
-        for case in cases:
-            body += run_case(case, args.pairs, Path(tmp))
+        for name in cases:
+            body += run_case(name, args.pairs, Path(tmp))
     report("training vs plain Keras (benchmarks/train_vs_keras.py)", body, output(args))
 
 
