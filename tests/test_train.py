@@ -63,6 +63,7 @@ def test_run_directory_layout(tiny_run: tuple[Path, Path, str]) -> None:
                                                                       "state.npz", "state.json"}
     record = run_json(run_dir)
     assert record["status"] == "completed" and record["epochs_completed"] == 5
+    assert len(record["epoch_seconds"]) == 5 and all(t > 0 for t in record["epoch_seconds"])
     assert record["versions"]["tensorflow"] == tf.__version__ and record["versions"]["keras"] == keras.__version__
     assert record["started"] <= record["ended"]
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".tmp-")]
