@@ -7,7 +7,6 @@ so `monitor: val_loss` with `validation_freq: 2` neither warns every other epoch
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import math
 import time
@@ -23,6 +22,7 @@ from kcli.config import Config, Spec, did_you_mean
 from kcli.display import TrainingProgress
 from kcli.errors import ConfigError
 from kcli.imports import Registry
+from kcli.keras_api import check_callback
 from kcli.model import check_args, construct
 
 # Where a callback's output goes when the config does not say (relative paths land in the run dir too).
@@ -31,8 +31,6 @@ _PATH_ARGS: dict[str, tuple[str, str]] = {
     "CSVLogger": ("filename", "training_log.csv"),
     "ModelCheckpoint": ("filepath", "checkpoints/epoch-{epoch:03d}.keras"),
 }
-# Callbacks that need a package TensorFlow does not install, with the extra that brings it.
-_NEEDS: dict[str, tuple[str, str]] = {"TensorBoard": ("tensorboard", "kcli[tensorboard]")}
 # Counters of built-in callbacks that a resumed run carries over (Keras resets them in on_train_begin).
 _RESUMABLE_ATTRS = ("wait", "best", "cooldown_counter", "stopped_epoch", "best_epoch")
 
@@ -52,12 +50,7 @@ def _class(spec: Spec, key: str, registry: Registry) -> type:
         raise ConfigError(f"unknown callback {spec.name!r}{did_you_mean(spec.name, known)}", key=key)
     if not issubclass(cls, keras.callbacks.Callback):
         raise ConfigError(f"{cls.__name__} is not a keras Callback", key=key)
-    if cls.__name__ in _NEEDS and importlib.util.find_spec(_NEEDS[cls.__name__][0]) is None:
-        module, extra = _NEEDS[cls.__name__]
-        raise ConfigError(f"{cls.__name__} needs the {module} package: pip install '{extra}'", key=key)
-    if cls.__name__ == "BackupAndRestore":
-        raise ConfigError("kcli checkpoints every epoch itself; continue a run with `kcli train --resume RUN` "
-                          "instead of BackupAndRestore", key=key)
+    check_callback(cls.__name__, key)
     return cls
 
 

@@ -18,11 +18,6 @@ from kcli.config import Config, Spec, did_you_mean, is_file_ref
 from kcli.display import Display
 from kcli.errors import ConfigError, DataError, KcliError
 
-# Bare metric names compile() resolves from the loss (as kcli.model._LOSS_DEPENDENT_METRICS).
-_LOSS_DEPENDENT_METRICS = {"accuracy", "acc", "crossentropy", "ce"}
-# Callbacks that need a package TensorFlow does not install (as kcli.callbacks._NEEDS).
-_NEEDS = {"TensorBoard": ("tensorboard", "kcli[tensorboard]")}
-
 
 @dataclass
 class UserCode:
@@ -109,12 +104,8 @@ def _lookup(name: str, package: str, user: UserCode, key: str, loose: bool = Fal
         return keras_api.signature_of(*ref)
     if name in user.classes:
         return keras_api.signature_in_file(user.classes[name], name)
-    if loose:
-        wanted = name.replace("_", "").lower()
-        matches = [c for c in keras_api.classes(package) if c.lower() == wanted]
-        if len(matches) == 1:
-            return keras_api.signature_of(*keras_api.public(package)[matches[0]])
-    return None
+    match = keras_api.loose_match(name, keras_api.classes(package)) if loose else None
+    return keras_api.signature_of(*keras_api.public(package)[match]) if match else None
 
 
 def _user_class(ref: str, key: str, user: UserCode) -> keras_api.Signature:
@@ -162,11 +153,7 @@ def _optimizer(spec: Spec, user: UserCode) -> None:
     if sig is None:
         _unknown("optimizer", spec.name, "optimizers", user, key)
         return
-    args = dict(spec.args)
-    if "lr" in args:
-        if "learning_rate" in args:
-            raise ConfigError("give `learning_rate` or its old alias `lr`, not both", key=key)
-        args["learning_rate"] = args.pop("lr")
+    args = keras_api.optimizer_args(spec.args, key)
     schedule = args.get("learning_rate")
     if isinstance(schedule, dict):
         sched = Spec.model_validate(schedule)
@@ -195,9 +182,9 @@ def _metric(spec: Spec, key: str, user: UserCode) -> None:
         if sig is not None:
             sig.check(spec.args, f"{key}.{spec.name}")
             return
-    elif spec.name in _LOSS_DEPENDENT_METRICS or _named(spec.name, "metrics"):
+    elif spec.name in keras_api.LOSS_DEPENDENT_METRICS or _named(spec.name, "metrics"):
         return
-    _unknown("metric", spec.name, "metrics", user, key, extra=sorted(_LOSS_DEPENDENT_METRICS))
+    _unknown("metric", spec.name, "metrics", user, key, extra=sorted(keras_api.LOSS_DEPENDENT_METRICS))
 
 
 def _named(name: str, package: str) -> bool:
@@ -210,10 +197,5 @@ def _callback(spec: Spec, key: str, user: UserCode) -> None:
     if sig is None:
         _unknown("callback", spec.name, "callbacks", user, key)
         return
-    if spec.name in _NEEDS and importlib.util.find_spec(_NEEDS[spec.name][0]) is None:
-        module, extra = _NEEDS[spec.name]
-        raise ConfigError(f"{spec.name} needs the {module} package: pip install '{extra}'", key=key)
-    if spec.name == "BackupAndRestore":
-        raise ConfigError("kcli checkpoints every epoch itself; continue a run with `kcli train --resume RUN` "
-                          "instead of BackupAndRestore", key=key)
+    keras_api.check_callback(spec.name, key)
     sig.check(spec.args, key)

@@ -20,6 +20,11 @@ from typing import Any
 from kcli.config import did_you_mean
 from kcli.errors import ConfigError
 
+# Bare metric names that compile() resolves by looking at the loss; keras.metrics.get() rejects them.
+LOSS_DEPENDENT_METRICS = frozenset({"accuracy", "acc", "crossentropy", "ce"})
+# Callbacks that need a package TensorFlow does not install, with the extra that brings it.
+_CALLBACK_NEEDS: dict[str, tuple[str, str]] = {"TensorBoard": ("tensorboard", "kcli[tensorboard]")}
+
 # Keyword names Layer.__init__ takes through **kwargs (see kcli.model._signature).
 _LAYER_KWARGS = {"input_dim", "input_shape"}
 _LAYER = ("keras.src.layers.layer", "Layer")
@@ -221,3 +226,32 @@ def classes_in_file(path: Path) -> list[str]:
     """The top-level class names a user's Python file defines."""
     tree = parse(path)
     return [n.name for n in tree.body if isinstance(n, ast.ClassDef)] if tree is not None else []
+
+
+# ---- rules kcli applies the same way with and without Keras imported (model.py, callbacks.py, check.py) ----
+
+def loose_match(name: str, candidates: list[str]) -> str | None:
+    """The one candidate that equals `name` ignoring case and underscores (`adam` -> `Adam`), if exactly one."""
+    wanted = name.replace("_", "").lower()
+    matches = [c for c in candidates if c.lower() == wanted]
+    return matches[0] if len(matches) == 1 else None
+
+
+def optimizer_args(args: dict[str, Any], key: str) -> dict[str, Any]:
+    """The optimizer's arguments with Keras 2's `lr` (removed in Keras 3) renamed to `learning_rate`."""
+    args = dict(args)
+    if "lr" in args:
+        if "learning_rate" in args:
+            raise ConfigError("give `learning_rate` or its old alias `lr`, not both", key=key)
+        args["learning_rate"] = args.pop("lr")
+    return args
+
+
+def check_callback(name: str, key: str) -> None:
+    """Refuse a Keras callback kcli cannot run: one whose package is missing, or BackupAndRestore."""
+    if name in _CALLBACK_NEEDS and importlib.util.find_spec(_CALLBACK_NEEDS[name][0]) is None:
+        module, extra = _CALLBACK_NEEDS[name]
+        raise ConfigError(f"{name} needs the {module} package: pip install '{extra}'", key=key)
+    if name == "BackupAndRestore":
+        raise ConfigError("kcli checkpoints every epoch itself; continue a run with `kcli train --resume RUN` "
+                          "instead of BackupAndRestore", key=key)

@@ -20,10 +20,7 @@ from kcli.config import CompileConfig, Config, Spec, did_you_mean
 from kcli.data import Splits
 from kcli.errors import ConfigError, DataError
 from kcli.imports import Registry
-from kcli.keras_api import Signature
-
-# Bare metric names that compile() resolves by looking at the loss; keras.metrics.get() rejects them.
-_LOSS_DEPENDENT_METRICS = {"accuracy", "acc", "crossentropy", "ce"}
+from kcli.keras_api import LOSS_DEPENDENT_METRICS, Signature, loose_match, optimizer_args
 
 
 def build(cfg: Config, registry: Registry) -> keras.Model:
@@ -90,12 +87,8 @@ def _find_class(name: str, module: ModuleType, base: type, registry: Registry, k
         return obj
     if name in registry.classes:
         return registry.classes[name]
-    if loose:
-        wanted = name.replace("_", "").lower()
-        matches = [c for c in _classes(module, base) if c.lower() == wanted]
-        if len(matches) == 1:
-            return getattr(module, matches[0])
-    return None
+    match = loose_match(name, _classes(module, base)) if loose else None
+    return getattr(module, match) if match else None
 
 
 def _classes(module: ModuleType, base: type) -> list[str]:
@@ -164,11 +157,7 @@ def _optimizer(spec: Spec, registry: Registry) -> keras.optimizers.Optimizer:
     if cls is None:
         known = _classes(keras.optimizers, keras.optimizers.Optimizer)
         raise ConfigError(f"unknown optimizer {spec.name!r}{did_you_mean(spec.name, known)}", key=key)
-    args = dict(spec.args)
-    if "lr" in args:  # Keras 2 spelling, removed in Keras 3
-        if "learning_rate" in args:
-            raise ConfigError("give `learning_rate` or its old alias `lr`, not both", key=key)
-        args["learning_rate"] = args.pop("lr")
+    args = optimizer_args(spec.args, key)
     if isinstance(args.get("learning_rate"), dict):
         args["learning_rate"] = _schedule(args["learning_rate"], f"{key}.learning_rate", registry)
     return construct(cls, args, key)
@@ -205,7 +194,7 @@ def _metric(spec: Spec, key: str, registry: Registry) -> Any:
         cls = _find_class(spec.name, keras.metrics, keras.metrics.Metric, registry, key, loose=True)
         if cls is not None:
             return construct(cls, spec.args, f"{key}.{spec.name}")
-    elif spec.name in _LOSS_DEPENDENT_METRICS:
+    elif spec.name in LOSS_DEPENDENT_METRICS:
         return spec.name
     else:
         try:
@@ -213,7 +202,7 @@ def _metric(spec: Spec, key: str, registry: Registry) -> Any:
             return spec.name  # exactly what a hand-written compile() would pass
         except ValueError:
             pass
-    known = _classes(keras.metrics, keras.metrics.Metric) + sorted(_LOSS_DEPENDENT_METRICS)
+    known = _classes(keras.metrics, keras.metrics.Metric) + sorted(LOSS_DEPENDENT_METRICS)
     raise ConfigError(f"unknown metric {spec.name!r}{did_you_mean(spec.name, known)}", key=key)
 
 

@@ -286,9 +286,12 @@ def test_custom_callback_from_imports(tmp_path: Path) -> None:
     ("[BackupAndRestore]", "--resume"),
 ])
 def test_callback_errors(tmp_path: Path, callbacks: str, expected: str) -> None:
-    result = run_cli("train", _callback_run(tmp_path, callbacks), "--runs-dir", tmp_path / "runs")
+    config = _callback_run(tmp_path, callbacks)
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
     assert result.exit_code == 2 and expected in result.stderr, result.stderr
     assert not (tmp_path / "runs").exists()
+    checked = run_cli("validate", config)     # the same verdict without TensorFlow
+    assert (checked.exit_code, checked.stderr) == (2, result.stderr)
 
 
 def test_monitor_that_is_never_logged(tmp_path: Path) -> None:
