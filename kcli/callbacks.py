@@ -209,7 +209,7 @@ class Checkpointer(keras.callbacks.Callback):
         self.best: float | None = resumed.get("best")
         self.best_epoch: int | None = resumed.get("best_epoch")
         self._restore = resumed.get("callbacks")
-        self._last: tuple[int, list[np.ndarray]] | None = None    # (epoch, snapshot) not in last.weights.h5 yet
+        self._last: list[np.ndarray] | None = None                # the snapshot not in last.weights.h5 yet
         self._best: list[np.ndarray] | None = resumed.get("best_values")   # not in best.weights.h5 yet
         self._written = time.monotonic()
         self._at_epoch_end = False   # whether the model holds the values of self._last
@@ -232,7 +232,7 @@ class Checkpointer(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor) if self.monitor else None
         if value is not None and (self.best is None or self.better(float(value), self.best)):
             self.best, self.best_epoch, self._best = float(value), epoch + 1, values
-        self._last = (epoch + 1, values)
+        self._last = values
         if time.monotonic() - self._written >= self.interval:
             self.flush()
         best_behind = self._best is not None and self._best is not values
@@ -246,9 +246,8 @@ class Checkpointer(keras.callbacks.Callback):
         (also after an interruption or error mid-epoch: they come from the snapshots)."""
         folder = self.run_dir / state.CHECKPOINTS
         if self._last is not None:
-            epoch, values = self._last
-            state.save_weights(self.model, folder / state.LAST_WEIGHTS, None if self._at_epoch_end else values)
-            if self._best is values:
+            state.save_weights(self.model, folder / state.LAST_WEIGHTS, None if self._at_epoch_end else self._last)
+            if self._best is self._last:
                 # the same weights were just written: a file copy is ~20x cheaper than a second save
                 state.copy_file(folder / state.LAST_WEIGHTS, folder / state.BEST_WEIGHTS)
                 self._best = None
