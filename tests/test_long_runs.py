@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import warnings
@@ -60,8 +61,11 @@ fit:
 
 
 def _kcli(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    # SIGINT back to its default: a test run launched in the background (`cmd &`) inherits it ignored, and a
+    # Python started with SIGINT ignored never raises KeyboardInterrupt.
     return subprocess.run([sys.executable, "-m", "kcli", *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, env={**os.environ, **(env or {})}, timeout=300)
+                          cwd=REPO, env={**os.environ, **(env or {})}, timeout=300,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 @pytest.fixture(scope="module")
