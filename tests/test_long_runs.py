@@ -134,6 +134,22 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(project: Path, referenc
     _assert_same_weights(run_dir / "checkpoints" / "last.weights.h5", reference / "checkpoints" / "last.weights.h5")
 
 
+def test_checkpoint_interval_zero_writes_weights_every_epoch(project: Path, reference: Path) -> None:
+    """With fit.checkpoint.interval 0, a killed run's last.weights.h5 already holds its last saved epoch
+    (the default interval writes it every 10 s; state.npz is written every epoch either way)."""
+    runs_dir = project / "killed-interval-0"
+    proc = _kcli("train", project / "config.yaml", "--set", "fit.checkpoint.interval=0", "--runs-dir", runs_dir,
+                 env={"KCLI_TEST_SIGNAL": "SIGKILL", "KCLI_TEST_EPOCH": "3"})
+    assert proc.returncode == -9
+    checkpoints = only_run(runs_dir) / "checkpoints"
+    with np.load(checkpoints / "state.npz") as state:
+        assert json.loads(str(state["info"]))["epoch"] == 2
+        kernel = state["arr_0"]          # the first Dense layer's kernel after epoch 2
+    model = keras.models.load_model(reference / "model.keras")
+    model.load_weights(checkpoints / "last.weights.h5")
+    np.testing.assert_array_equal(model.layers[0].kernel.numpy(), kernel)
+
+
 def _assert_same_weights(a: Path, b: Path) -> None:
     import h5py
     with h5py.File(a) as fa, h5py.File(b) as fb:
