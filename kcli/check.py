@@ -68,24 +68,26 @@ def check(cfg: Config) -> None:
 def _user_code(entries: list[str]) -> UserCode:
     user = UserCode()
     for i, entry in enumerate(entries):
-        file = Path(entry) if is_file_ref(entry) else _module_file(entry)
-        if is_file_ref(entry) and not file.is_file():
-            raise ConfigError(f"Python file not found: {entry}", key=f"imports[{i}]")
+        file = _source_file(entry, f"imports[{i}]")
         if file is None:
-            if importlib.util.find_spec(entry.split(".")[0]) is None:
-                raise ConfigError(f"module {entry!r} not found; a file must end in .py", key=f"imports[{i}]")
             user.opaque = True
-            continue
-        user.classes.update({name: file for name in keras_api.classes_in_file(file)})
+        else:
+            user.classes.update({name: file for name in keras_api.classes_in_file(file)})
     return user
 
 
-def _module_file(dotted: str) -> Path | None:
-    """The source file of a top-level module, found without importing it (packages: opaque)."""
-    if "." in dotted:
+def _source_file(target: str, key: str) -> Path | None:
+    """The .py file of an `imports` entry or a `file.py:Class` / `module:Class` target, found without running
+    it; None for a module whose classes cannot be read that way (a package, a submodule)."""
+    if is_file_ref(target):
+        if not Path(target).is_file():
+            raise ConfigError(f"Python file not found: {target}", key=key)
+        return Path(target)
+    if importlib.util.find_spec(target.split(".")[0]) is None:
+        raise ConfigError(f"module {target!r} not found; a file must end in .py", key=key)
+    if "." in target:
         return None
-    spec = importlib.util.find_spec(dotted)
-    origin = spec.origin if spec is not None else None
+    origin = importlib.util.find_spec(target).origin   # type: ignore[union-attr]
     return Path(origin) if origin and origin.endswith(".py") and not origin.endswith("__init__.py") else None
 
 
@@ -118,12 +120,8 @@ def _user_class(ref: str, key: str, user: UserCode) -> keras_api.Signature:
         raise ConfigError(f"unknown model class {ref!r}: name it as file.py:Class or module:Class, "
                           "or list its file under `imports`", key=key)
     target, cls_name = ref.rsplit(":", 1)
-    file = Path(target) if is_file_ref(target) else _module_file(target)
-    if is_file_ref(target) and not file.is_file():
-        raise ConfigError(f"Python file not found: {target}", key=key)
+    file = _source_file(target, key)
     if file is None:
-        if importlib.util.find_spec(target.split(".")[0]) is None:
-            raise ConfigError(f"module {target!r} not found; a file must end in .py", key=key)
         return keras_api.Signature(None, ())
     found = keras_api.classes_in_file(file)
     if cls_name not in found:

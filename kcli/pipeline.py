@@ -37,11 +37,12 @@ def training(train: Arrays, data: DataConfig, seed: int) -> FitInput:
         return _each_epoch(train, data, seed)
     if not data.cache:
         return FitInput(train.x, train.y, data.batch_size, bool(data.shuffle))
-    order = keras_order(len(train), data.batch_size) if data.shuffle else None
-    if data.shuffle and order is None:   # a Keras that reshuffles every epoch: let it do so itself
+    if not data.shuffle:
+        return FitInput(batched(train.x, train.y, data))
+    order = keras_order(len(train), data.batch_size)
+    if order is None:   # a Keras that reshuffles every epoch: let it do so itself
         return FitInput(train.x, train.y, data.batch_size, True)
-    return FitInput(batched(train.x if order is None else train.x[order],
-                            train.y if order is None else train.y[order], data))
+    return FitInput(batched(train.x[order], train.y[order], data))
 
 
 def validation(arrays: Arrays | None, data: DataConfig) -> Any:

@@ -30,8 +30,8 @@ STATE_JSON = "state.json"       # the info of state.npz, readable
 
 
 def variables(model: keras.Model) -> list[Any]:
-    """Every model and optimizer variable (weights, optimizer slots and step, random-seed states)."""
-    model.optimizer.build(model.trainable_variables)
+    """Every model and optimizer variable (weights, optimizer slots and step, random-seed states) of a model
+    whose optimizer is built (by fit, or by load_state for a fresh model)."""
     return [*model.variables, *model.optimizer.variables]
 
 
@@ -87,6 +87,7 @@ def save_state(run_dir: Path, values: list[np.ndarray], info: dict[str, Any],
 def load_state(run_dir: Path, model: keras.Model) -> dict[str, Any]:
     """Put a saved training state back into a freshly built and compiled model; returns its info, with the
     best epoch's snapshot as `best_values` when the state holds one."""
+    model.optimizer.build(model.trainable_variables)   # its slots exist only after a first step otherwise
     wanted = variables(model)
     try:
         with np.load(run_dir / CHECKPOINTS / STATE_ARRAYS) as arrays:
