@@ -6,6 +6,7 @@ TensorFlow is imported inside the commands that need it, so `kcli --help` stays 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -28,6 +29,9 @@ RunsDirOpt = Annotated[Path, typer.Option("--runs-dir", help="Where run director
 RunArg = Annotated[str, typer.Argument(help="A run directory, a run name under --runs-dir, or `latest`.",
                                        show_default=False)]
 RunsDirReadOpt = Annotated[Path, typer.Option("--runs-dir", help="Where to look for RUN (and `latest`).")]
+TrustOpt = Annotated[bool, typer.Option(
+    "--trust-code", help="Run the Python files in RUN/code/ even if you did not train this run on this machine "
+                         "(they run with your rights: read them first).")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a config value: KEY=VALUE, e.g. fit.epochs=20 or model.layers[0].Dense.units=64 "
                   "(VALUE is read as YAML; repeatable).", show_default=False)]
@@ -53,6 +57,8 @@ def _run(action: Callable[[], T]) -> T:
     from kcli.errors import Failure, KcliError
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+    # Keras warns on every load_model of a compiled model that its metrics are not built yet: not news to users
+    warnings.filterwarnings("ignore", message=r"Compiled the loaded model")
     try:
         return action()
     except KcliError as exc:
@@ -78,11 +84,15 @@ def train(
     runs_dir: RunsDirOpt = Path("runs"),
     set_: SetOpt = None,
     resume: Annotated[str | None, typer.Option(
-        "--resume", help="Continue an interrupted run (a run directory, or `latest`) from its last completed "
-                         "epoch, in the same directory.", show_default=False)] = None,
+        "--resume", help="Continue an interrupted run (a run directory, or `latest`: the newest run that did not "
+                         "complete) from its last completed epoch, in the same directory.",
+        show_default=False)] = None,
     keep_best: Annotated[bool, typer.Option(
         "--keep-best", help="Restore the best checkpoint (fit.checkpoint.monitor) before the final artifacts.")]
         = False,
+    allow_data_change: Annotated[bool, typer.Option(
+        "--allow-data-change", help="With --resume: continue although a data file changed since the run "
+                                    "started (refused otherwise).")] = False,
 ) -> None:
     """Build, compile and fit the model a config describes; write a run directory under --runs-dir."""
     def action() -> None:
@@ -91,7 +101,7 @@ def train(
         from kcli.train import train as train_run
         if config is None and resume is None:
             raise KcliError("give a CONFIG file to train, or --resume RUN to continue a run", key="CONFIG")
-        train_run(config, runs_dir, Display(), set_, resume, keep_best)
+        train_run(config, runs_dir, Display(), set_, resume, keep_best, allow_data_change)
     _run(action)
 
 
@@ -141,12 +151,13 @@ def evaluate(
     label: Annotated[str | None, typer.Option(help="The label column of a --data CSV (default: the run's).",
                                               show_default=False)] = None,
     runs_dir: RunsDirReadOpt = Path("runs"),
+    trust_code: TrustOpt = False,
 ) -> None:
     """Loss and metrics of a finished run; writes RUN/eval-<split or file>.json."""
     def action() -> None:
         from kcli.display import Display
         from kcli.evaluate import evaluate as run_evaluate
-        run_evaluate(run, runs_dir, split, data, label, Display())
+        run_evaluate(run, runs_dir, split, data, label, Display(), trust_code)
     _run(action)
 
 
@@ -164,12 +175,14 @@ def predict(
                                               "feature (default: the run's label column).",
                                               show_default=False)] = None,
     runs_dir: RunsDirReadOpt = Path("runs"),
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --output file.")] = False,
+    trust_code: TrustOpt = False,
 ) -> None:
     """Predictions of a finished run, streamed in chunks (bounded memory for large CSV files)."""
     def action() -> None:
         from kcli.display import Display
         from kcli.predict import predict as run_predict
-        run_predict(run, runs_dir, input, output, batch_size, label, Display())
+        run_predict(run, runs_dir, input, output, batch_size, label, Display(), overwrite, trust_code)
     _run(action)
 
 
@@ -177,18 +190,31 @@ def predict(
 def export(
     run: RunArg,
     format: Annotated[str, typer.Option("--format", help="savedmodel | keras | h5 | weights | onnx | tflite. "
-                                        "onnx needs: pip install 'kcli[onnx]'.", show_default=False)],
+                                        "onnx needs the extra: pip install 'kcli-keras\\[onnx]' (in a checkout: "
+                                        "pip install -e '.\\[onnx]').", show_default=False)],
     output: Annotated[Path | None, typer.Option(help="Default: RUN/export/<file>.", show_default=False)] = None,
     runs_dir: RunsDirReadOpt = Path("runs"),
+    trust_code: TrustOpt = False,
 ) -> None:
     """Write a finished run's model in another format, reload it with its own runtime and check its outputs."""
     def action() -> None:
         from kcli.display import Display
         from kcli.export import export as run_export
-        run_export(run, runs_dir, format, output, Display())
+        run_export(run, runs_dir, format, output, Display(), trust_code)
     _run(action)
+
+
+# Commands that import TensorFlow (and so may get its native stderr chatter); --help never does.
+_TF_COMMANDS = {"train", "summary", "evaluate", "predict", "export", "validate"}
 
 
 def main() -> None:
     """Console-script entry point."""
+    import sys
+
+    args = sys.argv[1:]
+    if args and args[0] in _TF_COMMANDS and not {"--help", "-h"} & set(args):
+        from kcli import quiet
+
+        quiet.install()
     app()

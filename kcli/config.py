@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import random
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -32,6 +33,10 @@ from kcli.overrides import apply_overrides, blame_override
 SaveFormat = Literal["keras", "h5", "weights", "savedmodel"]
 ALL_SAVE_FORMATS: tuple[str, ...] = ("keras", "h5", "weights", "savedmodel")
 DataSource = Literal["builtin", "npz", "csv", "synthetic"]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+MAX_NAME = 100
+MAX_BATCH = 1 << 24          # rows per batch; more does not fit any accelerator's memory
+MAX_SYNTHETIC = 100_000_000
 
 
 class Spec(BaseModel):
@@ -100,13 +105,13 @@ class DataConfig(_Strict):
     x_key: str | None = None         # npz array names (default x / y)
     y_key: str | None = None
     label: str | None = None         # csv label column
-    samples: PositiveInt | None = None   # synthetic: number of examples (default 1000)
+    samples: int | None = Field(None, ge=1, le=MAX_SYNTHETIC)   # synthetic: number of examples (default 1000)
     classes: int | None = Field(None, ge=2)  # synthetic: number of classes (default 2)
     validation: SplitSource | None = None
     validation_split: float | None = Field(None, gt=0, lt=1)
     test: SplitSource | None = None
     test_split: float | None = Field(None, gt=0, lt=1)
-    batch_size: PositiveInt = 32     # Keras's fit default
+    batch_size: int = Field(32, ge=1, le=MAX_BATCH)    # Keras's fit default
     # true: Keras's own fit(shuffle=True), seeded through `seed` (identical numbers to a hand-written script;
     # under a seed Keras 3.15 visits the rows in one permutation that repeats every epoch).
     # each_epoch: a new seeded permutation every epoch (stateless, so a resumed run stays exact).
@@ -199,7 +204,9 @@ class FitConfig(_Strict):
 class Config(_Strict):
     """A whole kcli config file."""
 
-    name: str | None = None
+    # A run directory is named <name>-<timestamp> under --runs-dir: letters, digits, `.`, `_`, `-` only
+    # (no `/`, `..`, NUL, ...), so a name can never place a run outside --runs-dir.
+    name: str | None = Field(None, pattern=NAME_PATTERN, max_length=MAX_NAME)
     seed: int | None = None
     imports: list[str] = Field(default_factory=list)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -245,17 +252,24 @@ def load(path: Path, overrides: list[str] | None = None) -> LoadedConfig:
     return LoadedConfig(config=config, path=path, lines=lines, overrides=overrides, set_keys=set_keys)
 
 
+MAX_CONFIG_BYTES = 1 << 20       # a config is a page of YAML; anything larger is not one
+MAX_YAML_NODES = 100_000         # values after expanding aliases (a YAML "billion laughs" expands to 10^9)
+
+
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
-    """yaml.safe_load plus a map from key paths to line numbers, from a single parse."""
+    """yaml.safe_load plus a map from key paths to line numbers, from a single parse.
+
+    Bounded for hostile input: file size, and the number of values aliases expand to, are checked before
+    anything walks the document; duplicate keys are an error (YAML says keys are unique; PyYAML keeps the last).
+    """
+    text = _config_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("config file not found", file=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file: {exc}", file=path) from None
-    loader = yaml.SafeLoader(text)
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:   # the reader rejects control characters (NUL, ...) up front
+        raise ConfigError(f"not a YAML text file: {_yaml_problem(exc)}", file=path) from None
     try:
         node = loader.get_single_node()
+        lines = _line_map(node, "", _Budget(path)) if node is not None else {}
         raw = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -264,26 +278,66 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
         problem = exc.problem or exc.context or "invalid YAML"
         raise ConfigError(f"YAML syntax error{col}: {problem}", file=path, line=line) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"YAML error: {exc}", file=path) from None
+        raise ConfigError(f"YAML error: {_yaml_problem(exc)}", file=path) from None
     finally:
         loader.dispose()
     if not isinstance(raw, dict):
         raise ConfigError("the config must be a YAML mapping with keys like model, compile, fit", file=path)
-    return raw, _line_map(node, "")
+    return raw, lines
 
 
-def _line_map(node: yaml.Node, prefix: str) -> dict[str, int]:
+def _config_text(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"the config is {size:,} bytes; a kcli config is at most {MAX_CONFIG_BYTES:,}",
+                              file=path)
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("config file not found", file=path) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, not a config file", file=path) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not a UTF-8 text file ({exc.reason} at byte {exc.start})", file=path) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file: {exc.strerror or exc}", file=path) from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    return " ".join(str(exc).split())
+
+
+@dataclass
+class _Budget:
+    """Counts the values a YAML document expands to (aliases count every time they are used)."""
+
+    path: Path
+    left: int = MAX_YAML_NODES
+
+    def spend(self, node: yaml.Node) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise ConfigError(f"the YAML expands to more than {MAX_YAML_NODES:,} values (aliases nested in "
+                              "aliases?); a config is far smaller", file=self.path, line=node.start_mark.line + 1)
+
+
+def _line_map(node: yaml.Node, prefix: str, budget: _Budget) -> dict[str, int]:
+    budget.spend(node)
     lines: dict[str, int] = {}
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
-            lines[key] = key_node.start_mark.line + 1
-            lines.update(_line_map(value_node, key))
+            line = key_node.start_mark.line + 1
+            if key in lines and isinstance(key_node, yaml.ScalarNode) and key_node.value != "<<":
+                raise ConfigError(f"duplicate key {key_node.value!r} (lines {lines[key]} and {line}); "
+                                  "keep one", file=budget.path, line=line, key=key)
+            lines[key] = line
+            lines.update(_line_map(value_node, key, budget))
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             key = f"{prefix}[{i}]"
             lines[key] = item.start_mark.line + 1
-            lines.update(_line_map(item, key))
+            lines.update(_line_map(item, key, budget))
     return lines
 
 
@@ -309,8 +363,12 @@ def _translate(error: dict[str, Any]) -> ConfigError:
     if kind == "missing":
         return ConfigError("required key is missing", key=key_path(loc))
     message = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch" and loc == ("name",):
+        message = ("a run name holds only letters, digits, '.', '_' and '-', and starts with a letter or digit "
+                   "(it names a folder under --runs-dir)")
     if kind.startswith(("int_", "float_", "bool_", "string_", "list_", "dict_", "literal_", "greater", "less")):
-        message += f" (got {error.get('input')!r})"
+        shown = repr(error.get("input"))
+        message += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
     return ConfigError(message, key=key_path(loc) or None)
 
 
@@ -350,7 +408,7 @@ def resolve(loaded: LoadedConfig) -> Config:
     """Fill every default so that the saved config reproduces the run: name, seed, absolute paths, save."""
     cfg = loaded.config.model_copy(deep=True)
     base = loaded.base_dir.resolve()
-    cfg.name = cfg.name or loaded.path.stem
+    cfg.name = cfg.name or safe_name(loaded.path.stem)
     if cfg.seed is None:
         cfg.seed = random.SystemRandom().randrange(2**31)
     cfg.imports = [_abs_import(entry, base) for entry in cfg.imports]
@@ -368,6 +426,12 @@ def resolve(loaded: LoadedConfig) -> Config:
         raise loaded.locate(ConfigError("h5 cannot hold a subclassed keras.Model (Keras cannot reload it); "
                                         "use keras, weights or savedmodel", key="save"))
     return cfg
+
+
+def safe_name(stem: str) -> str:
+    """A run name from a file name: characters outside the allowed set become '-'."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", stem)[:MAX_NAME].lstrip("._-")
+    return name or "run"
 
 
 DEFAULT_STEPS_PER_EXECUTION = 32

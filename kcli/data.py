@@ -8,7 +8,9 @@ them into what `fit` gets).
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -51,15 +53,18 @@ class Splits:
 def load(data: DataConfig, seed: int, feature_shape: tuple[int | None, ...]) -> Splits:
     """Read, split and preprocess the data a (resolved) config describes."""
     train = _read(_source_of(data, None), "data", data, seed, feature_shape)
-    validation = _read(_source_of(data, data.validation), "data.validation", data, seed, feature_shape) \
-        if data.validation else None
-    test = _read(_source_of(data, data.test), "data.test", data, seed, feature_shape) if data.test else None
+    validation = _read(_source_of(data, data.validation), "data.validation", data, seed, feature_shape,
+                       train.columns) if data.validation else None
+    test = _read(_source_of(data, data.test), "data.test", data, seed, feature_shape,
+                 train.columns) if data.test else None
     train, validation, test = _hold_out(train, validation, test, data, seed)
     return _preprocess(Splits(train, validation, test), data)
 
 
-def load_file(path: Path, data: DataConfig, key: str, label: str | None = None) -> Arrays:
-    """Another .npz/.csv file, read with a run's preprocessing (scale, one_hot, label column)."""
+def load_file(path: Path, data: DataConfig, key: str, label: str | None = None,
+              features: list[str] | None = None) -> Arrays:
+    """Another .npz/.csv file, read with a run's preprocessing (scale, one_hot, label column); a CSV's feature
+    columns are matched by the names the run was trained on (`features`), in any order."""
     suffix = path.suffix.lower()
     if suffix == ".npz":
         arrays = read_npz(path, data.x_key or "x", data.y_key or "y", key)
@@ -68,7 +73,10 @@ def load_file(path: Path, data: DataConfig, key: str, label: str | None = None) 
         if label is None:
             raise DataError(f"the run was trained on {data.source} data, so the label column of {path.name} is "
                             "unknown; name it with --label", key=key)
-        arrays = read_csv(path, label, key)
+        if features:
+            arrays = read_csv_columns(path, csv_header(path, key), features, label, key)
+        else:
+            arrays = read_csv(path, label, key)
     else:
         raise DataError(f"{path}: expected a .npz or .csv file", key=key)
     return _preprocess(Splits(arrays), data).train
@@ -103,13 +111,17 @@ def _source_of(data: DataConfig, sub: SplitSource | None) -> dict[str, Any]:
 
 
 def _read(src: dict[str, Any], key: str, data: DataConfig, seed: int,
-          feature_shape: tuple[int | None, ...]) -> Arrays:
+          feature_shape: tuple[int | None, ...], features: list[str] | None = None) -> Arrays:
+    """One split as its source describes it; a CSV split takes the training columns by name (any order)."""
     source = src["source"]
     if source == "builtin":
         return read_builtin(src["name"], key)
     if source == "npz":
         return read_npz(Path(src["path"]), src["x_key"] or "x", src["y_key"] or "y", key)
     if source == "csv":
+        if features is not None:
+            path = Path(src["path"])
+            return read_csv_columns(path, csv_header(path, key), features, src["label"], key)
         return read_csv(Path(src["path"]), src["label"], key)
     if key != "data":
         raise DataError("synthetic data is split with validation_split / test_split", key=key)
@@ -131,19 +143,60 @@ def read_npz(path: Path, x_key: str, y_key: str | None, key: str = "data") -> Ar
         npz = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise DataError(f"data file not found: {path}", key=f"{key}.path") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path} as .npz: {exc}", key=f"{key}.path") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a directory, not an .npz file", key=f"{key}.path") from None
+    except Exception as exc:  # numpy raises OSError/ValueError/BadZipFile/EOFError for damaged files
+        raise DataError(f"cannot read {path} as .npz: {reason(exc)}", key=f"{key}.path") from None
+    if not hasattr(npz, "files"):
+        raise DataError(f"{path} is a single .npy array, not an .npz archive", key=f"{key}.path")
     with npz:
         keys = [k for k in (x_key, y_key) if k is not None]
         for k in keys:
             if k not in npz.files:
-                raise DataError(f"{path} has no array {k!r}; it has: {', '.join(npz.files)}",
+                raise DataError(f"{path} has no array {k!r}; it has: {', '.join(npz.files) or 'nothing'}",
                                 key=f"{key}.{'x_key' if k == x_key else 'y_key'}")
-        x = npz[x_key]
-        y = npz[y_key] if y_key is not None else np.zeros((len(x),), np.float32)
+        try:
+            x = npz[x_key]
+            y = npz[y_key] if y_key is not None else np.zeros((len(x),), np.float32)
+        except Exception as exc:  # a truncated or corrupt member
+            raise DataError(f"cannot read {path} (damaged or truncated?): {reason(exc)}",
+                            key=f"{key}.path") from None
+    if x.ndim == 0 or y.ndim == 0:
+        raise DataError(f"{path}: {x_key} and {y_key} must be arrays with one row per example", key=f"{key}.path")
     if len(x) != len(y):
         raise DataError(f"{path}: {x_key} has {len(x)} rows but {y_key} has {len(y)}", key=key)
+    if len(x) == 0:
+        raise DataError(f"{path} has 0 rows", key=f"{key}.path")
+    check_numbers(x, f"{path}: array {x_key!r}", key)
+    if y_key is not None:
+        check_numbers(y, f"{path}: array {y_key!r}", key)
     return Arrays(x, y)
+
+
+def reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def check_numbers(a: np.ndarray, what: str, key: str, columns: list[str] | None = None) -> None:
+    """Numbers only, all finite: NaN or inf names its row and column (1-based, as editors count)."""
+    if a.dtype.kind not in "biuf":
+        hint = " (string class names are not supported yet: map them to 0..n-1)" if a.dtype.kind in "USO" else ""
+        raise DataError(f"{what} holds {a.dtype} values; expected numbers{hint}", key=f"{key}.path")
+    if a.dtype.kind != "f" or a.size == 0:
+        return
+    finite = np.isfinite(a.reshape(len(a), -1))
+    if finite.all():
+        return
+    row, col = (int(i) for i in np.argwhere(~finite)[0])
+    bad = int((~finite).sum())
+    value = a.reshape(len(a), -1)[row, col]
+    if columns is not None:
+        where = f"data row {row + 1}, column {columns[col]!r}"
+    else:
+        where = f"row {row + 1}, column {col + 1} (index [{row}, {col}])"
+    raise DataError(f"{what}: {value} at {where}; {bad} value(s) are NaN or infinite. Remove or fill those rows "
+                    "before training", key=f"{key}.path")
 
 
 def csv_header(path: Path, key: str = "data") -> list[str]:
@@ -165,17 +218,31 @@ def read_csv(path: Path, label: str, key: str = "data") -> Arrays:
     header = csv_header(path, key)
     if label not in header:
         raise DataError(f"{path} has no column {label!r}; columns: {', '.join(header)}", key=f"{key}.label")
+    return read_csv_columns(path, header, [h for h in header if h != label], label, key)
+
+
+def read_csv_columns(path: Path, header: list[str], features: list[str], label: str | None,
+                     key: str) -> Arrays:
+    """The named feature columns (in the order given, matched by name) and label column of a CSV file."""
+    missing = [c for c in [*features, *([label] if label else [])] if c not in header]
+    if missing:
+        raise DataError(f"{path} lacks the column(s) {', '.join(map(repr, missing))}; it has: {', '.join(header)}",
+                        key=f"{key}.path")
     try:
-        table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)   # loadtxt warns about an empty file
+            table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2)
     except ValueError as exc:
-        raise DataError(f"{path}: every value must be a number ({exc})", key=f"{key}.path") from None
+        raise DataError(f"{path}: every value must be a number ({reason(exc)})", key=f"{key}.path") from None
     if table.shape[0] == 0:
         raise DataError(f"{path} has a header but no rows", key=f"{key}.path")
-    col = header.index(label)
-    y = table[:, col]
+    if table.shape[1] != len(header):
+        raise DataError(f"{path}: rows have {table.shape[1]} values, the header {len(header)}", key=f"{key}.path")
+    check_numbers(table, str(path), key, header)
+    y = table[:, header.index(label)] if label else np.zeros(len(table))
     if np.all(y == np.round(y)):
         y = y.astype(np.int64)
-    return Arrays(np.delete(table, col, axis=1), y, [h for h in header if h != label])
+    return Arrays(table[:, [header.index(c) for c in features]], y, features)
 
 
 def synthetic(samples: int, classes: int, feature_shape: tuple[int | None, ...], seed: int) -> Arrays:
@@ -254,3 +321,25 @@ def check_shape(x: np.ndarray, input_shape: tuple[int | None, ...], what: str, k
 def shape_fits(got: tuple[int, ...], want: tuple[int | None, ...]) -> bool:
     """Whether a concrete per-example shape matches a declared one with optional null dimensions."""
     return len(got) == len(want) and all(w is None or g == w for g, w in zip(got, want))
+
+
+def fingerprints(data: DataConfig) -> dict[str, dict[str, Any]]:
+    """sha256 and size of every data file a (resolved) config reads, by absolute path."""
+    paths = [h.path for h in (data, data.validation, data.test) if h is not None and h.path]
+    return {p: _fingerprint(Path(p)) for p in dict.fromkeys(paths)}
+
+
+def _fingerprint(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return {"sha256": None, "bytes": None}
+    return {"sha256": digest.hexdigest(), "bytes": path.stat().st_size}
+
+
+def changed_files(recorded: dict[str, dict[str, Any]]) -> list[str]:
+    """The files whose contents differ from their recorded fingerprints (or that are gone)."""
+    return [p for p, fp in recorded.items() if _fingerprint(Path(p))["sha256"] != fp.get("sha256")]

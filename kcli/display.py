@@ -54,6 +54,11 @@ class Display:
         line = " ".join(part.strip() for part in message.splitlines() if part.strip())
         self.err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
 
+    def warning(self, message: str) -> None:
+        """One yellow line on stderr: something the user should know, not an error."""
+        line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+        self.err.print(f"[bold yellow]warning:[/] {escape(line)}", soft_wrap=True)
+
     def note(self, message: str) -> None:
         """A dim informational line."""
         self.out.print(f"[dim]{escape(message)}[/]", soft_wrap=True)

@@ -15,17 +15,23 @@ SPLITS = ("test", "validation", "train")
 
 
 def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None, label: str | None,
-             display: Display) -> Path:
+             display: Display, trust_code: bool = False) -> Path:
     """Evaluate the run's model, show the metrics and write RUN/eval-<split or file stem>.json."""
-    run = runs.open_run(ref, runs_dir)
+    run = runs.open_run(ref, runs_dir, trust_code)
     if data_file is not None and split is not None:
         raise DataError("give --split or --data, not both", key="--data")
     if data_file is not None:
-        arrays, label = data_mod.load_file(data_file, run.config.data, "--data", label), data_file.stem
+        arrays = data_mod.load_file(data_file, run.config.data, "--data", label, run.record.get("features"))
+        label = data_file.stem
         data_mod.check_shape(arrays.x, run.input_shape, f"the features of {data_file}", "--data")
     else:
+        changed = data_mod.changed_files(run.record.get("data_files") or {})
+        if changed:
+            display.warning(f"the data differs from what {run.path.name} was trained on: {', '.join(changed)} "
+                            "changed since training; the splits are re-created from the current contents")
         arrays, label = _split(run, split)
-    model = runs.load_model(run.path, run.record)
+    model = runs.load_model(run)
+    _note_fallback(run, display)
     model_mod.check_labels(Splits(arrays), model, model.loss, run.input_shape)
     metrics = model_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size)
     out = run.path / f"eval-{label}.json"
@@ -54,3 +60,9 @@ def _split(run: runs.FinishedRun, split: str | None) -> tuple[Arrays, str]:
     if arrays is None:
         raise DataError(f"the run has no {split} data", key="--split")
     return arrays, split
+
+
+def _note_fallback(run: runs.FinishedRun, display: Display) -> None:
+    """Say so when the model came from config.yaml + weights instead of model.keras."""
+    if run.loaded_from and run.loaded_from != runs.ARTIFACTS["keras"]:
+        display.note(f"model.keras cannot be deserialized; the model was rebuilt from {run.loaded_from}")

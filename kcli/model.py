@@ -44,6 +44,25 @@ def build(cfg: Config, registry: Registry) -> keras.Model:
     return model
 
 
+def rebuild(cfg: Config, classes: dict[str, type]) -> keras.Model:
+    """The run's model built and compiled again from its saved config ("re-create the network, then
+    load_weights"), with `file.py:Class` references resolved by class name among `classes` (the run's code/)."""
+    cfg = cfg.model_copy(deep=True)
+    cfg.imports = []
+    local = lambda spec: Spec.of(_short(spec.name), spec.args)  # noqa: E731
+    if cfg.model.layers is not None:
+        cfg.model.layers = [local(s) for s in cfg.model.layers]
+    if cfg.model.class_ is not None:
+        cfg.model.class_ = _short(cfg.model.class_)
+    cfg.compile.optimizer, cfg.compile.loss = local(cfg.compile.optimizer), local(cfg.compile.loss)
+    cfg.compile.metrics = [local(m) for m in cfg.compile.metrics]
+    registry = Registry(classes=dict(classes))
+    model = build(cfg, registry)
+    compile_model(model, cfg.compile, registry)
+    model.optimizer.build(model.trainable_variables)   # so load_weights restores the optimizer's state too
+    return model
+
+
 def _build_subclass(cfg: Config, registry: Registry, input_shape: tuple[int | None, ...]) -> keras.Model:
     assert cfg.model.class_ is not None
     cls = registry.lookup(cfg.model.class_, "model.class")

@@ -30,7 +30,9 @@ from kcli.errors import DataError
 
 CHUNK_ROWS = 8192                # rows per chunk of an .npy/.npz input
 BLOCK_ROWS = 32768               # rows per block of a CSV input (sized in bytes from the average line)
-PARSE_THREADS = max(2, os.cpu_count() or 1)
+# The CPUs this process may run on (inside a container os.cpu_count() is the host's), capped: more threads
+# only hold more blocks in memory once the model is the bottleneck.
+PARSE_THREADS = min(8, max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2))
 # Rows per model call when --batch-size is not given. Inference results do not depend on it (beyond float
 # rounding) and 1024 is ~10x faster than Keras's predict default of 32 on a small MLP.
 PREDICT_BATCH = 1024
@@ -112,26 +114,57 @@ def open_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputFil
 
 def _load_npy(path: Path) -> np.ndarray:
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path} as .npy: {exc}", key="--input") from None
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # numpy raises OSError/ValueError/EOFError for empty or damaged files
+        raise DataError(f"cannot read {path} as .npy: {data_mod.reason(exc)}", key="--input") from None
+    if x.dtype.kind not in "biuf" or x.ndim == 0:
+        raise DataError(f"{path} holds {x.dtype} {'scalar' if x.ndim == 0 else 'values'}; expected an array of "
+                        "numbers with one row per example", key="--input")
+    return x
 
 
 def _npz_input(path: Path, run: runs.FinishedRun) -> InputFile:
     data = run.config.data
     try:
         npz = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path} as .npz: {exc}", key="--input") from None
+    except Exception as exc:  # numpy raises OSError/ValueError/BadZipFile/EOFError for damaged files
+        raise DataError(f"cannot read {path} as .npz: {data_mod.reason(exc)}", key="--input") from None
+    if not hasattr(npz, "files"):
+        raise DataError(f"{path} is a single .npy array, not an .npz archive; name it .npy", key="--input")
     with npz:
         keys = [k for k in dict.fromkeys((data.x_key or "x", "x")) if k in npz.files]
         if not keys:
             raise DataError(f"{path} has no array {data.x_key or 'x'!r}; it has: {', '.join(npz.files)}",
                             key="--input")
-        x = npz[keys[0]]
-        y_key = data.y_key or "y"
-        labels = npz[y_key] if y_key in npz.files and npz[y_key].shape[:1] == x.shape[:1] else None
+        try:
+            x = npz[keys[0]]
+            y_key = data.y_key or "y"
+            labels = npz[y_key] if y_key in npz.files and npz[y_key].shape[:1] == x.shape[:1] else None
+        except Exception as exc:  # a truncated or corrupt member
+            raise DataError(f"cannot read {path} (damaged or truncated?): {data_mod.reason(exc)}",
+                            key="--input") from None
+    if x.dtype.kind not in "biuf" or x.ndim == 0:
+        raise DataError(f"{path}: array {keys[0]!r} holds {x.dtype}; expected numbers", key="--input")
     return _array_input(x, labels, y_key if labels is not None else None, run)
+
+
+def _label_ids(labels: np.ndarray | None) -> np.ndarray | None:
+    """Labels as one value per row: (N, 1) flattened, one-hot rows as their class id."""
+    if labels is None or labels.ndim <= 1:
+        return labels
+    flat = labels.reshape(len(labels), -1)
+    return flat[:, 0] if flat.shape[1] == 1 else np.argmax(flat, axis=1)
+
+
+def _check_finite(x: np.ndarray, first_row: int, path: str, columns: list[str] | None = None) -> None:
+    """NaN or inf in an input row is an error naming the row (1-based, as editors count)."""
+    flat = x.reshape(len(x), -1)
+    bad = ~np.isfinite(flat)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        column = f"column {columns[col]!r}" if columns else f"feature {col + 1}"
+        raise DataError(f"{path}: data row {first_row + row}, {column} is {flat[row, col]}; the model cannot "
+                        "predict rows with NaN or infinite values (remove or fill them)", key="--input")
 
 
 def _array_input(x: np.ndarray, labels: np.ndarray | None, label: str | None,
@@ -139,75 +172,124 @@ def _array_input(x: np.ndarray, labels: np.ndarray | None, label: str | None,
     data_mod.check_shape(x, run.input_shape, "the input's features", "--input")
     scale = run.config.data.scale
 
+    if len(x) == 0:
+        raise DataError("the input has 0 rows", key="--input")
+    labels = _label_ids(labels)
+
     def chunks() -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         for start in range(0, len(x), CHUNK_ROWS):
             end = start + CHUNK_ROWS
-            yield data_mod.scale_features(np.asarray(x[start:end]), scale), \
-                (labels[start:end] if labels is not None else None)
+            block = np.asarray(x[start:end])
+            if block.dtype.kind == "f":
+                _check_finite(block, start + 1, "the input")
+            yield data_mod.scale_features(block, scale), (labels[start:end] if labels is not None else None)
 
     return InputFile(len(x), label, chunks())
 
 
 def _csv_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputFile:
-    header = data_mod.csv_header(path, "--input")
+    first = data_mod.csv_header(path, "--input")
+    has_header = not all(_is_number(f) for f in first)   # a first line of numbers is data, not names
     trained_on = run.record.get("features")  # CSV column names the model was trained on
-    label = label or (run.config.data.label if run.config.data.label in header else None)
-    if label is not None and label not in header:
-        raise DataError(f"{path} has no column {label!r}; columns: {', '.join(header)}", key="--label")
-    if trained_on:
-        missing = [c for c in trained_on if c not in header]
-        if missing:
-            raise DataError(f"{path} lacks the feature columns the model was trained on: {', '.join(missing)}",
-                            key="--input")
-        features = [header.index(c) for c in trained_on]
+    if has_header:
+        header = first
+        label = label or (run.config.data.label if run.config.data.label in header else None)
+        if label is not None and label not in header:
+            raise DataError(f"{path} has no column {label!r}; columns: {', '.join(header)}", key="--label")
+        if trained_on:
+            missing = [c for c in trained_on if c not in header]
+            if missing:
+                raise DataError(f"{path} lacks the feature columns the model was trained on: {', '.join(missing)}",
+                                key="--input")
+            features = [header.index(c) for c in trained_on]
+        else:
+            features = [i for i, h in enumerate(header) if h != label]
     else:
-        features = [i for i, h in enumerate(header) if h != label]
-    width = len(features)
-    if not data_mod.shape_fits((width,), run.input_shape):
-        raise DataError(f"{path} has {width} feature columns, the model takes input_shape "
-                        f"{list(run.input_shape)}", key="--input")
-    rows = _count_rows(path)
+        if label is not None:
+            raise DataError(f"{path} has no header line, so no column can be named {label!r}; add a header line",
+                            key="--label")
+        header, features = [f"column {i + 1}" for i in range(len(first))], list(range(len(first)))
+    _check_width(path, len(features), run.input_shape, has_header)
+    rows = _count_rows(path, has_header)
+    if rows == 0:
+        raise DataError(f"{path} has no data rows", key="--input")
     label_index = header.index(label) if label is not None else None
     block_bytes = max(1 << 16, math.ceil(path.stat().st_size / max(rows, 1)) * BLOCK_ROWS)
-    return InputFile(rows, label, _csv_chunks(path, features, label_index, len(header), run.config.data.scale,
-                                              block_bytes))
+    names = [header[i] for i in features]
+    return InputFile(rows, label, _csv_chunks(path, has_header, features, names, label_index, len(header),
+                                              run.config.data.scale, block_bytes))
 
 
-def _count_rows(path: Path) -> int:
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_width(path: Path, width: int, input_shape: tuple[int | None, ...], has_header: bool) -> None:
+    if data_mod.shape_fits((width,), input_shape):
+        return
+    hint = ""
+    if input_shape and input_shape[-1] is not None and width == input_shape[-1] + 1:
+        hint = ("; if one column is the label, name it with --label COLUMN to carry it along" if has_header else
+                "; if one column is the label, add a header line and name it with --label COLUMN")
+    raise DataError(f"{path} has {width} feature columns, the model takes input_shape {list(input_shape)}{hint}",
+                    key="--input")
+
+
+def _count_rows(path: Path, has_header: bool) -> int:
     with path.open("rb") as fh:
-        next(fh, None)
+        if has_header:
+            next(fh, None)
         return sum(1 for line in fh if line.strip())
 
 
-def _csv_chunks(path: Path, features: list[int], label_index: int | None, width: int, scale: float | None,
-                block_bytes: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+def _csv_chunks(path: Path, has_header: bool, features: list[int], names: list[str], label_index: int | None,
+                width: int, scale: float | None, block_bytes: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     """Blocks of ~BLOCK_ROWS whole lines, parsed by TensorFlow's CSV decoder on PARSE_THREADS threads
     (it releases the GIL: ~3x faster than np.loadtxt on 2 cores), at most PARSE_THREADS + 1 blocks in memory."""
     parse = _block_parser(width)
+    layout = _Layout(path, features, names, label_index, width, scale)
     with path.open("rb") as fh, ThreadPoolExecutor(PARSE_THREADS) as pool:
-        fh.readline()
+        if has_header:
+            fh.readline()
         pending: deque[tuple[int, Future[np.ndarray]]] = deque()
         first_row = 1
         for block in _line_blocks(fh, block_bytes):
             pending.append((first_row, pool.submit(parse, block)))
-            first_row += block.count(b"\n")
+            first_row += sum(1 for line in block.split(b"\n") if line.strip())
             if len(pending) > PARSE_THREADS:
-                yield _chunk(path, *pending.popleft(), features, label_index, width, scale)
+                yield layout.chunk(*pending.popleft())
         while pending:
-            yield _chunk(path, *pending.popleft(), features, label_index, width, scale)
+            yield layout.chunk(*pending.popleft())
 
 
-def _chunk(path: Path, first_row: int, parsed: Future[np.ndarray], features: list[int], label_index: int | None,
-           width: int, scale: float | None) -> tuple[np.ndarray, np.ndarray | None]:
-    try:
-        table = parsed.result()
-    except ValueError as exc:
-        raise DataError(f"{path}: {exc} (data rows from {first_row})", key="--input") from None
-    if table.shape[1] != width:
-        raise DataError(f"{path}: rows from data row {first_row} have {table.shape[1]} columns, the header {width}",
-                        key="--input")
-    labels = table[:, label_index] if label_index is not None else None
-    return data_mod.scale_features(table[:, features], scale), labels
+@dataclass
+class _Layout:
+    """Which parsed CSV columns are features (and their names) and which is the label."""
+
+    path: Path
+    features: list[int]
+    names: list[str]
+    label_index: int | None
+    width: int
+    scale: float | None
+
+    def chunk(self, first_row: int, parsed: Future[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Features (scaled, checked finite) and labels of one parsed block."""
+        try:
+            table = parsed.result()
+        except ValueError as exc:
+            raise DataError(f"{self.path}: {exc} (data rows from {first_row})", key="--input") from None
+        if table.shape[1] != self.width:
+            raise DataError(f"{self.path}: rows from data row {first_row} have {table.shape[1]} columns, the "
+                            f"first line {self.width}", key="--input")
+        x = table[:, self.features]
+        _check_finite(x, first_row, str(self.path), self.names)
+        labels = table[:, self.label_index] if self.label_index is not None else None
+        return data_mod.scale_features(x, self.scale), labels
 
 
 def _line_blocks(fh: Any, size: int) -> Iterator[bytes]:
@@ -264,13 +346,14 @@ class Collected:
 
 
 def predict(ref: str, runs_dir: Path, input_path: Path, output: Path | None, batch_size: int | None,
-            label: str | None, display: Display) -> Collected:
+            label: str | None, display: Display, overwrite: bool = False, trust_code: bool = False) -> Collected:
     """Predict every row of `input_path`; write `output` (.csv / .npy / .npz) or show a preview."""
     if output is not None and output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise DataError(f"{output}: the output must end in .csv, .npy or .npz", key="--output")
-    run = runs.open_run(ref, runs_dir)
+    _check_output(output, overwrite)
+    run = runs.open_run(ref, runs_dir, trust_code)
     source = open_input(input_path, run, label)
-    model = runs.load_model(run.path, run.record)
+    model = runs.load_model(run)
     out_shape = tuple(model_mod.output_shape(model, run.input_shape)[1:])
     out_dim = int(np.prod(out_shape))
     head = Head.of(run, out_dim)
@@ -291,12 +374,25 @@ def predict(ref: str, runs_dir: Path, input_path: Path, output: Path | None, bat
     return collected
 
 
+def _check_output(output: Path | None, overwrite: bool) -> None:
+    """An existing output is only replaced with --overwrite; its folder must exist."""
+    if output is None:
+        return
+    if output.exists() and not overwrite:
+        raise DataError(f"{output} already exists; pass --overwrite to replace it", key="--output")
+    if output.is_dir():
+        raise DataError(f"{output} is a directory", key="--output")
+    if not output.parent.is_dir():
+        raise DataError(f"the folder {output.parent} does not exist; create it first", key="--output")
+
+
 def _collect(collected: Collected, raw: np.ndarray, classified: tuple[np.ndarray, np.ndarray] | None,
              labels: np.ndarray | None) -> None:
     room = PREVIEW_ROWS - len(collected.preview)
     for i in range(min(room, len(raw))):
         cls, prob = (int(classified[0][i]), float(classified[1][i])) if classified is not None else (None, None)
-        collected.preview.append((labels[i] if labels is not None else None, cls, prob, raw[i].reshape(-1)))
+        label = labels[i].item() if labels is not None else None
+        collected.preview.append((label, cls, prob, raw[i].reshape(-1)))
     if classified is not None:
         collected.counts.update(classified[0].tolist())
     collected.rows += len(raw)

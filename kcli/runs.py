@@ -61,6 +61,9 @@ def new_run_dir(runs_dir: Path, name: str, now: datetime | None = None) -> Path:
             path.mkdir()
         except FileExistsError:
             continue
+        except OSError as exc:   # read-only, full, or not a directory
+            raise RunError(f"cannot create a run directory in {runs_dir}: {exc.strerror or exc}",
+                           key="--runs-dir") from None
         return path
     raise RunError(f"too many runs named {base} in {runs_dir}", key="--runs-dir")
 
@@ -110,7 +113,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    # microseconds: `latest` compares these, and two runs may well end within one second
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def versions() -> dict[str, str]:
@@ -199,35 +203,51 @@ def write_history(run_dir: Path, rows: list[dict[str, Any]], validation: bool) -
     write_json(run_dir / HISTORY_JSON, [{c: row.get(c) for c in columns} for row in rows])
 
 
-def save_model(model: keras.Model, run_dir: Path, formats: list[str]) -> dict[str, str]:
+def save_model(model: keras.Model, run_dir: Path, formats: list[str],
+               input_shape: tuple[int | None, ...]) -> dict[str, str]:
     """Write the requested model artifacts (atomically, in bug-safe order); returns format -> file name."""
     written: dict[str, str] = {}
     for fmt, name in ARTIFACTS.items():
         if fmt not in formats:
             continue
         with atomic_target(run_dir / name) as tmp:
-            save_model_file(model, fmt, tmp)
+            save_model_file(model, fmt, tmp, input_shape)
         written[fmt] = name
     return written
 
 
-def save_model_file(model: keras.Model, fmt: str, path: Path) -> None:
+def save_model_file(model: keras.Model, fmt: str, path: Path, input_shape: tuple[int | None, ...]) -> None:
     """Write one artifact (weights / keras / savedmodel / h5) exactly at `path`."""
     if fmt == "weights":
         model.save_weights(path)
     elif fmt == "keras":
         model.save(path)
     elif fmt == "savedmodel":
-        model.export(str(path), format="tf_saved_model", verbose=False)
+        _export_savedmodel(model, path, input_shape)
     elif fmt == "h5":
-        with _quiet_absl():  # Keras logs a "legacy format" warning on every .h5 save
+        with quiet_absl():  # Keras logs a "legacy format" warning on every .h5 save
             model.save(path)
     else:
         raise ValueError(f"unknown format {fmt}")
 
 
+def _export_savedmodel(model: keras.Model, path: Path, input_shape: tuple[int | None, ...]) -> None:
+    """What model.export(format="tf_saved_model") writes (endpoints serve and serving_default, batch dimension
+    None), but traced with training=False: Keras's own export leaves augmentation layers (RandomFlip, ...)
+    random at inference."""
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", lambda x: model(x, training=False),
+                         input_signature=[keras.InputSpec(shape=(None, *input_shape), dtype="float32")])
+    archive.write_out(str(path), verbose=False)
+
+
 @contextlib.contextmanager
-def _quiet_absl() -> Iterator[None]:
+def quiet_absl() -> Iterator[None]:
+    """Keras logs through absl: a legacy-format warning on every .h5 save, and on every load of a compiled
+    model that its metrics are not built yet. Neither is news to a kcli user."""
     logger = logging.getLogger("absl")
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -298,10 +318,11 @@ def _age(started: str | None, now: datetime) -> str:
 # ---- reading a finished run back (evaluate / predict / export) ----
 
 
-def find_run(ref: str, runs_dir: Path, key: str = "RUN") -> Path:
-    """A run directory from a path, a name under `runs_dir`, or `latest` (newest completed run)."""
+def find_run(ref: str, runs_dir: Path, key: str = "RUN", resumable: bool = False) -> Path:
+    """A run directory from a path, a name under `runs_dir`, or `latest`: the newest completed run (or, with
+    `resumable`, the newest run that did not complete)."""
     if ref == "latest":
-        return _latest(runs_dir)
+        return _latest(runs_dir, key, resumable)
     for candidate in (Path(ref), runs_dir / ref):
         if (candidate / RUN_JSON).is_file():
             return candidate
@@ -310,18 +331,35 @@ def find_run(ref: str, runs_dir: Path, key: str = "RUN") -> Path:
     raise RunError(f"no run directory {ref!r} (looked in . and {runs_dir}); use a path or `latest`", key=key)
 
 
-def _latest(runs_dir: Path) -> Path:
-    best: tuple[str, Path] | None = None
+def _latest(runs_dir: Path, key: str, resumable: bool) -> Path:
+    """Newest by end time (completed) or start time (resumable); the directory name breaks ties."""
+    best: tuple[str, str, Path] | None = None
     for run_json in runs_dir.glob(f"*/{RUN_JSON}"):
         try:
             record = json.loads(run_json.read_text())
         except (OSError, ValueError):
             continue
-        if record.get("status") == FINISHED and (best is None or record.get("ended", "") > best[0]):
-            best = (record.get("ended", ""), run_json.parent)
+        if not isinstance(record, dict) or (record.get("status") == FINISHED) == resumable:
+            continue
+        stamp = str(record.get("started" if resumable else "ended") or "")
+        candidate = (stamp, run_json.parent.name, run_json.parent)
+        if best is None or candidate[:2] > best[:2]:
+            best = candidate
     if best is None:
-        raise RunError(f"no completed run under {runs_dir}", key="RUN")
-    return best[1]
+        what = "run that did not complete (nothing to resume)" if resumable else "completed run"
+        raise RunError(f"no {what} under {runs_dir}", key=key)
+    return best[2]
+
+
+def remove_final_artifacts(run_dir: Path) -> None:
+    """The model files and test metrics of a run that did not complete (a kill while they were written):
+    never verified, so a resumed run writes them again."""
+    for name in [*ARTIFACTS.values(), METRICS]:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 @dataclass
@@ -331,6 +369,8 @@ class FinishedRun:
     path: Path
     record: dict[str, Any]
     config: Config
+    trust_code: bool = False          # --trust-code: run the code in RUN/code/ although this user did not train it
+    loaded_from: str | None = None    # which artifact load_model used
 
     @property
     def input_shape(self) -> tuple[int | None, ...]:
@@ -338,7 +378,7 @@ class FinishedRun:
         return tuple(self.config.model.input_shape)
 
 
-def open_run(ref: str, runs_dir: Path) -> FinishedRun:
+def open_run(ref: str, runs_dir: Path, trust_code: bool = False) -> FinishedRun:
     """Find a completed run and read its record and config (no TensorFlow needed)."""
     from kcli import config as config_mod
 
@@ -350,15 +390,18 @@ def open_run(ref: str, runs_dir: Path) -> FinishedRun:
         raise
     except Exception as exc:  # a damaged config.yaml: say which run
         raise RunError(f"the run's {CONFIG} cannot be read: {exc}", key="RUN") from None
-    return FinishedRun(path, record, cfg)
+    return FinishedRun(path, record, cfg, trust_code)
 
 
 def load_record(run_dir: Path, key: str) -> dict[str, Any]:
     """run.json as a dict, or a RunError naming `key`."""
     try:
-        return json.loads((run_dir / RUN_JSON).read_text())
+        record = json.loads((run_dir / RUN_JSON).read_text())
     except (OSError, ValueError) as exc:
         raise RunError(f"cannot read {run_dir / RUN_JSON}: {exc}", key=key) from None
+    if not isinstance(record, dict):
+        raise RunError(f"{run_dir / RUN_JSON} is damaged (not a JSON object)", key=key)
+    return record
 
 
 def read_record(run_dir: Path) -> dict[str, Any]:
@@ -373,32 +416,58 @@ def read_record(run_dir: Path) -> dict[str, Any]:
     return record
 
 
-def custom_objects(run_dir: Path, record: dict[str, Any]) -> dict[str, type]:
-    """The classes of the code the run copied into code/ (and the modules it imported), by name."""
+def custom_objects(run: FinishedRun) -> dict[str, type]:
+    """The classes of the code the run copied into code/ (and the modules it imported), by name; only code
+    that may run (see trust.py)."""
     from kcli.errors import KcliError
     from kcli.imports import Registry
+    from kcli.trust import allowed_code
 
+    code = allowed_code(run.path, run.record, run.trust_code)
     registry = Registry()
-    imports = record.get("imports", {})
     try:
-        for rel in imports.get("files", []):
-            registry.load(str(run_dir / rel), "RUN code")
-        for module in imports.get("modules", []):
+        for path in code.files:
+            registry.load(str(path), "RUN code")
+        for module in code.modules:
             registry.load(module, "RUN imports")
     except KcliError as exc:
         raise RunError(f"the run's custom code cannot be loaded: {exc.message}", key="RUN") from None
     return registry.classes
 
 
-def load_model(run_dir: Path, record: dict[str, Any]) -> keras.Model:
-    """model.keras with Keras's safe_mode on and the custom classes the run copied into code/."""
+def load_model(run: FinishedRun) -> keras.Model:
+    """model.keras with Keras's safe_mode on and the run's custom classes; when model.keras cannot be
+    deserialized (a custom class without get_config), the model rebuilt from config.yaml + code/ with
+    model.weights.h5 loaded into it."""
     import keras
 
-    if "keras" not in record.get("artifacts", {}):
-        raise RunError(f"run {run_dir} has no model.keras (its config's `save` left it out)", key="RUN")
+    artifacts = run.record.get("artifacts") or {}
+    classes = custom_objects(run)
+    problem = f"run {run.path} has no model.keras (its config's `save` left it out)"
+    if "keras" in artifacts:
+        try:
+            with quiet_absl():
+                model = keras.models.load_model(run.path / ARTIFACTS["keras"], custom_objects=classes,
+                                                safe_mode=True)
+            run.loaded_from = ARTIFACTS["keras"]
+            return model
+        except Exception as exc:  # Keras raises TypeError/ValueError/... for missing classes or bad files
+            problem = f"cannot load {run.path / ARTIFACTS['keras']}: {first_line(exc)}"
+    if "weights" not in artifacts:
+        raise RunError(problem, key="RUN")
+    from kcli import model as model_mod
+
     try:
-        return keras.models.load_model(run_dir / ARTIFACTS["keras"], custom_objects=custom_objects(run_dir, record),
-                                       safe_mode=True)
-    except Exception as exc:  # Keras raises TypeError/ValueError/... for missing classes or bad files
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunError(f"cannot load {run_dir / ARTIFACTS['keras']}: {text}", key="RUN") from None
+        model = model_mod.rebuild(run.config, classes)
+        model.load_weights(run.path / ARTIFACTS["weights"])
+    except Exception as exc:  # a damaged weights file, or code that no longer builds
+        raise RunError(f"{problem}; rebuilding from {CONFIG} and {ARTIFACTS['weights']} failed too: "
+                       f"{first_line(exc)}", key="RUN") from None
+    run.loaded_from = f"{CONFIG} + {ARTIFACTS['weights']}"
+    return model
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__

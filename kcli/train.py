@@ -15,11 +15,11 @@ from kcli import callbacks as callbacks_mod
 from kcli import config as config_mod
 from kcli import data as data_mod
 from kcli import model as model_mod
-from kcli import pipeline, runs, state
+from kcli import pipeline, runs, state, trust, verify
 from kcli.config import Config, LoadedConfig
 from kcli.data import Splits
 from kcli.display import Display
-from kcli.errors import Interrupted, KcliError, RunError, TrainingFailed
+from kcli.errors import ExportFailed, Interrupted, KcliError, RunError, TrainingFailed
 from kcli.imports import Registry, load_imports
 
 
@@ -86,10 +86,10 @@ def summary(path: Path, display: Display, overrides: list[str] | None = None) ->
 
 
 def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[str] | None = None,
-          resume: str | None = None, keep_best: bool = False) -> Path:
+          resume: str | None = None, keep_best: bool = False, allow_data_change: bool = False) -> Path:
     """Train what the config describes and write a complete run directory; returns its path."""
     if resume is not None:
-        prep, start = _resume(path, overrides, resume, runs_dir)
+        prep, start = _resume(path, overrides, resume, runs_dir, allow_data_change, display)
     else:
         assert path is not None
         prep = prepare(path, overrides)
@@ -104,7 +104,7 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
     run_dir, record = start.run_dir, start.record
     try:
         if resume is None:
-            _write_run_files(prep, run_dir, record, display.summary_text(description))
+            _write_run_files(prep, run_dir, record, display.summary_text(description), display)
         record.update(keep_best=keep_best)
         rows = _fit(model, prep, start, display)
         display.history(rows, runs.history_columns(rows, splits.validation is not None))
@@ -125,22 +125,37 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
     return run_dir
 
 
-def _write_run_files(prep: Prepared, run_dir: Path, record: runs.RunRecord, summary_text: str) -> None:
+def _write_run_files(prep: Prepared, run_dir: Path, record: runs.RunRecord, summary_text: str,
+                     display: Display) -> None:
     runs.write_text(run_dir / runs.CONFIG, config_mod.dump(prep.cfg))
     record.update(imports={"files": runs.copy_code(run_dir, prep.registry.files), "modules": prep.registry.modules},
                   features=prep.splits.train.columns if prep.splits else None,  # CSV column names, for predict
+                  data_files=data_mod.fingerprints(prep.cfg.data),   # resume and evaluate notice changed data
                   overrides=prep.loaded.overrides)
     runs.write_text(run_dir / runs.SUMMARY, summary_text)
+    problem = trust.remember([run_dir / f for f in record.data["imports"]["files"]], prep.registry.modules)
+    if problem:
+        display.warning(problem)
 
 
-def _resume(path: Path | None, overrides: list[str] | None, ref: str, runs_dir: Path) -> tuple[Prepared, Start]:
+def _resume(path: Path | None, overrides: list[str] | None, ref: str, runs_dir: Path, allow_data_change: bool,
+            display: Display) -> tuple[Prepared, Start]:
     """Rebuild the run's model from its saved config and load the state of its last completed epoch."""
-    run_dir = runs.find_run(ref, runs_dir, "--resume")
+    run_dir = runs.find_run(ref, runs_dir, "--resume", resumable=True)
     record = state.resumable_record(run_dir)
     if path is not None or overrides:
         _same_config(path or run_dir / runs.CONFIG, overrides, config_mod.load(run_dir / runs.CONFIG).config)
+    changed = data_mod.changed_files(record.get("data_files") or {})
+    if changed and not allow_data_change:
+        raise RunError(f"the data changed since this run started: {', '.join(changed)}; continuing would train "
+                       "on other data. Restore the files, or pass --allow-data-change to continue on the new "
+                       "contents", key="--resume")
     prep = prepare(run_dir / runs.CONFIG)
+    if changed:
+        display.warning(f"continuing on changed data: {', '.join(changed)} (--allow-data-change)")
+        record["data_files"] = data_mod.fingerprints(prep.cfg.data)
     state.remove_partial_files(run_dir)
+    runs.remove_final_artifacts(run_dir)   # written by a process that died before it could verify them
     saved_state = state.load_state(run_dir, prep.model)
     epoch = int(saved_state["epoch"])
     rows = [r for r in runs.read_history(run_dir) if r.get("epoch", 0) <= epoch]
@@ -225,7 +240,38 @@ def _finish_model(model: keras.Model, prep: Prepared, run_dir: Path, record: run
         metrics = model_mod.evaluate(model, splits.test.x, splits.test.y, prep.cfg.data.batch_size)
         runs.write_json(run_dir / runs.METRICS, metrics)
         display.metrics("Test metrics", metrics)
-    record.update(artifacts=runs.save_model(model, run_dir, list(prep.cfg.save or [])))
+    input_shape = tuple(prep.cfg.model.input_shape)
+    written = runs.save_model(model, run_dir, list(prep.cfg.save or []), input_shape)
+    record.update(artifacts=written, verified=_verify_artifacts(model, prep, run_dir, written, display))
+
+
+def _verify_artifacts(model: keras.Model, prep: Prepared, run_dir: Path, written: dict[str, str],
+                      display: Display) -> dict[str, str]:
+    """Load every artifact back with its own runtime and compare its outputs with the live model's on real
+    rows; a run is only "completed" when they agree (or, for a .keras/.h5 that Keras cannot deserialize, when
+    the weights can stand in for it)."""
+    splits = prep.splits
+    assert splits is not None
+    real = next(a.x for a in (splits.test, splits.validation, splits.train) if a is not None)
+    x = verify.samples(tuple(prep.cfg.model.input_shape), real)
+    expected = verify.reference(model, x)
+    custom = prep.registry.classes
+    report: dict[str, str] = {}
+    for fmt, name in written.items():
+        try:
+            diff = verify.check(fmt, run_dir / name, x, expected, custom, lambda: model_mod.rebuild(prep.cfg, custom))
+        except verify.NotReloadable as exc:
+            fallback = ("kcli evaluate/predict/export rebuild the model from config.yaml, code/ and "
+                        "model.weights.h5 instead" if "weights" in written else
+                        "and `save` has no weights to rebuild it from: add weights to `save`")
+            display.warning(f"{name} cannot be reloaded by Keras ({exc}). Fix {verify.not_reloadable_hint(model, custom)}"
+                            f"; {fallback}")
+            report[fmt] = f"not reloadable: {exc}"
+            continue
+        except ExportFailed as exc:
+            raise TrainingFailed(f"a saved artifact does not reproduce the trained model: {exc}") from None
+        report[fmt] = f"ok: outputs within {diff:.1g} on {len(x)} rows"
+    return report
 
 
 def _short_config(cfg: Config, splits: Splits) -> list[tuple[str, str]]:

@@ -1,0 +1,102 @@
+"""Which Python code a run directory may load: a run directory is data, and data must not run code.
+
+A run that used `imports` carries copies of those files in RUN/code/ (and the names of dotted modules in
+run.json). `kcli train` remembers the sha256 of every file it copied, and the modules it imported, in a
+small store in the user's data folder. Loading a run later runs its code only when every file lies inside
+RUN/code/ and was trained by this user with these exact contents (and every module was imported by a
+training of this user), or when the user passes --trust-code. A run directory received from someone else
+(or a run.json edited to point elsewhere) therefore runs nothing by surprise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kcli.errors import RunError
+
+STORE_NAME = "trusted-code.json"
+
+
+def store_path() -> Path:
+    """$KCLI_HOME/trusted-code.json, else $XDG_DATA_HOME/kcli/..., else ~/.local/share/kcli/..."""
+    if os.environ.get("KCLI_HOME"):
+        return Path(os.environ["KCLI_HOME"]) / STORE_NAME
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "kcli" / STORE_NAME
+
+
+def file_hash(path: Path) -> str:
+    """sha256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_store() -> dict[str, Any]:
+    try:
+        data = json.loads(store_path().read_text())
+    except (OSError, ValueError):
+        return {"files": [], "modules": []}
+    return data if isinstance(data, dict) else {"files": [], "modules": []}
+
+
+def remember(files: list[Path], modules: list[str]) -> str | None:
+    """Record code this user trains with; returns a warning when the store cannot be written."""
+    if not files and not modules:
+        return None
+    store = _read_store()
+    hashes = set(store.get("files", [])) | {file_hash(f) for f in files}
+    names = set(store.get("modules", [])) | set(modules)
+    path = store_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        tmp.write_text(json.dumps({"files": sorted(hashes), "modules": sorted(names)}, indent=1))
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        return (f"cannot record the run's code as trusted in {path} ({exc.strerror or exc}); "
+                "evaluate/predict/export of this run will need --trust-code")
+    return None
+
+
+@dataclass
+class RunCode:
+    """The code a run would load: files inside RUN/code/ and dotted module names."""
+
+    files: list[Path]
+    modules: list[str]
+
+
+def allowed_code(run_dir: Path, record: dict[str, Any], trust_code: bool) -> RunCode:
+    """The run's code, if it may run; a RunError that says what would run and how to allow it otherwise."""
+    imports = record.get("imports") or {}
+    rel_files, modules = imports.get("files") or [], imports.get("modules") or []
+    if not isinstance(rel_files, list) or not isinstance(modules, list):
+        raise RunError("run.json `imports` is damaged (expected lists of files and modules)", key="RUN")
+    code_dir = (run_dir / "code").resolve()
+    files = []
+    for rel in rel_files:
+        path = (run_dir / str(rel)).resolve()
+        if not path.is_relative_to(code_dir) or path.suffix != ".py":
+            raise RunError(f"run.json names code outside {run_dir / 'code'}: {rel!r}; a run only loads the .py "
+                           "files in its own code/ folder (was run.json edited?)", key="RUN")
+        if not path.is_file():
+            raise RunError(f"the run's code file {path} is missing", key="RUN")
+        files.append(path)
+    if trust_code:
+        return RunCode(files, [str(m) for m in modules])
+    store = _read_store()
+    known_files, known_modules = set(store.get("files", [])), set(store.get("modules", []))
+    strange = [str(p) for p in files if file_hash(p) not in known_files]
+    strange += [f"module {m}" for m in modules if m not in known_modules]
+    if strange:
+        raise RunError(f"loading this run would run Python code with your rights: {', '.join(strange)}. It was not "
+                       "trained by you on this machine (or changed since). Read it, then pass --trust-code to "
+                       "allow it", key="RUN")
+    return RunCode(files, [str(m) for m in modules])
