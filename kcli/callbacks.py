@@ -62,6 +62,40 @@ def check(cfg: Config, registry: Registry) -> None:
         check_args(cls, _args(cls, spec.args, Path("."), key, registry), key)
 
 
+def check_monitors(cfg: Config, registry: Registry, metrics: list[str], validation: bool) -> None:
+    """Every `monitor` (of a callback, explicit or its default, and fit.checkpoint.monitor) must name a value
+    that training logs: checked before a run directory exists, instead of failing (or silently never acting)
+    during training."""
+    logged = ["loss", *metrics]
+    for i, spec in enumerate(cfg.fit.callbacks):
+        key = _key(i, spec)
+        monitor = spec.args.get("monitor", _default_monitor(_class(spec, key, registry)))
+        if isinstance(monitor, str):
+            _check_monitor(monitor, logged, validation, f"{key}.monitor")
+    if cfg.fit.checkpoint.monitor is not None:
+        _check_monitor(cfg.fit.checkpoint.monitor, logged, validation, "fit.checkpoint.monitor")
+
+
+def _default_monitor(cls: type) -> Any:
+    try:
+        param = inspect.signature(cls.__init__).parameters.get("monitor")
+    except (TypeError, ValueError):
+        return None
+    return None if param is None or param.default is param.empty else param.default
+
+
+def _check_monitor(monitor: str, logged: list[str], validation: bool, key: str) -> None:
+    base = monitor.removeprefix("val_")
+    if base in logged or base in ("learning_rate", "lr"):
+        if monitor.startswith("val_") and not validation:
+            raise ConfigError(f"monitor {monitor!r} needs validation data (data.validation or "
+                              f"data.validation_split); without it, monitor {base!r}", key=key)
+        return
+    names = [*logged, *(f"val_{n}" for n in logged if validation)]
+    raise ConfigError(f"monitor {monitor!r} is never logged{did_you_mean(monitor, names)}; logged values: "
+                      f"{', '.join(names)}", key=key)
+
+
 def build(cfg: Config, registry: Registry, run_dir: Path) -> list[keras.callbacks.Callback]:
     """The user's callbacks, with output paths inside `run_dir`."""
     built = []
@@ -130,6 +164,24 @@ def callback_state(callbacks: list[keras.callbacks.Callback]) -> list[dict[str, 
         state.append({a: float(v) if isinstance(v, float | np.floating) else v for a, v in values.items()
                       if isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)})
     return state
+
+
+def callback_arrays(callbacks: list[keras.callbacks.Callback]) -> dict[str, np.ndarray]:
+    """Weights a user callback holds (EarlyStopping(restore_best_weights=True)'s best_weights), for resuming:
+    `cb<i>_w<j>` -> array."""
+    arrays: dict[str, np.ndarray] = {}
+    for i, cb in enumerate(callbacks):
+        for j, value in enumerate(getattr(cb, "best_weights", None) or []):
+            arrays[f"cb{i}_w{j}"] = np.asarray(value)
+    return arrays
+
+
+def restore_callback_arrays(callbacks: list[keras.callbacks.Callback], arrays: dict[str, np.ndarray]) -> None:
+    """Put `callback_arrays` back (after Keras's on_train_begin reset them)."""
+    for i, cb in enumerate(callbacks):
+        found = sorted((int(k.split("_w")[1]), v) for k, v in arrays.items() if k.startswith(f"cb{i}_w"))
+        if found:
+            cb.best_weights = [v for _, v in found]
 
 
 class Recorder(keras.callbacks.Callback):
@@ -209,6 +261,7 @@ class Checkpointer(keras.callbacks.Callback):
         self.best: float | None = resumed.get("best")
         self.best_epoch: int | None = resumed.get("best_epoch")
         self._restore = resumed.get("callbacks")
+        self._restore_arrays: dict[str, np.ndarray] = resumed.get("callback_arrays") or {}
         self._last: list[np.ndarray] | None = None                # the snapshot not in last.weights.h5 yet
         self._best: list[np.ndarray] | None = resumed.get("best_values")   # not in best.weights.h5 yet
         self._written = time.monotonic()
@@ -219,6 +272,7 @@ class Checkpointer(keras.callbacks.Callback):
         for cb, values in zip(self.user, self._restore or []):
             for attr, value in values.items():
                 setattr(cb, attr, value)
+        restore_callback_arrays(self.user, self._restore_arrays)
         self._written = time.monotonic()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -236,9 +290,13 @@ class Checkpointer(keras.callbacks.Callback):
         if time.monotonic() - self._written >= self.interval:
             self.flush()
         best_behind = self._best is not None and self._best is not values
-        state.save_state(self.run_dir, values, self._info(epoch + 1), self._best if best_behind else None)
+        state.save_state(self.run_dir, values, self._info(epoch + 1), self._best if best_behind else None,
+                         callback_arrays(self.user))
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        # From the snapshot, not the model: a user callback's on_train_end ran first and may have changed the
+        # weights (EarlyStopping(restore_best_weights=True)); last.weights.h5 holds the last epoch's.
+        self._at_epoch_end = False
         self.flush()
 
     def flush(self) -> None:

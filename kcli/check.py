@@ -41,7 +41,8 @@ def validate(path: Path, display: Display, overrides: list[str] | None = None, s
         from kcli import model as model_mod
         from kcli.train import prepare
 
-        verdict = f"valid ({model_mod.describe(prepare(path, overrides, with_data=False).model).total:,} parameters)"
+        prepared = prepare(path, overrides, with_data=True)   # data read and checked against the model too
+        verdict = f"valid ({model_mod.describe(prepared.model).total:,} parameters; data checked against the model)"
     if show:
         display.yaml(config_mod.dump(cfg))
     else:
@@ -72,6 +73,7 @@ def _user_code(entries: list[str]) -> UserCode:
         if file is None:
             user.opaque = True
         else:
+            _compiles(file, f"imports[{i}]")
             user.classes.update({name: file for name in keras_api.classes_in_file(file)})
     return user
 
@@ -91,7 +93,24 @@ def _source_file(target: str, key: str) -> Path | None:
     return Path(origin) if origin and origin.endswith(".py") and not origin.endswith("__init__.py") else None
 
 
+def _compiles(file: Path, key: str) -> None:
+    """A syntax error in an `imports` file, reported as `kcli train` reports it (Python compiles it the same way)."""
+    try:
+        compile(file.read_bytes(), str(file), "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        raise ConfigError(f"{file}:{exc.lineno} failed to import: SyntaxError: {exc}", key=key) from None
+    except (OSError, ValueError) as exc:   # ValueError: NUL bytes in the source
+        raise ConfigError(f"{file} failed to import: {type(exc).__name__}: {exc}", key=key) from None
+
+
 def _data_files(cfg: Config) -> None:
+    from kcli.data import BUILTIN
+
+    for key, holder in (("data", cfg.data), ("data.validation", cfg.data.validation), ("data.test", cfg.data.test)):
+        source = (holder.source if holder is not cfg.data and holder is not None else None) or cfg.data.source
+        name = (holder.name if holder is not None else None) or cfg.data.name
+        if holder is not None and source == "builtin" and name not in BUILTIN:
+            raise DataError(f"unknown builtin dataset {name!r}; available: {', '.join(BUILTIN)}", key=f"{key}.name")
     for key, holder in (("data", cfg.data), ("data.validation", cfg.data.validation), ("data.test", cfg.data.test)):
         if holder is not None and holder.path and not Path(holder.path).is_file():
             raise DataError(f"data file not found: {holder.path}", key=f"{key}.path")

@@ -5,11 +5,12 @@ TensorFlow is imported inside the commands that need it, so `kcli --help` stays 
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 
@@ -70,11 +71,24 @@ def _run(action: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         Display().error("interrupted")
         raise typer.Exit(130) from None
-    except Exception as exc:  # a bug or an environment problem: one line, the traceback on request
-        if os.environ.get("KCLI_DEBUG"):
-            raise
-        Display().error(f"unexpected {type(exc).__name__}: {exc} (set KCLI_DEBUG=1 for the traceback)")
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            _unexpected(exc)
+        where = f" writing in {exc.filename}" if exc.filename else ""
+        Display().error(f"the disk is full{where} ({exc.strerror}); free some space, then continue the run "
+                        "with `kcli train --resume RUN`")
         raise typer.Exit(1) from None
+    except Exception as exc:  # a bug or an environment problem: one line, the traceback on request
+        _unexpected(exc)
+
+
+def _unexpected(exc: Exception) -> NoReturn:
+    from kcli.display import Display
+
+    if os.environ.get("KCLI_DEBUG"):
+        raise exc
+    Display().error(f"unexpected {type(exc).__name__}: {exc} (set KCLI_DEBUG=1 for the traceback)")
+    raise typer.Exit(1) from None
 
 
 @app.command()
@@ -120,8 +134,9 @@ def validate(
     config: ConfigArg,
     set_: SetOpt = None,
     print_: Annotated[bool, typer.Option("--print", help="Print the resolved config as YAML.")] = False,
-    build: Annotated[bool, typer.Option("--build", help="Also build and compile the model with Keras (argument "
-                                        "values, shapes, your classes; imports TensorFlow).")] = False,
+    build: Annotated[bool, typer.Option("--build", help="Also build and compile the model with Keras and read the "
+                                        "data (argument values, shapes, your classes, labels vs loss; imports "
+                                        "TensorFlow).")] = False,
 ) -> None:
     """Check a config (schema, files, Keras names and arguments) without TensorFlow or training."""
     def action() -> None:

@@ -23,7 +23,7 @@ from kcli.errors import ConfigError
 # Bare metric names that compile() resolves by looking at the loss; keras.metrics.get() rejects them.
 LOSS_DEPENDENT_METRICS = frozenset({"accuracy", "acc", "crossentropy", "ce"})
 # Callbacks that need a package TensorFlow does not install, with the extra that brings it.
-_CALLBACK_NEEDS: dict[str, tuple[str, str]] = {"TensorBoard": ("tensorboard", "kcli[tensorboard]")}
+_CALLBACK_NEEDS: dict[str, tuple[str, str]] = {"TensorBoard": ("tensorboard", "tensorboard")}
 
 # Keyword names Layer.__init__ takes through **kwargs (see kcli.model._signature).
 _LAYER_KWARGS = {"input_dim", "input_shape"}
@@ -251,7 +251,8 @@ def check_callback(name: str, key: str) -> None:
     """Refuse a Keras callback kcli cannot run: one whose package is missing, or BackupAndRestore."""
     if name in _CALLBACK_NEEDS and importlib.util.find_spec(_CALLBACK_NEEDS[name][0]) is None:
         module, extra = _CALLBACK_NEEDS[name]
-        raise ConfigError(f"{name} needs the {module} package: pip install '{extra}'", key=key)
+        raise ConfigError(f"{name} needs the {module} package: pip install {extra} (or the extra: "
+                          f"pip install 'kcli-keras[{extra}]')", key=key)
     if name == "BackupAndRestore":
         raise ConfigError("kcli checkpoints every epoch itself; continue a run with `kcli train --resume RUN` "
                           "instead of BackupAndRestore", key=key)

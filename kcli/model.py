@@ -208,6 +208,15 @@ def resolve_loss(spec: Spec, registry: Registry) -> Any:
     raise ConfigError(f"unknown loss {spec.name!r}{did_you_mean(spec.name, known)}", key=key)
 
 
+def metric_names(cc: CompileConfig, registry: Registry) -> list[str]:
+    """The names the compiled metrics log under (a string metric keeps its string, an object its .name)."""
+    names = []
+    for i, spec in enumerate(cc.metrics):
+        metric = _metric(spec, f"compile.metrics[{i}]", registry)
+        names.append(metric if isinstance(metric, str) else getattr(metric, "name", spec.name))
+    return names
+
+
 def _metric(spec: Spec, key: str, registry: Registry) -> Any:
     if spec.args or ":" in spec.name or spec.name in registry.classes:
         cls = _find_class(spec.name, keras.metrics, keras.metrics.Metric, registry, key, loose=True)

@@ -19,8 +19,9 @@ import re
 import signal
 import sys
 
-# glog/absl lines of severity I(nfo) or W(arning): "I0000 00:00:1732... 123 file.cc:45] message"
-_ABSL_INFO = re.compile(rb"^[IW]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ [^ \]]+:\d+\] ")
+# glog/absl lines of severity I(nfo) or W(arning): "I1127 18:01:02.123456  123 file.cc:45] message", or before
+# absl is initialised "I0000 00:00:1732712345.123456  123 file.cc:45] message"
+_ABSL_INFO = re.compile(rb"^[IW]\d{4} [\d:.]+\s+\d+ [^ \]]+:\d+\] ")
 _BANNERS = (
     b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
     b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",

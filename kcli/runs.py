@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import logging
@@ -90,13 +91,37 @@ def atomic_target(path: Path, replace: bool = False) -> Iterator[Path]:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write a text file atomically (temp file, fsync, rename); replaces an earlier version of the same file."""
+    """Write a text file atomically (temp file, fsync, rename); replaces an earlier version of the same file.
+    On any failure (a full disk) the temporary file is removed and the earlier version stays."""
     tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:12]}-{path.name}")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+# HDF5 writers (h5py, under save_weights and .keras/.h5) crash the process at exit when the disk fills
+# mid-write (a segfault in h5py's object cleanup), so kcli checks for room before starting one.
+HEADROOM = 64 << 10
+
+
+def ensure_space(folder: Path, needed: int) -> None:
+    """Raise ENOSPC (naming `folder`) unless its disk has `needed` bytes plus some headroom free."""
+    free = shutil.disk_usage(folder).free
+    if free < needed + HEADROOM:
+        raise OSError(errno.ENOSPC, f"No space left on device: {free:,} bytes free, about "
+                                    f"{needed + HEADROOM:,} needed", str(folder))
+
+
+def model_bytes(model: keras.Model) -> int:
+    """The size of every model and optimizer variable: what a weights or .keras file roughly holds."""
+    variables = [*model.variables, *(getattr(model.optimizer, "variables", None) or [])]
+    return sum(int(v.numpy().nbytes) if hasattr(v, "numpy") else 0 for v in variables)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -210,6 +235,7 @@ def save_model(model: keras.Model, run_dir: Path, formats: list[str],
     for fmt, name in ARTIFACTS.items():
         if fmt not in formats:
             continue
+        ensure_space(run_dir, model_bytes(model) * (3 if fmt == "savedmodel" else 1))
         with atomic_target(run_dir / name) as tmp:
             save_model_file(model, fmt, tmp, input_shape)
         written[fmt] = name

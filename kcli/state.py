@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kcli.errors import RunError
-from kcli.runs import FINISHED, atomic_target, load_record, write_json
+from kcli.runs import FINISHED, atomic_target, ensure_space, load_record, write_json
 
 if TYPE_CHECKING:
     import keras
@@ -44,6 +44,7 @@ def save_weights(model: keras.Model, path: Path, values: list[np.ndarray] | None
     """model.save_weights, atomically, replacing the previous file. With `values` (a snapshot), the file holds
     those values instead of the model's current ones, which are put back afterwards."""
     path.parent.mkdir(exist_ok=True)
+    ensure_space(path.parent, sum(v.nbytes for v in values or snapshot(model)))
     current = snapshot(model) if values is not None else None
     try:
         if values is not None:
@@ -67,15 +68,17 @@ def copy_file(src: Path, dest: Path) -> None:
 
 
 def save_state(run_dir: Path, values: list[np.ndarray], info: dict[str, Any],
-               best: list[np.ndarray] | None = None) -> None:
+               best: list[np.ndarray] | None = None, extra: dict[str, np.ndarray] | None = None) -> None:
     """Everything needed to continue exactly, in one atomically replaced file (checkpoints/state.npz): a
     snapshot of all variables, `info` (epoch, best value, callback counters) and, when best.weights.h5 is
     behind, the snapshot of the best epoch. checkpoints/state.json repeats `info` for people."""
     folder = run_dir / CHECKPOINTS
     folder.mkdir(exist_ok=True)
     info = {**info, "variables": len(values)}
+    ensure_space(folder, sum(v.nbytes for v in [*values, *(best or []), *(extra or {}).values()]))
     arrays = {f"arr_{i}": v for i, v in enumerate(values)}
     arrays.update({f"best_{i}": v for i, v in enumerate(best or [])})
+    arrays.update(extra or {})   # arrays user callbacks hold (cb<i>_w<j>)
     with atomic_target(folder / STATE_ARRAYS, replace=True) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, info=np.array(json.dumps(info)), **arrays)
@@ -100,8 +103,12 @@ def load_state(run_dir: Path, model: keras.Model) -> dict[str, Any]:
                 info["best_values"] = [arrays[f"best_{i}"] for i in range(len(wanted))]
             elif info.get("best_epoch") == info.get("epoch"):
                 info["best_values"] = values   # best.weights.h5 may not have been written before the stop
-    except (OSError, ValueError, KeyError) as exc:
-        raise RunError(f"run {run_dir} has no training state to resume from ({exc})", key="--resume") from None
+            info["callback_arrays"] = {k: arrays[k] for k in arrays.files if k.startswith("cb")}
+    except RunError:
+        raise
+    except Exception as exc:  # missing, truncated or damaged (numpy raises OSError/ValueError/BadZipFile/...)
+        raise RunError(f"run {run_dir} has no usable training state to resume from ({type(exc).__name__}: "
+                       f"{' '.join(str(exc).split())[:200]})", key="--resume") from None
     _assign(model, values)
     return info
 

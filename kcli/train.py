@@ -65,6 +65,8 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
         callbacks_mod.check(cfg, registry)
         if splits is not None:
             model_mod.check_labels(splits, model, model.loss, input_shape)
+            callbacks_mod.check_monitors(cfg, registry, model_mod.metric_names(cfg.compile, registry),
+                                         splits.validation is not None)
     except KcliError as exc:
         raise loaded.locate(exc) from None
     return Prepared(loaded, cfg, registry, splits, model)
@@ -110,14 +112,16 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
         display.history(rows, runs.history_columns(rows, splits.validation is not None))
         _finish_model(model, prep, run_dir, record, keep_best, display)
     except KeyboardInterrupt:
-        record.finish("interrupted", error="interrupted by the user (Ctrl-C)")
+        with contextlib.suppress(OSError):   # a full disk: run.json keeps its last state
+            record.finish("interrupted", error="interrupted by the user (Ctrl-C)")
         saved = state.saved_epoch(run_dir)
         if not saved:
             raise Interrupted("interrupted before the first epoch finished; nothing to resume") from None
         raise Interrupted(f"interrupted; the state after epoch {saved} of {cfg.fit.epochs} is saved. "
                           f"Continue with: kcli train --resume {run_dir}") from None
     except BaseException as exc:
-        record.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(OSError):   # a full disk: run.json keeps its last state
+            record.finish("failed", error=f"{type(exc).__name__}: {exc}")
         display.run_dir(run_dir, "failed")
         raise
     record.finish("completed")
@@ -264,8 +268,8 @@ def _verify_artifacts(model: keras.Model, prep: Prepared, run_dir: Path, written
             fallback = ("kcli evaluate/predict/export rebuild the model from config.yaml, code/ and "
                         "model.weights.h5 instead" if "weights" in written else
                         "and `save` has no weights to rebuild it from: add weights to `save`")
-            display.warning(f"{name} cannot be reloaded by Keras ({exc}). Fix {verify.not_reloadable_hint(model, custom)}"
-                            f"; {fallback}")
+            hint = verify.not_reloadable_hint(model, custom)
+            display.warning(f"{name} cannot be reloaded by Keras ({exc}). Fix {hint}; {fallback}")
             report[fmt] = f"not reloadable: {exc}"
             continue
         except ExportFailed as exc:

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,3 +83,16 @@ def shipped_config(name: str, folder: Path, **changes: object) -> Path:
 @pytest.fixture
 def runs_dir(tmp_path: Path) -> Path:
     return tmp_path / "runs"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _clean_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The same output on any machine and terminal: Rich reads these variables. kcli's trust store goes to a
+    temporary folder (trained runs' code is trusted within the session, as for one user on one machine).
+    Session-scoped, so module-scoped fixtures that train see it too."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS", "LINES",
+                     "KCLI_DEBUG", "KCLI_RAW_STDERR"):
+            patch.delenv(name, raising=False)
+        patch.setenv("KCLI_HOME", str(tmp_path_factory.mktemp("kcli-home")))
+        yield

@@ -15,6 +15,7 @@ import pytest
 
 from kcli import export as export_mod
 from kcli import predict as predict_mod
+from kcli import verify
 from tests.conftest import only_run, run_cli, run_json, tiny_npz, write_config
 
 CONFIG = """\
@@ -170,10 +171,12 @@ def test_run_whose_custom_code_is_missing(tmp_path: Path) -> None:
     shutil.rmtree(run_dir / "code")
     result = run_cli("evaluate", run_dir)
     assert result.exit_code == 2
-    assert "code/my_layers.py" in result.stderr and "not found" in result.stderr
+    assert "code/my_layers.py" in result.stderr and "is missing" in result.stderr
     record = run_json(run_dir)
     (run_dir / "run.json").write_text(json.dumps({**record, "imports": {"files": [], "modules": ["gone_mod"]}}))
-    result = run_cli("evaluate", run_dir)
+    result = run_cli("evaluate", run_dir)   # a module this user never trained with: not imported at all
+    assert result.exit_code == 2 and "module gone_mod" in result.stderr and "--trust-code" in result.stderr
+    result = run_cli("evaluate", run_dir, "--trust-code")
     assert result.exit_code == 2 and "module 'gone_mod' not found" in result.stderr
 
 
@@ -288,12 +291,41 @@ def test_predict_csv_quirks_and_errors(run: Path, tmp_path: Path) -> None:
 
 # ---- export ----
 
+def _independent_outputs(fmt: str, target: Path, run: Path, x: np.ndarray) -> np.ndarray:
+    """Each export loaded with its own runtime here, without kcli's code (which checks itself too)."""
+    import tensorflow as tf
+
+    if fmt == "savedmodel":
+        loaded = tf.saved_model.load(str(target))   # keep a reference while calling it
+        return loaded.serve(tf.constant(x)).numpy()
+    if fmt in ("keras", "h5"):
+        return keras.models.load_model(target).predict(x, verbose=0)
+    if fmt == "weights":
+        fresh = keras.models.clone_model(_plain_model(run))
+        fresh.load_weights(target)
+        return fresh.predict(x, verbose=0)
+    if fmt == "onnx":
+        import onnxruntime
+        session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+        return session.run(None, {session.get_inputs()[0].name: x})[0]
+    interpreter = tf.lite.Interpreter(model_path=str(target))
+    inp = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(inp["index"], x.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(inp["index"], x)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
 @pytest.mark.parametrize("fmt", ["savedmodel", "keras", "h5", "weights", "onnx", "tflite"])
 def test_export_each_format_is_checked(run: Path, tmp_path: Path, fmt: str) -> None:
     target = tmp_path / export_mod.FILE_NAMES[fmt]
     result = run_cli("export", run, "--format", fmt, "--output", target)
     assert result.exit_code == 0, result.stderr
     assert target.exists() and f"exported {fmt}" in result.stdout and "checked" in result.stdout
+    x, _ = _arrays(run, "test.npz")
+    expected = _plain_model(run).predict(x, verbose=0)
+    np.testing.assert_allclose(_independent_outputs(fmt, target, run, x), expected, atol=1e-4, rtol=0)
 
 
 def test_export_default_location(run: Path) -> None:
@@ -306,7 +338,7 @@ def test_export_default_location(run: Path) -> None:
 
 def test_export_mismatch_is_an_error_and_writes_nothing(run: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(export_mod.TOLERANCE, "tflite", -1.0)
+    monkeypatch.setitem(verify.TOLERANCE, "tflite", -1.0)
     result = run_cli("export", run, "--format", "tflite", "--output", tmp_path / "m.tflite")
     assert result.exit_code == 1 and "export check failed" in result.stderr
     assert list(tmp_path.iterdir()) == []
@@ -321,20 +353,20 @@ def test_export_errors(run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(export_mod.importlib.util, "find_spec",
                         lambda name, *a: None if name == "tf2onnx" else real(name, *a))
     result = run_cli("export", run, "--format", "onnx", "--output", tmp_path / "m.onnx")
-    assert result.exit_code == 2 and "pip install 'kcli[onnx]'" in result.stderr
+    assert result.exit_code == 2 and "pip install 'kcli-keras[onnx]'" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
 def test_saved_model_cli_reads_the_export_and_matches_predict(run: Path, tmp_path: Path) -> None:
     target = tmp_path / "sm"
     assert run_cli("export", run, "--format", "savedmodel", "--output", target).exit_code == 0
-    cli = Path(sys.executable).with_name("saved_model_cli")
-    shown = subprocess.run([cli, "show", "--all", "--dir", target], capture_output=True, text=True, check=True)
+    cli = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]   # not assumed beside python
+    shown = subprocess.run([*cli, "show", "--all", "--dir", target], capture_output=True, text=True, check=True)
     assert "signature_def['serve']" in shown.stdout and "(-1, 4)" in shown.stdout
     x, _ = _arrays(run, "test.npz")
     np.save(tmp_path / "x.npy", x)
     input_name = shown.stdout.split("inputs['", 1)[1].split("'", 1)[0]
-    subprocess.run([cli, "run", "--dir", target, "--tag_set", "serve", "--signature_def", "serving_default",
+    subprocess.run([*cli, "run", "--dir", target, "--tag_set", "serve", "--signature_def", "serving_default",
                     "--inputs", f"{input_name}={tmp_path / 'x.npy'}", "--outdir", tmp_path / "out"],
                    capture_output=True, text=True, check=True)
     np.save(tmp_path / "raw.npy", np.load(run.parent.parent / "test.npz")["x"])
