@@ -158,9 +158,9 @@ def _resume(path: Path | None, overrides: list[str] | None, ref: str, runs_dir: 
     if changed:
         display.warning(f"continuing on changed data: {', '.join(changed)} (--allow-data-change)")
         record["data_files"] = data_mod.fingerprints(prep.cfg.data)
+    saved_state = state.load_state(run_dir, prep.model)   # before anything is removed: a refusal loses nothing
     state.remove_partial_files(run_dir)
     runs.remove_final_artifacts(run_dir)   # written by a process that died before it could verify them
-    saved_state = state.load_state(run_dir, prep.model)
     epoch = int(saved_state["epoch"])
     rows = [r for r in runs.read_history(run_dir) if r.get("epoch", 0) <= epoch]
     return prep, Start(run_dir, runs.RunRecord.resume(run_dir, record, epoch), epoch, rows, saved_state)

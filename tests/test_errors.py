@@ -178,3 +178,35 @@ def test_subclassed_model_refuses_h5(tmp_path: Path) -> None:
     (tmp_path / "net.py").write_text(net)
     config = write_config(tmp_path, "model: {input_shape: [4], class: net.py:Net}\ncompile: {loss: mse}\nsave: [h5]\n")
     assert_user_error(tmp_path, config, "save", "h5 cannot hold a subclassed keras.Model")
+
+
+@pytest.mark.parametrize("snippet, expected", [
+    ("fit: {epochs: 1, checkpoint: {monitor: val_acc}}", "fit.checkpoint.monitor: monitor 'val_acc' is never logged"),
+    ("fit: {epochs: 1, callbacks: [{EarlyStopping: {monitor: accurcy}}]}",
+     "fit.callbacks[0].EarlyStopping.monitor: monitor 'accurcy' is never logged (did you mean 'accuracy'?)"),
+    ("fit: {epochs: 1, callbacks: [EarlyStopping]}",
+     "monitor 'val_loss' needs validation data (data.validation or data.validation_split)"),
+])
+def test_monitors_that_are_never_logged_fail_before_a_run(tmp_path: Path, snippet: str, expected: str) -> None:
+    config = config_with(tmp_path)
+    config.write_text(config.read_text().replace("fit:\n  epochs: 1\n", snippet + "\n"))
+    assert_user_error(tmp_path, config, expected, static=False)
+
+
+def test_validate_reports_unknown_datasets_and_syntax_errors_in_imports(tmp_path: Path) -> None:
+    config = config_with(tmp_path)
+    config.write_text(config.read_text().replace("source: npz\n  path: train.npz\n", "source: builtin\n  name: mnist\n"))
+    assert_user_error(tmp_path, config, "data.name: unknown builtin dataset 'mnist'; available: digits")
+    (tmp_path / "broken.py").write_text("import keras\n\nclass X(keras.layers.Layer)\n    pass\n")
+    config = config_with(tmp_path, imports="[broken.py]")
+    assert_user_error(tmp_path, config, "imports[0]:", "broken.py:3 failed to import: SyntaxError")
+
+
+def test_validate_build_checks_the_data_against_the_model(tmp_path: Path) -> None:
+    config = config_with(tmp_path, input_shape="[5]")
+    result = run_cli("validate", config)
+    assert result.exit_code == 0, result.stderr   # the static checks cannot see the data's shape
+    result = run_cli("validate", config, "--build")
+    assert result.exit_code == 2 and "model.input_shape: input_shape [5] does not match the data" in result.stderr
+    result = run_cli("validate", config_with(tmp_path, one_hot="false"), "--build")
+    assert result.exit_code == 2 and "integer labels need data.one_hot: true" in result.stderr

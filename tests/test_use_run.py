@@ -381,3 +381,42 @@ def test_predict_head_kinds() -> None:
     ids, prob = predict_mod.Head("binary", True).classify(np.array([[0.0], [2.0]], np.float32))
     assert list(ids) == [1, 1] and prob[1] == pytest.approx(1 / (1 + np.exp(-2)))
     assert predict_mod.Head("values", False).classify(raw) is None
+
+
+def test_csv_columns_are_matched_by_name_not_position(csv_run: Path, tmp_path: Path) -> None:
+    """evaluate --data with the same columns in another order gives the same metrics; a missing one is named."""
+    lines = (csv_run.parent.parent / "train.csv").read_text().splitlines()
+    rows = [line.split(",") for line in lines]
+    order = [3, 2, 1, 0]   # f2, f1, target, f0
+    (tmp_path / "same.csv").write_text("\n".join(",".join(r) for r in rows) + "\n")
+    (tmp_path / "shuffled.csv").write_text("\n".join(",".join(r[i] for i in order) for r in rows) + "\n")
+    results = []
+    for name in ("same.csv", "shuffled.csv"):
+        result = run_cli("evaluate", csv_run, "--data", tmp_path / name)
+        assert result.exit_code == 0, result.stderr
+        results.append(json.loads((csv_run / f"eval-{Path(name).stem}.json").read_text())["loss"])
+    assert results[0] == pytest.approx(results[1], abs=1e-7)
+    (tmp_path / "missing.csv").write_text("f0,target,f2\n1,0,2\n")
+    result = run_cli("evaluate", csv_run, "--data", tmp_path / "missing.csv")
+    assert result.exit_code == 2 and "lacks the column(s) 'f1'" in result.stderr
+
+
+def test_csv_validation_split_file_matched_by_name(tmp_path: Path) -> None:
+    """A validation CSV with its columns in another order is read by the training columns' names."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(30, 2))
+    (tmp_path / "train.csv").write_text("a,b,y\n" + "".join(f"{p:.5f},{q:.5f},{int(p > q)}\n" for p, q in x[:20]))
+    (tmp_path / "val.csv").write_text("y,b,a\n" + "".join(f"{int(p > q)},{q:.5f},{p:.5f}\n" for p, q in x[20:]))
+    config = write_config(tmp_path, """\
+        seed: 1
+        data: {source: csv, path: train.csv, label: y, validation: {path: val.csv}}
+        model: {input_shape: [2], layers: [{Dense: {units: 2}}]}
+        compile: {loss: {SparseCategoricalCrossentropy: {from_logits: true}}}
+        """)
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 0, result.stderr
+    run_dir = only_run(tmp_path / "runs")
+    model = keras.models.load_model(run_dir / "model.keras")
+    val_x = x[20:].round(5).astype(np.float32)
+    expected = model.evaluate(val_x, (x[20:, 0] > x[20:, 1]).astype(int), verbose=0)
+    assert json.loads((run_dir / "history.json").read_text())[0]["val_loss"] == pytest.approx(expected, abs=1e-5)
