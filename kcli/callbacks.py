@@ -166,6 +166,12 @@ def callback_state(callbacks: list[keras.callbacks.Callback]) -> list[dict[str, 
     return state
 
 
+def changes_learning_rate(callbacks: list[keras.callbacks.Callback]) -> bool:
+    """Whether a user callback sets the learning rate (its value then becomes a history column)."""
+    kinds = (keras.callbacks.ReduceLROnPlateau, keras.callbacks.LearningRateScheduler)
+    return any(isinstance(cb, kinds) for cb in callbacks)
+
+
 def callback_arrays(callbacks: list[keras.callbacks.Callback]) -> dict[str, np.ndarray]:
     """Weights a user callback holds (EarlyStopping(restore_best_weights=True)'s best_weights), for resuming:
     `cb<i>_w<j>` -> array."""
@@ -191,9 +197,14 @@ class Recorder(keras.callbacks.Callback):
     end of this one, so it includes the work every callback does between epochs (checkpoints, files).
     """
 
-    def __init__(self, rows: list[dict[str, Any]], on_epoch: Callable[[list[dict[str, Any]], float], None]) -> None:
+    def __init__(self, rows: list[dict[str, Any]], on_epoch: Callable[[list[dict[str, Any]], float], None],
+                 track_lr: bool = False) -> None:
         super().__init__()
         self.rows = rows
+        # With a learning-rate callback, every row gets the rate the epoch trained with (Keras logs it only on
+        # the epochs where the callback ran its on_epoch_end, and kcli skips those without the monitored value).
+        self.track_lr = track_lr
+        self._lr: float | None = None
         self.nan_at: int | None = None
         self._epoch = 0
         self._on_epoch = on_epoch
@@ -204,6 +215,8 @@ class Recorder(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
+        if self.track_lr:   # after the user's callbacks: a scheduler has set this epoch's rate already
+            self._lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         loss = (logs or {}).get("loss")
@@ -214,7 +227,10 @@ class Recorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.nan_at is not None:
             return
-        self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+        if self.track_lr and "learning_rate" not in row and self._lr is not None:
+            row["learning_rate"] = self._lr
+        self.rows.append(row)
         now = time.perf_counter()
         seconds, self._last = now - self._last, now
         self._on_epoch(self.rows, seconds)

@@ -213,7 +213,7 @@ def history_columns(rows: list[dict[str, Any]], validation: bool) -> list[str]:
     for row in rows:
         seen += [k for k in row if k not in seen and k != "epoch"]
     train = [k for k in seen if not k.startswith("val_")]
-    val = [f"val_{k}" for k in train] if validation else []
+    val = [f"val_{k}" for k in train if k != "learning_rate"] if validation else []
     return ["epoch", *train, *val, *[k for k in seen if k not in train and k not in val]]
 
 

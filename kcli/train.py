@@ -197,8 +197,8 @@ def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display) -> 
         times.append(round(seconds, 4))
         start.record.update(epochs_completed=len(rows), epoch_seconds=times)
 
-    recorder = callbacks_mod.Recorder(list(start.rows), on_epoch)
     user = callbacks_mod.build(cfg, prep.registry, run_dir)
+    recorder = callbacks_mod.Recorder(list(start.rows), on_epoch, callbacks_mod.changes_learning_rate(user))
     monitor = cfg.fit.checkpoint.monitor or ("val_loss" if validation is not None else None)
     checkpointer = callbacks_mod.Checkpointer(run_dir, monitor, cfg.fit.checkpoint.mode, user,
                                                cfg.fit.checkpoint.interval, start.state)

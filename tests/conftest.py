@@ -34,7 +34,11 @@ class CliResult:
 
 def run_cli(*args: str | Path) -> CliResult:
     """Invoke `kcli ARGS` through Typer's CliRunner and capture both streams."""
-    result = CliRunner().invoke(app, [str(a) for a in args])
+    try:   # Click < 8.2 (under older Typers) mixes stderr into stdout unless told not to
+        runner = CliRunner(mix_stderr=False)
+    except TypeError:   # Click >= 8.2 and Typer's own runner keep the streams apart and refuse the argument
+        runner = CliRunner()
+    result = runner.invoke(app, [str(a) for a in args])
     exc = result.exception if not isinstance(result.exception, SystemExit) else None
     return CliResult(result.exit_code, result.stdout, result.stderr, exc)
 

@@ -195,7 +195,8 @@ def test_monitors_that_are_never_logged_fail_before_a_run(tmp_path: Path, snippe
 
 def test_validate_reports_unknown_datasets_and_syntax_errors_in_imports(tmp_path: Path) -> None:
     config = config_with(tmp_path)
-    config.write_text(config.read_text().replace("source: npz\n  path: train.npz\n", "source: builtin\n  name: mnist\n"))
+    text = config.read_text().replace("source: npz\n  path: train.npz\n", "source: builtin\n  name: mnist\n")
+    config.write_text(text)
     assert_user_error(tmp_path, config, "data.name: unknown builtin dataset 'mnist'; available: digits")
     (tmp_path / "broken.py").write_text("import keras\n\nclass X(keras.layers.Layer)\n    pass\n")
     config = config_with(tmp_path, imports="[broken.py]")
