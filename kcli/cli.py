@@ -220,7 +220,7 @@ def export(
 
 
 # Commands that import TensorFlow (and so may get its native stderr chatter); --help never does.
-_TF_COMMANDS = {"train", "summary", "evaluate", "predict", "export", "validate"}
+_TF_COMMANDS = {"train", "summary", "evaluate", "predict", "export"}
 
 
 def main() -> None:
@@ -228,7 +228,8 @@ def main() -> None:
     import sys
 
     args = sys.argv[1:]
-    if args and args[0] in _TF_COMMANDS and not {"--help", "-h"} & set(args):
+    imports_tf = args and (args[0] in _TF_COMMANDS or (args[0] == "validate" and "--build" in args))
+    if imports_tf and not {"--help", "-h"} & set(args):
         from kcli import quiet
 
         quiet.install()
