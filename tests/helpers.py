@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 
-from tests.conftest import CliResult, only_run, run_cli
+from tests.conftest import CliResult, only_run, run_cli, tiny_npz
 
 
 def assert_user_error(result: CliResult, expected: str) -> str:
@@ -35,3 +38,29 @@ def assert_same_arrays(a: list[np.ndarray], b: list[np.ndarray], atol: float = 1
     assert len(a) == len(b)
     for i, (x, y) in enumerate(zip(a, b)):
         np.testing.assert_allclose(x, y, atol=atol, rtol=0, err_msg=f"array {i}")
+
+
+TINY_CONFIG: dict[str, Any] = {
+    "name": "tiny",
+    "seed": 5,
+    "data": {"source": "npz", "path": "train.npz", "validation": {"path": "val.npz"}, "test": {"path": "test.npz"},
+             "one_hot": True},
+    "model": {"input_shape": [4], "layers": [{"Dense": {"units": 8, "activation": "relu"}}, {"Dense": {"units": 3}}]},
+    "compile": {"optimizer": "adam", "loss": {"CategoricalCrossentropy": {"from_logits": True}},
+                "metrics": ["accuracy"]},
+    "fit": {"epochs": 2},
+}
+TINY_SPLITS = (("train.npz", 0, 48), ("val.npz", 1, 16), ("test.npz", 2, 16))
+
+
+def tiny_project(folder: Path, splits: tuple[tuple[str, int, int], ...] = TINY_SPLITS, **sections: Any) -> Path:
+    """Tiny .npz splits (name, seed, rows) and a config.yaml in `folder`: TINY_CONFIG with each given top-level
+    section merged into its mapping (or replacing a plain value); returns the config's path."""
+    for name, seed, rows in splits:
+        tiny_npz(folder, name, n=rows, seed=seed)
+    raw = copy.deepcopy(TINY_CONFIG)
+    for key, value in sections.items():
+        raw[key] = {**raw[key], **value} if isinstance(value, dict) and isinstance(raw.get(key), dict) else value
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path

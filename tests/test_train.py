@@ -14,40 +14,23 @@ import tensorflow as tf
 import yaml
 
 from kcli import runs
-from tests.conftest import only_run, run_cli, run_json, shipped_config, tiny_npz, write_config
+from tests.conftest import only_run, run_cli, run_json, shipped_config
+from tests.helpers import tiny_project
 
-TINY = """\
-name: tiny
-seed: 5
-data:
-  source: npz
-  path: train.npz
-  validation: {path: val.npz}
-  test: {path: test.npz}
-  batch_size: 16
-  one_hot: 3
-model:
-  input_shape: [4]
-  layers:
-    - Dense: {units: 8, activation: relu}
-    - Dropout: {rate: 0.1}
-    - Dense: {units: 3}
-compile:
-  optimizer: {Adam: {lr: 0.01}}
-  loss: {CategoricalCrossentropy: {from_logits: true}}
-  metrics: [accuracy]
-fit:
-  epochs: 5
-  validation_freq: 2
-"""
+TINY = {   # tiny_project's config with a Dropout layer, the Keras 2 `lr` alias, validation every 2nd epoch
+    "data": {"batch_size": 16, "one_hot": 3},
+    "model": {"layers": [{"Dense": {"units": 8, "activation": "relu"}}, {"Dropout": {"rate": 0.1}},
+                         {"Dense": {"units": 3}}]},
+    "compile": {"optimizer": {"Adam": {"lr": 0.01}}},
+    "fit": {"epochs": 5, "validation_freq": 2},
+}
+SPLITS = (("train.npz", 0, 48), ("val.npz", 1, 48), ("test.npz", 2, 48))
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     folder = tmp_path_factory.mktemp("tiny")
-    for name, seed in (("train.npz", 0), ("val.npz", 1), ("test.npz", 2)):
-        tiny_npz(folder, name, n=48, seed=seed)
-    config = write_config(folder, TINY)
+    config = tiny_project(folder, SPLITS, **TINY)
     result = run_cli("train", config, "--runs-dir", folder / "runs")
     assert result.exit_code == 0, result.stderr
     return only_run(folder / "runs"), folder, result.stdout
@@ -137,9 +120,9 @@ def test_summary_numbers_of_the_reference_example() -> None:
 
 
 def test_nan_loss_fails_the_run_with_exit_1(tmp_path: Path) -> None:
-    tiny_npz(tmp_path)
-    config = write_config(tmp_path, TINY.replace("lr: 0.01", "lr: 1.0e+30").replace(
-        "  validation: {path: val.npz}\n  test: {path: test.npz}\n", ""))
+    data = {"batch_size": 16, "one_hot": 3, "validation": None, "test": None}
+    config = tiny_project(tmp_path, (("train.npz", 0, 64),), **{**TINY, "data": data,
+                                                                 "compile": {"optimizer": {"Adam": {"lr": 1e30}}}})
     result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
     assert result.exit_code == 1, result.stdout
     assert "NaN" in result.stderr and "Traceback" not in result.stderr

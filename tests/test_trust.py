@@ -16,24 +16,17 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, only_run, run_cli, run_json, tiny_npz, write_config
-from tests.helpers import assert_user_error, train_ok
-
-TINY = """\
-name: tiny
-seed: 5
-data: {source: npz, path: train.npz, validation: {path: val.npz}, test: {path: test.npz}, one_hot: true}
-model: {input_shape: [4], layers: [{Dense: {units: 6, activation: relu}}, {Dense: {units: 3}}]}
-compile: {optimizer: adam, loss: {CategoricalCrossentropy: {from_logits: true}}, metrics: [accuracy]}
-fit: {epochs: 2}
-"""
+from tests.helpers import assert_user_error, tiny_project, train_ok
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    for name, seed, n in (("train.npz", 0, 48), ("val.npz", 1, 16), ("test.npz", 2, 16)):
-        tiny_npz(tmp_path, name, n=n, seed=seed)
-    write_config(tmp_path, TINY)
+    tiny_project(tmp_path, model={"layers": [{"Dense": {"units": 6, "activation": "relu"}}, {"Dense": {"units": 3}}]})
     return tmp_path
+
+
+def _config_text(project: Path) -> str:
+    return (project / "config.yaml").read_text()
 
 
 # ---- hostile or broken config input: exit 2, one line, bounded time, no run directory ----
@@ -54,7 +47,7 @@ BOMB = "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9) if p else ', '.join(['lol'
 ])
 def test_hostile_configs_are_one_line_exit_2(project: Path, command: str, text: str, expected: str) -> None:
     config = project / "config.yaml"
-    config.write_text(text + TINY.split("\n", 1)[1])   # the text instead of TINY's `name:` line
+    config.write_text(text + _config_text(project).split("\n", 1)[1])   # the text instead of the `name:` line
     started = time.monotonic()
     result = run_cli(command, config, *(["--runs-dir", project / "runs"] if command == "train" else []))
     assert time.monotonic() - started < 10
@@ -315,10 +308,9 @@ def test_full_disk_is_exit_1_one_line_and_resumable(project: Path) -> None:
     if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK}", "tmpfs", disk]).returncode != 0:
         pytest.skip("this machine does not allow mounting a tmpfs")
     try:
-        config = project / "config.yaml"   # ~67k parameters: state.npz (with Adam's slots) is ~0.8 MB
-        config.write_text(TINY.replace("epochs: 2", "epochs: 3").replace(
-            "layers: [{Dense: {units: 6, activation: relu}}, {Dense: {units: 3}}]",
-            "layers: [{Dense: {units: 256, activation: relu}}, {Dense: {units: 256}}, {Dense: {units: 3}}]"))
+        wide = [{"Dense": {"units": 256, "activation": "relu"}}, {"Dense": {"units": 256}}, {"Dense": {"units": 3}}]
+        config = tiny_project(project, model={"layers": wide}, fit={"epochs": 3})   # ~67k parameters: state.npz
+        # (weights and Adam's two slots) is ~0.8 MB, so a second one does not fit beside it
         proc = subprocess.run([sys.executable, "-m", "kcli", "train", config, "--runs-dir", disk / "runs"],
                               capture_output=True, text=True, cwd=REPO, timeout=300)
         assert proc.returncode == 1, proc.stderr

@@ -16,30 +16,7 @@ from kcli import export as export_mod
 from kcli import predict as predict_mod
 from kcli import verify
 from tests.conftest import REPO, only_run, run_cli, run_json, tiny_npz, write_config
-
-CONFIG = """\
-name: use
-seed: 3
-data:
-  source: npz
-  path: train.npz
-  validation: {path: val.npz}
-  test: {path: test.npz}
-  batch_size: 16
-  one_hot: true
-  scale: 0.5
-model:
-  input_shape: [4]
-  layers:
-    - Dense: {units: 8, activation: relu}
-    - Dense: {units: 3}
-compile:
-  optimizer: adam
-  loss: {CategoricalCrossentropy: {from_logits: true}}
-  metrics: [accuracy]
-fit:
-  epochs: 2
-"""
+from tests.helpers import tiny_project, train_ok
 
 CSV_CONFIG = """\
 name: csvrun
@@ -63,11 +40,9 @@ fit:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("use")
-    for name, seed, n in (("train.npz", 0, 64), ("val.npz", 1, 24), ("test.npz", 2, 40), ("other.npz", 4, 20)):
-        tiny_npz(folder, name, n=n, seed=seed)
-    result = run_cli("train", write_config(folder, CONFIG), "--runs-dir", folder / "runs")
-    assert result.exit_code == 0, result.stderr
-    return only_run(folder / "runs")
+    splits = (("train.npz", 0, 64), ("val.npz", 1, 24), ("test.npz", 2, 40), ("other.npz", 4, 20))
+    config = tiny_project(folder, splits, name="use", seed=3, data={"batch_size": 16, "scale": 0.5})
+    return train_ok(config, folder / "runs")
 
 
 @pytest.fixture(scope="module")
