@@ -46,7 +46,7 @@ def main() -> None:
             folder.mkdir()
             for fmt, name in runs.ARTIFACTS.items():
                 start = time.perf_counter()
-                runs.save_model(prep.model, folder, [fmt])
+                runs.save_model(prep.model, folder, [fmt], tuple(prep.cfg.model.input_shape))
                 times[fmt].append(time.perf_counter() - start)
                 sizes[fmt] = size_of(folder / name)
     rows = ["| save: | file | first write ms | median of the rest ms | size KB |", "|---|---|---:|---:|---:|"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,8 +246,12 @@ def _finish_model(model: keras.Model, prep: Prepared, run_dir: Path, record: run
         runs.write_json(run_dir / runs.METRICS, metrics)
         display.metrics("Test metrics", metrics)
     input_shape = tuple(prep.cfg.model.input_shape)
+    started = time.perf_counter()
     written = runs.save_model(model, run_dir, list(prep.cfg.save or []), input_shape)
-    record.update(artifacts=written, verified=_verify_artifacts(model, prep, run_dir, written, display))
+    saved = time.perf_counter()
+    verified = _verify_artifacts(model, prep, run_dir, written, display)
+    record.update(artifacts=written, verified=verified, save_seconds=round(saved - started, 3),
+                  verify_seconds=round(time.perf_counter() - saved, 3))
 
 
 def _verify_artifacts(model: keras.Model, prep: Prepared, run_dir: Path, written: dict[str, str],

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
+import pytest
 import yaml
 
 from tests.conftest import CliResult, only_run, run_cli, tiny_npz
@@ -64,3 +67,30 @@ def tiny_project(folder: Path, splits: tuple[tuple[str, int, int], ...] = TINY_S
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Two run directories with the same history (1e-6, None where validation did not run) and final weights."""
+    rows_a = json.loads((a / "history.json").read_text())
+    rows_b = json.loads((b / "history.json").read_text())
+    assert [sorted(r) for r in rows_a] == [sorted(r) for r in rows_b]
+    for ra, rb in zip(rows_a, rows_b, strict=True):
+        for key, value in ra.items():
+            assert (value is None) == (rb[key] is None), (key, ra, rb)
+            if value is not None:
+                assert value == pytest.approx(rb[key], abs=1e-6), (key, ra, rb)
+    wa = keras.models.load_model(a / "model.keras").get_weights()
+    wb = keras.models.load_model(b / "model.keras").get_weights()
+    for x, y in zip(wa, wb, strict=True):
+        np.testing.assert_allclose(x, y, atol=1e-6, rtol=0)
+
+
+def assert_same_weight_files(a: Path, b: Path) -> None:
+    """Two .weights.h5 files holding the same arrays under the same names (1e-6)."""
+    import h5py
+    with h5py.File(a) as fa, h5py.File(b) as fb:
+        names: list[str] = []
+        fa.visit(lambda name: names.append(name) if isinstance(fa[name], h5py.Dataset) else None)
+        assert names
+        for name in names:
+            np.testing.assert_allclose(fa[name][()], fb[name][()], atol=1e-6, rtol=0, err_msg=name)

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, only_run, run_cli, run_json, tiny_npz, write_config
+from tests.helpers import assert_same_run, assert_same_weight_files
 
 SIGNALLER = '''\
 import os, signal
@@ -101,21 +102,6 @@ def reference_each_epoch(project: Path) -> Path:
     return only_run(project / "reference-each-epoch")
 
 
-def _assert_same_run(a: Path, b: Path) -> None:
-    rows_a = json.loads((a / "history.json").read_text())
-    rows_b = json.loads((b / "history.json").read_text())
-    assert [sorted(r) for r in rows_a] == [sorted(r) for r in rows_b]
-    for ra, rb in zip(rows_a, rows_b, strict=True):
-        for key, value in ra.items():
-            assert (value is None) == (rb[key] is None), (key, ra, rb)
-            if value is not None:
-                assert value == pytest.approx(rb[key], abs=1e-6), (key, ra, rb)
-    wa = keras.models.load_model(a / "model.keras").get_weights()
-    wb = keras.models.load_model(b / "model.keras").get_weights()
-    for x, y in zip(wa, wb, strict=True):
-        np.testing.assert_allclose(x, y, atol=1e-6, rtol=0)
-
-
 def test_sigkill_then_resume_equals_an_uninterrupted_run(project: Path, reference: Path) -> None:
     runs_dir = project / "killed"
     proc = _kcli("train", project / "config.yaml", "--runs-dir", runs_dir,
@@ -130,12 +116,12 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(project: Path, referenc
     record = run_json(run_dir)
     assert record["status"] == "completed" and record["resumed"][0]["epoch"] == 2
     assert [r["epoch"] for r in json.loads((run_dir / "history.json").read_text())] == [1, 2, 3, 4, 5, 6]
-    _assert_same_run(run_dir, reference)
+    assert_same_run(run_dir, reference)
     # the .weights.h5 files are written every fit.checkpoint.interval seconds; a resumed run still ends with
     # the right best epoch's weights (its snapshot travels in state.npz until written)
     assert run_json(run_dir)["best"] == run_json(reference)["best"]
-    _assert_same_weights(run_dir / "checkpoints" / "best.weights.h5", reference / "checkpoints" / "best.weights.h5")
-    _assert_same_weights(run_dir / "checkpoints" / "last.weights.h5", reference / "checkpoints" / "last.weights.h5")
+    assert_same_weight_files(run_dir / "checkpoints" / "best.weights.h5", reference / "checkpoints" / "best.weights.h5")
+    assert_same_weight_files(run_dir / "checkpoints" / "last.weights.h5", reference / "checkpoints" / "last.weights.h5")
 
 
 BEST_BEHIND = (
@@ -169,8 +155,8 @@ def test_best_snapshots_travel_through_a_kill(project: Path) -> None:
     assert run_json(run_dir)["best"] == run_json(reference)["best"]
     assert run_json(reference)["best"]["epoch"] == 1
     for name in ("best.weights.h5", "last.weights.h5"):
-        _assert_same_weights(run_dir / "checkpoints" / name, reference / "checkpoints" / name)
-    _assert_same_run(run_dir, reference)
+        assert_same_weight_files(run_dir / "checkpoints" / name, reference / "checkpoints" / name)
+    assert_same_run(run_dir, reference)
     final = keras.models.load_model(reference / "model.keras")
     last = keras.models.clone_model(final)
     last.load_weights(reference / "checkpoints" / "last.weights.h5")
@@ -217,16 +203,6 @@ def test_checkpoint_interval_zero_writes_weights_every_epoch(project: Path, refe
     np.testing.assert_array_equal(model.layers[0].kernel.numpy(), kernel)
 
 
-def _assert_same_weights(a: Path, b: Path) -> None:
-    import h5py
-    with h5py.File(a) as fa, h5py.File(b) as fb:
-        names: list[str] = []
-        fa.visit(lambda name: names.append(name) if isinstance(fa[name], h5py.Dataset) else None)
-        assert names
-        for name in names:
-            np.testing.assert_allclose(fa[name][()], fb[name][()], atol=1e-6, rtol=0, err_msg=name)
-
-
 def test_ctrl_c_stops_cleanly_and_tells_how_to_resume(project: Path, reference_each_epoch: Path) -> None:
     runs_dir = project / "interrupted"
     # an interval of 1000 s: no periodic .weights.h5 write can happen, so last.weights.h5 proves the Ctrl-C flush
@@ -242,7 +218,7 @@ def test_ctrl_c_stops_cleanly_and_tells_how_to_resume(project: Path, reference_e
     # CONFIG may be given if it matches (with the same --set)
     resumed = _kcli("train", project / "config.yaml", *EACH_EPOCH, *NO_PERIODIC, "--resume", run_dir)
     assert resumed.returncode == 0, resumed.stderr
-    _assert_same_run(run_dir, reference_each_epoch)
+    assert_same_run(run_dir, reference_each_epoch)
 
 
 def test_resume_refusals(project: Path, reference: Path, tmp_path: Path) -> None:
@@ -292,7 +268,7 @@ def test_shuffle_is_seeded_and_reproducible(project: Path, reference: Path, refe
                                             tmp_path: Path) -> None:
     result = run_cli("train", project / "config.yaml", "--runs-dir", tmp_path)
     assert result.exit_code == 0, result.stderr
-    _assert_same_run(only_run(tmp_path), reference)
+    assert_same_run(only_run(tmp_path), reference)
     # each_epoch is a different order from Keras's (which repeats one permutation under a seed)
     losses = [[r["loss"] for r in json.loads((run / "history.json").read_text())]
               for run in (reference, reference_each_epoch)]
