@@ -289,7 +289,9 @@ def read_history(run_dir: Path) -> list[dict[str, Any]]:
         rows = json.loads((run_dir / HISTORY_JSON).read_text())
     except (OSError, ValueError):
         return []
-    return [{k: v for k, v in row.items() if v is not None} for row in rows]
+    if not isinstance(rows, list):
+        return []
+    return [{k: v for k, v in row.items() if v is not None} for row in rows if isinstance(row, dict)]
 
 
 # ---- listing runs ----
@@ -301,6 +303,8 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
         try:
             record = json.loads(run_json.read_text())
         except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict):   # a damaged or foreign run.json: not a run to list
             continue
         run_dir = run_json.parent
         history = read_history(run_dir)
@@ -317,18 +321,25 @@ def overview(runs_dir: Path, now: datetime | None = None) -> list[tuple[str, ...
     now = now or datetime.now(UTC)
     rows = []
     for run in list_runs(runs_dir):
-        record, history, metrics = run["record"], run["history"], run["metrics"]
-        best = record.get("best") or {}
-        if best.get("value") is not None:
-            best_text = f"{best['monitor']} {best['value']:.4f} (epoch {best['epoch']})"
-        else:
-            best_text = ""
-        test_key = next((k for k in metrics if k != "loss"), "loss") if metrics else None
-        test_text = f"{test_key} {metrics[test_key]:.4f}" if test_key else ""
-        epochs = f"{record.get('epochs_completed', len(history))}"
-        rows.append((run["dir"].name, str(record.get("status", "?")), epochs, best_text, test_text,
-                     _age(record.get("started"), now)))
+        try:
+            rows.append(_overview_row(run, now))
+        except (TypeError, ValueError, KeyError, AttributeError):   # hand-edited or damaged files
+            rows.append((run["dir"].name, "damaged", "", "", "", ""))
     return rows
+
+
+def _overview_row(run: dict[str, Any], now: datetime) -> tuple[str, ...]:
+    record, history, metrics = run["record"], run["history"], run["metrics"]
+    best = record.get("best") or {}
+    if best.get("value") is not None:
+        best_text = f"{best['monitor']} {best['value']:.4f} (epoch {best['epoch']})"
+    else:
+        best_text = ""
+    test_key = next((k for k in metrics if k != "loss"), "loss") if metrics else None
+    test_text = f"{test_key} {metrics[test_key]:.4f}" if test_key else ""
+    epochs = f"{record.get('epochs_completed', len(history))}"
+    return (run["dir"].name, str(record.get("status", "?")), epochs, best_text, test_text,
+            _age(record.get("started"), now))
 
 
 def _age(started: str | None, now: datetime) -> str:

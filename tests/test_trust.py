@@ -328,6 +328,20 @@ def test_full_disk_is_exit_1_one_line_and_resumable(project: Path) -> None:
         subprocess.run(["umount", "-l", disk])
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux") or os.geteuid() != 0,
+                    reason="needs root to mount a read-only tmpfs (root ignores file permissions)")
+def test_read_only_runs_dir_is_exit_2(project: Path) -> None:
+    disk = project / "ro"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", disk]).returncode != 0:
+        pytest.skip("this machine does not allow mounting a tmpfs")
+    try:
+        result = run_cli("train", project / "config.yaml", "--runs-dir", disk)
+        assert_user_error(result, f"--runs-dir: cannot create a run directory in {disk}: Read-only file system")
+    finally:
+        subprocess.run(["umount", "-l", disk])
+
+
 # ---- predict never loses or invents rows ----
 
 @pytest.fixture(scope="module")

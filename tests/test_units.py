@@ -166,3 +166,12 @@ def test_main_module_does_not_run_on_import(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(sys, "argv", ["kcli", "--version"])
     sys.modules.pop("kcli.__main__", None)
     importlib.import_module("kcli.__main__")   # would raise SystemExit if it ran the CLI
+
+
+def test_runs_overview_survives_damaged_records(tmp_path: Path) -> None:
+    for name, record in (("list", [1, 2]), ("strange", {"status": "completed", "best": {"value": "high"}}),
+                         ("fine", {"status": "completed", "started": "2026-01-01T00:00:00+00:00"})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text(json.dumps(record))
+    rows = {row[0]: row for row in runs.overview(tmp_path)}
+    assert set(rows) == {"strange", "fine"} and rows["strange"][1] == "damaged" and rows["fine"][1] == "completed"
