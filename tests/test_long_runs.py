@@ -128,9 +128,11 @@ BEST_BEHIND = (
     # loss with mode max: the best epoch is the first (the loss falls), so after epoch 2 it is behind; an interval
     # of 1000 s keeps best.weights.h5 unwritten until the end: only state.npz carries the best snapshot
     "--set", "fit.checkpoint={monitor: loss, mode: max, interval: 1000}",
-    # EarlyStopping on val_loss (validation every 2nd epoch; it rises on this tiny set): its best weights are
-    # epoch 2's, held in memory and restored at the end; a resume after epoch 4 must carry them
-    "--set", "fit.callbacks=[Signaller, {EarlyStopping: {monitor: val_loss, mode: min, patience: 10, "
+    # EarlyStopping on val_loss (validated every 2nd epoch; it rises on this tiny set after epoch 2): its best
+    # weights are epoch 2's, held in memory and restored at the end, and with patience 2 it stops after epoch 6
+    # of 10. A resume after epoch 4 must carry both: the best weights, and `wait` (1; else it stops at 8)
+    "--set", "fit.epochs=10",
+    "--set", "fit.callbacks=[Signaller, {EarlyStopping: {monitor: val_loss, mode: min, patience: 2, "
              "restore_best_weights: true}}]",
 )
 
@@ -151,7 +153,9 @@ def test_best_snapshots_travel_through_a_kill(project: Path) -> None:
         info = json.loads(str(saved["info"]))
         assert (info["epoch"], info["best_epoch"]) == (4, 1) and "best_0" in saved.files
         assert "cb1_w0" in saved.files          # EarlyStopping's best weights (epoch 2's)
+    assert json.loads((run_dir / "checkpoints" / "state.json").read_text())["callbacks"][1]["wait"] == 1
     assert _kcli("train", "--resume", run_dir).returncode == 0
+    assert len(json.loads((reference / "history.json").read_text())) == 6   # stopped early, after epoch 6
     assert run_json(run_dir)["best"] == run_json(reference)["best"]
     assert run_json(reference)["best"]["epoch"] == 1
     for name in ("best.weights.h5", "last.weights.h5"):
