@@ -281,8 +281,9 @@ class _Layout:
         """Features (scaled, checked finite) and labels of one parsed block."""
         try:
             table = parsed.result()
-        except ValueError as exc:
-            raise DataError(f"{self.path}: {exc} (data rows from {first_row})", key="--input") from None
+        except BadRow as bad:
+            raise DataError(f"{self.path}: data row {first_row + bad.index}: {bad.problem}; every row must hold "
+                            f"{self.width} numbers", key="--input") from None
         if table.shape[1] != self.width:
             raise DataError(f"{self.path}: rows from data row {first_row} have {table.shape[1]} columns, the "
                             f"first line {self.width}", key="--input")
@@ -330,10 +331,32 @@ def _block_parser(width: int) -> Callable[[bytes], np.ndarray]:
             warnings.simplefilter("ignore", UserWarning)   # loadtxt warns about empty input
             try:
                 return np.loadtxt(io.BytesIO(block), delimiter=",", ndmin=2, dtype=np.float64)
-            except ValueError as exc:
-                raise ValueError(f"every value must be a number ({exc})") from None
+            except ValueError:
+                raise BadRow(*_first_bad_row(block, width)) from None
 
     return parse
+
+
+class BadRow(ValueError):
+    """A CSV row that is not `width` numbers: its index among the block's non-blank lines, and why."""
+
+    def __init__(self, index: int, problem: str) -> None:
+        super().__init__(problem)
+        self.index = index
+        self.problem = problem
+
+
+def _first_bad_row(block: bytes, width: int) -> tuple[int, str]:
+    """Find the row numpy refused (its own messages count rows inconsistently)."""
+    rows = [line for line in block.decode("utf-8", "replace").splitlines() if line.strip()]
+    for i, line in enumerate(rows):
+        fields = line.split(",")
+        if len(fields) != width:
+            return i, f"{len(fields)} values, the first line {width}"
+        for col, value in enumerate(fields, 1):
+            if not _is_number(value.strip()):
+                return i, f"column {col} is {value.strip()!r}, not a number"
+    return 0, "cannot be read as numbers"
 
 
 @dataclass

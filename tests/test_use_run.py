@@ -282,8 +282,8 @@ def test_predict_csv_quirks_and_errors(run: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     np.testing.assert_allclose(np.load(out), _plain_model(run).predict(x * np.float32(0.5), verbose=0), atol=1e-6)
     out.unlink()
-    for text, expected in (("a,b,c,d\n1,2,3,4\n1,2,x,4\n", "every value must be a number"),
-                           ("a,b,c,d\n1,2,3,4\n1,2,3\n", "number")):
+    for text, expected in (("a,b,c,d\n1,2,3,4\n1,2,x,4\n", "bad.csv: data row 2: column 3 is 'x', not a number"),
+                           ("a,b,c,d\n1,2,3,4\n\n5,6,7,8\n1,2,3\n", "bad.csv: data row 3: 3 values, the first line 4")):
         (tmp_path / "bad.csv").write_text(text)
         result = run_cli("predict", run, "--input", tmp_path / "bad.csv", "--output", out)
         assert result.exit_code == 2, result.stderr
