@@ -3,7 +3,7 @@
     python benchmarks/artifacts.py [--repeat 5] [--out benchmarks/RESULTS.md]
 
 In one process: build and compile configs/digits_mlp.yaml the way `kcli train` does, train one epoch (so the
-optimizer has state to save), then write each artifact with kcli's own code (runs.save_model: temp name,
+optimizer has state to save), then write each artifact with kcli's own code (artifacts.save_model: temp name,
 Keras save call, rename) `--repeat` times into fresh directories, in kcli's order (weights, keras,
 savedmodel, h5). Reported: the first write (includes one-time tracing) and the median of the rest, and size.
 """
@@ -31,7 +31,7 @@ def main() -> None:
     add_output_args(parser)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from kcli import runs
+    from kcli import artifacts, runs
     from kcli.train import prepare
 
     prep = prepare(REPO / "configs" / "digits_mlp.yaml")
@@ -46,7 +46,7 @@ def main() -> None:
             folder.mkdir()
             for fmt, name in runs.ARTIFACTS.items():
                 start = time.perf_counter()
-                runs.save_model(prep.model, folder, [fmt], tuple(prep.cfg.model.input_shape))
+                artifacts.save_model(prep.model, folder, [fmt], tuple(prep.cfg.model.input_shape))
                 times[fmt].append(time.perf_counter() - start)
                 sizes[fmt] = size_of(folder / name)
     rows = ["| save: | file | first write ms | median of the rest ms | size KB |", "|---|---|---:|---:|---:|"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kcli import artifacts, runs
 from kcli import data as data_mod
 from kcli import model as model_mod
-from kcli import runs
 from kcli.data import Arrays, Splits
 from kcli.display import Display
 from kcli.errors import DataError
@@ -30,7 +30,7 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
             display.warning(f"the data differs from what {run.path.name} was trained on: {', '.join(changed)} "
                             "changed since training; the splits are re-created from the current contents")
         arrays, label = _split(run, split)
-    model = runs.load_model(run)
+    model = artifacts.load_model(run)
     _note_fallback(run, display)
     model_mod.check_labels(Splits(arrays), model, model.loss, run.input_shape)
     metrics = model_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import keras
 
+from kcli import artifacts, runs, verify
 from kcli import model as model_mod
-from kcli import runs, verify
 from kcli.config import did_you_mean
 from kcli.display import Display
 from kcli.errors import ExportFailed, RunError
@@ -41,11 +41,11 @@ def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, display: Dis
         raise RunError(f"{target} already exists; choose another --output or remove it", key="--output")
     if output is not None and not output.parent.is_dir():
         raise RunError(f"the folder {output.parent} does not exist; create it first", key="--output")
-    model = runs.load_model(run)
+    model = artifacts.load_model(run)
     if fmt == "h5" and not _is_graph_model(model):
         raise RunError("h5 cannot hold a subclassed keras.Model (Keras cannot reload it); use keras, weights, "
                        "savedmodel, onnx or tflite", key="--format")
-    custom = runs.custom_objects(run)
+    custom = artifacts.custom_objects(run)
     x = verify.samples(run.input_shape)
     expected = verify.reference(model, x)   # also "calls" the model, which the ONNX export needs
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +100,7 @@ def _write_tflite(model: keras.Model, path: Path, input_shape: tuple[int | None,
 
 
 def _run_artifact_writer(fmt: str) -> Callable[[keras.Model, Path, tuple[int | None, ...]], None]:
-    return lambda model, path, input_shape: runs.save_model_file(model, fmt, path, input_shape)
+    return lambda model, path, input_shape: artifacts.save_model_file(model, fmt, path, input_shape)
 
 
 _WRITE: dict[str, Callable[[keras.Model, Path, tuple[int | None, ...]], None]] = {

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kcli.artifacts import ensure_space
 from kcli.errors import RunError
-from kcli.runs import FINISHED, atomic_target, ensure_space, load_record, write_json
+from kcli.runs import FINISHED, atomic_target, load_record, write_json
 
 if TYPE_CHECKING:
     import keras

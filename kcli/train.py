@@ -12,11 +12,11 @@ from typing import Any
 
 import keras
 
+from kcli import artifacts, pipeline, runs, state, trust, verify
 from kcli import callbacks as callbacks_mod
 from kcli import config as config_mod
 from kcli import data as data_mod
 from kcli import model as model_mod
-from kcli import pipeline, runs, state, trust, verify
 from kcli.config import Config, LoadedConfig
 from kcli.data import Splits
 from kcli.display import Display
@@ -161,7 +161,7 @@ def _resume(path: Path | None, overrides: list[str] | None, ref: str, runs_dir: 
         record["data_files"] = data_mod.fingerprints(prep.cfg.data)
     saved_state = state.load_state(run_dir, prep.model)   # before anything is removed: a refusal loses nothing
     state.remove_partial_files(run_dir)
-    runs.remove_final_artifacts(run_dir)   # written by a process that died before it could verify them
+    artifacts.remove_final_artifacts(run_dir)   # written by a process that died before it could verify them
     epoch = int(saved_state["epoch"])
     rows = [r for r in runs.read_history(run_dir) if r.get("epoch", 0) <= epoch]
     return prep, Start(run_dir, runs.RunRecord.resume(run_dir, record, epoch), epoch, rows, saved_state)
@@ -247,7 +247,7 @@ def _finish_model(model: keras.Model, prep: Prepared, run_dir: Path, record: run
         display.metrics("Test metrics", metrics)
     input_shape = tuple(prep.cfg.model.input_shape)
     started = time.perf_counter()
-    written = runs.save_model(model, run_dir, list(prep.cfg.save or []), input_shape)
+    written = artifacts.save_model(model, run_dir, list(prep.cfg.save or []), input_shape)
     saved = time.perf_counter()
     verified = _verify_artifacts(model, prep, run_dir, written, display)
     record.update(artifacts=written, verified=verified, save_seconds=round(saved - started, 3),

@@ -84,7 +84,7 @@ def _load_savedmodel(path: Path, custom: Custom, rebuild: Rebuild) -> Runner:
 
 
 def _load_keras_file(path: Path, custom: Custom, rebuild: Rebuild) -> Runner:
-    from kcli.runs import quiet_absl
+    from kcli.artifacts import quiet_absl
 
     try:
         with quiet_absl():

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 
+from kcli import artifacts
 from kcli import runs as runs_mod
 from tests.conftest import run_cli, run_json, write_config
 from tests.helpers import assert_user_error, train_ok
@@ -140,7 +141,7 @@ def test_models_load_with_safe_mode(promised: Path, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(keras.models, "load_model", spy)
     run = runs_mod.open_run(str(promised), promised.parent)
-    runs_mod.load_model(run)
+    artifacts.load_model(run)
     assert seen == [True]
 
 

@@ -110,7 +110,7 @@ def test_csv_matched_by_column_name(tmp_path: Path) -> None:
 
 
 def test_line_blocks_end_at_line_breaks() -> None:
-    from kcli.predict import _line_blocks
+    from kcli.predict_input import _line_blocks
 
     text = b"".join(f"{i},{i}\n".encode() for i in range(1000)) + b"1000,1000"
     blocks = list(_line_blocks(io.BytesIO(text), 97))
@@ -118,7 +118,7 @@ def test_line_blocks_end_at_line_breaks() -> None:
 
 
 def test_parse_threads_follow_this_process_cpus() -> None:
-    from kcli.predict import PARSE_THREADS
+    from kcli.predict_input import PARSE_THREADS
 
     assert 2 <= PARSE_THREADS <= max(2, min(8, len(os.sched_getaffinity(0))))
 
