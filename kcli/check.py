@@ -14,7 +14,8 @@ from pathlib import Path
 
 from kcli import config as config_mod
 from kcli import keras_api
-from kcli.config import Config, Spec, did_you_mean, is_file_ref
+from kcli.compose import is_file_ref
+from kcli.config import Config, Spec, did_you_mean
 from kcli.display import Display
 from kcli.errors import ConfigError, DataError, KcliError
 

@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from kcli import yaml_source
+from kcli.compose import Origin, abs_import, abs_ref, compose, origin_of
 from kcli.errors import ConfigError, KcliError, key_path
 from kcli.overrides import apply_overrides, blame_override
 
@@ -225,13 +225,14 @@ class LoadedConfig:
 
     config: Config
     path: Path
-    lines: dict[str, int] = field(default_factory=dict)
+    origins: dict[str, Origin] = field(default_factory=dict)   # key path -> (file, line) that set it
     overrides: list[str] = field(default_factory=list)   # the --set KEY=VALUE strings applied
     set_keys: dict[str, str] = field(default_factory=dict)  # key path -> the --set text that changed it
+    raw: dict[str, Any] = field(default_factory=dict)    # the composed YAML with --set applied, as validated
 
     def locate(self, err: KcliError) -> KcliError:
-        """Point an error at the --set that changed its key, or else at this file and line."""
-        return blame_override(err, self.set_keys).located(self.path, self.lines)
+        """Point an error at the --set that changed its key, or else at the file and line that set it."""
+        return _locate(err, self.path, self.origins, self.set_keys)
 
     @property
     def base_dir(self) -> Path:
@@ -239,9 +240,19 @@ class LoadedConfig:
         return self.path.parent
 
 
+def _locate(err: KcliError, path: Path, origins: dict[str, Origin], set_keys: dict[str, str]) -> KcliError:
+    err = blame_override(err, set_keys)
+    if err.file is None and err.key:
+        found = origin_of(err.key, origins)
+        if found is not None:
+            err.file, err.line = found
+    return err.located(path)
+
+
 def load(path: Path, overrides: list[str] | None = None) -> LoadedConfig:
-    """Read, parse and validate a config file, with `--set KEY=VALUE` overrides applied first."""
-    raw, lines = yaml_source.read(path)
+    """Read, compose (`extends`), parse and validate a config file, with `--set KEY=VALUE` overrides applied
+    last."""
+    raw, origins = compose(path)
     overrides = list(overrides or [])
     set_keys = apply_overrides(raw, overrides)
     try:
@@ -249,8 +260,9 @@ def load(path: Path, overrides: list[str] | None = None) -> LoadedConfig:
     except ValidationError as exc:
         # The deepest error is the most specific one (a union reports each branch separately).
         err = _translate(max(exc.errors(), key=lambda e: len(e["loc"])))
-        raise blame_override(err, set_keys).located(path, lines) from None
-    return LoadedConfig(config=config, path=path, lines=lines, overrides=overrides, set_keys=set_keys)
+        raise _locate(err, path, origins, set_keys) from None
+    return LoadedConfig(config=config, path=path, origins=origins, overrides=overrides, set_keys=set_keys,
+                        raw=raw)
 
 
 def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
@@ -323,12 +335,12 @@ def resolve(loaded: LoadedConfig) -> Config:
     cfg.name = cfg.name or safe_name(loaded.path.stem)
     if cfg.seed is None:
         cfg.seed = random.SystemRandom().randrange(2**31)
-    cfg.imports = [_abs_import(entry, base) for entry in cfg.imports]
+    cfg.imports = [abs_import(entry, base) for entry in cfg.imports]
     _resolve_data_paths(cfg.data, base)
     if cfg.model.layers is not None:
-        cfg.model.layers = [Spec.of(_abs_ref(s.name, base), s.args) for s in cfg.model.layers]
+        cfg.model.layers = [Spec.of(abs_ref(s.name, base), s.args) for s in cfg.model.layers]
     if cfg.model.class_ is not None:
-        cfg.model.class_ = _abs_ref(cfg.model.class_, base)
+        cfg.model.class_ = abs_ref(cfg.model.class_, base)
         cfg.model.args = cfg.model.args or {}
     _resolve_steps_per_execution(cfg, loaded)
     if cfg.save is None:
@@ -371,23 +383,6 @@ def _resolve_data_paths(data: DataConfig, base: Path) -> None:
     for holder in (data, data.validation, data.test):
         if holder is not None and holder.path:
             holder.path = str((base / holder.path).resolve())
-
-
-def is_file_ref(entry: str) -> bool:
-    """An `imports` entry or class reference that names a Python file rather than a dotted module."""
-    return entry.endswith(".py") or "/" in entry or "\\" in entry
-
-
-def _abs_import(entry: str, base: Path) -> str:
-    return str((base / entry).resolve()) if is_file_ref(entry) else entry
-
-
-def _abs_ref(name: str, base: Path) -> str:
-    """`my_layers.py:MyDense` -> `/abs/my_layers.py:MyDense`; plain names are left alone."""
-    if ":" not in name:
-        return name
-    module, cls = name.rsplit(":", 1)
-    return f"{_abs_import(module, base)}:{cls}"
 
 
 def differences(mine: Config, theirs: Config) -> dict[str, tuple[Any, Any]]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from kcli.config import is_file_ref
+from kcli.compose import is_file_ref
 from kcli.errors import ConfigError
 
 

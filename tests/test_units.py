@@ -31,7 +31,8 @@ def _load(tmp_path: Path, text: str, overrides: list[str] | None = None) -> conf
 
 def test_line_map_and_duplicates(tmp_path: Path) -> None:
     loaded = _load(tmp_path, "name: a\nfit:\n  epochs: 2\n" + BASE)
-    assert loaded.lines["fit.epochs"] == 3 and loaded.lines["model.layers[0]"] == 4
+    path = tmp_path / "c.yaml"
+    assert loaded.origins["fit.epochs"] == (path, 3) and loaded.origins["model.layers[0]"] == (path, 4)
     with pytest.raises(ConfigError) as err:
         _load(tmp_path, BASE + "fit: {epochs: 1, epochs: 2}\n")
     assert "fit.epochs: duplicate key 'epochs' (lines 3 and 3)" in str(err.value)
