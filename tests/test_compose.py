@@ -118,3 +118,45 @@ def test_an_extending_config_trains_and_its_run_stands_alone(tree: Path) -> None
     assert "extends" not in saved and "batch_size: 8" in saved
     again = train_ok(run_dir / "config.yaml", tree / "runs-again")   # the saved config reproduces the run
     assert (again / "history.csv").read_text() == (run_dir / "history.csv").read_text()
+
+
+# ---- list edits from the command line ----
+
+@pytest.mark.parametrize("edit, check", [
+    ("fit.callbacks[TerminateOnNaN]={EarlyStopping: {monitor: loss}}",
+     lambda c: c.fit.callbacks[0].name == "EarlyStopping"),
+    ("model.layers[name=fc1].Dense.units=64", lambda c: c.model.layers[2].args["units"] == 64),
+    ("model.layers[Scale].Scale.factor=2.5", lambda c: c.model.layers[1].args == {"factor": 2.5}),
+    ("fit.callbacks+={EarlyStopping: {monitor: loss, patience: 5}}",
+     lambda c: [s.name for s in c.fit.callbacks] == ["TerminateOnNaN", "EarlyStopping"]),
+    ("fit.callbacks-=TerminateOnNaN", lambda c: c.fit.callbacks == []),
+    ("model.layers-=0", lambda c: c.model.layers[0].name.endswith(":Scale")),
+    ("compile.metrics+=mae", lambda c: [m.name for m in c.compile.metrics] == ["accuracy", "mae"]),
+])
+def test_list_items_by_name_append_and_remove(tree: Path, edit: str, check) -> None:  # noqa: ANN001
+    base = tree / "base" / "base.yaml"
+    base.write_text(BASE.replace("- Dense: {units: 3}", "- Dense: {units: 3, name: fc1}"))
+    loaded = config_mod.load(base, [edit])
+    assert check(loaded.config), loaded.config
+    assert len(loaded.set_keys) == 1
+
+
+@pytest.mark.parametrize("edit, expected", [
+    ("fit.callbacks[EarlyStopping].patience=5",
+     "--set fit.callbacks[EarlyStopping].patience=5: fit.callbacks has no item [EarlyStopping]; it has: "
+     "TerminateOnNaN"),
+    ("model.layers[Dense].Dense.units=5", "model.layers has 2 items [Dense]; use an index"),
+    ("model.layers[name=nope].Dense.units=5", "model.layers has no item [name=nope]; it has: Dense, "),
+    ("fit.epochs+=1", "fit.epochs is not a list; += appends to lists"),
+    ("fit.callbacks-=9", "fit.callbacks has 1 entries"),
+    ("fit.callbacks[Term", "expected KEY=VALUE (or KEY+=VALUE, KEY-=ITEM)"),
+])
+def test_list_edit_mistakes_say_what_exists(tree: Path, edit: str, expected: str) -> None:
+    result = run_cli("validate", tree / "base" / "base.yaml", "--set", edit)
+    assert_user_error(result, expected)
+
+
+def test_an_error_in_an_appended_item_names_the_set(tree: Path) -> None:
+    result = run_cli("validate", tree / "base" / "base.yaml", "--set", "fit.callbacks+={EarlyStopping: {patiense: 2}}")
+    assert_user_error(result, "--set fit.callbacks+={EarlyStopping: {patiense: 2}}: fit.callbacks[1].EarlyStopping: "
+                              "unknown argument 'patiense' (did you mean 'patience'?)")
