@@ -29,7 +29,7 @@ class UserCode:
 
 
 def validate(path: Path, display: Display, overrides: list[str] | None = None, show: bool = False,
-             build: bool = False) -> None:
+             build: bool = False, origin: bool = False) -> None:
     """Check a config; print it resolved (`show`) or a one-line verdict."""
     loaded = config_mod.load(path, overrides)
     try:
@@ -44,7 +44,9 @@ def validate(path: Path, display: Display, overrides: list[str] | None = None, s
 
         prepared = prepare(path, overrides, with_data=True)   # data read and checked against the model too
         verdict = f"valid ({model_mod.describe(prepared.model).total:,} parameters; data checked against the model)"
-    if show:
+    if show and origin:
+        display.origins(config_mod.origins(loaded, cfg))
+    elif show:
         display.yaml(config_mod.dump(cfg))
     else:
         display.note(f"{path}: {verdict}")

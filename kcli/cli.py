@@ -134,6 +134,8 @@ def validate(
     config: ConfigArg,
     set_: SetOpt = None,
     print_: Annotated[bool, typer.Option("--print", help="Print the resolved config as YAML.")] = False,
+    origin: Annotated[bool, typer.Option("--origin", help="With --print: a table of every value and where it came "
+                                         "from (file and line, --set, or default).")] = False,
     build: Annotated[bool, typer.Option("--build", help="Also build and compile the model with Keras and read the "
                                         "data (argument values, shapes, your classes, labels vs loss; imports "
                                         "TensorFlow).")] = False,
@@ -142,7 +144,7 @@ def validate(
     def action() -> None:
         from kcli.check import validate as run_validate
         from kcli.display import Display
-        run_validate(config, Display(), set_, print_, build)
+        run_validate(config, Display(), set_, print_ or origin, build, origin)
     _run(action)
 
 

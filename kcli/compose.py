@@ -86,12 +86,12 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def _overlay(base: dict[str, Origin], over: dict[str, Origin], over_raw: dict[str, Any]) -> dict[str, Origin]:
     """Origins after merging `over_raw` onto the base: a value that replaced a list or mapping whole also
     replaces the origins of what was inside it."""
-    replaced = [key for key in over if not isinstance(_at(over_raw, key), dict)]
+    replaced = [key for key in over if not isinstance(value_at(over_raw, key), dict)]
     kept = {k: v for k, v in base.items() if not any(k.startswith((r + ".", r + "[")) for r in replaced)}
     return {**kept, **over}
 
 
-def _at(raw: Any, key: str) -> Any:
+def value_at(raw: Any, key: str) -> Any:
     """The value at a key path like `model.layers[0].Dense` (None where it does not exist)."""
     node = raw
     for part in key.replace("[", ".[").split("."):
@@ -127,6 +127,17 @@ def _rebase_spec(spec: Any, folder: Path) -> Any:
         (name, args), = spec.items()
         return {abs_ref(name, folder) if isinstance(name, str) else name: args}
     return spec
+
+
+def describe_origin(key: str, raw: dict[str, Any], origins: dict[str, Origin], set_keys: dict[str, str]) -> str:
+    """Where the value at `key` came from: `--set ...`, `file:line`, or `default` (kcli or Keras filled it in)."""
+    for changed, text in set_keys.items():
+        if key == changed or key.startswith((changed + ".", changed + "[")):
+            return f"--set {text}"
+    if value_at(raw, key) is None:
+        return "default"
+    found = origin_of(key, origins)
+    return f"{found[0]}:{found[1]}" if found else "default"
 
 
 def origin_of(key: str, origins: dict[str, Origin]) -> Origin | None:

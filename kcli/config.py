@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from kcli.compose import Origin, abs_import, abs_ref, compose, origin_of
+from kcli.compose import Origin, abs_import, abs_ref, compose, describe_origin, origin_of
 from kcli.errors import ConfigError, KcliError, key_path
 from kcli.overrides import apply_overrides, blame_override
 
@@ -383,6 +383,13 @@ def _resolve_data_paths(data: DataConfig, base: Path) -> None:
     for holder in (data, data.validation, data.test):
         if holder is not None and holder.path:
             holder.path = str((base / holder.path).resolve())
+
+
+def origins(loaded: LoadedConfig, cfg: Config) -> list[tuple[str, Any, str]]:
+    """Every leaf value of a resolved config with where it came from (see compose.describe_origin)."""
+    flat = _flatten(cfg.model_dump(mode="json", by_alias=True, exclude_none=True))
+    return [(key, value, describe_origin(key, loaded.raw, loaded.origins, loaded.set_keys))
+            for key, value in flat.items()]
 
 
 def differences(mine: Config, theirs: Config) -> dict[str, tuple[Any, Any]]:

@@ -7,6 +7,7 @@ it prints ASCII tables and one plain line per epoch.
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import time
@@ -174,6 +175,22 @@ class Display:
             self.out.print(Syntax(text, "yaml", background_color="default"))
         else:
             self.out.print(text, markup=False, highlight=False, end="", soft_wrap=True)
+
+    def origins(self, rows: Sequence[tuple[str, Any, str]]) -> None:
+        """The resolved config, one value per row, with the file and line (or --set, or default) it came from:
+        a table on a terminal, `key: value  # origin` lines elsewhere (for grep)."""
+        if not self.live:
+            for key, value, origin in rows:
+                shown = json.dumps(value) if not isinstance(value, str) else value
+                self.out.print(f"{key}: {shown}  # {origin}", markup=False, highlight=False, soft_wrap=True)
+            return
+        table = self._table("Resolved config")
+        for column in ("key", "value", "from"):
+            table.add_column(column, overflow="fold")
+        for key, value, origin in rows:
+            table.add_row(escape(key), escape(json.dumps(value) if not isinstance(value, str) else value),
+                          escape(origin))
+        self.out.print(table)
 
     def runs(self, rows: Sequence[Sequence[str]]) -> None:
         """The table of `kcli runs`."""

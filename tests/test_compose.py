@@ -160,3 +160,19 @@ def test_an_error_in_an_appended_item_names_the_set(tree: Path) -> None:
     result = run_cli("validate", tree / "base" / "base.yaml", "--set", "fit.callbacks+={EarlyStopping: {patiense: 2}}")
     assert_user_error(result, "--set fit.callbacks+={EarlyStopping: {patiense: 2}}: fit.callbacks[1].EarlyStopping: "
                               "unknown argument 'patiense' (did you mean 'patience'?)")
+
+
+def test_validate_origin_shows_where_each_value_came_from(tree: Path) -> None:
+    result = run_cli("validate", tree / "exp" / "child.yaml", "--print", "--origin", "--set", "fit.epochs=7")
+    assert result.exit_code == 0, result.stderr
+    rows = {}
+    for line in result.stdout.splitlines():   # not a terminal: `key: value  # origin`
+        key, _, rest = line.partition(": ")
+        value, _, origin = rest.partition("  # ")
+        rows[key] = (value, origin)
+    base = (tree / "base" / "base.yaml").resolve()
+    assert rows["data.batch_size"] == ("8", f"{tree / 'exp' / 'child.yaml'}:3")
+    assert rows["data.source"] == ("npz", f"{base}:2")
+    assert rows["fit.epochs"] == ("7", "--set fit.epochs=7")
+    assert rows["data.cache"] == ("true", "default")
+    assert rows["model.layers[0].Dense.units"] == ("8", f"{base}:7")
