@@ -104,6 +104,10 @@ def train(
     keep_best: Annotated[bool, typer.Option(
         "--keep-best", help="Restore the best checkpoint (fit.checkpoint.monitor) before the final artifacts.")]
         = False,
+    fast_dev_run: Annotated[bool, typer.Option(
+        "--fast-dev-run", help="Check the whole run on one batch of each split (every artifact written and "
+                               "verified) in a temporary directory that is removed; prints ok and the time.")]
+        = False,
     allow_data_change: Annotated[bool, typer.Option(
         "--allow-data-change", help="With --resume: continue although a data file changed since the run "
                                     "started (refused otherwise).")] = False,
@@ -115,6 +119,12 @@ def train(
         from kcli.train import train as train_run
         if config is None and resume is None:
             raise KcliError("give a CONFIG file to train, or --resume RUN to continue a run", key="CONFIG")
+        if fast_dev_run:
+            if config is None or resume is not None:
+                raise KcliError("--fast-dev-run checks a CONFIG; it does not go with --resume", key="--fast-dev-run")
+            from kcli.train import fast_dev_run as run_fast_dev_run
+            run_fast_dev_run(config, Display(), set_)
+            return
         train_run(config, runs_dir, Display(), set_, resume, keep_best, allow_data_change)
     _run(action)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from kcli import artifacts, pipeline, runs, state, trust, verify
 from kcli import callbacks as callbacks_mod
@@ -73,6 +75,17 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
     return Prepared(loaded, cfg, registry, splits, model)
 
 
+def _one_batch(prep: Prepared) -> None:
+    """--fast-dev-run: one epoch over the first batch of every split, validated."""
+    assert prep.splits is not None
+    rows = np.arange(prep.cfg.data.batch_size)
+    for name in ("train", "validation", "test"):
+        arrays = getattr(prep.splits, name)
+        if arrays is not None:
+            setattr(prep.splits, name, arrays.take(rows[:len(arrays)]))
+    prep.cfg.fit.epochs, prep.cfg.fit.validation_freq = 1, 1
+
+
 def _strategy_scope(cfg: Config) -> contextlib.AbstractContextManager[Any]:
     """MirroredStrategy's scope for `distribute: mirrored` (variables are created mirrored), else nothing."""
     if cfg.distribute != "mirrored":
@@ -88,14 +101,27 @@ def summary(path: Path, display: Display, overrides: list[str] | None = None) ->
     display.summary(model_mod.describe(prepared.model), variables=True)
 
 
+def fast_dev_run(path: Path, display: Display, overrides: list[str] | None = None) -> None:
+    """One batch of train, validation and test through the whole of `kcli train` (every artifact written and
+    verified) in a temporary runs directory that is removed: the check before a long run."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="kcli-fast-dev-run-") as tmp:
+        train(path, Path(tmp), display, overrides, one_batch=True)
+    display.note(f"fast dev run ok: one batch of each split, every artifact written and verified, nothing kept "
+                 f"({time.perf_counter() - started:.1f} s)")
+
+
 def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[str] | None = None,
-          resume: str | None = None, keep_best: bool = False, allow_data_change: bool = False) -> Path:
+          resume: str | None = None, keep_best: bool = False, allow_data_change: bool = False,
+          one_batch: bool = False) -> Path:
     """Train what the config describes and write a complete run directory; returns its path."""
     if resume is not None:
         prep, start = _resume(path, overrides, resume, runs_dir, allow_data_change, display)
     else:
         assert path is not None
         prep = prepare(path, overrides)
+        if one_batch:
+            _one_batch(prep)
         name = prep.cfg.name or path.stem
         run_dir = runs.new_run_dir(runs_dir, name)
         start = Start(run_dir, runs.RunRecord.start(run_dir, name, prep.cfg.seed or 0))
@@ -126,7 +152,8 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
         display.run_dir(run_dir, "failed")
         raise
     record.finish("completed")
-    display.run_dir(run_dir, "completed")
+    if not one_batch:   # a fast dev run's directory is about to be removed
+        display.run_dir(run_dir, "completed")
     return run_dir
 
 

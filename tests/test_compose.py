@@ -176,3 +176,19 @@ def test_validate_origin_shows_where_each_value_came_from(tree: Path) -> None:
     assert rows["fit.epochs"] == ("7", "--set fit.epochs=7")
     assert rows["data.cache"] == ("true", "default")
     assert rows["model.layers[0].Dense.units"] == ("8", f"{base}:7")
+
+
+# ---- dry run ----
+
+def test_fast_dev_run_checks_everything_and_keeps_nothing(tree: Path) -> None:
+    import tempfile
+
+    before = set(Path(tempfile.gettempdir()).glob("kcli-fast-dev-run-*"))
+    result = run_cli("train", tree / "exp" / "child.yaml", "--fast-dev-run", "--runs-dir", tree / "runs")
+    assert result.exit_code == 0, result.stderr
+    assert "fast dev run ok: one batch of each split, every artifact written and verified" in result.stdout
+    assert "epoch 1/1" in result.stdout and "epoch 2/" not in result.stdout
+    assert not (tree / "runs").exists()
+    assert set(Path(tempfile.gettempdir()).glob("kcli-fast-dev-run-*")) == before
+    result = run_cli("train", tree / "exp" / "child.yaml", "--fast-dev-run", "--set", "fit.epochs=0")
+    assert_user_error(result, "--set fit.epochs=0: fit.epochs: Input should be greater than 0")
