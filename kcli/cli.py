@@ -158,6 +158,24 @@ def validate(
     _run(action)
 
 
+@app.command()
+def schema(
+    output: Annotated[Path | None, typer.Option(help="Write it to this file instead of printing it.",
+                                                show_default=False)] = None,
+) -> None:
+    """The JSON Schema of a config file, for editors (VS Code's YAML extension completes and checks with it)."""
+    def action() -> None:
+        from kcli.schema import text
+
+        if output is None:
+            typer.echo(text(), nl=False)
+        else:
+            from kcli.runs import write_text
+
+            write_text(output, text())
+    _run(action)
+
+
 @app.command("runs")
 def list_runs(runs_dir: RunsDirReadOpt = Path("runs")) -> None:
     """A table of the runs under --runs-dir: status, epochs, best validation value, test metric, age."""

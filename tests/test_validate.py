@@ -28,7 +28,8 @@ print("HEAVY:", sorted(m for m in ("tensorflow", "keras") if m in sys.modules), 
 
 @pytest.mark.parametrize("args", [
     ["validate", "configs/digits_mlp.yaml"], ["validate", "configs/custom_layer.yaml", "--print"],
-    ["validate", "configs/custom_model.yaml"], ["runs", "--runs-dir", "configs"]])
+    ["validate", "configs/custom_model.yaml"], ["runs", "--runs-dir", "configs"], ["schema"],
+    ["validate", "configs/digits_cnn.yaml", "--print", "--origin"]])
 def test_validate_and_runs_do_not_import_tensorflow(args: list[str]) -> None:
     out = subprocess.run([sys.executable, "-c", PROBE.format(args=args)], capture_output=True, text=True,
                          cwd=REPO, check=True).stdout

@@ -1,0 +1,92 @@
+"""The JSON Schema of a kcli config, for editors (VS Code's YAML extension completes and checks with it).
+
+One source of truth: the pydantic models in config.py give the structure, descriptions and defaults; the names
+of Keras layers, optimizers, losses, metrics and callbacks, and each class's constructor arguments where its
+source settles them, come from keras_api.py (read from Keras's source, no TensorFlow). Your own classes
+(`imports`) are names the schema cannot know, so any identifier is accepted as a name; a Keras class's
+arguments are checked.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from kcli import keras_api
+from kcli.config import Config
+
+SCHEMA_FILE = Path(__file__).with_name("config.schema.json")   # shipped; `kcli schema` writes the same
+SCHEMA_ID = "https://github.com/kcli-keras/kcli/config.schema.json"
+# An identifier, a dotted module path or a file reference, optionally with `:Class` (your own classes).
+_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-/\\]*(:[A-Za-z_][A-Za-z0-9_]*)?$"
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a config file."""
+    out = Config.model_json_schema(by_alias=True, mode="validation")
+    out["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    out["$id"] = SCHEMA_ID
+    out["title"] = "kcli config"
+    out["properties"]["extends"] = {
+        "description": "Config file(s) this one builds on, relative to this file: mappings merge, lists are "
+                       "replaced, this file wins.",
+        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
+    defs = out["$defs"]
+    defs.pop("Spec", None)
+    defs["LayerSpec"] = _spec("layers", "A layer of keras.layers (or your own): `Name` or `Name: {arguments}`.")
+    defs["OptimizerSpec"] = _spec("optimizers", "An optimizer: `adam`, or `Adam: {learning_rate: 0.001}`.")
+    defs["LossSpec"] = _spec("losses", "A loss: `mse`, or `CategoricalCrossentropy: {from_logits: true}`.")
+    defs["MetricSpec"] = _spec("metrics", "A metric: `accuracy`, or `AUC: {name: auc}`.")
+    defs["CallbackSpec"] = _spec("callbacks", "A callback: `TerminateOnNaN`, or `EarlyStopping: {patience: 3}`.")
+    _point(defs["ModelConfig"]["properties"]["layers"], "LayerSpec")
+    _point(defs["CompileConfig"]["properties"]["optimizer"], "OptimizerSpec")
+    _point(defs["CompileConfig"]["properties"]["loss"], "LossSpec")
+    _point(defs["CompileConfig"]["properties"]["metrics"], "MetricSpec")
+    _point(defs["FitConfig"]["properties"]["callbacks"], "CallbackSpec")
+    return out
+
+
+def text() -> str:
+    """The schema as the JSON text kcli ships and `kcli schema` prints."""
+    return json.dumps(schema(), indent=1, sort_keys=False) + "\n"
+
+
+def _point(prop: dict[str, Any], name: str) -> None:
+    """Replace every reference to Spec under `prop` (an item, or the value itself) with `name`."""
+    for key, value in list(prop.items()):
+        if key == "$ref" and value.endswith("/Spec"):
+            prop[key] = f"#/$defs/{name}"
+        elif isinstance(value, dict):
+            _point(value, name)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    _point(item, name)
+
+
+def _spec(package: str, description: str) -> dict[str, Any]:
+    names = sorted(keras_api.classes(package))
+    loose = sorted(keras_api.aliases(package) - {"class_name", "config"})
+    by_name: dict[str, Any] = {}
+    for name, (module, attr) in sorted(keras_api.public(package).items()):
+        if name in names:
+            by_name[name] = _arguments(keras_api.signature_of(module, attr))
+    return {
+        "description": description,
+        "anyOf": [
+            {"type": "string", "enum": names + loose},
+            {"type": "string", "pattern": _NAME_PATTERN},
+            {"type": "object", "minProperties": 1, "maxProperties": 1, "properties": by_name,
+             "propertyNames": {"pattern": _NAME_PATTERN},
+             "additionalProperties": {"type": ["object", "null"]}},
+        ],
+    }
+
+
+def _arguments(signature: keras_api.Signature) -> dict[str, Any]:
+    """A Keras class's constructor arguments as an object schema (open when its source does not settle them)."""
+    if signature.accepted is None:
+        return {"type": ["object", "null"]}
+    accepted = sorted(signature.accepted | ({"lr"} if "learning_rate" in signature.accepted else set()))
+    return {"type": ["object", "null"], "properties": {a: {} for a in accepted}, "additionalProperties": False}

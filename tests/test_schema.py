@@ -1,0 +1,64 @@
+"""`kcli schema`: the JSON Schema editors use, from the same models that validate configs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from kcli import schema as schema_mod
+from tests.conftest import CONFIGS, run_cli
+
+SCHEMA_LINE = "# yaml-language-server: $schema=../kcli/config.schema.json"
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft202012Validator:
+    shipped = json.loads(schema_mod.SCHEMA_FILE.read_text())
+    jsonschema.Draft202012Validator.check_schema(shipped)
+    return jsonschema.Draft202012Validator(shipped)
+
+
+def test_shipped_schema_is_the_generated_one(tmp_path: Path) -> None:
+    """If this fails after a config change: kcli schema --output kcli/config.schema.json"""
+    assert schema_mod.SCHEMA_FILE.read_text() == schema_mod.text()
+    result = run_cli("schema", "--output", tmp_path / "s.json")
+    assert result.exit_code == 0 and (tmp_path / "s.json").read_text() == schema_mod.text()
+    assert json.loads(run_cli("schema").stdout)["title"] == "kcli config"
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+def test_bundled_configs_validate_and_name_the_schema(validator: jsonschema.Draft202012Validator,
+                                                      config: str) -> None:
+    text = (CONFIGS / config).read_text()
+    assert text.splitlines()[0] == SCHEMA_LINE
+    assert list(validator.iter_errors(yaml.safe_load(text))) == []
+
+
+BASE = {"model": {"input_shape": [4], "layers": [{"Dense": {"units": 3}}]}, "compile": {"loss": "mse"}}
+
+
+@pytest.mark.parametrize("change", [
+    {"epoch": 3},                                                            # unknown top-level key
+    {"fit": {"epochs": "five"}},                                             # wrong type
+    {"fit": {"epochs": 0}},                                                  # out of range
+    {"data": {"batch_size": 0}},
+    {"data": {"validation_split": 1.5}},
+    {"data": {"source": "parquet"}},                                         # not a source
+    {"name": "../escape"},                                                   # not a safe run name
+    {"save": ["pickle"]},
+    {"model": {"input_shape": [4], "layers": [{"Dense": {"unit": 3}}]}},     # Keras's own argument names
+    {"model": {"input_shape": [4], "layers": [{"Dense": {"units": 3}, "ReLU": None}]}},  # two in one entry
+    {"compile": {"loss": "mse", "optimizer": {"Adam": {"learning_rat": 0.1}}}},
+    {"fit": {"callbacks": [{"EarlyStopping": {"patiense": 2}}]}},
+    {"fit": {"checkpoint": {"mode": "maximum"}}},
+    {"distribute": "everywhere"},
+    {"extends": 3},
+])
+def test_held_back_mistakes_are_rejected(validator: jsonschema.Draft202012Validator, change: dict) -> None:
+    config = {**BASE, **change}
+    assert list(validator.iter_errors(BASE)) == []
+    assert list(validator.iter_errors(config)), change
