@@ -159,6 +159,23 @@ def validate(
 
 
 @app.command()
+def init(
+    template: Annotated[str, typer.Option("--template", help="mlp | cnn | custom-layer | custom-model: a commented "
+                                          "config that runs on the bundled digits.", show_default=False)],
+    output: Annotated[Path | None, typer.Option(help="The config file to write (default: <template>.yaml here); "
+                                                "Python files it imports go beside it.", show_default=False)] = None,
+) -> None:
+    """Write a starter config (and the Python files it imports) to edit and train."""
+    def action() -> None:
+        from kcli.display import Display
+        from kcli.starter import init as write_template
+
+        written = write_template(template, output)
+        Display().note(f"written: {', '.join(map(str, written))}; train it with: kcli train {written[0]}")
+    _run(action)
+
+
+@app.command()
 def schema(
     output: Annotated[Path | None, typer.Option(help="Write it to this file instead of printing it.",
                                                 show_default=False)] = None,
