@@ -43,5 +43,15 @@ def export(run: str, format: str) -> None:
     """Write a finished run's model in another format."""
 
 
+@app.command()
+def init(template: str) -> None:
+    """Write a starter config."""
+
+
+@app.command()
+def schema() -> None:
+    """The JSON Schema of a config."""
+
+
 if __name__ == "__main__":
     app()

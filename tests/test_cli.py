@@ -23,7 +23,7 @@ print("HEAVY:", heavy, "CODE:", code)
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], *([cmd, "--help"] for cmd in (
-    "train", "summary", "validate", "runs", "evaluate", "predict", "export"))])
+    "train", "summary", "validate", "runs", "evaluate", "predict", "export", "init", "schema"))])
 def test_help_does_not_import_tensorflow(args: list[str]) -> None:
     out = subprocess.run([sys.executable, "-c", NO_TF.format(args=args)], capture_output=True, text=True,
                          cwd=REPO, check=True).stdout
