@@ -109,10 +109,10 @@ class DataConfig(_Strict):
     samples: int | None = Field(None, ge=1, le=MAX_SYNTHETIC)   # synthetic: number of examples (default 1000)
     classes: int | None = Field(None, ge=2)  # synthetic: number of classes (default 2)
     validation: SplitSource | None = None
-    validation_split: float | None = Field(None, gt=0, lt=1)
+    validation_split: float | None = Field(None, gt=0, lt=1)   # fraction of train held out for validation (seeded)
     test: SplitSource | None = None
-    test_split: float | None = Field(None, gt=0, lt=1)
-    batch_size: int = Field(32, ge=1, le=MAX_BATCH)    # Keras's fit default
+    test_split: float | None = Field(None, gt=0, lt=1)   # fraction of train held out for testing (seeded)
+    batch_size: int = Field(32, ge=1, le=MAX_BATCH)    # examples per training step (Keras's fit default: 32)
     # true: Keras's own fit(shuffle=True), seeded through `seed` (identical numbers to a hand-written script;
     # under a seed Keras 3.15 visits the rows in one permutation that repeats every epoch).
     # each_epoch: a new seeded permutation every epoch (stateless, so a resumed run stays exact).
@@ -122,8 +122,8 @@ class DataConfig(_Strict):
     # every batch again each epoch), as a hand-written script does.
     cache: bool = True
     prefetch: NonNegativeInt | Literal["auto"] = "auto"   # batches prepared ahead; auto = tf.data.AUTOTUNE
-    one_hot: bool | PositiveInt = False
-    scale: float | None = None
+    one_hot: bool | PositiveInt = False   # integer labels -> one-hot rows (true infers the class count)
+    scale: float | None = None   # features are multiplied by this (e.g. 0.0625 for pixel values 0..16)
 
     @model_validator(mode="after")
     def _check_source(self) -> DataConfig:
@@ -154,10 +154,10 @@ def _check_source_keys(obj: BaseModel, source: str, prefix: str) -> None:
 class ModelConfig(_Strict):
     """`model:` a Sequential stack of layers, or a custom keras.Model subclass."""
 
-    input_shape: list[PositiveInt | None]
-    layers: list[Spec] | None = None
-    class_: str | None = Field(None, alias="class")
-    args: dict[str, Any] | None = None
+    input_shape: list[PositiveInt | None]   # per example, without the batch dimension, like keras.Input(shape)
+    layers: list[Spec] | None = None   # a Sequential stack: keras.layers names (or your own classes) with arguments
+    class_: str | None = Field(None, alias="class")   # instead of layers: your keras.Model subclass (file.py:Class)
+    args: dict[str, Any] | None = None   # the constructor arguments of `class`
 
     @model_validator(mode="after")
     def _one_kind(self) -> ModelConfig:
@@ -173,21 +173,21 @@ class ModelConfig(_Strict):
 class CompileConfig(_Strict):
     """`compile:` the arguments of keras.Model.compile."""
 
-    optimizer: Spec = Field(default_factory=lambda: Spec.of("rmsprop"))  # Keras's compile default
-    loss: Spec
-    metrics: list[Spec] = Field(default_factory=list)
+    optimizer: Spec = Field(default_factory=lambda: Spec.of("rmsprop"))  # Keras's compile default: rmsprop
+    loss: Spec   # a keras.losses class or name (mse, categorical_crossentropy, ...)
+    metrics: list[Spec] = Field(default_factory=list)   # keras.metrics names or classes (accuracy, mae, AUC, ...)
     # Batches per graph call. Default 32: ~2x faster epochs on small models with identical numbers
     # (tests/test_equivalence.py, benchmarks/RESULTS.md); batch-level callbacks then fire every 32 batches.
     # Under `distribute: mirrored` the default is 1 (Keras 3.15 fails with MirroredStrategy and > 1).
     steps_per_execution: PositiveInt | None = None
-    jit_compile: bool | Literal["auto"] = "auto"
+    jit_compile: bool | Literal["auto"] = "auto"   # XLA compilation (auto: off on CPU and under distribution)
 
 
 class CheckpointConfig(_Strict):
     """`fit.checkpoint:` which logged value picks RUN/checkpoints/best.weights.h5."""
 
     monitor: str | None = None     # default: val_loss when there is validation data
-    mode: Literal["auto", "min", "max"] = "auto"
+    mode: Literal["auto", "min", "max"] = "auto"   # auto: max for accuracy-like names, else min
     # Seconds between writes of last/best.weights.h5 (each costs ~30 ms); 0: every epoch. The resumable
     # state (checkpoints/state.npz) is saved after every epoch regardless.
     interval: NonNegativeFloat = 10.0
@@ -196,9 +196,9 @@ class CheckpointConfig(_Strict):
 class FitConfig(_Strict):
     """`fit:` the arguments of keras.Model.fit."""
 
-    epochs: PositiveInt = 1                         # Keras's fit default
-    validation_freq: PositiveInt | list[PositiveInt] = 1
-    callbacks: list[Spec] = Field(default_factory=list)
+    epochs: PositiveInt = 1                         # passes over the training data (Keras's fit default: 1)
+    validation_freq: PositiveInt | list[PositiveInt] = 1   # validate every N epochs, or on these 1-based epochs
+    callbacks: list[Spec] = Field(default_factory=list)   # keras.callbacks (or your own), e.g. EarlyStopping
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
 
 
@@ -208,13 +208,13 @@ class Config(_Strict):
     # A run directory is named <name>-<timestamp> under --runs-dir: letters, digits, `.`, `_`, `-` only
     # (no `/`, `..`, NUL, ...), so a name can never place a run outside --runs-dir.
     name: str | None = Field(None, pattern=NAME_PATTERN, max_length=MAX_NAME)
-    seed: int | None = None
-    imports: list[str] = Field(default_factory=list)
+    seed: int | None = None   # keras.utils.set_random_seed before anything random (default: drawn, recorded)
+    imports: list[str] = Field(default_factory=list)   # .py files (relative to this file) or modules with your classes
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig
     compile: CompileConfig
     fit: FitConfig = Field(default_factory=FitConfig)
-    save: list[SaveFormat] | None = None
+    save: list[SaveFormat] | None = None   # model files to write (default: all; h5 not for a Model subclass)
     # mirrored: build, compile and fit under tf.distribute.MirroredStrategy (every local GPU, else the CPU)
     distribute: Literal["none", "mirrored"] = "none"
 

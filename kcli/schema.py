@@ -33,6 +33,7 @@ def schema() -> dict[str, Any]:
                        "replaced, this file wins.",
         "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
     defs = out["$defs"]
+    _describe(out, defs)
     defs.pop("Spec", None)
     defs["LayerSpec"] = _spec("layers", "A layer of keras.layers (or your own): `Name` or `Name: {arguments}`.")
     defs["OptimizerSpec"] = _spec("optimizers", "An optimizer: `adam`, or `Adam: {learning_rate: 0.001}`.")
@@ -44,7 +45,57 @@ def schema() -> dict[str, Any]:
     _point(defs["CompileConfig"]["properties"]["loss"], "LossSpec")
     _point(defs["CompileConfig"]["properties"]["metrics"], "MetricSpec")
     _point(defs["FitConfig"]["properties"]["callbacks"], "CallbackSpec")
+    defs["KerasLayerSpec"] = _strict(defs["LayerSpec"])
+    defs["KerasCallbackSpec"] = _strict(defs["CallbackSpec"])
+    # Without `imports` every name must be Keras's own (or a `file.py:Class` reference).
+    out["allOf"] = [{
+        "if": {"anyOf": [{"not": {"required": ["imports"]}}, {"properties": {"imports": {"maxItems": 0}}}]},
+        "then": {"properties": {
+            "model": {"properties": {"layers": {"items": {"$ref": "#/$defs/KerasLayerSpec"}}}},
+            "fit": {"properties": {"callbacks": {"items": {"$ref": "#/$defs/KerasCallbackSpec"}}}}}},
+    }]
     return out
+
+
+def _describe(top: dict[str, Any], defs: dict[str, Any]) -> None:
+    """Field descriptions from the comments beside (or just above) each field in config.py: the comments
+    that explain a default there are what an editor shows on hover, so they are written once."""
+    for (cls, fld), comment in field_comments().items():
+        holder = top if cls == "Config" else defs.get(cls)
+        prop = (holder or {}).get("properties", {}).get("class" if fld == "class_" else fld)
+        if prop is not None and "description" not in prop:
+            prop["description"] = comment
+
+
+def field_comments() -> dict[tuple[str, str], str]:
+    """(class, field) -> its comment in config.py: the trailing one, else the block of lines right above."""
+    import ast
+    import inspect
+
+    from kcli import config as config_mod
+
+    source = inspect.getsource(config_mod).splitlines()
+    found: dict[tuple[str, str], str] = {}
+    for node in ast.parse("\n".join(source)).body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for item in node.body:
+            if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                text = _comment_of(source, item.lineno - 1)
+                if text:
+                    found[(node.name, item.target.id)] = text
+    return found
+
+
+def _comment_of(lines: list[str], index: int) -> str:
+    line = lines[index]
+    if "  # " in line:
+        return line.split("  # ", 1)[1].strip()
+    above: list[str] = []
+    while index > 0 and lines[index - 1].strip().startswith("#"):
+        index -= 1
+        above.insert(0, lines[index].strip().lstrip("#").strip())
+    return " ".join(above)
 
 
 def text() -> str:
@@ -82,6 +133,14 @@ def _spec(package: str, description: str) -> dict[str, Any]:
              "additionalProperties": {"type": ["object", "null"]}},
         ],
     }
+
+
+def _strict(spec: dict[str, Any]) -> dict[str, Any]:
+    """A spec that takes only Keras's own names, or `file.py:Class` references."""
+    names, _, mapping = spec["anyOf"]
+    ref = {"type": "string", "pattern": r":[A-Za-z_][A-Za-z0-9_]*$"}
+    return {"anyOf": [names, ref, {**mapping, "propertyNames": {"anyOf": [{"enum": names["enum"]}, ref]},
+                                   "additionalProperties": {"type": ["object", "null"]}}]}
 
 
 def _arguments(signature: keras_api.Signature) -> dict[str, Any]:

@@ -57,8 +57,30 @@ BASE = {"model": {"input_shape": [4], "layers": [{"Dense": {"units": 3}}]}, "com
     {"fit": {"checkpoint": {"mode": "maximum"}}},
     {"distribute": "everywhere"},
     {"extends": 3},
+    {"model": {"input_shape": [4], "layers": ["Dens"]}},                   # no imports: Keras's names only
+    {"model": {"input_shape": [4], "layers": [{"Dens": {"units": 3}}]}},
+    {"fit": {"callbacks": ["EarlyStoping"]}},
 ])
 def test_held_back_mistakes_are_rejected(validator: jsonschema.Draft202012Validator, change: dict) -> None:
     config = {**BASE, **change}
     assert list(validator.iter_errors(BASE)) == []
     assert list(validator.iter_errors(config)), change
+
+
+def test_fields_carry_descriptions_and_defaults() -> None:
+    shipped = schema_mod.schema()
+    batch = shipped["$defs"]["DataConfig"]["properties"]["batch_size"]
+    assert batch["default"] == 32 and "Keras's fit default" in batch["description"]
+    assert "validate every N epochs" in shipped["$defs"]["FitConfig"]["properties"]["validation_freq"]["description"]
+    assert "run directory" in shipped["properties"]["name"]["description"]
+    dense = shipped["$defs"]["LayerSpec"]["anyOf"][2]["properties"]["Dense"]
+    assert "units" in dense["properties"] and dense["additionalProperties"] is False
+    assert "Dense" in shipped["$defs"]["LayerSpec"]["anyOf"][0]["enum"]
+
+
+def test_names_from_imports_are_accepted(validator: jsonschema.Draft202012Validator) -> None:
+    config = {**BASE, "imports": ["my_layers.py"],
+              "model": {"input_shape": [4], "layers": [{"MyDense": {"units": 3}}, "ReLU"]}}
+    assert list(validator.iter_errors(config)) == []
+    ref = {**BASE, "model": {"input_shape": [4], "layers": [{"my_layers.py:MyDense": {"units": 3}}]}}
+    assert list(validator.iter_errors(ref)) == []
