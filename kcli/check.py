@@ -107,7 +107,7 @@ def _compiles(file: Path, key: str) -> None:
 
 
 def _data_files(cfg: Config) -> None:
-    from kcli.data import BUILTIN
+    from kcli.datasets import BUILTIN
 
     for key, holder in (("data", cfg.data), ("data.validation", cfg.data.validation), ("data.test", cfg.data.test)):
         source = (holder.source if holder is not cfg.data and holder is not None else None) or cfg.data.source

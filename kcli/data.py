@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 
 from kcli.config import DataConfig, SplitSource
+from kcli.datasets import BUILTIN
 from kcli.errors import DataError
-
-BUILTIN = {"digits": "digits.npz"}   # files in kcli/datasets/
 
 
 @dataclass
