@@ -61,6 +61,10 @@ def check(cfg: Config) -> None:
             _class_spec(spec, "layers", f"model.layers[{i}].{spec.name.rsplit(':', 1)[-1]}", user, "layer")
     elif cfg.model.class_ is not None:
         _user_class(cfg.model.class_, "model.class", user)
+    for i, node in enumerate(cfg.model.graph or []):
+        if node.layer is not None:
+            spec = Spec.of(node.layer.name, {"name": node.name, **node.layer.args})
+            _class_spec(spec, "layers", f"model.graph[{i}].{spec.name.rsplit(':', 1)[-1]}", user, "layer")
     _optimizer(cfg.compile.optimizer, user)
     _loss(cfg.compile.loss, user)
     for i, spec in enumerate(cfg.compile.metrics):

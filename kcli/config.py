@@ -151,23 +151,71 @@ def _check_source_keys(obj: BaseModel, source: str, prefix: str) -> None:
         raise ValueError("source csv needs `label` (the name of the label column)")
 
 
+class GraphNode(_Strict):
+    """One node of a functional graph: a layer called on earlier nodes' outputs."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")   # refer to this node's output by it
+    layer: Spec | None = None   # the layer to call here: `Name` or `Name: {arguments}`
+    share: str | None = None    # instead of layer: call the layer of this earlier node again (shared weights)
+    inputs: list[str] | None = None   # earlier nodes (or `input`) this node takes; default: the node before
+
+    @model_validator(mode="after")
+    def _one_layer(self) -> GraphNode:
+        if (self.layer is None) == (self.share is None):
+            raise ValueError("give exactly one of `layer` (a new layer) or `share` (an earlier node's layer)")
+        if self.inputs is not None and not self.inputs:
+            raise ValueError("`inputs` is empty: name at least one earlier node, or leave it out")
+        return self
+
+
+GRAPH_INPUT = "input"   # the model's input in a graph's `inputs`
+
+
 class ModelConfig(_Strict):
-    """`model:` a Sequential stack of layers, or a custom keras.Model subclass."""
+    """`model:` a Sequential stack of layers, a functional graph, or a custom keras.Model subclass."""
 
     input_shape: list[PositiveInt | None]   # per example, without the batch dimension, like keras.Input(shape)
     layers: list[Spec] | None = None   # a Sequential stack: keras.layers names (or your own classes) with arguments
+    graph: list[GraphNode] | None = None   # instead of layers: named nodes with `inputs` (merges, skips, sharing)
+    output: str | None = None   # with graph: the node whose output is the model's (default: the last node)
     class_: str | None = Field(None, alias="class")   # instead of layers: your keras.Model subclass (file.py:Class)
     args: dict[str, Any] | None = None   # the constructor arguments of `class`
 
     @model_validator(mode="after")
     def _one_kind(self) -> ModelConfig:
-        if (self.layers is None) == (self.class_ is None):
-            raise ValueError("give exactly one of `layers` (a Sequential stack) or `class` (a keras.Model subclass)")
-        if self.layers is not None and not self.layers:
-            raise ValueError("`layers` is empty: list at least one layer")
+        kinds = [k for k in (self.layers, self.graph, self.class_) if k is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of `layers` (a Sequential stack), `graph` (a functional graph) "
+                             "or `class` (a keras.Model subclass)")
+        if (self.layers is not None and not self.layers) or (self.graph is not None and not self.graph):
+            raise ValueError("`layers` or `graph` is empty: list at least one layer")
         if self.args is not None and self.class_ is None:
             raise ValueError("`args` goes with `class`; layers take their arguments inline")
+        if self.output is not None and self.graph is None:
+            raise ValueError("`output` goes with `graph`")
         return self
+
+
+def check_graph(model: ModelConfig) -> None:
+    """Every node refers to nodes defined before it (so a graph cannot have cycles), names are unique, and
+    `output` names a node; mistakes name the node."""
+    if model.graph is None:
+        return
+    seen: list[str] = []
+    names = [node.name for node in model.graph]
+    for i, node in enumerate(model.graph):
+        key = f"model.graph[{i}]"
+        if node.name == GRAPH_INPUT or node.name in seen:
+            raise ConfigError(f"node name {node.name!r} is taken (`input` is the model's input)", key=f"{key}.name")
+        for ref in [*(node.inputs or []), *([node.share] if node.share else [])]:
+            if ref == GRAPH_INPUT and ref != node.share or ref in seen:
+                continue
+            why = ("comes later: a node takes only earlier nodes, so a graph has no cycles" if ref in names
+                   else f"is not a node{did_you_mean(ref, [GRAPH_INPUT, *seen])}")
+            raise ConfigError(f"{ref!r} {why}", key=f"{key}.{'share' if ref == node.share else 'inputs'}")
+        seen.append(node.name)
+    if model.output is not None and model.output not in seen:
+        raise ConfigError(f"no node {model.output!r}{did_you_mean(model.output, seen)}", key="model.output")
 
 
 class CompileConfig(_Strict):
@@ -339,6 +387,13 @@ def resolve(loaded: LoadedConfig) -> Config:
     _resolve_data_paths(cfg.data, base)
     if cfg.model.layers is not None:
         cfg.model.layers = [Spec.of(abs_ref(s.name, base), s.args) for s in cfg.model.layers]
+    for node in cfg.model.graph or []:
+        if node.layer is not None:
+            node.layer = Spec.of(abs_ref(node.layer.name, base), node.layer.args)
+    try:
+        check_graph(cfg.model)
+    except KcliError as exc:
+        raise loaded.locate(exc) from None
     if cfg.model.class_ is not None:
         cfg.model.class_ = abs_ref(cfg.model.class_, base)
         cfg.model.args = cfg.model.args or {}

@@ -83,8 +83,12 @@ class Display:
         table.add_column("Layer (type)")
         table.add_column("Output Shape")
         table.add_column("Param #", justify="right")
+        graph = any(row.connected for row in summary.rows)
+        if graph:
+            table.add_column("Connected to")
         for row in summary.rows:
-            table.add_row(escape(f"{row.name} ({row.kind})"), escape(row.output_shape), f"{row.params:,}")
+            cells = [escape(f"{row.name} ({row.kind})"), escape(row.output_shape), f"{row.params:,}"]
+            table.add_row(*cells, *([escape(row.connected or "-")] if graph else []))
         return table
 
     def _variables_table(self, summary: ModelSummary) -> Table:

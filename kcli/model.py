@@ -16,7 +16,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kcli.config import CompileConfig, Config, Spec, did_you_mean
+from kcli.config import GRAPH_INPUT, CompileConfig, Config, Spec, did_you_mean
 from kcli.data import Splits
 from kcli.errors import ConfigError, DataError
 from kcli.imports import Registry
@@ -26,6 +26,8 @@ from kcli.keras_api import LOSS_DEPENDENT_METRICS, Signature, loose_match, optim
 def build(cfg: Config, registry: Registry) -> keras.Model:
     """A built (not yet compiled) model: a Sequential stack or the user's keras.Model subclass."""
     input_shape = tuple(cfg.model.input_shape)
+    if cfg.model.graph is not None:
+        return _build_graph(cfg, registry, input_shape)
     if cfg.model.layers is None:
         return _build_subclass(cfg, registry, input_shape)
     # Construct every layer first, then add them: the same order of random draws as
@@ -44,6 +46,31 @@ def build(cfg: Config, registry: Registry) -> keras.Model:
     return model
 
 
+def _build_graph(cfg: Config, registry: Registry, input_shape: tuple[int | None, ...]) -> keras.Model:
+    """A functional model: each node's layer constructed and called in order, as a hand-written
+    `x = Dense(16)(inputs)` script does (the same random draws). A layer without a `name` gets its node's."""
+    assert cfg.model.graph is not None
+    tensors: dict[str, Any] = {GRAPH_INPUT: keras.Input(shape=input_shape, name=GRAPH_INPUT)}
+    layers: dict[str, keras.layers.Layer] = {}
+    previous = GRAPH_INPUT
+    for i, node in enumerate(cfg.model.graph):
+        key = f"model.graph[{i}]"
+        if node.layer is not None:
+            spec = Spec.of(node.layer.name, {"name": node.name, **node.layer.args})
+            layer = _layer(spec, f"{key}.{_short(spec.name)}", registry)
+        else:
+            layer = layers[node.share or ""]
+        names = node.inputs or [previous]
+        args = [tensors[n] for n in names]
+        try:
+            tensors[node.name] = layer(args[0] if len(args) == 1 else args)
+        except Exception as exc:  # Keras raises ValueError/TypeError/... for shape problems
+            shapes = ", ".join(f"{n} {tuple(tensors[n].shape)}" for n in names)
+            raise ConfigError(f"{_first_line(exc)} (its inputs: {shapes})", key=key) from None
+        layers[node.name], previous = layer, node.name
+    return keras.Model(tensors[GRAPH_INPUT], tensors[cfg.model.output or previous], name="functional")
+
+
 def rebuild(cfg: Config, classes: dict[str, type]) -> keras.Model:
     """The run's model built and compiled again from its saved config ("re-create the network, then
     load_weights"), with `file.py:Class` references resolved by class name among `classes` (the run's code/)."""
@@ -52,6 +79,8 @@ def rebuild(cfg: Config, classes: dict[str, type]) -> keras.Model:
     local = lambda spec: Spec.of(_short(spec.name), spec.args)  # noqa: E731
     if cfg.model.layers is not None:
         cfg.model.layers = [local(s) for s in cfg.model.layers]
+    for node in cfg.model.graph or []:
+        node.layer = local(node.layer) if node.layer is not None else None
     if cfg.model.class_ is not None:
         cfg.model.class_ = _short(cfg.model.class_)
     cfg.compile.optimizer, cfg.compile.loss = local(cfg.compile.optimizer), local(cfg.compile.loss)
@@ -287,6 +316,7 @@ class LayerRow:
     kind: str
     output_shape: str
     params: int
+    connected: str = ""   # a functional graph's inbound layers, as Keras's summary shows them
 
 
 @dataclass
@@ -307,12 +337,23 @@ class ModelSummary:
 
 def describe(model: keras.Model) -> ModelSummary:
     """Layer table and parameter counts as Keras's `model.summary()` reports them."""
+    graph = type(model).__name__ == "Functional"
     rows = [LayerRow(layer.name, type(layer).__name__, _output_shape(layer), layer.count_params()
-                     if layer.built else 0) for layer in model.layers]
+                     if layer.built else 0, _connections(layer) if graph else "") for layer in model.layers]
     count = lambda ws: sum(math.prod(w.shape) for w in ws)  # noqa: E731
     variables = [(v.path, tuple(v.shape), v.trainable) for v in model.weights]
     return ModelSummary(model.name, rows, count(model.trainable_weights), count(model.non_trainable_weights),
                         variables)
+
+
+def _connections(layer: keras.layers.Layer) -> str:
+    """`h1[0][0], h2[0][0]`: the layers (call index, output index) whose outputs each call of `layer` takes."""
+    names = []
+    for node in layer._inbound_nodes:   # Keras's own summary reads the same private attribute
+        for tensor in node.input_tensors:
+            history = tensor._keras_history
+            names.append(f"{history.operation.name}[{history.node_index}][{history.tensor_index}]")
+    return ", ".join(names)
 
 
 def _output_shape(layer: keras.layers.Layer) -> str:

@@ -41,6 +41,7 @@ def schema() -> dict[str, Any]:
     defs["MetricSpec"] = _spec("metrics", "A metric: `accuracy`, or `AUC: {name: auc}`.")
     defs["CallbackSpec"] = _spec("callbacks", "A callback: `TerminateOnNaN`, or `EarlyStopping: {patience: 3}`.")
     _point(defs["ModelConfig"]["properties"]["layers"], "LayerSpec")
+    _point(defs["GraphNode"]["properties"]["layer"], "LayerSpec")
     _point(defs["CompileConfig"]["properties"]["optimizer"], "OptimizerSpec")
     _point(defs["CompileConfig"]["properties"]["loss"], "LossSpec")
     _point(defs["CompileConfig"]["properties"]["metrics"], "MetricSpec")
@@ -51,7 +52,9 @@ def schema() -> dict[str, Any]:
     out["allOf"] = [{
         "if": {"anyOf": [{"not": {"required": ["imports"]}}, {"properties": {"imports": {"maxItems": 0}}}]},
         "then": {"properties": {
-            "model": {"properties": {"layers": {"items": {"$ref": "#/$defs/KerasLayerSpec"}}}},
+            "model": {"properties": {
+                "layers": {"items": {"$ref": "#/$defs/KerasLayerSpec"}},
+                "graph": {"items": {"properties": {"layer": {"$ref": "#/$defs/KerasLayerSpec"}}}}}},
             "fit": {"properties": {"callbacks": {"items": {"$ref": "#/$defs/KerasCallbackSpec"}}}}}},
     }]
     return out

@@ -314,7 +314,8 @@ def _short_config(cfg: Config, splits: Splits) -> list[tuple[str, str]]:
     sizes = ", ".join(f"{name} {len(a)}" for name, a in (("train", splits.train), ("validation", splits.validation),
                                                           ("test", splits.test)) if a is not None)
     source = cfg.data.name if cfg.data.source == "builtin" else (cfg.data.path or cfg.data.source)
-    model = (f"{len(cfg.model.layers)} layers" if cfg.model.layers is not None else f"class {cfg.model.class_}")
+    model = (f"{len(cfg.model.layers)} layers" if cfg.model.layers is not None else
+             f"graph of {len(cfg.model.graph)} nodes" if cfg.model.graph is not None else f"class {cfg.model.class_}")
     return [
         ("run", f"{cfg.name}  (seed {cfg.seed})"),
         ("data", f"{cfg.data.source}: {source}  [{sizes}]  batch {cfg.data.batch_size}"),

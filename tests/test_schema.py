@@ -60,6 +60,9 @@ BASE = {"model": {"input_shape": [4], "layers": [{"Dense": {"units": 3}}]}, "com
     {"model": {"input_shape": [4], "layers": ["Dens"]}},                   # no imports: Keras's names only
     {"model": {"input_shape": [4], "layers": [{"Dens": {"units": 3}}]}},
     {"fit": {"callbacks": ["EarlyStoping"]}},
+    {"model": {"input_shape": [4], "graph": [{"name": "a", "layer": {"Dense": {"unit": 3}}}]}},
+    {"model": {"input_shape": [4], "graph": [{"name": "a", "layer": "Dens"}]}},
+    {"model": {"input_shape": [4], "graph": [{"name": "a", "layer": "ReLU", "input": ["b"]}]}},
 ])
 def test_held_back_mistakes_are_rejected(validator: jsonschema.Draft202012Validator, change: dict) -> None:
     config = {**BASE, **change}
@@ -76,6 +79,13 @@ def test_fields_carry_descriptions_and_defaults() -> None:
     dense = shipped["$defs"]["LayerSpec"]["anyOf"][2]["properties"]["Dense"]
     assert "units" in dense["properties"] and dense["additionalProperties"] is False
     assert "Dense" in shipped["$defs"]["LayerSpec"]["anyOf"][0]["enum"]
+
+
+def test_a_graph_validates(validator: jsonschema.Draft202012Validator) -> None:
+    from tests.test_graph import GRAPH
+
+    config = {**BASE, "model": {"input_shape": [4], "graph": GRAPH, "output": "logits"}}
+    assert list(validator.iter_errors(config)) == []
 
 
 def test_names_from_imports_are_accepted(validator: jsonschema.Draft202012Validator) -> None:

@@ -152,7 +152,8 @@ def test_a_failed_save_leaves_no_artifact(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("name", ["seed_example.yaml", "digits_cnn.yaml", "custom_layer.yaml", "custom_model.yaml"])
+@pytest.mark.parametrize("name", ["seed_example.yaml", "digits_cnn.yaml", "custom_layer.yaml", "custom_model.yaml",
+                                  "digits_residual.yaml"])
 def test_shipped_configs_train_and_reload(name: str, tmp_path: Path) -> None:
     config = shipped_config(name, tmp_path, fit={"epochs": 2})
     result = run_cli("train", config, "--runs-dir", tmp_path / "runs")

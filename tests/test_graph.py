@@ -1,0 +1,120 @@
+"""Functional graphs in YAML (`model.graph`): the same numbers as a hand-written functional Keras script,
+mistakes named by their node, and runs that reload and export like any other."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, run_cli, run_json
+from tests.helpers import assert_same_arrays, assert_user_error, tiny_project, train_ok
+
+GRAPH = [
+    {"name": "h1", "layer": {"Dense": {"units": 16, "activation": "relu"}}},
+    {"name": "h2", "layer": {"Dense": {"units": 16}}},
+    {"name": "skip", "layer": "Add", "inputs": ["h1", "h2"]},
+    {"name": "drop", "layer": {"Dropout": {"rate": 0.2}}},
+    {"name": "again", "share": "h2", "inputs": ["drop"]},
+    {"name": "both", "layer": "Concatenate", "inputs": ["again", "input"]},
+    {"name": "logits", "layer": {"Dense": {"units": 3}}},
+]
+
+PLAIN_FUNCTIONAL = """
+import json, sys
+import keras, numpy as np
+folder = sys.argv[1]
+train, val = np.load(f"{folder}/train.npz"), np.load(f"{folder}/val.npz")
+x, y = train["x"].astype("float32"), np.eye(3, dtype="float32")[train["y"]]
+vx, vy = val["x"].astype("float32"), np.eye(3, dtype="float32")[val["y"]]
+keras.utils.set_random_seed(11)
+inputs = keras.Input(shape=(4,), name="input")
+h1 = keras.layers.Dense(16, activation="relu", name="h1")(inputs)
+dense2 = keras.layers.Dense(16, name="h2")
+h2 = dense2(h1)
+skip = keras.layers.Add(name="skip")([h1, h2])
+drop = keras.layers.Dropout(0.2, name="drop")(skip)
+again = dense2(drop)
+both = keras.layers.Concatenate(name="both")([again, inputs])
+logits = keras.layers.Dense(3, name="logits")(both)
+model = keras.Model(inputs, logits)
+model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01),
+              loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+history = model.fit(x, y, batch_size=16, epochs=4, validation_data=(vx, vy), shuffle=True, verbose=0)
+np.savez(f"{folder}/plain_weights.npz", *model.get_weights())
+json.dump(history.history, open(f"{folder}/plain_history.json", "w"))
+"""
+
+
+@pytest.fixture(scope="module")
+def graph_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("graph")
+    config = tiny_project(folder, (("train.npz", 0, 100), ("val.npz", 1, 30)), seed=11,
+                          data={"batch_size": 16, "test": None},
+                          model={"layers": None, "graph": GRAPH},
+                          compile={"optimizer": {"Adam": {"learning_rate": 0.01}}}, fit={"epochs": 4})
+    return train_ok(config, folder / "runs")
+
+
+def test_graph_equals_a_hand_written_functional_script(graph_run: Path) -> None:
+    folder = graph_run.parent.parent
+    subprocess.run([sys.executable, "-c", PLAIN_FUNCTIONAL, str(folder)], check=True, cwd=REPO, capture_output=True)
+    with np.load(folder / "plain_weights.npz") as npz:
+        plain = [npz[f"arr_{i}"] for i in range(len(npz.files))]
+    assert_same_arrays(keras.models.load_model(graph_run / "model.keras").get_weights(), plain)
+    history = json.loads((folder / "plain_history.json").read_text())
+    rows = json.loads((graph_run / "history.json").read_text())
+    for key, values in history.items():
+        np.testing.assert_allclose([r[key] for r in rows], values, atol=1e-6, rtol=0)
+
+
+def test_graph_run_is_verified_and_reloads_everywhere(graph_run: Path, tmp_path: Path) -> None:
+    verified = run_json(graph_run)["verified"]
+    assert set(verified) == {"weights", "keras", "savedmodel", "h5"}
+    assert all(v.startswith("ok") for v in verified.values()), verified
+    assert run_cli("evaluate", graph_run).exit_code == 0
+    for fmt in ("h5", "tflite"):
+        result = run_cli("export", graph_run, "--format", fmt, "--output", tmp_path / f"m.{fmt}")
+        assert result.exit_code == 0, result.stderr
+
+
+def test_summary_shows_connections(graph_run: Path) -> None:
+    text = (graph_run / "summary.txt").read_text()
+    assert "Connected to" in text and "h1[0][0], drop[0][0]" in text and "again" not in text
+    assert "again[0][0]" not in text and "h2[1][0], input[0][0]" in text
+
+
+@pytest.mark.parametrize("graph, expected", [
+    ([{"name": "a", "layer": "ReLU", "inputs": ["inptu"]}],
+     "model.graph[0].inputs: 'inptu' is not a node (did you mean 'input'?)"),
+    ([{"name": "a", "layer": "ReLU", "inputs": ["b"]}, {"name": "b", "layer": "ReLU"}],
+     "model.graph[0].inputs: 'b' comes later: a node takes only earlier nodes, so a graph has no cycles"),
+    ([{"name": "a", "layer": "ReLU"}, {"name": "a", "layer": "ReLU"}], "model.graph[1].name: node name 'a' is taken"),
+    ([{"name": "a", "layer": "ReLU", "share": "input"}],
+     "model.graph[0]: give exactly one of `layer` (a new layer) or `share`"),
+    ([{"name": "a", "share": "b"}], "model.graph[0].share: 'b' is not a node"),
+    ([{"name": "a", "layer": {"Dense": {"unit": 3}}}],
+     "model.graph[0].Dense: unknown argument 'unit' (did you mean 'units'?)"),
+])
+def test_graph_mistakes_name_the_node(tmp_path: Path, graph: list, expected: str) -> None:
+    config = tiny_project(tmp_path, model={"layers": None, "graph": graph})
+    line = assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"), expected)
+    assert_user_error(run_cli("validate", config), expected)
+    assert line.startswith(f"error: {config}:")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_shape_mistakes_name_the_node_and_its_inputs(tmp_path: Path) -> None:
+    graph = [{"name": "a", "layer": {"Dense": {"units": 8}}}, {"name": "b", "layer": {"Dense": {"units": 5}}},
+             {"name": "sum", "layer": "Add", "inputs": ["a", "b"]}]
+    config = tiny_project(tmp_path, model={"layers": None, "graph": graph})
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    line = assert_user_error(result, "model.graph[2]: ")
+    assert "(its inputs: a (None, 8), b (None, 5))" in line
+    config = tiny_project(tmp_path, model={"layers": None, "graph": graph[:2], "output": "c"})
+    assert_user_error(run_cli("validate", config), "model.output: no node 'c'")
