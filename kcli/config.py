@@ -256,7 +256,7 @@ class Config(_Strict):
     # A run directory is named <name>-<timestamp> under --runs-dir: letters, digits, `.`, `_`, `-` only
     # (no `/`, `..`, NUL, ...), so a name can never place a run outside --runs-dir.
     name: str | None = Field(None, pattern=NAME_PATTERN, max_length=MAX_NAME)
-    seed: int | None = None   # keras.utils.set_random_seed before anything random (default: drawn, recorded)
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)   # keras.utils.set_random_seed first (default: drawn, recorded)
     imports: list[str] = Field(default_factory=list)   # .py files (relative to this file) or modules with your classes
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -183,8 +184,10 @@ def _signature(cls: type) -> tuple[set[str] | None, list[str]]:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0].strip()
+    """The first line of an error, without TensorFlow's `{{function_node ...}}` prefix and device suffixes."""
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", str(exc)).strip() or type(exc).__name__
+    line = text.splitlines()[0].strip()
+    return re.sub(r" (on|by allocator) /job:\S+| by allocator \S+", "", line)
 
 
 def compile_model(model: keras.Model, cc: CompileConfig, registry: Registry) -> None:

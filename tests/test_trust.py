@@ -63,6 +63,16 @@ def test_absurd_batch_size(project: Path) -> None:
         assert expected in result.stderr
 
 
+def test_seeds_outside_keras_range_and_absurd_layers(project: Path) -> None:
+    for seed in ("-5", "4294967296"):
+        result = run_cli("validate", project / "config.yaml", "--set", f"seed={seed}")
+        assert_user_error(result, f"--set seed={seed}: seed: Input should be")
+    result = run_cli("train", project / "config.yaml", "--set", "model.layers[0].Dense.units=100000000000",
+                     "--runs-dir", project / "runs")
+    line = assert_user_error(result, "model.layers[0].Dense: ")
+    assert "OOM" in line and "{{" not in line and not (project / "runs").exists()
+
+
 def test_huge_config_is_refused_unread(project: Path) -> None:
     big = project / "big.yaml"
     big.write_text("# " + "x" * (1 << 20) + "\n")
