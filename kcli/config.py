@@ -229,6 +229,9 @@ class CompileConfig(_Strict):
     # Under `distribute: mirrored` the default is 1 (Keras 3.15 fails with MirroredStrategy and > 1).
     steps_per_execution: PositiveInt | None = None
     jit_compile: bool | Literal["auto"] = "auto"   # XLA compilation (auto: off on CPU and under distribution)
+    # mixed_float16 / mixed_bfloat16: Keras's mixed precision policy (float32 weights, 16-bit math; the output is
+    # kept float32; mixed_float16 also scales the loss, as Keras does); float32: none.
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
 
 
 class CheckpointConfig(_Strict):

@@ -7,9 +7,11 @@ translates its complaints into one line that names the config key.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -25,12 +27,38 @@ from kcli.keras_api import LOSS_DEPENDENT_METRICS, Signature, loose_match, optim
 
 
 def build(cfg: Config, registry: Registry) -> keras.Model:
-    """A built (not yet compiled) model: a Sequential stack or the user's keras.Model subclass."""
-    input_shape = tuple(cfg.model.input_shape)
-    if cfg.model.graph is not None:
-        return _build_graph(cfg, registry, input_shape)
-    if cfg.model.layers is None:
-        return _build_subclass(cfg, registry, input_shape)
+    """A built (not yet compiled) model: a Sequential stack, a functional graph or the user's keras.Model
+    subclass, its layers created under `compile.precision`."""
+    precision = cfg.compile.precision
+    if precision != "float32" and cfg.model.class_ is not None:
+        raise ConfigError("a mixed precision needs `layers` or `graph` (kcli keeps their output float32); in "
+                          "your own Model class, set the dtype policy yourself", key="compile.precision")
+    with _dtype_policy(precision):
+        if cfg.model.graph is not None:
+            return _build_graph(cfg, registry, tuple(cfg.model.input_shape))
+        if cfg.model.layers is None:
+            return _build_subclass(cfg, registry, tuple(cfg.model.input_shape))
+        return _build_sequential(cfg, registry, tuple(cfg.model.input_shape))
+
+
+@contextlib.contextmanager
+def _dtype_policy(precision: str) -> Iterator[None]:
+    """Keras's global dtype policy while layers are created (each layer keeps its own), then back."""
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+def _float32_output() -> keras.layers.Layer:
+    """Under a mixed policy the last layer computes in float16/bfloat16; losses want float32 (Keras's advice)."""
+    return keras.layers.Activation("linear", dtype="float32", name="float32_output")
+
+
+def _build_sequential(cfg: Config, registry: Registry, input_shape: tuple[int | None, ...]) -> keras.Model:
+    assert cfg.model.layers is not None
     # Construct every layer first, then add them: the same order of random draws as
     # `keras.Sequential([keras.Input(shape), Dense(...), ...])` written by hand.
     layers = [_layer(spec, f"model.layers[{i}].{_short(spec.name)}", registry)
@@ -44,6 +72,8 @@ def build(cfg: Config, registry: Registry) -> keras.Model:
         except Exception as exc:  # Keras raises ValueError/TypeError/... for shape problems
             raise ConfigError(f"{_first_line(exc)} (its input has shape {before})",
                               key=f"model.layers[{i}].{_short(spec.name)}") from None
+    if cfg.compile.precision != "float32":
+        model.add(_float32_output())
     return model
 
 
@@ -69,7 +99,10 @@ def _build_graph(cfg: Config, registry: Registry, input_shape: tuple[int | None,
             shapes = ", ".join(f"{n} {tuple(tensors[n].shape)}" for n in names)
             raise ConfigError(f"{_first_line(exc)} (its inputs: {shapes})", key=key) from None
         layers[node.name], previous = layer, node.name
-    return keras.Model(tensors[GRAPH_INPUT], tensors[cfg.model.output or previous], name="functional")
+    output = tensors[cfg.model.output or previous]
+    if cfg.compile.precision != "float32":
+        output = _float32_output()(output)
+    return keras.Model(tensors[GRAPH_INPUT], output, name="functional")
 
 
 def rebuild(cfg: Config, classes: dict[str, type]) -> keras.Model:
@@ -193,6 +226,10 @@ def _first_line(exc: BaseException) -> str:
 def compile_model(model: keras.Model, cc: CompileConfig, registry: Registry) -> None:
     """model.compile with the optimizer, loss and metrics the config names."""
     optimizer = _optimizer(cc.optimizer, registry)
+    if cc.precision == "mixed_float16":
+        # What compile() itself would do, but explicit, so that model.keras records it: Keras 3.15 reloads a
+        # mixed_float16 Sequential with a float32 model policy, does not wrap, and drops the optimizer's state.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     loss = resolve_loss(cc.loss, registry)
     metrics = [_metric(spec, f"compile.metrics[{i}]", registry) for i, spec in enumerate(cc.metrics)]
     try:

@@ -118,3 +118,34 @@ def test_shape_mistakes_name_the_node_and_its_inputs(tmp_path: Path) -> None:
     assert "(its inputs: a (None, 8), b (None, 5))" in line
     config = tiny_project(tmp_path, model={"layers": None, "graph": graph[:2], "output": "c"})
     assert_user_error(run_cli("validate", config), "model.output: no node 'c'")
+
+
+# ---- precision ----
+
+@pytest.mark.parametrize("precision, optimizer", [("mixed_float16", "LossScaleOptimizer"),
+                                                  ("mixed_bfloat16", "Adam")])
+def test_mixed_precision_keeps_float32_outputs(tmp_path: Path, precision: str, optimizer: str) -> None:
+    """Float32 outputs; the optimizer (with its loss scale under mixed_float16) reloads whole from model.keras."""
+    import warnings
+
+    warnings.simplefilter("error", UserWarning)   # e.g. "Skipping variable loading for optimizer"
+    config = tiny_project(tmp_path, compile={"precision": precision}, fit={"epochs": 2})
+    run_dir = train_ok(config, tmp_path / "runs")
+    assert keras.config.dtype_policy().name == "float32"   # the global policy is put back
+    assert all(v.startswith("ok") for v in run_json(run_dir)["verified"].values())
+    model = keras.models.load_model(run_dir / "model.keras")
+    assert model.layers[0].dtype_policy.name == precision and model.layers[-1].name == "float32_output"
+    assert model(np.ones((1, 4), np.float32)).dtype == "float32" and type(model.optimizer).__name__ == optimizer
+    graph = [{"name": "h", "layer": {"Dense": {"units": 4}}}, {"name": "out", "layer": {"Dense": {"units": 3}}}]
+    config = tiny_project(tmp_path, model={"layers": None, "graph": graph}, compile={"precision": precision})
+    graph_model = keras.models.load_model(train_ok(config, tmp_path / "graph-runs") / "model.keras")
+    assert graph_model(np.ones((1, 4), np.float32)).dtype == "float32"
+
+
+def test_precision_with_a_model_class_is_refused(tmp_path: Path) -> None:
+    config = tiny_project(tmp_path, model={"layers": None, "class": "net.py:Net"},
+                          compile={"precision": "mixed_float16"})
+    (tmp_path / "net.py").write_text("import keras\n\nclass Net(keras.Model):\n    def call(self, x):\n"
+                                     "        return x\n")
+    assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"),
+                      "compile.precision: a mixed precision needs `layers` or `graph`")
