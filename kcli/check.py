@@ -121,6 +121,9 @@ def _data_files(cfg: Config) -> None:
     for key, holder in (("data", cfg.data), ("data.validation", cfg.data.validation), ("data.test", cfg.data.test)):
         if holder is not None and holder.path and not Path(holder.path).is_file():
             raise DataError(f"data file not found: {holder.path}", key=f"{key}.path")
+    if cfg.model.init_from is not None and not Path(cfg.model.init_from).exists():
+        raise ConfigError(f"not found: {cfg.model.init_from} (a run directory, a .keras or a .weights.h5 file)",
+                          key="model.init_from")
 
 
 def _lookup(name: str, package: str, user: UserCode, key: str, loose: bool = False) -> keras_api.Signature | None:

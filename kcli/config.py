@@ -180,6 +180,10 @@ class ModelConfig(_Strict):
     output: str | None = None   # with graph: the node whose output is the model's (default: the last node)
     class_: str | None = Field(None, alias="class")   # instead of layers: your keras.Model subclass (file.py:Class)
     args: dict[str, Any] | None = None   # the constructor arguments of `class`
+    # Warm start: weights from a run directory, a .keras file or a .weights.h5 file (relative to this file),
+    # matched by layer name (by order when no name matches); a shape mismatch is an error unless skip_mismatch.
+    init_from: str | None = None
+    skip_mismatch: bool = False   # with init_from: skip layers whose weights do not fit instead of failing
 
     @model_validator(mode="after")
     def _one_kind(self) -> ModelConfig:
@@ -399,6 +403,8 @@ def resolve(loaded: LoadedConfig) -> Config:
         raise loaded.locate(exc) from None
     if cfg.model.class_ is not None:
         cfg.model.class_ = abs_ref(cfg.model.class_, base)
+    if cfg.model.init_from is not None:
+        cfg.model.init_from = str((base / cfg.model.init_from).resolve())
         cfg.model.args = cfg.model.args or {}
     _resolve_steps_per_execution(cfg, loaded)
     if cfg.save is None:

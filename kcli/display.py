@@ -180,6 +180,16 @@ class Display:
         else:
             self.out.print(text, markup=False, highlight=False, end="", soft_wrap=True)
 
+    def warm_start(self, source: str, outcomes: Sequence[tuple[str, str, str]]) -> None:
+        """What model.init_from loaded into each layer, and what it skipped and why."""
+        table = self._table(f"Warm start from {source}")
+        for column in ("layer", "", "detail"):
+            table.add_column(column, overflow="fold")
+        for layer, status, detail in outcomes:
+            table.add_row(escape(layer), f"[green]{status}[/]" if status == "loaded" else f"[yellow]{status}[/]",
+                          escape(detail))
+        self.out.print(table)
+
     def origins(self, rows: Sequence[tuple[str, Any, str]]) -> None:
         """The resolved config, one value per row, with the file and line (or --set, or default) it came from:
         a table on a terminal, `key: value  # origin` lines elsewhere (for grep)."""

@@ -14,7 +14,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kcli import artifacts, pipeline, runs, state, trust, verify
+from kcli import artifacts, pipeline, runs, state, trust, verify, warmstart
 from kcli import callbacks as callbacks_mod
 from kcli import config as config_mod
 from kcli import data as data_mod
@@ -35,6 +35,7 @@ class Prepared:
     registry: Registry
     splits: Splits | None
     model: keras.Model
+    warm: list[warmstart.Outcome] = field(default_factory=list)   # what model.init_from loaded, layer by layer
 
 
 @dataclass
@@ -48,8 +49,10 @@ class Start:
     state: dict[str, Any] | None = None
 
 
-def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = True) -> Prepared:
-    """Load the config, the user's imports and the data; build and compile the model; check they fit."""
+def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = True,
+            warm: bool = True) -> Prepared:
+    """Load the config, the user's imports and the data; build and compile the model (warm-started from
+    model.init_from unless `warm` is off: a resumed run has its own state); check they fit."""
     loaded = config_mod.load(path, overrides)
     try:
         cfg = config_mod.resolve(loaded)
@@ -65,6 +68,8 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
         with _strategy_scope(cfg):
             model = model_mod.build(cfg, registry)
             model_mod.compile_model(model, cfg.compile, registry)
+        outcomes = (warmstart.warm_start(model, cfg.model.init_from, cfg.model.skip_mismatch, registry.classes)
+                    if warm and cfg.model.init_from else [])
         callbacks_mod.check(cfg, registry)
         if splits is not None:
             model_mod.check_labels(splits, model, model.loss, input_shape)
@@ -72,7 +77,7 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
                                          splits.validation is not None)
     except KcliError as exc:
         raise loaded.locate(exc) from None
-    return Prepared(loaded, cfg, registry, splits, model)
+    return Prepared(loaded, cfg, registry, splits, model, outcomes)
 
 
 def _one_batch(prep: Prepared) -> None:
@@ -130,6 +135,8 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
     description = model_mod.describe(model)
     display.config(_short_config(cfg, splits))
     display.summary(description)
+    if prep.warm:
+        display.warm_start(cfg.model.init_from or "", prep.warm)
     run_dir, record = start.run_dir, start.record
     try:
         if resume is None:
@@ -163,6 +170,7 @@ def _write_run_files(prep: Prepared, run_dir: Path, record: runs.RunRecord, summ
     record.update(imports={"files": runs.copy_code(run_dir, prep.registry.files), "modules": prep.registry.modules},
                   features=prep.splits.train.columns if prep.splits else None,  # CSV column names, for predict
                   data_files=data_mod.fingerprints(prep.cfg.data),   # resume and evaluate notice changed data
+                  init_from={"source": prep.cfg.model.init_from, "layers": prep.warm} if prep.warm else None,
                   overrides=prep.loaded.overrides)
     runs.write_text(run_dir / runs.SUMMARY, summary_text)
     problem = trust.remember([run_dir / f for f in record.data["imports"]["files"]], prep.registry.modules)
@@ -182,7 +190,7 @@ def _resume(path: Path | None, overrides: list[str] | None, ref: str, runs_dir: 
         raise RunError(f"the data changed since this run started: {', '.join(changed)}; continuing would train "
                        "on other data. Restore the files, or pass --allow-data-change to continue on the new "
                        "contents", key="--resume")
-    prep = prepare(run_dir / runs.CONFIG)
+    prep = prepare(run_dir / runs.CONFIG, warm=False)
     if changed:
         display.warning(f"continuing on changed data: {', '.join(changed)} (--allow-data-change)")
         record["data_files"] = data_mod.fingerprints(prep.cfg.data)

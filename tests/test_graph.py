@@ -149,3 +149,51 @@ def test_precision_with_a_model_class_is_refused(tmp_path: Path) -> None:
                                      "        return x\n")
     assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"),
                       "compile.precision: a mixed precision needs `layers` or `graph`")
+
+
+# ---- warm starts ----
+
+@pytest.fixture(scope="module")
+def donor(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("donor")
+    return train_ok(tiny_project(folder, name="donor"), folder / "runs")
+
+
+FROZEN = {"optimizer": {"SGD": {"learning_rate": 0.0}}}   # training changes nothing: what was loaded stays
+
+
+@pytest.mark.parametrize("source", ["run", "model.keras", "model.weights.h5"])
+def test_init_from_loads_an_earlier_model(donor: Path, tmp_path: Path, source: str) -> None:
+    init_from = str(donor if source == "run" else donor / source)
+    config = tiny_project(tmp_path, model={"init_from": init_from}, compile=FROZEN, fit={"epochs": 1})
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 0, result.stderr
+    assert "Warm start from" in result.stdout and "loaded" in result.stdout   # the title may wrap
+    run_dir = next((tmp_path / "runs").iterdir())
+    assert [entry[1] for entry in run_json(run_dir)["init_from"]["layers"]] == ["loaded", "loaded"]
+    ours = keras.models.load_model(run_dir / "model.keras").get_weights()
+    assert_same_arrays(ours, keras.models.load_model(donor / "model.keras").get_weights(), atol=0)
+
+
+def test_init_from_a_graph_matches_by_order_and_reports_mismatches(donor: Path, tmp_path: Path) -> None:
+    graph = [{"name": "a", "layer": {"Dense": {"units": 5, "activation": "relu"}}},
+             {"name": "b", "layer": {"Dense": {"units": 3}}}]
+    config = tiny_project(tmp_path, model={"layers": None, "graph": graph, "init_from": str(donor)}, compile=FROZEN)
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert_user_error(result, "model.init_from: layer 'a': shapes differ: [(4, 5), (5,)] here, [(4, 8), (8,)]")
+    assert "skip_mismatch: true" in result.stderr and not (tmp_path / "runs").exists()
+    config = tiny_project(tmp_path, model={"layers": None, "graph": graph, "init_from": str(donor),
+                                           "skip_mismatch": True}, compile=FROZEN)
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert_user_error(result, "model.init_from: no layer could be loaded")   # b then takes 5 inputs, not 8
+    graph[0]["layer"]["Dense"]["units"] = 8
+    config = tiny_project(tmp_path, model={"layers": None, "graph": graph, "init_from": str(donor)}, compile=FROZEN)
+    run_dir = train_ok(config, tmp_path / "runs")
+    layers = run_json(run_dir)["init_from"]["layers"]
+    assert layers == [["a", "loaded", "from 'dense'"], ["b", "loaded", "from 'dense_1'"]]
+
+
+def test_init_from_mistakes(tmp_path: Path) -> None:
+    config = tiny_project(tmp_path, model={"init_from": "nowhere.keras"})
+    for command in ("validate", "train"):
+        assert_user_error(run_cli(command, config), f"model.init_from: not found: {tmp_path / 'nowhere.keras'}")
