@@ -197,3 +197,15 @@ def test_init_from_mistakes(tmp_path: Path) -> None:
     config = tiny_project(tmp_path, model={"init_from": "nowhere.keras"})
     for command in ("validate", "train"):
         assert_user_error(run_cli(command, config), f"model.init_from: not found: {tmp_path / 'nowhere.keras'}")
+
+
+def test_a_frozen_layer_keeps_its_weights(donor: Path, tmp_path: Path) -> None:
+    layers = [{"Dense": {"units": 8, "activation": "relu", "trainable": False}}, {"Dense": {"units": 3}}]
+    config = tiny_project(tmp_path, model={"layers": layers, "init_from": str(donor)})
+    assert run_cli("validate", config).exit_code == 0
+    run_dir = train_ok(config, tmp_path / "runs")
+    assert "Non-trainable params: 40" in (run_dir / "summary.txt").read_text()
+    ours = keras.models.load_model(run_dir / "model.keras").get_weights()
+    theirs = keras.models.load_model(donor / "model.keras").get_weights()
+    assert_same_arrays(ours[:2], theirs[:2], atol=0)                     # frozen: as loaded
+    assert not np.array_equal(ours[2], theirs[2])                        # trained
