@@ -168,6 +168,8 @@ def _unknown(what: str, name: str, package: str, user: UserCode, key: str, extra
 
 def _class_spec(spec: Spec, package: str, key: str, user: UserCode, what: str) -> None:
     sig = _lookup(spec.name, package, user, key)
+    if sig is None and package == "layers" and spec.name in keras_api.applications():
+        sig = keras_api.function_signature(*keras_api.applications()[spec.name])
     if sig is None:
         _unknown(what, spec.name, package, user, key, hint="; layers come from keras.layers or from `imports`")
         return

@@ -393,10 +393,10 @@ def resolve(loaded: LoadedConfig) -> Config:
     cfg.imports = [abs_import(entry, base) for entry in cfg.imports]
     _resolve_data_paths(cfg.data, base)
     if cfg.model.layers is not None:
-        cfg.model.layers = [Spec.of(abs_ref(s.name, base), s.args) for s in cfg.model.layers]
+        cfg.model.layers = [Spec.of(abs_ref(s.name, base), _abs_weights(s.args, base)) for s in cfg.model.layers]
     for node in cfg.model.graph or []:
         if node.layer is not None:
-            node.layer = Spec.of(abs_ref(node.layer.name, base), node.layer.args)
+            node.layer = Spec.of(abs_ref(node.layer.name, base), _abs_weights(node.layer.args, base))
     try:
         check_graph(cfg.model)
     except KcliError as exc:
@@ -414,6 +414,14 @@ def resolve(loaded: LoadedConfig) -> Config:
         raise loaded.locate(ConfigError("h5 cannot hold a subclassed keras.Model (Keras cannot reload it); "
                                         "use keras, weights or savedmodel", key="save"))
     return cfg
+
+
+def _abs_weights(args: dict[str, Any], base: Path) -> dict[str, Any]:
+    """A keras.applications `weights: file.h5` is relative to the config file (`imagenet` and null are not)."""
+    weights = args.get("weights")
+    if isinstance(weights, str) and weights != "imagenet":
+        return {**args, "weights": str((base / weights).resolve())}
+    return args
 
 
 def safe_name(stem: str) -> str:

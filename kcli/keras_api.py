@@ -139,6 +139,26 @@ def signature_of(module: str, name: str) -> Signature:
     return _signature(path, module, name) if path else Signature(None, ())
 
 
+def applications() -> dict[str, tuple[str, str]]:
+    """The model functions of keras.applications (MobileNetV2, ResNet50, ...) -> (module, name)."""
+    return {name: ref for name, ref in public("applications").items() if name[:1].isupper()}
+
+
+@functools.cache
+def function_signature(module: str, name: str) -> Signature:
+    """The keyword arguments of function `name` in keras module `module` (a keras.applications model)."""
+    path = _module_file(module)
+    tree = parse(path) if path else None
+    node = next((n for n in (tree.body if tree else []) if isinstance(n, ast.FunctionDef) and n.name == name), None)
+    if node is None or node.args.kwarg is not None:
+        return Signature(None, ())
+    args = node.args
+    positional = [a.arg for a in [*args.posonlyargs, *args.args]]
+    with_default = positional[len(positional) - len(args.defaults):] if args.defaults else []
+    return Signature(frozenset(positional) | {a.arg for a in args.kwonlyargs},
+                     tuple(a for a in positional if a not in with_default))
+
+
 def signature_in_file(path: Path, name: str) -> Signature:
     """The constructor signature of class `name` defined in a user's Python file."""
     return _signature(path, "__user__", name)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -61,12 +63,16 @@ def _build_sequential(cfg: Config, registry: Registry, input_shape: tuple[int | 
     assert cfg.model.layers is not None
     # Construct every layer first, then add them: the same order of random draws as
     # `keras.Sequential([keras.Input(shape), Dense(...), ...])` written by hand.
-    layers = [_layer(spec, f"model.layers[{i}].{_short(spec.name)}", registry)
+    # (A keras.applications model is made when it is added: its input shape is what reaches it.)
+    apps = _applications()
+    layers = [_layer(spec, f"model.layers[{i}].{_short(spec.name)}", registry) if spec.name not in apps else None
               for i, spec in enumerate(cfg.model.layers)]
     model = keras.Sequential()
     model.add(keras.Input(shape=input_shape))
     for i, (spec, layer) in enumerate(zip(cfg.model.layers, layers)):
         before = model.output_shape if i else (None, *input_shape)
+        if layer is None:
+            layer = _layer(spec, f"model.layers[{i}].{spec.name}", registry, tuple(before[1:]))
         try:
             model.add(layer)
         except Exception as exc:  # Keras raises ValueError/TypeError/... for shape problems
@@ -86,13 +92,13 @@ def _build_graph(cfg: Config, registry: Registry, input_shape: tuple[int | None,
     previous = GRAPH_INPUT
     for i, node in enumerate(cfg.model.graph):
         key = f"model.graph[{i}]"
-        if node.layer is not None:
-            spec = Spec.of(node.layer.name, {"name": node.name, **node.layer.args})
-            layer = _layer(spec, f"{key}.{_short(spec.name)}", registry)
-        else:
-            layer = layers[node.share or ""]
         names = node.inputs or [previous]
         args = [tensors[n] for n in names]
+        if node.layer is not None:
+            spec = Spec.of(node.layer.name, {"name": node.name, **node.layer.args})
+            layer = _layer(spec, f"{key}.{_short(spec.name)}", registry, tuple(args[0].shape[1:]))
+        else:
+            layer = layers[node.share or ""]
         try:
             tensors[node.name] = layer(args[0] if len(args) == 1 else args)
         except Exception as exc:  # Keras raises ValueError/TypeError/... for shape problems
@@ -148,8 +154,11 @@ def _short(name: str) -> str:
     return name.rsplit(":", 1)[-1]
 
 
-def _layer(spec: Spec, key: str, registry: Registry) -> keras.layers.Layer:
+def _layer(spec: Spec, key: str, registry: Registry,
+           input_shape: tuple[int | None, ...] | None = None) -> keras.layers.Layer:
     cls = _find_class(spec.name, keras.layers, keras.layers.Layer, registry, key)
+    if cls is None and input_shape is not None and spec.name in _applications():
+        return _application(spec, key, input_shape)
     if cls is None:
         known = _classes(keras.layers, keras.layers.Layer) + list(registry.classes)
         raise ConfigError(f"unknown layer {spec.name!r}{did_you_mean(spec.name, known)}; "
@@ -157,6 +166,34 @@ def _layer(spec: Spec, key: str, registry: Registry) -> keras.layers.Layer:
     if not issubclass(cls, keras.layers.Layer):
         raise ConfigError(f"{cls.__name__} is not a keras Layer", key=key)
     return construct(cls, spec.args, key)
+
+
+def _applications() -> dict[str, Any]:
+    return {n: f for n, f in vars(keras.applications).items() if n[:1].isupper() and callable(f)}
+
+
+def _application(spec: Spec, key: str, input_shape: tuple[int | None, ...]) -> keras.Model:
+    """A keras.applications model as a layer; `input_shape` defaults to what reaches it."""
+    fn = _applications()[spec.name]
+    args = {"input_shape": tuple(input_shape), **spec.args}
+    params = inspect.signature(fn).parameters
+    Signature({n for n in params}, []).check(args, key)
+    try:
+        return fn(**args)
+    except Exception as exc:  # Keras raises ValueError for sizes; get_file raises for downloads
+        raise ConfigError(_application_problem(exc, args), key=key) from None
+
+
+def _application_problem(exc: BaseException, args: dict[str, Any]) -> str:
+    """A failed download of pretrained weights says which file to place where; anything else, Keras's line."""
+    text = " ".join(str(exc).split())
+    found = re.search(r"https?://\S+/([^/\s:]+\.h5)", text)
+    if found is None:
+        return _first_line(exc)
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    return (f"weights: {args.get('weights')} needs {found.group(1)}, which cannot be downloaded here; place it at "
+            f"{home / 'models' / found.group(1)} (Keras's cache, KERAS_HOME), or use weights: null or a local "
+            "file")
 
 
 def _find_class(name: str, module: ModuleType, base: type, registry: Registry, key: str,

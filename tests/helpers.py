@@ -58,12 +58,15 @@ TINY_SPLITS = (("train.npz", 0, 48), ("val.npz", 1, 16), ("test.npz", 2, 16))
 
 def tiny_project(folder: Path, splits: tuple[tuple[str, int, int], ...] = TINY_SPLITS, **sections: Any) -> Path:
     """Tiny .npz splits (name, seed, rows) and a config.yaml in `folder`: TINY_CONFIG with each given top-level
-    section merged into its mapping (or replacing a plain value); returns the config's path."""
+    section merged into its mapping (a None value removes that key) or replacing a plain value; returns the
+    config's path."""
     for name, seed, rows in splits:
         tiny_npz(folder, name, n=rows, seed=seed)
     raw = copy.deepcopy(TINY_CONFIG)
     for key, value in sections.items():
-        raw[key] = {**raw[key], **value} if isinstance(value, dict) and isinstance(raw.get(key), dict) else value
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):   # None removes a key of the section
+            value = {k: v for k, v in {**raw[key], **value}.items() if v is not None}
+        raw[key] = value
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path

@@ -209,3 +209,45 @@ def test_a_frozen_layer_keeps_its_weights(donor: Path, tmp_path: Path) -> None:
     theirs = keras.models.load_model(donor / "model.keras").get_weights()
     assert_same_arrays(ours[:2], theirs[:2], atol=0)                     # frozen: as loaded
     assert not np.array_equal(ours[2], theirs[2])                        # trained
+
+
+# ---- keras.applications backbones ----
+
+BACKBONE = {"MobileNetV2": {"include_top": False, "weights": None, "pooling": "avg", "alpha": 0.35}}
+
+
+def _backbone_config(tmp_path: Path, **backbone: object) -> Path:
+    args = {**BACKBONE["MobileNetV2"], **backbone}
+    return tiny_project(tmp_path, (("train.npz", 0, 8),), data={"source": "synthetic", "samples": 16, "classes": 3,
+                                                                 "path": None, "validation": None, "test": None,
+                                                                 "one_hot": True},
+                        model={"input_shape": [32, 32, 3], "layers": [{"MobileNetV2": args}, {"Dense": {"units": 3}}]})
+
+
+def test_an_applications_model_is_a_layer(tmp_path: Path) -> None:
+    """Built (not trained: tracing MobileNetV2 costs ~40 s on 2 cores) with the input shape that reaches it."""
+    config = _backbone_config(tmp_path)
+    assert run_cli("validate", config).exit_code == 0
+    result = run_cli("summary", config)
+    assert result.exit_code == 0, result.stderr
+    reference = keras.applications.MobileNetV2(input_shape=(32, 32, 3), **BACKBONE["MobileNetV2"])
+    assert f"Total params: {reference.count_params() + 1280 * 3 + 3:,}" in result.stdout
+
+
+def test_backbone_weights_from_a_local_file_and_offline_imagenet(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    donor = keras.applications.MobileNetV2(input_shape=(32, 32, 3), **BACKBONE["MobileNetV2"])
+    donor.save_weights(tmp_path / "backbone.weights.h5")
+    assert run_cli("summary", _backbone_config(tmp_path, weights="backbone.weights.h5")).exit_code == 0
+    result = run_cli("validate", _backbone_config(tmp_path, weights="backbone.weights.h5", alpha_typo=1))
+    assert_user_error(result, "model.layers[0].MobileNetV2: unknown argument 'alpha_typo'")
+
+    def offline(fname: str, origin: str, **kwargs: object) -> str:
+        raise Exception(f"URL fetch failure on {origin}: None -- [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(keras.src.utils.file_utils, "get_file", offline)
+    monkeypatch.setattr(keras.src.applications.mobilenet_v2.file_utils, "get_file", offline)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    result = run_cli("summary", _backbone_config(tmp_path, weights="imagenet"))
+    line = assert_user_error(result, "model.layers[0].MobileNetV2: weights: imagenet needs mobilenet_v2_weights_tf")
+    assert f"place it at {tmp_path / 'keras-home' / 'models'}/mobilenet_v2_weights_tf" in line
