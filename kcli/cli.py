@@ -130,12 +130,17 @@ def train(
 
 
 @app.command()
-def summary(config: ConfigArg, set_: SetOpt = None) -> None:
+def summary(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Also draw the model to this file (.png, .svg, .pdf; "
+                                              "needs pydot and Graphviz).", show_default=False)] = None,
+) -> None:
     """Build the model without training; show its layers, parameter counts and trainable variables."""
     def action() -> None:
         from kcli.display import Display
         from kcli.train import summary as show_summary
-        show_summary(config, Display(), set_)
+        show_summary(config, Display(), set_, plot)
     _run(action)
 
 

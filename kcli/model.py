@@ -433,6 +433,26 @@ def _connections(layer: keras.layers.Layer) -> str:
     return ", ".join(names)
 
 
+def check_plotting(path: Path) -> None:
+    """`summary --plot` needs pydot and Graphviz's `dot`; say how to get them before building anything."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("pydot") is None:
+        raise ConfigError("drawing needs pydot and Graphviz: pip install pydot (or the extra: pip install "
+                          "'kcli-keras[plot]'), and Graphviz's dot (apt-get install graphviz)", key="--plot")
+    if shutil.which("dot") is None:
+        raise ConfigError("drawing needs Graphviz's `dot` program: apt-get install graphviz (brew install "
+                          "graphviz on macOS)", key="--plot")
+    if not path.parent.is_dir():
+        raise ConfigError(f"the folder {path.parent} does not exist; create it first", key="--plot")
+
+
+def plot(model: keras.Model, path: Path) -> None:
+    """Keras's own drawing of the model (layers, shapes, connections) as .png, .svg, .pdf or .dot."""
+    keras.utils.plot_model(model, to_file=str(path), show_shapes=True, show_layer_names=True)
+
+
 def _output_shape(layer: keras.layers.Layer) -> str:
     try:
         return str(tuple(layer.output.shape))

@@ -100,10 +100,15 @@ def _strategy_scope(cfg: Config) -> contextlib.AbstractContextManager[Any]:
     return tf.distribute.MirroredStrategy().scope()
 
 
-def summary(path: Path, display: Display, overrides: list[str] | None = None) -> None:
-    """Build the model without data or training and show its summary and trainable variables."""
+def summary(path: Path, display: Display, overrides: list[str] | None = None, plot: Path | None = None) -> None:
+    """Build the model without data or training and show its summary and trainable variables (and draw it)."""
+    if plot is not None:
+        model_mod.check_plotting(plot)
     prepared = prepare(path, overrides, with_data=False)
     display.summary(model_mod.describe(prepared.model), variables=True)
+    if plot is not None:
+        model_mod.plot(prepared.model, plot)
+        display.note(f"written: {plot}")
 
 
 def fast_dev_run(path: Path, display: Display, overrides: list[str] | None = None) -> None:

@@ -251,3 +251,17 @@ def test_backbone_weights_from_a_local_file_and_offline_imagenet(tmp_path: Path,
     result = run_cli("summary", _backbone_config(tmp_path, weights="imagenet"))
     line = assert_user_error(result, "model.layers[0].MobileNetV2: weights: imagenet needs mobilenet_v2_weights_tf")
     assert f"place it at {tmp_path / 'keras-home' / 'models'}/mobilenet_v2_weights_tf" in line
+
+
+def test_summary_plot_says_what_it_needs_or_draws(tmp_path: Path) -> None:
+    import importlib.util
+    import shutil
+
+    graph = [{"name": "a", "layer": {"Dense": {"units": 4}}}, {"name": "b", "layer": "Add", "inputs": ["a", "a"]}]
+    config = tiny_project(tmp_path, model={"layers": None, "graph": graph})
+    result = run_cli("summary", config, "--plot", tmp_path / "model.png")
+    if importlib.util.find_spec("pydot") is None or shutil.which("dot") is None:
+        line = assert_user_error(result, "--plot: drawing needs")
+        assert "pip install pydot" in line or "apt-get install graphviz" in line
+        pytest.skip("pydot or Graphviz is not installed: the hint was checked, the drawing was not")
+    assert result.exit_code == 0 and (tmp_path / "model.png").stat().st_size > 0
