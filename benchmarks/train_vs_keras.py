@@ -74,14 +74,19 @@ VARIANTS = {
     "prefetch: 0": ["data.prefetch=0"],
     "checkpoint.interval: 0 (.weights.h5 every epoch)": ["fit.checkpoint.interval=0"],
     "shuffle: each_epoch": ["data.shuffle=each_epoch"],
+    "precision: mixed_bfloat16": ["compile.precision=mixed_bfloat16"],
+    "precision: mixed_float16": ["compile.precision=mixed_float16"],
+    "jit_compile: true": ["compile.jit_compile=true"],
 }
 
 
-def run_defaults(name: str, repeats: int, work: Path) -> list[str]:
+def run_defaults(name: str, repeats: int, work: Path, only: str | None = None) -> list[str]:
     config, _, sets = case_files(name, work)
-    results: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+    wanted = [w.strip() for w in (only or "").split(",") if w.strip()]
+    chosen = {v: e for v, e in VARIANTS.items() if v == "defaults" or not wanted or any(w in v for w in wanted)}
+    results: dict[str, list[dict]] = {v: [] for v in chosen}
     for _ in range(repeats):
-        for variant, extra in VARIANTS.items():
+        for variant, extra in chosen.items():
             results[variant].append(kcli_run(config, work / f"runs-{name}-defaults", [*sets, *extra]))
     base = median([r["epoch"] for r in results["defaults"]])
     rows = ["| kcli setting | steady epoch median s | vs defaults | wall median s | final loss |",
@@ -124,6 +129,8 @@ def main() -> None:
     parser.add_argument("--case", choices=["digits", "large", "all"], default=None,
                         help="default: all (with --defaults: digits)")
     parser.add_argument("--defaults", action="store_true", help="kcli alone, one speed setting changed at a time")
+    parser.add_argument("--only", help="with --defaults: only the variants whose names contain one of these "
+                                       "comma-separated texts")
     add_output_args(parser)
     args = parser.parse_args()
     case = args.case or ("digits" if args.defaults else "all")
@@ -132,7 +139,7 @@ def main() -> None:
         if args.defaults:
             body = [f"Machine: {machine()}", f"{args.pairs} runs per setting, interleaved, fresh processes.", ""]
             for name in cases:
-                body += run_defaults(name, args.pairs, Path(tmp))
+                body += run_defaults(name, args.pairs, Path(tmp), args.only)
             report("what kcli's speed defaults buy (benchmarks/train_vs_keras.py --defaults)", body, output(args))
             return
         body = [f"Machine: {machine()}", f"{args.pairs} pairs per case, alternating plain / kcli, fresh processes.", ""]
