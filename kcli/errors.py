@@ -19,12 +19,10 @@ class KcliError(Exception):
         self.file = file
         self.line = line
 
-    def located(self, file: Path | str, lines: dict[str, int] | None = None) -> KcliError:
-        """Attach the config file (and the key's line, when known) unless already set."""
+    def located(self, file: Path | str) -> KcliError:
+        """Attach the config file unless already set (the line comes from where the key was set)."""
         if self.file is None:
             self.file = file
-            if self.line is None and self.key and lines:
-                self.line = _line_of(self.key, lines)
         return self
 
     def __str__(self) -> str:
@@ -41,16 +39,6 @@ def key_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
-
-
-def _line_of(key: str, lines: dict[str, int]) -> int | None:
-    """The line of `key`, or of its nearest parent that the YAML file spells out."""
-    while key:
-        if key in lines:
-            return lines[key]
-        cut = max(key.rfind("."), key.rfind("["))
-        key = key[:cut] if cut > 0 else ""
-    return None
 
 
 class ConfigError(KcliError):

@@ -16,6 +16,7 @@ import pytest
 from kcli import config as config_mod
 from kcli import data as data_mod
 from kcli import quiet, runs, trust
+from kcli.compose import origin_of
 from kcli.config import DataConfig
 from kcli.errors import ConfigError, KcliError, RunError, key_path
 from kcli.overrides import apply_overrides
@@ -63,7 +64,10 @@ def test_overrides_assign_by_path() -> None:
 
 def test_error_locations() -> None:
     assert key_path(("model", "layers", 2, "Dense")) == "model.layers[2].Dense"
-    err = ConfigError("bad", key="model.layers[2].Dense.units").located("c.yaml", {"model.layers[2]": 9})
+    origins = {"model.layers[2]": (Path("c.yaml"), 9)}
+    assert origin_of("model.layers[2].Dense.units", origins) == (Path("c.yaml"), 9)
+    assert origin_of("fit.epochs", origins) is None
+    err = ConfigError("bad", key="model.layers[2].Dense.units", line=9).located("c.yaml")
     assert str(err) == "c.yaml:9: model.layers[2].Dense.units: bad"
 
 
