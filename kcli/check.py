@@ -39,11 +39,11 @@ def validate(path: Path, display: Display, overrides: list[str] | None = None, s
         raise loaded.locate(exc) from None
     verdict = "valid (names and arguments checked against Keras's source; --build also builds the model)"
     if build:
-        from kcli import model as model_mod
+        from kcli import summary as summary_mod
         from kcli.train import prepare
 
         prepared = prepare(path, overrides, with_data=True)   # data read and checked against the model too
-        verdict = f"valid ({model_mod.describe(prepared.model).total:,} parameters; data checked against the model)"
+        verdict = f"valid ({summary_mod.describe(prepared.model).total:,} parameters; data checked against the model)"
     if show and origin:
         display.origins(config_mod.origins(loaded, cfg))
     elif show:

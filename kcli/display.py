@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from kcli.model import ModelSummary
+    from kcli.summary import ModelSummary
 
 
 def _fmt(value: Any) -> str:

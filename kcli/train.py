@@ -19,6 +19,7 @@ from kcli import callbacks as callbacks_mod
 from kcli import config as config_mod
 from kcli import data as data_mod
 from kcli import model as model_mod
+from kcli import summary as summary_mod
 from kcli.config import Config, LoadedConfig
 from kcli.data import Splits
 from kcli.display import Display
@@ -103,11 +104,11 @@ def _strategy_scope(cfg: Config) -> contextlib.AbstractContextManager[Any]:
 def summary(path: Path, display: Display, overrides: list[str] | None = None, plot: Path | None = None) -> None:
     """Build the model without data or training and show its summary and trainable variables (and draw it)."""
     if plot is not None:
-        model_mod.check_plotting(plot)
+        summary_mod.check_plotting(plot)
     prepared = prepare(path, overrides, with_data=False)
-    display.summary(model_mod.describe(prepared.model), variables=True)
+    display.summary(summary_mod.describe(prepared.model), variables=True)
     if plot is not None:
-        model_mod.plot(prepared.model, plot)
+        summary_mod.plot(prepared.model, plot)
         display.note(f"written: {plot}")
 
 
@@ -137,7 +138,7 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
         start = Start(run_dir, runs.RunRecord.start(run_dir, name, prep.cfg.seed or 0))
     cfg, splits, model = prep.cfg, prep.splits, prep.model
     assert splits is not None
-    description = model_mod.describe(model)
+    description = summary_mod.describe(model)
     display.config(_short_config(cfg, splits))
     display.summary(description)
     if prep.warm:
