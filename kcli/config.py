@@ -403,9 +403,9 @@ def resolve(loaded: LoadedConfig) -> Config:
         raise loaded.locate(exc) from None
     if cfg.model.class_ is not None:
         cfg.model.class_ = abs_ref(cfg.model.class_, base)
+        cfg.model.args = cfg.model.args or {}
     if cfg.model.init_from is not None:
         cfg.model.init_from = str((base / cfg.model.init_from).resolve())
-        cfg.model.args = cfg.model.args or {}
     _resolve_steps_per_execution(cfg, loaded)
     if cfg.save is None:
         # A subclassed keras.Model cannot be reloaded from legacy HDF5 (Keras limitation).

@@ -171,6 +171,7 @@ def test_init_from_loads_an_earlier_model(donor: Path, tmp_path: Path, source: s
     assert "Warm start from" in result.stdout and "loaded" in result.stdout   # the title may wrap
     run_dir = next((tmp_path / "runs").iterdir())
     assert [entry[1] for entry in run_json(run_dir)["init_from"]["layers"]] == ["loaded", "loaded"]
+    assert run_cli("evaluate", run_dir).exit_code == 0   # the saved config.yaml reads back
     ours = keras.models.load_model(run_dir / "model.keras").get_weights()
     assert_same_arrays(ours, keras.models.load_model(donor / "model.keras").get_weights(), atol=0)
 
