@@ -10,12 +10,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kcli.errors import RunError
+import numpy as np
+
+from kcli.errors import RunError, first_line
 from kcli.runs import ARTIFACTS, CONFIG, METRICS, FinishedRun, atomic_target
 
 if TYPE_CHECKING:
@@ -38,7 +41,7 @@ def ensure_space(folder: Path, needed: int) -> None:
 def model_bytes(model: keras.Model) -> int:
     """The size of every model and optimizer variable: what a weights or .keras file roughly holds."""
     variables = [*model.variables, *(getattr(model.optimizer, "variables", None) or [])]
-    return sum(int(v.numpy().nbytes) if hasattr(v, "numpy") else 0 for v in variables)
+    return sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables)
 
 
 def save_model(model: keras.Model, run_dir: Path, formats: list[str],
@@ -156,9 +159,3 @@ def load_model(run: FinishedRun) -> keras.Model:
                        f"{first_line(exc)}", key="RUN") from None
     run.loaded_from = f"{CONFIG} + {ARTIFACTS['weights']}"
     return model
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type when it has none)."""
-    text = str(exc).strip()
-    return text.splitlines()[0].strip() if text else type(exc).__name__

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kcli import config as config_mod
 from kcli import keras_api
+from kcli import resolve as resolve_mod
 from kcli.compose import is_file_ref
 from kcli.config import Config, Spec, did_you_mean
 from kcli.display import Display
@@ -33,7 +34,7 @@ def validate(path: Path, display: Display, overrides: list[str] | None = None, s
     """Check a config; print it resolved (`show`) or a one-line verdict."""
     loaded = config_mod.load(path, overrides)
     try:
-        cfg = config_mod.resolve(loaded)
+        cfg = resolve_mod.resolve(loaded)
         check(cfg)
     except KcliError as exc:
         raise loaded.locate(exc) from None
@@ -114,12 +115,12 @@ def _data_files(cfg: Config) -> None:
     from kcli.datasets import BUILTIN
 
     for key, holder in (("data", cfg.data), ("data.validation", cfg.data.validation), ("data.test", cfg.data.test)):
-        source = (holder.source if holder is not cfg.data and holder is not None else None) or cfg.data.source
-        name = (holder.name if holder is not None else None) or cfg.data.name
-        if holder is not None and source == "builtin" and name not in BUILTIN:
+        if holder is None:
+            continue
+        source, name = holder.source or cfg.data.source, holder.name or cfg.data.name
+        if source == "builtin" and name not in BUILTIN:
             raise DataError(f"unknown builtin dataset {name!r}; available: {', '.join(BUILTIN)}", key=f"{key}.name")
-    for key, holder in (("data", cfg.data), ("data.validation", cfg.data.validation), ("data.test", cfg.data.test)):
-        if holder is not None and holder.path and not Path(holder.path).is_file():
+        if holder.path and not Path(holder.path).is_file():
             raise DataError(f"data file not found: {holder.path}", key=f"{key}.path")
     if cfg.model.init_from is not None and not Path(cfg.model.init_from).exists():
         raise ConfigError(f"not found: {cfg.model.init_from} (a run directory, a .keras or a .weights.h5 file)",

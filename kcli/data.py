@@ -177,19 +177,28 @@ def reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def first_non_finite(a: np.ndarray) -> tuple[int, int, float, int] | None:
+    """(row, column, value, how many) of the first NaN or inf in a float array (rows first, features
+    flattened), or None when every value is finite."""
+    if a.dtype.kind != "f" or a.size == 0:
+        return None
+    flat = a.reshape(len(a), -1)
+    bad = ~np.isfinite(flat)
+    if not bad.any():
+        return None
+    row, col = (int(i) for i in np.argwhere(bad)[0])
+    return row, col, flat[row, col], int(bad.sum())
+
+
 def check_numbers(a: np.ndarray, what: str, key: str, columns: list[str] | None = None) -> None:
     """Numbers only, all finite: NaN or inf names its row and column (1-based, as editors count)."""
     if a.dtype.kind not in "biuf":
         hint = " (string class names are not supported yet: map them to 0..n-1)" if a.dtype.kind in "USO" else ""
         raise DataError(f"{what} holds {a.dtype} values; expected numbers{hint}", key=f"{key}.path")
-    if a.dtype.kind != "f" or a.size == 0:
+    found = first_non_finite(a)
+    if found is None:
         return
-    finite = np.isfinite(a.reshape(len(a), -1))
-    if finite.all():
-        return
-    row, col = (int(i) for i in np.argwhere(~finite)[0])
-    bad = int((~finite).sum())
-    value = a.reshape(len(a), -1)[row, col]
+    row, col, value, bad = found
     if columns is not None:
         where = f"data row {row + 1}, column {columns[col]!r}"
     else:

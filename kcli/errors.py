@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,14 @@ def key_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error (its type when it has none), without TensorFlow's `{{function_node ...}}`
+    prefix and device suffixes."""
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", str(exc)).strip() or type(exc).__name__
+    line = text.splitlines()[0].strip()
+    return re.sub(r" (on|by allocator) /job:\S+| by allocator \S+", "", line)
 
 
 class ConfigError(KcliError):

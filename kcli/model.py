@@ -22,7 +22,7 @@ import numpy as np
 
 from kcli.config import GRAPH_INPUT, CompileConfig, Config, Spec, did_you_mean
 from kcli.data import Splits
-from kcli.errors import ConfigError, DataError
+from kcli.errors import ConfigError, DataError, first_line
 from kcli.imports import Registry
 from kcli.keras_api import LOSS_DEPENDENT_METRICS, Signature, loose_match, optimizer_args
 
@@ -75,7 +75,7 @@ def _build_sequential(cfg: Config, registry: Registry, input_shape: tuple[int | 
         try:
             model.add(layer)
         except Exception as exc:  # Keras raises ValueError/TypeError/... for shape problems
-            raise ConfigError(f"{_first_line(exc)} (its input has shape {before})",
+            raise ConfigError(f"{first_line(exc)} (its input has shape {before})",
                               key=f"model.layers[{i}].{_short(spec.name)}") from None
     if cfg.compile.precision != "float32":
         model.add(_float32_output())
@@ -102,7 +102,7 @@ def _build_graph(cfg: Config, registry: Registry, input_shape: tuple[int | None,
             tensors[node.name] = layer(args[0] if len(args) == 1 else args)
         except Exception as exc:  # Keras raises ValueError/TypeError/... for shape problems
             shapes = ", ".join(f"{n} {tuple(tensors[n].shape)}" for n in names)
-            raise ConfigError(f"{_first_line(exc)} (its inputs: {shapes})", key=key) from None
+            raise ConfigError(f"{first_line(exc)} (its inputs: {shapes})", key=key) from None
         layers[node.name], previous = layer, node.name
     output = tensors[cfg.model.output or previous]
     if cfg.compile.precision != "float32":
@@ -144,7 +144,7 @@ def _build_subclass(cfg: Config, registry: Registry, input_shape: tuple[int | No
         model(keras.Input(shape=input_shape))  # builds every sub-layer's weights
     except Exception as exc:  # the user's call() may raise anything
         raise ConfigError(f"{cls.__name__} cannot be called on input_shape {list(input_shape)}: "
-                          f"{_first_line(exc)}", key="model.class") from None
+                          f"{first_line(exc)}", key="model.class") from None
     return model
 
 
@@ -188,7 +188,7 @@ def _application_problem(exc: BaseException, args: dict[str, Any]) -> str:
     text = " ".join(str(exc).split())
     found = re.search(r"https?://\S+/([^/\s:]+\.h5)", text)
     if found is None:
-        return _first_line(exc)
+        return first_line(exc)
     home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
     return (f"weights: {args.get('weights')} needs {found.group(1)}, which cannot be downloaded here; place it at "
             f"{home / 'models' / found.group(1)} (Keras's cache, KERAS_HOME), or use weights: null or a local "
@@ -219,7 +219,7 @@ def construct(cls: type, args: dict[str, Any], key: str) -> Any:
     try:
         return cls(**args)
     except Exception as exc:  # constructors raise many types; the message is what matters
-        raise ConfigError(_first_line(exc), key=key) from None
+        raise ConfigError(first_line(exc), key=key) from None
 
 
 def check_args(cls: type, args: dict[str, Any], key: str) -> None:
@@ -252,13 +252,6 @@ def _signature(cls: type) -> tuple[set[str] | None, list[str]]:
     return accepted, required
 
 
-def _first_line(exc: BaseException) -> str:
-    """The first line of an error, without TensorFlow's `{{function_node ...}}` prefix and device suffixes."""
-    text = re.sub(r"\{\{[^}]*\}\}\s*", "", str(exc)).strip() or type(exc).__name__
-    line = text.splitlines()[0].strip()
-    return re.sub(r" (on|by allocator) /job:\S+| by allocator \S+", "", line)
-
-
 def compile_model(model: keras.Model, cc: CompileConfig, registry: Registry) -> None:
     """model.compile with the optimizer, loss and metrics the config names."""
     optimizer = _optimizer(cc.optimizer, registry)
@@ -272,7 +265,7 @@ def compile_model(model: keras.Model, cc: CompileConfig, registry: Registry) -> 
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
                       steps_per_execution=cc.steps_per_execution, jit_compile=cc.jit_compile)
     except Exception as exc:  # Keras validates the combination here
-        raise ConfigError(_first_line(exc), key="compile") from None
+        raise ConfigError(first_line(exc), key="compile") from None
 
 
 def _optimizer(spec: Spec, registry: Registry) -> keras.optimizers.Optimizer:

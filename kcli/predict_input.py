@@ -101,12 +101,11 @@ def _label_ids(labels: np.ndarray | None) -> np.ndarray | None:
 
 def _check_finite(x: np.ndarray, first_row: int, path: str, columns: list[str] | None = None) -> None:
     """NaN or inf in an input row is an error naming the row (1-based, as editors count)."""
-    flat = x.reshape(len(x), -1)
-    bad = ~np.isfinite(flat)
-    if bad.any():
-        row, col = (int(i) for i in np.argwhere(bad)[0])
+    found = data_mod.first_non_finite(x)
+    if found is not None:
+        row, col, value, _ = found
         column = f"column {columns[col]!r}" if columns else f"feature {col + 1}"
-        raise DataError(f"{path}: data row {first_row + row}, {column} is {flat[row, col]}; the model cannot "
+        raise DataError(f"{path}: data row {first_row + row}, {column} is {value}; the model cannot "
                         "predict rows with NaN or infinite values (remove or fill them)", key="--input")
 
 
@@ -123,8 +122,7 @@ def _array_input(x: np.ndarray, labels: np.ndarray | None, label: str | None,
         for start in range(0, len(x), CHUNK_ROWS):
             end = start + CHUNK_ROWS
             block = np.asarray(x[start:end])
-            if block.dtype.kind == "f":
-                _check_finite(block, start + 1, "the input")
+            _check_finite(block, start + 1, "the input")
             yield data_mod.scale_features(block, scale), (labels[start:end] if labels is not None else None)
 
     return InputFile(len(x), label, chunks())

@@ -19,6 +19,7 @@ from kcli import callbacks as callbacks_mod
 from kcli import config as config_mod
 from kcli import data as data_mod
 from kcli import model as model_mod
+from kcli import resolve as resolve_mod
 from kcli import summary as summary_mod
 from kcli.config import Config, LoadedConfig
 from kcli.data import Splits
@@ -56,7 +57,7 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
     model.init_from unless `warm` is off: a resumed run has its own state); check they fit."""
     loaded = config_mod.load(path, overrides)
     try:
-        cfg = config_mod.resolve(loaded)
+        cfg = resolve_mod.resolve(loaded)
         registry = load_imports(cfg.imports)
         input_shape = tuple(cfg.model.input_shape)
         keras.backend.clear_session()  # fresh layer names (sequential/dense/...) as in a new process
@@ -211,7 +212,7 @@ def _resume(path: Path | None, overrides: list[str] | None, ref: str, runs_dir: 
 def _same_config(path: Path, overrides: list[str] | None, saved: Config) -> None:
     """Refuse to resume with a config that differs from the run's (naming the keys that differ)."""
     loaded = config_mod.load(path, overrides)
-    mine = config_mod.resolve(loaded)
+    mine = resolve_mod.resolve(loaded)
     if loaded.config.seed is None:
         mine.seed = saved.seed
     if loaded.config.name is None:

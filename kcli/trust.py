@@ -10,7 +10,6 @@ training of this user), or when the user passes --trust-code. A run directory re
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kcli.errors import RunError
+from kcli.runs import write_text
 
 STORE_NAME = "trusted-code.json"
 
@@ -54,12 +54,8 @@ def remember(files: list[Path], modules: list[str]) -> str | None:
     path = store_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        tmp.write_text(json.dumps({"files": sorted(hashes), "modules": sorted(names)}, indent=1))
-        os.replace(tmp, path)
+        write_text(path, json.dumps({"files": sorted(hashes), "modules": sorted(names)}, indent=1))
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         return (f"cannot record the run's code as trusted in {path} ({exc.strerror or exc}); "
                 "evaluate/predict/export of this run will need --trust-code")
     return None

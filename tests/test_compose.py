@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from kcli import config as config_mod
+from kcli import resolve as resolve_mod
 from kcli.errors import ConfigError
 from tests.conftest import run_cli, tiny_npz
 from tests.helpers import assert_user_error
@@ -60,7 +61,7 @@ def tree(tmp_path: Path) -> Path:
 
 def test_mappings_merge_lists_replace_paths_stay_with_their_file(tree: Path) -> None:
     loaded = config_mod.load(tree / "exp" / "child.yaml")
-    cfg = config_mod.resolve(loaded)
+    cfg = resolve_mod.resolve(loaded)
     assert (cfg.name, cfg.seed, cfg.data.batch_size, cfg.fit.epochs) == ("child", 3, 8, 5)
     assert cfg.data.path == str(tree / "base" / "data" / "train.npz")
     assert cfg.imports == [str(tree / "base" / "layers.py")]

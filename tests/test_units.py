@@ -16,6 +16,7 @@ import pytest
 from kcli import config as config_mod
 from kcli import data as data_mod
 from kcli import quiet, runs, trust
+from kcli import resolve as resolve_mod
 from kcli.compose import origin_of
 from kcli.config import DataConfig
 from kcli.errors import ConfigError, KcliError, RunError, key_path
@@ -48,9 +49,9 @@ def test_unknown_key_gets_a_suggestion(tmp_path: Path) -> None:
 
 
 def test_safe_names_from_file_stems() -> None:
-    assert config_mod.safe_name("my config (copy)") == "my-config--copy-"
-    assert config_mod.safe_name("..hidden") == "hidden"
-    assert config_mod.safe_name("ü") == "run"
+    assert resolve_mod.safe_name("my config (copy)") == "my-config--copy-"
+    assert resolve_mod.safe_name("..hidden") == "hidden"
+    assert resolve_mod.safe_name("ü") == "run"
 
 
 def test_overrides_assign_by_path() -> None:
@@ -72,8 +73,8 @@ def test_error_locations() -> None:
 
 
 def test_config_differences_name_the_keys(tmp_path: Path) -> None:
-    a = config_mod.resolve(_load(tmp_path, "seed: 1\n" + BASE))
-    b = config_mod.resolve(_load(tmp_path, "seed: 1\n" + BASE, ["fit.epochs=3"]))
+    a = resolve_mod.resolve(_load(tmp_path, "seed: 1\n" + BASE))
+    b = resolve_mod.resolve(_load(tmp_path, "seed: 1\n" + BASE, ["fit.epochs=3"]))
     assert config_mod.differences(b, a) == {"fit.epochs": (1, 3)}
 
 
