@@ -191,10 +191,13 @@ def schema(
 
         if output is None:
             typer.echo(text(), nl=False)
-        else:
-            from kcli.runs import write_text
+            return
+        from kcli.errors import KcliError
+        from kcli.runs import write_text
 
-            write_text(output, text())
+        if not output.parent.is_dir():
+            raise KcliError(f"the folder {output.parent} does not exist; create it first", key="--output")
+        write_text(output, text())
     _run(action)
 
 

@@ -41,6 +41,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, str]
         key, op, value = _split_assignment(text)
         parsed = _parse_value(value, text)
         parts = _split_key(key, text)
+        if parts[0] == "extends":
+            raise ConfigError("extends is read from the file before --set applies; write it in the config",
+                              key=f"--set {text}")
         if op == "=":
             resolved = _assign(raw, parts, parsed, text)
         elif op == "+=":

@@ -151,6 +151,7 @@ def test_list_items_by_name_append_and_remove(tree: Path, edit: str, check) -> N
     ("fit.epochs+=1", "fit.epochs is not a list; += appends to lists"),
     ("fit.callbacks-=9", "fit.callbacks has 1 entries"),
     ("fit.callbacks[Term", "expected KEY=VALUE (or KEY+=VALUE, KEY-=ITEM)"),
+    ("extends=other.yaml", "--set extends=other.yaml: extends is read from the file before --set applies"),
 ])
 def test_list_edit_mistakes_say_what_exists(tree: Path, edit: str, expected: str) -> None:
     result = run_cli("validate", tree / "base" / "base.yaml", "--set", edit)

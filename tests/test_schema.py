@@ -28,6 +28,8 @@ def test_shipped_schema_is_the_generated_one(tmp_path: Path) -> None:
     result = run_cli("schema", "--output", tmp_path / "s.json")
     assert result.exit_code == 0 and (tmp_path / "s.json").read_text() == schema_mod.text()
     assert json.loads(run_cli("schema").stdout)["title"] == "kcli config"
+    result = run_cli("schema", "--output", tmp_path / "missing" / "s.json")
+    assert result.exit_code == 2 and result.stderr.startswith("error: --output: the folder")
 
 
 @pytest.mark.parametrize("config", sorted(p.name for p in CONFIGS.glob("*.yaml")))
