@@ -240,8 +240,11 @@ def read_csv_columns(path: Path, header: list[str], features: list[str], label: 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)   # loadtxt warns about an empty file
             table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2)
-    except ValueError as exc:
-        raise DataError(f"{path}: every value must be a number ({reason(exc)})", key=f"{key}.path") from None
+    except ValueError:
+        row, problem = first_bad_row(path.read_text(encoding="utf-8", errors="replace").split("\n", 1)[-1],
+                                     len(header), header)
+        raise DataError(f"{path}: data row {row + 1}: {problem}; every row must hold {len(header)} numbers",
+                        key=f"{key}.path") from None
     if table.shape[0] == 0:
         raise DataError(f"{path} has a header but no rows", key=f"{key}.path")
     if table.shape[1] != len(header):
@@ -329,6 +332,30 @@ def check_shape(x: np.ndarray, input_shape: tuple[int | None, ...], what: str, k
 def shape_fits(got: tuple[int, ...], want: tuple[int | None, ...]) -> bool:
     """Whether a concrete per-example shape matches a declared one with optional null dimensions."""
     return len(got) == len(want) and all(w is None or g == w for g, w in zip(got, want))
+
+
+def is_number(text: str) -> bool:
+    """Whether a CSV cell parses as a number (nan and inf included: they are numbers, checked later)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def first_bad_row(text: str, width: int, names: list[str] | None = None) -> tuple[int, str]:
+    """(index among the non-blank lines, what is wrong) of the first CSV line that is not `width` numbers:
+    numpy's own messages count rows inconsistently (0-based in one, 1-based in another)."""
+    rows = [line for line in text.splitlines() if line.strip()]
+    for i, line in enumerate(rows):
+        fields = line.split(",")
+        if len(fields) != width:
+            return i, f"{len(fields)} values, the first line {width}"
+        for col, value in enumerate(fields):
+            if not is_number(value.strip()):
+                column = repr(names[col]) if names else str(col + 1)
+                return i, f"column {column} is {value.strip()!r}, not a number"
+    return 0, "cannot be read as numbers"
 
 
 def fingerprints(data: DataConfig) -> dict[str, dict[str, Any]]:

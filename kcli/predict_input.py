@@ -130,7 +130,7 @@ def _array_input(x: np.ndarray, labels: np.ndarray | None, label: str | None,
 
 def _csv_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputFile:
     first = data_mod.csv_header(path, "--input")
-    has_header = not all(_is_number(f) for f in first)   # a first line of numbers is data, not names
+    has_header = not all(data_mod.is_number(f) for f in first)   # a first line of numbers is data, not names
     trained_on = run.record.get("features")  # CSV column names the model was trained on
     if has_header:
         header = first
@@ -159,14 +159,6 @@ def _csv_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputFil
     names = [header[i] for i in features]
     return InputFile(rows, label, _csv_chunks(path, has_header, features, names, label_index, len(header),
                                               run.config.data.scale, block_bytes))
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _check_width(path: Path, width: int, input_shape: tuple[int | None, ...], has_header: bool) -> None:
@@ -273,7 +265,7 @@ def _block_parser(width: int) -> Callable[[bytes], np.ndarray]:
             try:
                 return np.loadtxt(io.BytesIO(block), delimiter=",", ndmin=2, dtype=np.float64)
             except ValueError:
-                raise BadRow(*_first_bad_row(block, width)) from None
+                raise BadRow(*data_mod.first_bad_row(block.decode("utf-8", "replace"), width)) from None
 
     return parse
 
@@ -285,16 +277,3 @@ class BadRow(ValueError):
         super().__init__(problem)
         self.index = index
         self.problem = problem
-
-
-def _first_bad_row(block: bytes, width: int) -> tuple[int, str]:
-    """Find the row numpy refused (its own messages count rows inconsistently)."""
-    rows = [line for line in block.decode("utf-8", "replace").splitlines() if line.strip()]
-    for i, line in enumerate(rows):
-        fields = line.split(",")
-        if len(fields) != width:
-            return i, f"{len(fields)} values, the first line {width}"
-        for col, value in enumerate(fields, 1):
-            if not _is_number(value.strip()):
-                return i, f"column {col} is {value.strip()!r}, not a number"
-    return 0, "cannot be read as numbers"

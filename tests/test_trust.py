@@ -126,6 +126,10 @@ def test_nan_in_a_csv_names_the_data_row_and_column(tmp_path: Path) -> None:
         """)
     result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
     assert_user_error(result, "t.csv: nan at data row 2, column 'b'")
+    (tmp_path / "t.csv").write_text("a,b,target\n1,2,0\n\n3,,1\n")   # an empty cell, after a blank line
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert_user_error(result, "t.csv: data row 2: column 'b' is '', not a number; every row must hold 3 numbers")
+    assert not (tmp_path / "runs").exists()
 
 
 # ---- a completed run is verified and usable ----
