@@ -25,7 +25,8 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
         label = data_file.stem
         data_mod.check_shape(arrays.x, run.input_shape, f"the features of {data_file}", "--data")
     else:
-        changed = data_mod.changed_files(run.record.get("data_files") or {})
+        # (a file that is gone is reported by the read below, as "not found")
+        changed = [f for f in data_mod.changed_files(run.record.get("data_files") or {}) if Path(f).exists()]
         if changed:
             display.warning(f"the data differs from what {run.path.name} was trained on: {', '.join(changed)} "
                             "changed since training; the splits are re-created from the current contents")
