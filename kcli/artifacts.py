@@ -24,6 +24,8 @@ from kcli.runs import ARTIFACTS, CONFIG, METRICS, FinishedRun, atomic_target
 if TYPE_CHECKING:
     import keras
 
+    from kcli.ports import Ports
+
 
 # HDF5 writers (h5py, under save_weights and .keras/.h5) crash the process at exit when the disk fills
 # mid-write (a segfault in h5py's object cleanup), so kcli checks for room before starting one.
@@ -45,7 +47,7 @@ def model_bytes(model: keras.Model) -> int:
 
 
 def save_model(model: keras.Model, run_dir: Path, formats: list[str],
-               input_shape: tuple[int | None, ...]) -> dict[str, str]:
+               ports: Ports) -> dict[str, str]:
     """Write the requested model artifacts (atomically, in bug-safe order); returns format -> file name."""
     written: dict[str, str] = {}
     for fmt, name in ARTIFACTS.items():
@@ -53,19 +55,19 @@ def save_model(model: keras.Model, run_dir: Path, formats: list[str],
             continue
         ensure_space(run_dir, model_bytes(model) * (3 if fmt == "savedmodel" else 1))
         with atomic_target(run_dir / name) as tmp:
-            save_model_file(model, fmt, tmp, input_shape)
+            save_model_file(model, fmt, tmp, ports)
         written[fmt] = name
     return written
 
 
-def save_model_file(model: keras.Model, fmt: str, path: Path, input_shape: tuple[int | None, ...]) -> None:
+def save_model_file(model: keras.Model, fmt: str, path: Path, ports: Ports) -> None:
     """Write one artifact (weights / keras / savedmodel / h5) exactly at `path`."""
     if fmt == "weights":
         model.save_weights(path)
     elif fmt == "keras":
         model.save(path)
     elif fmt == "savedmodel":
-        _export_savedmodel(model, path, input_shape)
+        _export_savedmodel(model, path, ports)
     elif fmt == "h5":
         with quiet_absl():  # Keras logs a "legacy format" warning on every .h5 save
             model.save(path)
@@ -73,16 +75,17 @@ def save_model_file(model: keras.Model, fmt: str, path: Path, input_shape: tuple
         raise ValueError(f"unknown format {fmt}")
 
 
-def _export_savedmodel(model: keras.Model, path: Path, input_shape: tuple[int | None, ...]) -> None:
+def _export_savedmodel(model: keras.Model, path: Path, ports: Ports) -> None:
     """What model.export(format="tf_saved_model") writes (endpoints serve and serving_default, batch dimension
     None), but traced with training=False: Keras's own export leaves augmentation layers (RandomFlip, ...)
-    random at inference."""
+    random at inference. Named inputs: `serve` takes a dict of tensors by input name."""
     import keras
 
+    specs = {p.name: keras.InputSpec(shape=(None, *p.shape), dtype=p.dtype) for p in ports.inputs}
+    signature = specs if ports.named else specs[ports.inputs[0].name]
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serve", lambda x: model(x, training=False),
-                         input_signature=[keras.InputSpec(shape=(None, *input_shape), dtype="float32")])
+    archive.add_endpoint("serve", lambda x: model(x, training=False), input_signature=[signature])
     archive.write_out(str(path), verbose=False)
 
 

@@ -19,6 +19,7 @@ from kcli.compose import is_file_ref
 from kcli.config import Config, Spec, did_you_mean
 from kcli.display import Display
 from kcli.errors import ConfigError, DataError, KcliError
+from kcli.resolve import LATEST_RUN
 
 
 @dataclass
@@ -67,9 +68,13 @@ def check(cfg: Config) -> None:
             spec = Spec.of(node.layer.name, {"name": node.name, **node.layer.args})
             _class_spec(spec, "layers", f"model.graph[{i}].{spec.name.rsplit(':', 1)[-1]}", user, "layer")
     _optimizer(cfg.compile.optimizer, user)
-    _loss(cfg.compile.loss, user)
-    for i, spec in enumerate(cfg.compile.metrics):
-        _metric(spec, f"compile.metrics[{i}]", user)
+    losses = cfg.compile.loss if isinstance(cfg.compile.loss, dict) else {"": cfg.compile.loss}
+    for out, spec in losses.items():
+        _loss(spec, user, f"compile.loss.{out}" if out else "compile.loss")
+    metrics = cfg.compile.metrics if isinstance(cfg.compile.metrics, dict) else {"": cfg.compile.metrics}
+    for out, specs in metrics.items():
+        for i, spec in enumerate(specs):
+            _metric(spec, f"compile.metrics.{out}[{i}]" if out else f"compile.metrics[{i}]", user)
     for i, spec in enumerate(cfg.fit.callbacks):
         _callback(spec, f"fit.callbacks[{i}].{spec.name.rsplit(':', 1)[-1]}", user)
 
@@ -122,7 +127,8 @@ def _data_files(cfg: Config) -> None:
             raise DataError(f"unknown builtin dataset {name!r}; available: {', '.join(BUILTIN)}", key=f"{key}.name")
         if holder.path and not Path(holder.path).is_file():
             raise DataError(f"data file not found: {holder.path}", key=f"{key}.path")
-    if cfg.model.init_from is not None and not Path(cfg.model.init_from).exists():
+    init = cfg.model.init_from
+    if init is not None and not init.startswith(LATEST_RUN) and not Path(init).exists():
         raise ConfigError(f"not found: {cfg.model.init_from} (a run directory, a .keras or a .weights.h5 file)",
                           key="model.init_from")
 
@@ -171,6 +177,7 @@ def _class_spec(spec: Spec, package: str, key: str, user: UserCode, what: str) -
     sig = _lookup(spec.name, package, user, key)
     if sig is None and package == "layers" and spec.name in keras_api.applications():
         sig = keras_api.function_signature(*keras_api.applications()[spec.name])
+        spec = Spec.of(spec.name, {k: v for k, v in spec.args.items() if k != "trainable"})   # kcli's, not Keras's
     if sig is None:
         _unknown(what, spec.name, package, user, key, hint="; layers come from keras.layers or from `imports`")
         return
@@ -196,8 +203,8 @@ def _optimizer(spec: Spec, user: UserCode) -> None:
     sig.check(args, key)
 
 
-def _loss(spec: Spec, user: UserCode) -> None:
-    key = f"compile.loss.{spec.name}" if spec.args else "compile.loss"
+def _loss(spec: Spec, user: UserCode, base: str) -> None:
+    key = f"{base}.{spec.name}" if spec.args else base
     sig = _lookup(spec.name, "losses", user, key, loose=True)
     if sig is not None:
         sig.check(spec.args, key)

@@ -123,7 +123,7 @@ def train(
             if config is None or resume is not None:
                 raise KcliError("--fast-dev-run checks a CONFIG; it does not go with --resume", key="--fast-dev-run")
             from kcli.train import fast_dev_run as run_fast_dev_run
-            run_fast_dev_run(config, Display(), set_)
+            run_fast_dev_run(config, Display(), set_, runs_dir)
             return
         train_run(config, runs_dir, Display(), set_, resume, keep_best, allow_data_change)
     _run(action)
@@ -133,6 +133,7 @@ def train(
 def summary(
     config: ConfigArg,
     set_: SetOpt = None,
+    runs_dir: RunsDirReadOpt = Path("runs"),
     plot: Annotated[Path | None, typer.Option("--plot", help="Also draw the model to this file (.png, .svg, .pdf; "
                                               "needs pydot and Graphviz).", show_default=False)] = None,
 ) -> None:
@@ -140,7 +141,7 @@ def summary(
     def action() -> None:
         from kcli.display import Display
         from kcli.train import summary as show_summary
-        show_summary(config, Display(), set_, plot)
+        show_summary(config, Display(), set_, plot, runs_dir)
     _run(action)
 
 

@@ -89,8 +89,8 @@ class SplitSource(_Strict):
 # Keys that only make sense for one data source; anything else is a mistake worth naming.
 _SOURCE_KEYS: dict[str, set[str]] = {
     "builtin": {"name"},
-    "npz": {"path", "x_key", "y_key"},
-    "csv": {"path", "label"},
+    "npz": {"path", "x_key", "y_key", "labels"},
+    "csv": {"path", "label", "labels"},
     "synthetic": {"samples", "classes"},
 }
 
@@ -104,6 +104,9 @@ class DataConfig(_Strict):
     x_key: str | None = None         # npz array names (default x / y)
     y_key: str | None = None
     label: str | None = None         # csv label column
+    # several outputs: the label of each output, by output name: a csv column or an npz array (default: the
+    # array named like the output)
+    labels: dict[str, str] | None = None
     samples: int | None = Field(None, ge=1, le=MAX_SYNTHETIC)   # synthetic: number of examples (default 1000)
     classes: int | None = Field(None, ge=2)  # synthetic: number of classes (default 2)
     validation: SplitSource | None = None
@@ -145,7 +148,7 @@ def _check_source_keys(obj: BaseModel, source: str, prefix: str) -> None:
             raise ValueError(f"`{prefix}{key}` is only used with source {other}, not {source}")
     if source in ("npz", "csv") and "path" not in obj.model_fields_set and not prefix:
         raise ValueError(f"source {source} needs `path` (a file relative to the config file)")
-    if source == "csv" and not prefix and "label" not in obj.model_fields_set:
+    if source == "csv" and not prefix and not {"label", "labels"} & obj.model_fields_set:
         raise ValueError("source csv needs `label` (the name of the label column)")
 
 
@@ -169,19 +172,36 @@ class GraphNode(_Strict):
 GRAPH_INPUT = "input"   # the model's input in a graph's `inputs`
 
 
+class InputConfig(_Strict):
+    """One named input of a graph model (`model.inputs`): its shape and the data that feed it."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")   # graph nodes take it by this name
+    shape: list[PositiveInt | None]   # per example, without the batch dimension, like keras.Input(shape)
+    dtype: Literal["float32", "float64", "int32", "int64"] = "float32"   # int for Embedding/lookup inputs
+    columns: list[str] | None = None   # source csv: the columns that feed it, in order
+    array: str | None = None   # source npz: the array that feeds it (default: the input's name)
+
+
 class ModelConfig(_Strict):
     """`model:` a Sequential stack of layers, a functional graph, or a custom keras.Model subclass."""
 
-    input_shape: list[PositiveInt | None]   # per example, without the batch dimension, like keras.Input(shape)
+    # per example, without the batch dimension, like keras.Input(shape); a graph may name `inputs` instead
+    input_shape: list[PositiveInt | None] | None = None
+    inputs: list[InputConfig] | None = None   # with graph: several named inputs (instead of input_shape)
     layers: list[Spec] | None = None   # a Sequential stack: keras.layers names (or your own classes) with arguments
     graph: list[GraphNode] | None = None   # instead of layers: named nodes with `inputs` (merges, skips, sharing)
-    output: str | None = None   # with graph: the node whose output is the model's (default: the last node)
+    # with graph: the node whose output is the model's (default: the last node), or a list of nodes for
+    # several outputs (compile.loss, loss_weights and metrics may then be given per output name)
+    output: str | list[str] | None = None
     class_: str | None = Field(None, alias="class")   # instead of layers: your keras.Model subclass (file.py:Class)
     args: dict[str, Any] | None = None   # the constructor arguments of `class`
     # Warm start: weights from a run directory, a .keras file or a .weights.h5 file (relative to this file),
     # matched by layer name (by order when no name matches); a shape mismatch is an error unless skip_mismatch.
     init_from: str | None = None
     skip_mismatch: bool = False   # with init_from: skip layers whose weights do not fit instead of failing
+    # Freeze every layer up to and including this one (also a layer inside a keras.applications backbone, e.g.
+    # block_13_expand of MobileNetV2: the backbone's earlier layers freeze, its later ones train)
+    freeze_up_to: str | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> ModelConfig:
@@ -195,15 +215,33 @@ class ModelConfig(_Strict):
             raise ValueError("`args` goes with `class`; layers take their arguments inline")
         if self.output is not None and self.graph is None:
             raise ValueError("`output` goes with `graph`")
+        if self.inputs is not None and self.graph is None:
+            raise ValueError("`inputs` goes with `graph`; a Sequential stack or a Model class takes `input_shape`")
+        if (self.inputs is None) == (self.input_shape is None):
+            raise ValueError("give `input_shape` (one input) or `inputs` (named inputs of a graph)"
+                             if self.inputs is None else "give `input_shape` or `inputs`, not both")
+        if self.inputs is not None and not self.inputs:
+            raise ValueError("`inputs` is empty: list at least one input")
+        if isinstance(self.output, list) and (not self.output or len(set(self.output)) != len(self.output)):
+            raise ValueError("`output` lists each output node once (at least one)")
         return self
+
+    @property
+    def outputs(self) -> list[str]:
+        """The output nodes when `output` lists several (their names key the per-output losses); else []."""
+        return list(self.output) if isinstance(self.output, list) and len(self.output) > 1 else []
 
 
 class CompileConfig(_Strict):
     """`compile:` the arguments of keras.Model.compile."""
 
     optimizer: Spec = Field(default_factory=lambda: Spec.of("rmsprop"))  # Keras's compile default: rmsprop
-    loss: Spec   # a keras.losses class or name (mse, categorical_crossentropy, ...)
-    metrics: list[Spec] = Field(default_factory=list)   # keras.metrics names or classes (accuracy, mae, AUC, ...)
+    # a keras.losses class or name (mse, categorical_crossentropy, ...); several outputs: one per output name
+    loss: Spec | dict[str, Spec] = Field(union_mode="left_to_right")
+    loss_weights: dict[str, float] | None = None   # several outputs: each output's weight in the total loss
+    # keras.metrics names or classes (accuracy, mae, AUC, ...); several outputs: a list for each output name
+    # (a plain list is measured on every output)
+    metrics: list[Spec] | dict[str, list[Spec]] = Field(default_factory=list)
     # Batches per graph call. Default 32: ~2x faster epochs on small models with identical numbers
     # (tests/test_equivalence.py, benchmarks/RESULTS.md); batch-level callbacks then fire every 32 batches.
     # Under `distribute: mirrored` the default is 1 (Keras 3.15 fails with MirroredStrategy and > 1).

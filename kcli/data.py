@@ -18,25 +18,27 @@ from typing import Any
 
 import numpy as np
 
+from kcli import ports as ports_mod
 from kcli.config import DataConfig, SplitSource
 from kcli.datasets import BUILTIN
 from kcli.errors import DataError
+from kcli.ports import Ports, Tree
 
 
 @dataclass
 class Arrays:
-    """Features and labels of one split."""
+    """Features and labels of one split (a dict by input / output name for named inputs / several outputs)."""
 
-    x: np.ndarray
-    y: np.ndarray
+    x: Tree
+    y: Tree
     columns: list[str] | None = None   # CSV feature column names, in order
 
     def __len__(self) -> int:
-        return len(self.x)
+        return ports_mod.rows(self.x)
 
     def take(self, index: np.ndarray) -> Arrays:
         """The rows at `index`."""
-        return Arrays(self.x[index], self.y[index], self.columns)
+        return Arrays(ports_mod.take(self.x, index), ports_mod.take(self.y, index), self.columns)
 
 
 @dataclass
@@ -49,22 +51,33 @@ class Splits:
     classes: int | None = None   # the one-hot class count, when labels were one-hot encoded
 
 
-def load(data: DataConfig, seed: int, feature_shape: tuple[int | None, ...]) -> Splits:
+def load(data: DataConfig, seed: int, ports: Ports) -> Splits:
     """Read, split and preprocess the data a (resolved) config describes."""
-    train = _read(_source_of(data, None), "data", data, seed, feature_shape)
-    validation = _read(_source_of(data, data.validation), "data.validation", data, seed, feature_shape,
-                       train.columns) if data.validation else None
-    test = _read(_source_of(data, data.test), "data.test", data, seed, feature_shape,
-                 train.columns) if data.test else None
+    def read(sub: SplitSource | None, key: str, columns: list[str] | None = None) -> Arrays:
+        if ports.named or ports.several_outputs:
+            return read_ports(_source_of(data, sub), key, data, ports)
+        return _read(_source_of(data, sub), key, data, seed, ports.single_shape, columns)
+
+    train = read(None, "data")
+    validation = read(data.validation, "data.validation", train.columns) if data.validation else None
+    test = read(data.test, "data.test", train.columns) if data.test else None
     train, validation, test = _hold_out(train, validation, test, data, seed)
-    return _preprocess(Splits(train, validation, test), data)
+    return _preprocess(Splits(train, validation, test), data, ports)
 
 
-def load_file(path: Path, data: DataConfig, key: str, label: str | None = None,
+def load_file(path: Path, data: DataConfig, key: str, ports: Ports, label: str | None = None,
               features: list[str] | None = None) -> Arrays:
     """Another .npz/.csv file, read with a run's preprocessing (scale, one_hot, label column); a CSV's feature
-    columns are matched by the names the run was trained on (`features`), in any order."""
+    columns are matched by the names the run was trained on (`features`), in any order. Named inputs and
+    several outputs read the same columns / arrays as training."""
     suffix = path.suffix.lower()
+    if (ports.named or ports.several_outputs) and suffix in (".npz", ".csv"):
+        source = suffix[1:]
+        if source != data.source:
+            raise DataError(f"{path}: the run read its inputs from {data.source} data; give a .{data.source} file",
+                            key=key)
+        src = {"source": source, "path": str(path)}
+        return _preprocess(Splits(read_ports(src, key, data, ports)), data, ports).train
     if suffix == ".npz":
         arrays = read_npz(path, data.x_key or "x", data.y_key or "y", key)
     elif suffix == ".csv":
@@ -81,21 +94,23 @@ def load_file(path: Path, data: DataConfig, key: str, label: str | None = None,
     return _preprocess(Splits(arrays), data).train
 
 
-def _preprocess(splits: Splits, data: DataConfig) -> Splits:
-    """The same arithmetic for every split and file: one-hot labels, float32 scaled features."""
+def _preprocess(splits: Splits, data: DataConfig, ports: Ports | None = None) -> Splits:
+    """The same arithmetic for every split and file: one-hot labels, float32 scaled features (named inputs:
+    each in its declared dtype, `scale` on float inputs only)."""
     if data.one_hot:
         splits.classes = _one_hot(splits, data.one_hot)
+    dtypes = {p.name: p.dtype for p in ports.inputs} if ports is not None and ports.named else {}
     for arrays in _present(splits):
-        arrays.x = scale_features(arrays.x, data.scale)
-        if arrays.y.dtype.kind == "f":
-            arrays.y = arrays.y.astype(np.float32)
+        arrays.x = ports_mod.tmap(lambda name, x: scale_features(x, data.scale, dtypes.get(name or "")), arrays.x)
+        arrays.y = ports_mod.tmap(lambda _, y: y.astype(np.float32) if y.dtype.kind == "f" else y, arrays.y)
     return splits
 
 
-def scale_features(x: np.ndarray, scale: float | None) -> np.ndarray:
-    """Features as float32, multiplied by `data.scale` when set (the same arithmetic as training)."""
-    x = x.astype(np.float32)
-    return x * np.float32(scale) if scale is not None else x
+def scale_features(x: np.ndarray, scale: float | None, dtype: str | None = None) -> np.ndarray:
+    """Features as float32 (or a named input's dtype), multiplied by `data.scale` when set and the features are
+    floats (the same arithmetic as training)."""
+    x = x.astype(dtype or np.float32)
+    return x * x.dtype.type(scale) if scale is not None and x.dtype.kind == "f" else x
 
 
 def _present(splits: Splits) -> list[Arrays]:
@@ -138,16 +153,7 @@ def read_builtin(name: str, key: str = "data") -> Arrays:
 
 def read_npz(path: Path, x_key: str, y_key: str | None, key: str = "data") -> Arrays:
     """Arrays `x_key` and `y_key` of an .npz file (y_key None: features only)."""
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataError(f"data file not found: {path}", key=f"{key}.path") from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a directory, not an .npz file", key=f"{key}.path") from None
-    except Exception as exc:  # numpy raises OSError/ValueError/BadZipFile/EOFError for damaged files
-        raise DataError(f"cannot read {path} as .npz: {reason(exc)}", key=f"{key}.path") from None
-    if not hasattr(npz, "files"):
-        raise DataError(f"{path} is a single .npy array, not an .npz archive", key=f"{key}.path")
+    npz = _open_npz(path, key)
     with npz:
         keys = [k for k in (x_key, y_key) if k is not None]
         for k in keys:
@@ -170,6 +176,20 @@ def read_npz(path: Path, x_key: str, y_key: str | None, key: str = "data") -> Ar
     if y_key is not None:
         check_numbers(y, f"{path}: array {y_key!r}", key)
     return Arrays(x, y)
+
+
+def _open_npz(path: Path, key: str) -> Any:
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"data file not found: {path}", key=f"{key}.path") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a directory, not an .npz file", key=f"{key}.path") from None
+    except Exception as exc:  # numpy raises OSError/ValueError/BadZipFile/EOFError for damaged files
+        raise DataError(f"cannot read {path} as .npz: {reason(exc)}", key=f"{key}.path") from None
+    if not hasattr(npz, "files"):
+        raise DataError(f"{path} is a single .npy array, not an .npz archive", key=f"{key}.path")
+    return npz
 
 
 def reason(exc: BaseException) -> str:
@@ -232,10 +252,26 @@ def read_csv(path: Path, label: str, key: str = "data") -> Arrays:
 def read_csv_columns(path: Path, header: list[str], features: list[str], label: str | None,
                      key: str) -> Arrays:
     """The named feature columns (in the order given, matched by name) and label column of a CSV file."""
-    missing = [c for c in [*features, *([label] if label else [])] if c not in header]
+    _need_columns(path, header, [*features, *([label] if label else [])], key)
+    table = csv_table(path, header, key)
+    y = _label_column(table[:, header.index(label)]) if label else np.zeros(len(table), np.int64)
+    return Arrays(table[:, [header.index(c) for c in features]], y, features)
+
+
+def _need_columns(path: Path, header: list[str], wanted: list[str], key: str) -> None:
+    missing = [c for c in wanted if c not in header]
     if missing:
         raise DataError(f"{path} lacks the column(s) {', '.join(map(repr, missing))}; it has: {', '.join(header)}",
                         key=f"{key}.path")
+
+
+def _label_column(y: np.ndarray) -> np.ndarray:
+    """Whole-number labels as int64 (class ids), others as read."""
+    return y.astype(np.int64) if np.all(y == np.round(y)) else y
+
+
+def csv_table(path: Path, header: list[str], key: str) -> np.ndarray:
+    """Every data row of a CSV file as float64 numbers, checked: one line naming the row and column otherwise."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)   # loadtxt warns about an empty file
@@ -250,10 +286,64 @@ def read_csv_columns(path: Path, header: list[str], features: list[str], label: 
     if table.shape[1] != len(header):
         raise DataError(f"{path}: rows have {table.shape[1]} values, the header {len(header)}", key=f"{key}.path")
     check_numbers(table, str(path), key, header)
-    y = table[:, header.index(label)] if label else np.zeros(len(table))
-    if np.all(y == np.round(y)):
-        y = y.astype(np.int64)
-    return Arrays(table[:, [header.index(c) for c in features]], y, features)
+    return table
+
+
+def read_ports(src: dict[str, Any], key: str, data: DataConfig, ports: Ports) -> Arrays:
+    """One split for named inputs and/or several outputs: each input from its CSV columns or npz array, each
+    output's labels from `data.labels` (npz default: the array named like the output)."""
+    source, path = src["source"], Path(src["path"] or "")
+    if source not in ("npz", "csv"):
+        raise DataError(f"named inputs and several outputs read source npz or csv, not {source}", key="data.source")
+    labels = label_sources(data, ports)
+    if source == "csv":
+        header = csv_header(path, key)
+        _need_columns(path, header, [c for p in ports.inputs for c in p.columns or ()] + list(labels.values()), key)
+        table = csv_table(path, header, key)
+        x: Tree = {p.name: table[:, [header.index(c) for c in p.columns or ()]] for p in ports.inputs}
+        ys = {o: _label_column(table[:, header.index(c)]) for o, c in labels.items()}
+    else:
+        found = read_npz_arrays(path, [*(p.array or p.name for p in ports.inputs), *labels.values()], key)
+        x = {p.name: found[p.array or p.name] for p in ports.inputs}
+        ys = {o: found[a] for o, a in labels.items()}
+    if not ports.named:
+        x = next(iter(x.values()))   # type: ignore[union-attr]
+    y: Tree = ys if ports.several_outputs else next(iter(ys.values()))
+    return Arrays(x, y)
+
+
+def label_sources(data: DataConfig, ports: Ports) -> dict[str, str]:
+    """Output name -> label column (csv) or array (npz); one output is named `output`."""
+    if not ports.several_outputs:
+        column = data.label if data.source == "csv" else data.y_key or "y"
+        return {"output": column or ""}
+    given = data.labels or {}
+    if data.source == "csv":
+        return {o: given[o] for o in ports.outputs}
+    return {o: given.get(o, o) for o in ports.outputs}
+
+
+def read_npz_arrays(path: Path, names: list[str], key: str) -> dict[str, np.ndarray]:
+    """Named arrays of an .npz file, checked: numbers, all finite, one row per example each."""
+    npz = _open_npz(path, key)
+    with npz:
+        for name in names:
+            if name not in npz.files:
+                raise DataError(f"{path} has no array {name!r}; it has: {', '.join(npz.files) or 'nothing'}",
+                                key=f"{key}.path")
+        try:
+            found = {name: npz[name] for name in dict.fromkeys(names)}
+        except Exception as exc:  # a truncated or corrupt member
+            raise DataError(f"cannot read {path} (damaged or truncated?): {reason(exc)}", key=f"{key}.path") from None
+    lengths = {name: len(a) if a.ndim else -1 for name, a in found.items()}
+    if len(set(lengths.values())) != 1 or -1 in lengths.values():
+        raise DataError(f"{path}: the arrays must have one row per example each; rows: "
+                        f"{', '.join(f'{k} {v}' for k, v in lengths.items())}", key=f"{key}.path")
+    if not next(iter(lengths.values())):
+        raise DataError(f"{path} has 0 rows", key=f"{key}.path")
+    for name, a in found.items():
+        check_numbers(a, f"{path}: array {name!r}", key)
+    return found
 
 
 def synthetic(samples: int, classes: int, feature_shape: tuple[int | None, ...], seed: int) -> Arrays:
@@ -298,6 +388,9 @@ def _one_hot(splits: Splits, one_hot: bool | int) -> int:
     for name, arrays in (("train", splits.train), ("validation", splits.validation), ("test", splits.test)):
         if arrays is None:
             continue
+        if isinstance(arrays.y, dict):
+            raise DataError("one_hot works on the labels of one output; with several outputs use sparse losses "
+                            "(SparseCategoricalCrossentropy takes class ids)", key="data.one_hot")
         y = arrays.y.reshape(len(arrays.y), -1)
         if y.shape[1] != 1 or not np.all(np.equal(np.mod(y, 1), 0)) or y.min() < 0:
             raise DataError(f"one_hot needs one non-negative integer label per row; the {name} labels have "
@@ -313,12 +406,22 @@ def _one_hot(splits: Splits, one_hot: bool | int) -> int:
     return classes
 
 
-def check_features(splits: Splits, input_shape: tuple[int | None, ...]) -> None:
-    """Every split's feature shape must match model.input_shape (null dimensions match anything)."""
+def check_features(splits: Splits, ports: Ports) -> None:
+    """Every split's feature shape must match model.input_shape or each named input's shape (null dimensions
+    match anything)."""
     for name, arrays in (("data", splits.train), ("data.validation", splits.validation),
                          ("data.test", splits.test)):
         if arrays is not None:
-            check_shape(arrays.x, input_shape, f"the {name} features", "model.input_shape")
+            check_inputs(arrays.x, ports, f"the {name} features")
+
+
+def check_inputs(x: Tree, ports: Ports, what: str, key: str | None = None) -> None:
+    """Features (one array, or one per named input) must fit the model's inputs."""
+    if not isinstance(x, dict):
+        check_shape(x, ports.single_shape, what, key or "model.input_shape")
+        return
+    for port in ports.inputs:
+        check_shape(x[port.name], port.shape, f"{what} for input {port.name!r}", key or f"{port.key}.shape")
 
 
 def check_shape(x: np.ndarray, input_shape: tuple[int | None, ...], what: str, key: str) -> None:

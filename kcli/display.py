@@ -86,9 +86,14 @@ class Display:
         graph = any(row.connected for row in summary.rows)
         if graph:
             table.add_column("Connected to")
+        frozen = any(row.frozen for row in summary.rows)
+        if frozen:
+            table.add_column("Trainable")
         for row in summary.rows:
             cells = [escape(f"{row.name} ({row.kind})"), escape(row.output_shape), f"{row.params:,}"]
-            table.add_row(*cells, *([escape(row.connected or "-")] if graph else []))
+            cells += [escape(row.connected or "-")] if graph else []
+            cells += [escape(row.frozen or "yes")] if frozen else []
+            table.add_row(*cells)
         return table
 
     def _variables_table(self, summary: ModelSummary) -> Table:

@@ -21,9 +21,10 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
     if data_file is not None and split is not None:
         raise DataError("give --split or --data, not both", key="--data")
     if data_file is not None:
-        arrays = data_mod.load_file(data_file, run.config.data, "--data", label, run.record.get("features"))
+        arrays = data_mod.load_file(data_file, run.config.data, "--data", run.ports, label,
+                                    run.record.get("features"))
         label = data_file.stem
-        data_mod.check_shape(arrays.x, run.input_shape, f"the features of {data_file}", "--data")
+        data_mod.check_inputs(arrays.x, run.ports, f"the features of {data_file}", "--data")
     else:
         # (a file that is gone is reported by the read below, as "not found")
         changed = [f for f in data_mod.changed_files(run.record.get("data_files") or {}) if Path(f).exists()]
@@ -33,7 +34,7 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
         arrays, label = _split(run, split)
     model = artifacts.load_model(run)
     _note_fallback(run, display)
-    model_mod.check_labels(Splits(arrays), model, model.loss, run.input_shape)
+    model_mod.check_labels(Splits(arrays), model, model.loss, run.ports)
     metrics = model_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size)
     out = run.path / f"eval-{label}.json"
     runs.write_json(out, {"data": str(data_file) if data_file else label, "examples": len(arrays), **metrics})
@@ -47,7 +48,7 @@ def _split(run: runs.FinishedRun, split: str | None) -> tuple[Arrays, str]:
     """The run's own split, re-created from its saved config exactly as training made it."""
     cfg = run.config
     try:
-        splits = data_mod.load(cfg.data, cfg.seed or 0, run.input_shape)
+        splits = data_mod.load(cfg.data, cfg.seed or 0, run.ports)
     except DataError as exc:  # e.g. the training data moved: point at the run's config
         raise exc.located(run.path / runs.CONFIG) from None
     if split is None:

@@ -18,6 +18,7 @@ from kcli import model as model_mod
 from kcli.config import did_you_mean
 from kcli.display import Display
 from kcli.errors import ExportFailed, RunError
+from kcli.ports import Ports
 
 FILE_NAMES = {"savedmodel": "saved_model", "keras": "model.keras", "h5": "model.h5",
               "weights": "model.weights.h5", "onnx": "model.onnx", "tflite": "model.tflite"}
@@ -46,11 +47,11 @@ def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, display: Dis
         raise RunError("h5 cannot hold a subclassed keras.Model (Keras cannot reload it); use keras, weights, "
                        "savedmodel, onnx or tflite", key="--format")
     custom = artifacts.custom_objects(run)
-    x = verify.samples(run.input_shape)
+    x = verify.samples(run.ports)
     expected = verify.reference(model, x)   # also "calls" the model, which the ONNX export needs
     target.parent.mkdir(parents=True, exist_ok=True)
     with runs.atomic_target(target) as tmp:
-        _write(fmt, model, tmp, run.input_shape)
+        _write(fmt, model, tmp, run.ports)
         try:
             diff = verify.check(fmt, tmp, x, expected, custom, lambda: model_mod.rebuild(run.config, custom))
         except verify.NotReloadable as exc:
@@ -60,14 +61,14 @@ def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, display: Dis
             problem = str(exc).replace(str(tmp), str(target)).replace(tmp.name, target.name)
             raise ExportFailed(f"export check failed: {problem}; nothing was written. The keras, weights and "
                                "savedmodel formats hold any Keras model") from None
-    display.exported(fmt, target, len(x), diff)
+    display.exported(fmt, target, verify.SAMPLES, diff)
     return target
 
 
-def _write(fmt: str, model: keras.Model, path: Path, input_shape: tuple[int | None, ...]) -> None:
+def _write(fmt: str, model: keras.Model, path: Path, ports: Ports) -> None:
     """Write one export; a format that cannot represent the model is one line, not a traceback."""
     try:
-        _WRITE[fmt](model, path, input_shape)
+        _WRITE[fmt](model, path, ports)
     except Exception as exc:  # converters raise anything: say which format and why, on one line
         raise ExportFailed(f"the {fmt} format cannot represent this model ({type(exc).__name__}: "
                            f"{verify.innermost(exc)}); nothing was written. The keras, weights and savedmodel "
@@ -86,7 +87,7 @@ def _check_dependencies(fmt: str) -> None:
             raise RunError(f"ONNX export needs {' and '.join(missing)}: {INSTALL_HINT['onnx']}", key="--format")
 
 
-def _write_onnx(model: keras.Model, path: Path, input_shape: tuple[int | None, ...]) -> None:
+def _write_onnx(model: keras.Model, path: Path, ports: Ports) -> None:
     import logging
 
     logging.getLogger("tf2onnx").setLevel(logging.CRITICAL)   # its conversion log; kcli reports the outcome
@@ -95,15 +96,15 @@ def _write_onnx(model: keras.Model, path: Path, input_shape: tuple[int | None, .
         model.export(str(path), format="onnx", verbose=False)
 
 
-def _write_tflite(model: keras.Model, path: Path, input_shape: tuple[int | None, ...]) -> None:
+def _write_tflite(model: keras.Model, path: Path, ports: Ports) -> None:
     model.export(str(path), format="litert", verbose=False)
 
 
-def _run_artifact_writer(fmt: str) -> Callable[[keras.Model, Path, tuple[int | None, ...]], None]:
-    return lambda model, path, input_shape: artifacts.save_model_file(model, fmt, path, input_shape)
+def _run_artifact_writer(fmt: str) -> Callable[[keras.Model, Path, Ports], None]:
+    return lambda model, path, ports: artifacts.save_model_file(model, fmt, path, ports)
 
 
-_WRITE: dict[str, Callable[[keras.Model, Path, tuple[int | None, ...]], None]] = {
+_WRITE: dict[str, Callable[[keras.Model, Path, Ports], None]] = {
     **{fmt: _run_artifact_writer(fmt) for fmt in ("savedmodel", "keras", "h5", "weights")},
     "onnx": _write_onnx,
     "tflite": _write_tflite,

@@ -7,6 +7,7 @@ translates its complaints into one line that names the config key.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import inspect
 import math
@@ -20,11 +21,13 @@ from typing import Any
 import keras
 import numpy as np
 
+from kcli import ports as ports_mod
 from kcli.config import GRAPH_INPUT, CompileConfig, Config, Spec, did_you_mean
 from kcli.data import Splits
 from kcli.errors import ConfigError, DataError, first_line
 from kcli.imports import Registry
 from kcli.keras_api import LOSS_DEPENDENT_METRICS, Signature, loose_match, optimizer_args
+from kcli.ports import Ports
 
 
 def build(cfg: Config, registry: Registry) -> keras.Model:
@@ -36,10 +39,40 @@ def build(cfg: Config, registry: Registry) -> keras.Model:
                           "your own Model class, set the dtype policy yourself", key="compile.precision")
     with _dtype_policy(precision):
         if cfg.model.graph is not None:
-            return _build_graph(cfg, registry, tuple(cfg.model.input_shape))
-        if cfg.model.layers is None:
-            return _build_subclass(cfg, registry, tuple(cfg.model.input_shape))
-        return _build_sequential(cfg, registry, tuple(cfg.model.input_shape))
+            model = _build_graph(cfg, registry)
+        elif cfg.model.layers is None:
+            assert cfg.model.input_shape is not None
+            model = _build_subclass(cfg, registry, tuple(cfg.model.input_shape))
+        else:
+            assert cfg.model.input_shape is not None
+            model = _build_sequential(cfg, registry, tuple(cfg.model.input_shape))
+    if cfg.model.freeze_up_to is not None:
+        freeze_up_to(model, cfg.model.freeze_up_to)
+    if model.weights and not model.trainable_weights:
+        raise ConfigError("every layer is frozen: nothing is left to train (unfreeze a layer, or move "
+                          "freeze_up_to to an earlier layer)",
+                          key="model.freeze_up_to" if cfg.model.freeze_up_to else "model")
+    return model
+
+
+def freeze_up_to(model: keras.Model, name: str) -> None:
+    """`trainable = False` for every layer before `name` and `name` itself, in the model's layer order; a name
+    inside a nested model (a keras.applications backbone) freezes the layers before the backbone and the
+    backbone's own layers up to it."""
+    for layer in model.layers:
+        inner = getattr(layer, "layers", None) if isinstance(layer, keras.Model) else None
+        if inner and layer.name != name and any(sub.name == name for sub in inner):
+            for sub in inner:
+                sub.trainable = False
+                if sub.name == name:
+                    return
+        layer.trainable = False
+        if layer.name == name:
+            return
+    known = [layer.name for layer in model.layers]
+    nested = [sub.name for layer in model.layers if isinstance(layer, keras.Model) for sub in layer.layers]
+    raise ConfigError(f"no layer {name!r}{did_you_mean(name, known + nested)}; layers: {', '.join(known)}",
+                      key="model.freeze_up_to")
 
 
 @contextlib.contextmanager
@@ -82,19 +115,25 @@ def _build_sequential(cfg: Config, registry: Registry, input_shape: tuple[int | 
     return model
 
 
-def _build_graph(cfg: Config, registry: Registry, input_shape: tuple[int | None, ...]) -> keras.Model:
+def _build_graph(cfg: Config, registry: Registry) -> keras.Model:
     """A functional model: each node's layer constructed and called in order, as a hand-written
-    `x = Dense(16)(inputs)` script does (the same random draws). A layer without a `name` gets its node's."""
+    `x = Dense(16)(inputs)` script does (the same random draws). A layer without a `name` gets its node's.
+    Named `inputs` make a dict of keras.Input; several outputs a list, in the order `output` names them."""
     assert cfg.model.graph is not None
-    tensors: dict[str, Any] = {GRAPH_INPUT: keras.Input(shape=input_shape, name=GRAPH_INPUT)}
+    ports = ports_mod.of(cfg.model)
+    tensors: dict[str, Any] = {p.name: keras.Input(shape=p.shape, name=p.name, dtype=p.dtype) for p in ports.inputs}
     layers: dict[str, keras.layers.Layer] = {}
-    previous = GRAPH_INPUT
+    outputs = set(ports.outputs)
+    mixed = cfg.compile.precision != "float32"
+    previous = ports.inputs[0].name
     for i, node in enumerate(cfg.model.graph):
         key = f"model.graph[{i}]"
         names = node.inputs or [previous]
         args = [tensors[n] for n in names]
         if node.layer is not None:
-            spec = Spec.of(node.layer.name, {"name": node.name, **node.layer.args})
+            # several outputs under a mixed policy: the output layers compute in float32 (names stay the outputs')
+            extra = {"dtype": "float32"} if mixed and node.name in outputs and "dtype" not in node.layer.args else {}
+            spec = Spec.of(node.layer.name, {"name": node.name, **extra, **node.layer.args})
             layer = _layer(spec, f"{key}.{_short(spec.name)}", registry, tuple(args[0].shape[1:]))
         else:
             layer = layers[node.share or ""]
@@ -104,10 +143,14 @@ def _build_graph(cfg: Config, registry: Registry, input_shape: tuple[int | None,
             shapes = ", ".join(f"{n} {tuple(tensors[n].shape)}" for n in names)
             raise ConfigError(f"{first_line(exc)} (its inputs: {shapes})", key=key) from None
         layers[node.name], previous = layer, node.name
-    output = tensors[cfg.model.output or previous]
-    if cfg.compile.precision != "float32":
+    inputs = {p.name: tensors[p.name] for p in ports.inputs} if ports.named else tensors[GRAPH_INPUT]
+    if ports.several_outputs:
+        return keras.Model(inputs, [tensors[o] for o in ports.outputs], name="functional")
+    output = cfg.model.output
+    output = tensors[(output[0] if isinstance(output, list) else output) or previous]
+    if mixed:
         output = _float32_output()(output)
-    return keras.Model(tensors[GRAPH_INPUT], output, name="functional")
+    return keras.Model(inputs, output, name="functional")
 
 
 def rebuild(cfg: Config, classes: dict[str, type]) -> keras.Model:
@@ -122,13 +165,35 @@ def rebuild(cfg: Config, classes: dict[str, type]) -> keras.Model:
         node.layer = local(node.layer) if node.layer is not None else None
     if cfg.model.class_ is not None:
         cfg.model.class_ = _short(cfg.model.class_)
-    cfg.compile.optimizer, cfg.compile.loss = local(cfg.compile.optimizer), local(cfg.compile.loss)
-    cfg.compile.metrics = [local(m) for m in cfg.compile.metrics]
+    cc = cfg.compile
+    cc.optimizer = local(cc.optimizer)
+    cc.loss = {k: local(v) for k, v in cc.loss.items()} if isinstance(cc.loss, dict) else local(cc.loss)
+    cc.metrics = ({k: [local(m) for m in v] for k, v in cc.metrics.items()} if isinstance(cc.metrics, dict)
+                  else [local(m) for m in cc.metrics])
     registry = Registry(classes=dict(classes))
-    model = build(cfg, registry)
+    with _fresh_names():
+        model = build(cfg, registry)
     compile_model(model, cfg.compile, registry)
     model.optimizer.build(model.trainable_variables)   # so load_weights restores the optimizer's state too
     return model
+
+
+@contextlib.contextmanager
+def _fresh_names() -> Iterator[None]:
+    """Layers named as in a new process (dense, dense_1, ...) while the trained model lives on in this one, so
+    that names the config refers to (freeze_up_to) mean the same layers. Keras keeps the counters in its global
+    state (what clear_session resets); without that private API the names simply continue."""
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:
+        yield
+        return
+    saved = global_state.get_global_attribute("object_name_uids")
+    global_state.set_global_attribute("object_name_uids", collections.defaultdict(int))
+    try:
+        yield
+    finally:
+        global_state.set_global_attribute("object_name_uids", saved)
 
 
 def _build_subclass(cfg: Config, registry: Registry, input_shape: tuple[int | None, ...]) -> keras.Model:
@@ -175,12 +240,15 @@ def _application(spec: Spec, key: str, input_shape: tuple[int | None, ...]) -> k
     """A keras.applications model as a layer; `input_shape` defaults to what reaches it."""
     fn = _applications()[spec.name]
     args = {"input_shape": tuple(input_shape), **spec.args}
+    trainable = args.pop("trainable", True)   # as on any layer: false freezes the whole backbone
     params = inspect.signature(fn).parameters
-    Signature({n for n in params}, []).check(args, key)
+    Signature({*params, "trainable"}, []).check({**args, "trainable": trainable}, key)
     try:
-        return fn(**args)
+        backbone = fn(**args)
     except Exception as exc:  # Keras raises ValueError for sizes; get_file raises for downloads
         raise ConfigError(_application_problem(exc, args), key=key) from None
+    backbone.trainable = bool(trainable)
+    return backbone
 
 
 def _application_problem(exc: BaseException, args: dict[str, Any]) -> str:
@@ -259,10 +327,10 @@ def compile_model(model: keras.Model, cc: CompileConfig, registry: Registry) -> 
         # What compile() itself would do, but explicit, so that model.keras records it: Keras 3.15 reloads a
         # mixed_float16 Sequential with a float32 model policy, does not wrap, and drops the optimizer's state.
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    loss = resolve_loss(cc.loss, registry)
-    metrics = [_metric(spec, f"compile.metrics[{i}]", registry) for i, spec in enumerate(cc.metrics)]
+    loss = resolve_losses(cc, registry)
+    metrics = _metrics(cc, registry)
     try:
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
+        model.compile(optimizer=optimizer, loss=loss, loss_weights=cc.loss_weights, metrics=metrics,
                       steps_per_execution=cc.steps_per_execution, jit_compile=cc.jit_compile)
     except Exception as exc:  # Keras validates the combination here
         raise ConfigError(first_line(exc), key="compile") from None
@@ -290,9 +358,24 @@ def _schedule(raw: dict[str, Any], key: str, registry: Registry) -> Any:
     return construct(cls, spec.args, f"{key}.{spec.name}")
 
 
-def resolve_loss(spec: Spec, registry: Registry) -> Any:
+def resolve_losses(cc: CompileConfig, registry: Registry) -> Any:
+    """The loss, or a dict of losses by output name (several outputs)."""
+    if isinstance(cc.loss, dict):
+        return {out: resolve_loss(spec, registry, f"compile.loss.{out}") for out, spec in cc.loss.items()}
+    return resolve_loss(cc.loss, registry)
+
+
+def _metrics(cc: CompileConfig, registry: Registry) -> Any:
+    """The metrics list, or a dict of lists by output name (several outputs)."""
+    if isinstance(cc.metrics, dict):
+        return {out: [_metric(spec, f"compile.metrics.{out}[{i}]", registry) for i, spec in enumerate(specs)]
+                for out, specs in cc.metrics.items()}
+    return [_metric(spec, f"compile.metrics[{i}]", registry) for i, spec in enumerate(cc.metrics)]
+
+
+def resolve_loss(spec: Spec, registry: Registry, base: str = "compile.loss") -> Any:
     """A loss object or function; never an alias string (Keras 3.15 cannot reload `'mse'` from .h5)."""
-    key = f"compile.loss.{spec.name}" if spec.args else "compile.loss"
+    key = f"{base}.{spec.name}" if spec.args else base
     cls = _find_class(spec.name, keras.losses, keras.losses.Loss, registry, key, loose=True)
     if cls is not None:
         return construct(cls, spec.args, key)
@@ -307,11 +390,14 @@ def resolve_loss(spec: Spec, registry: Registry) -> Any:
 
 
 def metric_names(cc: CompileConfig, registry: Registry) -> list[str]:
-    """The names the compiled metrics log under (a string metric keeps its string, an object its .name)."""
-    names = []
-    for i, spec in enumerate(cc.metrics):
-        metric = _metric(spec, f"compile.metrics[{i}]", registry)
-        names.append(metric if isinstance(metric, str) else getattr(metric, "name", spec.name))
+    """The names the compiled metrics log under (a string metric keeps its string, an object its .name;
+    several outputs: `<output>_<metric>`, and each output's `<output>_loss`)."""
+    metrics = _metrics(cc, registry)
+    if isinstance(metrics, list):
+        return [m if isinstance(m, str) else getattr(m, "name", "") for m in metrics]
+    names = [f"{out}_loss" for out in (cc.loss if isinstance(cc.loss, dict) else {})]
+    for out, items in metrics.items():
+        names += [f"{out}_{m if isinstance(m, str) else getattr(m, 'name', '')}" for m in items]
     return names
 
 
@@ -339,24 +425,40 @@ def evaluate(model: keras.Model, x: Any, y: Any, batch_size: int) -> dict[str, f
 
 
 def output_shape(model: keras.Model, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-    """The model's output shape including the batch dimension."""
+    """The model's output shape including the batch dimension (a one-output model)."""
     if isinstance(model, keras.Sequential):
         return tuple(model.output_shape)
     return tuple(model.compute_output_spec(keras.KerasTensor((None, *input_shape))).shape)
 
 
-def check_labels(splits: Splits, model: keras.Model, loss: Any, input_shape: tuple[int | None, ...]) -> None:
-    """Labels must fit the loss and the model's output, checked before any training step."""
-    out = output_shape(model, input_shape)
-    name = (getattr(loss, "name", None) or getattr(loss, "__name__", "") or "").replace("_", "").lower()
+def output_shapes(model: keras.Model, ports: Ports) -> list[tuple[int | None, ...]]:
+    """Each output's shape including the batch dimension, in the model's output order."""
+    if ports.named or ports.several_outputs:
+        return [tuple(t.shape) for t in model.outputs]
+    return [output_shape(model, ports.single_shape)]
+
+
+def check_labels(splits: Splits, model: keras.Model, loss: Any, ports: Ports) -> None:
+    """Labels must fit the loss and the model's output(s), checked before any training step."""
+    outs = output_shapes(model, ports)
+    names = list(ports.outputs) or [None]
+    losses = loss if isinstance(loss, dict) else {None: loss}
     for split, arrays in (("data", splits.train), ("data.validation", splits.validation), ("data.test", splits.test)):
         if arrays is None:
             continue
-        problem = _label_problem(arrays.y, out, name)
-        if problem:
-            raise DataError(f"the {split} labels (shape {list(arrays.y.shape[1:])} per example) do not fit "
-                            f"loss {type(loss).__name__ if not inspect.isfunction(loss) else loss.__name__} "
-                            f"with model output {out}: {problem}", key="compile.loss")
+        for name, out in zip(names, outs):
+            y = arrays.y[name] if isinstance(arrays.y, dict) and name is not None else arrays.y
+            fn = losses.get(name)
+            if fn is None:
+                continue
+            loss_name = (getattr(fn, "name", None) or getattr(fn, "__name__", "") or "").replace("_", "").lower()
+            problem = _label_problem(np.asarray(y), out, loss_name)
+            if problem:
+                what = f"the {split} labels" + (f" of output {name!r}" if name else "")
+                shown = type(fn).__name__ if not inspect.isfunction(fn) else fn.__name__
+                raise DataError(f"{what} (shape {list(np.shape(y)[1:])} per example) do not fit loss {shown} with "
+                                f"model output {out}: {problem}",
+                                key=f"compile.loss.{name}" if name else "compile.loss")
 
 
 def _label_problem(y: np.ndarray, out: tuple[int | None, ...], loss_name: str) -> str | None:

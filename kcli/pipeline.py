@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from kcli import ports
 from kcli.config import DataConfig
 from kcli.data import Arrays
+from kcli.ports import Tree
 
 
 @dataclass
@@ -42,7 +44,7 @@ def training(train: Arrays, data: DataConfig, seed: int) -> FitInput:
     order = keras_order(len(train), data.batch_size)
     if order is None:   # a Keras that reshuffles every epoch: let it do so itself
         return FitInput(train.x, train.y, data.batch_size, True)
-    return FitInput(batched(train.x[order], train.y[order], data))
+    return FitInput(batched(ports.take(train.x, order), ports.take(train.y, order), data))
 
 
 def validation(arrays: Arrays | None, data: DataConfig) -> Any:
@@ -52,7 +54,7 @@ def validation(arrays: Arrays | None, data: DataConfig) -> Any:
     return batched(arrays.x, arrays.y, data) if data.cache else (arrays.x, arrays.y)
 
 
-def batched(x: np.ndarray, y: np.ndarray, data: DataConfig) -> Any:
+def batched(x: Tree, y: Tree, data: DataConfig) -> Any:
     """Consecutive batches of `data.batch_size` rows (the last one partial), kept after the first pass."""
     import tensorflow as tf
 
@@ -93,7 +95,8 @@ def _each_epoch(train: Arrays, data: DataConfig, seed: int) -> FitInput:
 
     n = len(train)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-    x, y = tf.convert_to_tensor(train.x), tf.convert_to_tensor(train.y)   # captured, not copied into a graph
+    # captured, not copied into a graph
+    x, y = (tf.nest.map_structure(tf.convert_to_tensor, t) for t in (train.x, train.y))
 
     def permutation(_: Any) -> Any:
         seeds = tf.stack([tf.constant(seed, tf.int64), epoch.read_value()])
@@ -101,7 +104,10 @@ def _each_epoch(train: Arrays, data: DataConfig, seed: int) -> FitInput:
             tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=seeds))
 
     batches = tf.data.Dataset.range(1).flat_map(permutation).batch(data.batch_size)
-    dataset = batches.map(lambda idx: (tf.gather(x, idx), tf.gather(y, idx)), num_parallel_calls=tf.data.AUTOTUNE)
+    def gather(idx: Any) -> Any:
+        return tuple(tf.nest.map_structure(lambda t: tf.gather(t, idx), s) for s in (x, y))
+
+    dataset = batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
     steps = math.ceil(n / data.batch_size)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(_prefetch(data))
 

@@ -19,6 +19,7 @@ from kcli import artifacts, runs
 from kcli import model as model_mod
 from kcli.display import Display
 from kcli.errors import DataError
+from kcli.ports import flat_outputs
 from kcli.predict_input import InputFile, open_input
 
 # Rows per model call when --batch-size is not given. Inference results do not depend on it (beyond float
@@ -37,8 +38,10 @@ class Head:
 
     @classmethod
     def of(cls, run: runs.FinishedRun, out_dim: int) -> Head:
-        """Decide from the run's loss (and its from_logits) and the output width."""
+        """Decide from the run's loss (and its from_logits) and the output width (several outputs: values)."""
         loss = run.config.compile.loss
+        if isinstance(loss, dict):
+            return cls("values", False)
         name = loss.name.rsplit(":", 1)[-1].replace("_", "").lower()
         from_logits = bool(loss.args.get("from_logits", False))
         if "categorical" in name and out_dim > 1:
@@ -95,15 +98,16 @@ def predict(ref: str, runs_dir: Path, input_path: Path, output: Path | None, bat
     run = runs.open_run(ref, runs_dir, trust_code)
     source = open_input(input_path, run, label)
     model = artifacts.load_model(run)
-    out_shape = tuple(model_mod.output_shape(model, run.input_shape)[1:])
-    out_dim = int(np.prod(out_shape))
-    head = Head.of(run, out_dim)
+    shapes = [tuple(s[1:]) for s in model_mod.output_shapes(model, run.ports)]
+    columns = _output_columns(run.ports.outputs, shapes)
+    out_shape = shapes[0] if len(shapes) == 1 else (len(columns),)
+    head = Head.of(run, int(np.prod(out_shape)))
     batch = batch_size or PREDICT_BATCH
     collected = Collected()
     with ExitStack() as stack:
-        writer = _writer(stack, output, source, head, out_shape) if output is not None else None
+        writer = _writer(stack, output, source, head, out_shape, columns) if output is not None else None
         for x, labels in source.chunks:
-            raw = np.asarray(model.predict(x, batch_size=batch, verbose=0))
+            raw = flat_outputs(model.predict(x, batch_size=batch, verbose=0))
             classified = head.classify(raw)
             if writer is not None:
                 writer.write(raw, classified, labels)
@@ -113,6 +117,17 @@ def predict(ref: str, runs_dir: Path, input_path: Path, output: Path | None, bat
     display.predictions(collected.preview, collected.counts, collected.rows, head.note, source.label,
                         output, show_rows=output is None)
     return collected
+
+
+def _output_columns(outputs: tuple[str, ...], shapes: list[tuple[int, ...]]) -> list[str] | None:
+    """CSV column names for several outputs, side by side in `model.output` order: `price`, `kind_0`, ..."""
+    if len(outputs) < 2:
+        return None
+    names = []
+    for out, shape in zip(outputs, shapes):
+        width = int(np.prod(shape))
+        names += [out] if width == 1 else [f"{out}_{j}" for j in range(width)]
+    return names
 
 
 def _check_output(output: Path | None, overwrite: bool) -> None:
@@ -139,11 +154,13 @@ def _collect(collected: Collected, raw: np.ndarray, classified: tuple[np.ndarray
     collected.rows += len(raw)
 
 
-def _writer(stack: ExitStack, output: Path, source: InputFile, head: Head, out_shape: tuple[int, ...]) -> Any:
+def _writer(stack: ExitStack, output: Path, source: InputFile, head: Head, out_shape: tuple[int, ...],
+            columns: list[str] | None) -> Any:
     tmp = stack.enter_context(runs.atomic_target(output, replace=True))
     suffix = output.suffix.lower()
     if suffix == ".csv":
-        return _CsvWriter(stack.enter_context(tmp.open("w", encoding="utf-8")), head, out_shape, source.label)
+        return _CsvWriter(stack.enter_context(tmp.open("w", encoding="utf-8")), head, out_shape, source.label,
+                          columns)
     if suffix == ".npy":
         return _NpyWriter(tmp, source.rows, out_shape)
     writer = _NpzWriter(tmp, source.rows, out_shape)
@@ -154,12 +171,13 @@ def _writer(stack: ExitStack, output: Path, source: InputFile, head: Head, out_s
 class _CsvWriter:
     """One row per example: [label,] predicted, probability, then the raw outputs."""
 
-    def __init__(self, fh: Any, head: Head, out_shape: tuple[int, ...], label: str | None) -> None:
+    def __init__(self, fh: Any, head: Head, out_shape: tuple[int, ...], label: str | None,
+                 names: list[str] | None = None) -> None:
         self.fh = fh
         raw_name = "logit" if head.from_logits else "output"
         columns = [label] if label is not None else []
         columns += ["predicted", "probability"] if head.kind != "values" else []
-        columns += [f"{raw_name}_{i}" for i in range(int(np.prod(out_shape)))]
+        columns += names or [f"{raw_name}_{i}" for i in range(int(np.prod(out_shape)))]
         fh.write(",".join(columns) + "\n")
         self.classifier = head.kind != "values"
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from kcli import data as data_mod
+from kcli import ports as ports_mod
 from kcli import runs
 from kcli.errors import DataError
 
@@ -46,6 +47,8 @@ def open_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputFil
     if not path.is_file():
         raise DataError(f"input file not found: {path}", key="--input")
     suffix = path.suffix.lower()
+    if run.ports.named:
+        return _named_input(path, run, label)
     if suffix == ".npy":
         return _array_input(_load_npy(path), None, None, run)
     if suffix == ".npz":
@@ -89,6 +92,43 @@ def _npz_input(path: Path, run: runs.FinishedRun) -> InputFile:
     if x.dtype.kind not in "biuf" or x.ndim == 0:
         raise DataError(f"{path}: array {keys[0]!r} holds {x.dtype}; expected numbers", key="--input")
     return _array_input(x, labels, y_key if labels is not None else None, run)
+
+
+def _named_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputFile:
+    """Several named inputs: an .npz with one array per input (the array the run trained on, or the input's
+    name), or a CSV with a header holding each input's columns; read whole, predicted in chunks."""
+    ports, data = run.ports, run.config.data
+    suffix = path.suffix.lower()
+    labels = None
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as npz:
+            names = {p.name: p.array if p.array in npz.files else p.name for p in ports.inputs}
+        found = data_mod.read_npz_arrays(path, list(names.values()), "--input")
+        x = {p.name: found[names[p.name]] for p in ports.inputs}
+    elif suffix == ".csv":
+        header = data_mod.csv_header(path, "--input")
+        label = label or (data.label if data.label in header else None)
+        wanted = [c for p in ports.inputs for c in p.columns or ()] + ([label] if label else [])
+        missing = [c for c in wanted if c not in header]
+        if missing:
+            raise DataError(f"{path} lacks the column(s) {', '.join(missing)} that the model's inputs take; it has: "
+                            f"{', '.join(header)}", key="--input")
+        table = data_mod.csv_table(path, header, "--input")
+        x = {p.name: table[:, [header.index(c) for c in p.columns or ()]] for p in ports.inputs}
+        labels = table[:, header.index(label)] if label else None
+    else:
+        raise DataError(f"{path}: a model with named inputs predicts from an .npz (one array per input) or a "
+                        ".csv with the input columns", key="--input")
+    data_mod.check_inputs(x, ports, "the input's features", "--input")
+    dtypes = {p.name: p.dtype for p in ports.inputs}
+
+    def chunks() -> Iterator[tuple[Any, np.ndarray | None]]:
+        for start in range(0, ports_mod.rows(x), CHUNK_ROWS):
+            end = start + CHUNK_ROWS
+            yield ({k: data_mod.scale_features(v[start:end], data.scale, dtypes[k]) for k, v in x.items()},
+                   labels[start:end] if labels is not None else None)
+
+    return InputFile(ports_mod.rows(x), label if labels is not None else None, chunks())
 
 
 def _label_ids(labels: np.ndarray | None) -> np.ndarray | None:

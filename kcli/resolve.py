@@ -41,12 +41,13 @@ def resolve(loaded: LoadedConfig) -> Config:
             node.layer = Spec.of(abs_ref(node.layer.name, base), _abs_weights(node.layer.args, base))
     try:
         check_graph(cfg.model)
+        check_ports(cfg)
     except KcliError as exc:
         raise loaded.locate(exc) from None
     if cfg.model.class_ is not None:
         cfg.model.class_ = abs_ref(cfg.model.class_, base)
         cfg.model.args = cfg.model.args or {}
-    if cfg.model.init_from is not None:
+    if cfg.model.init_from is not None and not cfg.model.init_from.startswith(LATEST_RUN):
         cfg.model.init_from = str((base / cfg.model.init_from).resolve())
     _resolve_steps_per_execution(cfg, loaded)
     if cfg.save is None:
@@ -56,6 +57,9 @@ def resolve(loaded: LoadedConfig) -> Config:
         raise loaded.locate(ConfigError("h5 cannot hold a subclassed keras.Model (Keras cannot reload it); "
                                         "use keras, weights or savedmodel", key="save"))
     return cfg
+
+
+LATEST_RUN = "latest:"   # init_from: latest:NAME, the newest completed run called NAME under --runs-dir
 
 
 def _abs_weights(args: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -100,22 +104,90 @@ def _resolve_data_paths(data: DataConfig, base: Path) -> None:
 
 
 def check_graph(model: ModelConfig) -> None:
-    """Every node refers to nodes defined before it (so a graph cannot have cycles), names are unique, and
-    `output` names a node; mistakes name the node."""
+    """Every node refers to nodes (or inputs) defined before it (so a graph cannot have cycles), names are
+    unique, and `output` names nodes; mistakes name the node."""
     if model.graph is None:
         return
+    inputs = [i.name for i in model.inputs] if model.inputs is not None else [GRAPH_INPUT]
+    for i, name in enumerate(inputs):
+        if name in inputs[:i]:
+            raise ConfigError(f"input name {name!r} is used twice", key=f"model.inputs[{i}].name")
     seen: list[str] = []
     names = [node.name for node in model.graph]
     for i, node in enumerate(model.graph):
         key = f"model.graph[{i}]"
-        if node.name == GRAPH_INPUT or node.name in seen:
-            raise ConfigError(f"node name {node.name!r} is taken (`input` is the model's input)", key=f"{key}.name")
+        if node.name in inputs or node.name in seen:
+            taken = "an input's name" if node.name in inputs else "another node's name"
+            raise ConfigError(f"node name {node.name!r} is taken ({taken})", key=f"{key}.name")
+        if i == 0 and node.inputs is None and len(inputs) > 1:
+            raise ConfigError(f"the first node must say which of the inputs {', '.join(inputs)} it takes",
+                              key=f"{key}.inputs")
         for ref in [*(node.inputs or []), *([node.share] if node.share else [])]:
-            if ref == GRAPH_INPUT and ref != node.share or ref in seen:
+            if ref in inputs and ref != node.share or ref in seen:
                 continue
             why = ("comes later: a node takes only earlier nodes, so a graph has no cycles" if ref in names
-                   else f"is not a node{did_you_mean(ref, [GRAPH_INPUT, *seen])}")
+                   else f"is not a node{did_you_mean(ref, [*inputs, *seen])}")
             raise ConfigError(f"{ref!r} {why}", key=f"{key}.{'share' if ref == node.share else 'inputs'}")
         seen.append(node.name)
-    if model.output is not None and model.output not in seen:
-        raise ConfigError(f"no node {model.output!r}{did_you_mean(model.output, seen)}", key="model.output")
+    outputs = model.output if isinstance(model.output, list) else [model.output] if model.output else []
+    for i, out in enumerate(outputs):
+        if out not in seen:
+            where = f"model.output[{i}]" if isinstance(model.output, list) else "model.output"
+            raise ConfigError(f"no node {out!r}{did_you_mean(out, seen)}", key=where)
+
+
+def check_ports(cfg: Config) -> None:
+    """Named inputs say where their data comes from, and per-output losses, weights, metrics and labels name
+    the outputs; a model with one output takes one loss."""
+    outputs = cfg.model.outputs
+    cc = cfg.compile
+    if outputs and isinstance(cc.loss, Spec) and cc.loss.name in outputs:
+        cc.loss = {cc.loss.name: Spec.model_validate(cc.loss.args)}   # `loss: {out: {Huber: {delta: 2}}}`
+    if outputs and isinstance(cc.metrics, list):
+        cc.metrics = {out: list(cc.metrics) for out in outputs} if cc.metrics else {}
+    per_output = {"compile.loss": cc.loss, "compile.loss_weights": cc.loss_weights, "compile.metrics": cc.metrics,
+                  "data.labels": cfg.data.labels}
+    for key, value in per_output.items():
+        if isinstance(value, dict) and not outputs:
+            raise ConfigError("a mapping by output name needs several outputs: list them in model.output",
+                              key=key)
+        for name in value if isinstance(value, dict) else {}:
+            if name not in outputs:
+                raise ConfigError(f"{name!r} is not an output{did_you_mean(name, outputs)}; outputs: "
+                                  f"{', '.join(outputs)}", key=f"{key}.{name}")
+    if outputs and not isinstance(cc.loss, dict):
+        raise ConfigError(f"several outputs take one loss each: loss: {{{outputs[0]}: ..., ...}}", key="compile.loss")
+    if outputs and isinstance(cc.loss, dict):
+        for out in outputs:
+            if out not in cc.loss:
+                raise ConfigError(f"output {out!r} has no loss", key="compile.loss")
+    _check_feeds(cfg)
+
+
+def _check_feeds(cfg: Config) -> None:
+    data, outputs = cfg.data, cfg.model.outputs
+    if cfg.model.inputs is None and not outputs:
+        return
+    if data.source not in ("npz", "csv"):
+        raise ConfigError(f"named inputs and several outputs read source npz or csv, not {data.source}",
+                          key="data.source")
+    for i, port in enumerate(cfg.model.inputs or []):
+        if data.source == "csv" and not port.columns:
+            raise ConfigError("source csv: name the columns that feed this input (`columns: [a, b]`)",
+                              key=f"model.inputs[{i}].columns")
+        if data.source == "csv" and port.columns and len(port.columns) != (port.shape[-1] if port.shape else 0):
+            raise ConfigError(f"{len(port.columns)} columns feed shape {port.shape}; the last dimension must equal "
+                              "the number of columns", key=f"model.inputs[{i}].shape")
+        if data.source == "npz" and port.columns:
+            raise ConfigError("`columns` is for source csv; an npz input names its `array`",
+                              key=f"model.inputs[{i}].columns")
+        if data.source == "csv" and port.array:
+            raise ConfigError("`array` is for source npz; a csv input names its `columns`",
+                              key=f"model.inputs[{i}].array")
+    if outputs and data.source == "csv":
+        for out in outputs:
+            if out not in (data.labels or {}):
+                raise ConfigError(f"name the label column of output {out!r}: labels: {{{out}: COLUMN, ...}}",
+                                  key="data.labels")
+        if data.label is not None:
+            raise ConfigError("several outputs take `labels` (a column per output), not `label`", key="data.label")

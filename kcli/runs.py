@@ -24,8 +24,8 @@ from kcli import __version__
 from kcli.errors import RunError
 
 if TYPE_CHECKING:
-
     from kcli.config import Config
+    from kcli.ports import Ports
 
 RUN_JSON = "run.json"
 CONFIG = "config.yaml"
@@ -291,15 +291,22 @@ def find_run(ref: str, runs_dir: Path, key: str = "RUN", resumable: bool = False
     raise RunError(f"no run directory {ref!r} (looked in . and {runs_dir}); use a path or `latest`", key=key)
 
 
-def _latest(runs_dir: Path, key: str, resumable: bool) -> Path:
+def latest_named(runs_dir: Path, name: str, key: str) -> Path:
+    """The newest completed run whose config was named `name` (its directory: name-<timestamp>)."""
+    return _latest(runs_dir, key, False, name)
+
+
+def _latest(runs_dir: Path, key: str, resumable: bool, name: str | None = None) -> Path:
     """Newest by end time (completed) or start time (resumable); the directory name breaks ties."""
     best: tuple[str, str, Path] | None = None
-    for run_json in runs_dir.glob(f"*/{RUN_JSON}"):
+    for run_json in runs_dir.glob(f"{name + '-' if name else ''}*/{RUN_JSON}"):
         try:
             record = json.loads(run_json.read_text())
         except (OSError, ValueError):
             continue
         if not isinstance(record, dict) or (record.get("status") == FINISHED) == resumable:
+            continue
+        if name is not None and record.get("name") != name:
             continue
         stamp = str(record.get("started" if resumable else "ended") or "")
         candidate = (stamp, run_json.parent.name, run_json.parent)
@@ -307,7 +314,8 @@ def _latest(runs_dir: Path, key: str, resumable: bool) -> Path:
             best = candidate
     if best is None:
         what = "run that did not complete (nothing to resume)" if resumable else "completed run"
-        raise RunError(f"no {what} under {runs_dir}", key=key)
+        named = f" named {name!r}" if name else ""
+        raise RunError(f"no {what}{named} under {runs_dir}", key=key)
     return best[2]
 
 
@@ -322,9 +330,16 @@ class FinishedRun:
     loaded_from: str | None = None    # which artifact load_model used
 
     @property
+    def ports(self) -> Ports:
+        """The model's inputs (and output names)."""
+        from kcli import ports
+
+        return ports.of(self.config.model)
+
+    @property
     def input_shape(self) -> tuple[int | None, ...]:
-        """The model's per-example input shape."""
-        return tuple(self.config.model.input_shape)
+        """The per-example input shape of a one-input model."""
+        return self.ports.single_shape
 
 
 def open_run(ref: str, runs_dir: Path, trust_code: bool = False) -> FinishedRun:

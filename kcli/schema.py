@@ -126,6 +126,12 @@ def _spec(package: str, description: str) -> dict[str, Any]:
     for name, (module, attr) in sorted(keras_api.public(package).items()):
         if name in names:
             by_name[name] = _arguments(keras_api.signature_of(module, attr))
+    if package == "layers":   # a keras.applications model is a layer too (kcli adds `trainable`)
+        for name, (module, attr) in sorted(keras_api.applications().items()):
+            sig = keras_api.function_signature(module, attr)
+            accepted = None if sig.accepted is None else sig.accepted | {"trainable"}
+            by_name[name] = _arguments(keras_api.Signature(accepted, sig.required))
+        names = sorted([*names, *keras_api.applications()])
     return {
         "description": description,
         "anyOf": [

@@ -21,6 +21,7 @@ class LayerRow:
     output_shape: str
     params: int
     connected: str = ""   # a functional graph's inbound layers, as Keras's summary shows them
+    frozen: str = ""      # "frozen", "partly (N of M)" or "" (every weight trains)
 
 
 @dataclass
@@ -43,11 +44,24 @@ def describe(model: keras.Model) -> ModelSummary:
     """Layer table and parameter counts as Keras's `model.summary()` reports them."""
     graph = type(model).__name__ == "Functional"
     rows = [LayerRow(layer.name, type(layer).__name__, _output_shape(layer), layer.count_params()
-                     if layer.built else 0, _connections(layer) if graph else "") for layer in model.layers]
+                     if layer.built else 0, _connections(layer) if graph else "", _frozen(layer))
+            for layer in model.layers]
     count = lambda ws: sum(math.prod(w.shape) for w in ws)  # noqa: E731
     variables = [(v.path, tuple(v.shape), v.trainable) for v in model.weights]
     return ModelSummary(model.name, rows, count(model.trainable_weights), count(model.non_trainable_weights),
                         variables)
+
+
+def _frozen(layer: keras.layers.Layer) -> str:
+    """Whether `fit` leaves a layer's weights alone: "frozen", "partly (...)" for a backbone frozen up to one of
+    its layers, or "" (it trains)."""
+    if not layer.weights:
+        return ""
+    if not layer.trainable:
+        return "frozen"
+    inner = [sub for sub in getattr(layer, "layers", []) if sub.weights] if isinstance(layer, keras.Model) else []
+    fixed = [sub for sub in inner if not sub.trainable]
+    return f"partly ({len(fixed)} of {len(inner)} layers frozen)" if fixed else ""
 
 
 def _connections(layer: keras.layers.Layer) -> str:

@@ -19,6 +19,7 @@ from kcli import callbacks as callbacks_mod
 from kcli import config as config_mod
 from kcli import data as data_mod
 from kcli import model as model_mod
+from kcli import ports as ports_mod
 from kcli import resolve as resolve_mod
 from kcli import summary as summary_mod
 from kcli.config import Config, LoadedConfig
@@ -52,19 +53,23 @@ class Start:
 
 
 def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = True,
-            warm: bool = True) -> Prepared:
+            warm: bool = True, runs_dir: Path = Path("runs")) -> Prepared:
     """Load the config, the user's imports and the data; build and compile the model (warm-started from
     model.init_from unless `warm` is off: a resumed run has its own state); check they fit."""
     loaded = config_mod.load(path, overrides)
     try:
         cfg = resolve_mod.resolve(loaded)
+        init = cfg.model.init_from
+        if init is not None and init.startswith(resolve_mod.LATEST_RUN):   # recorded as the run it found
+            found = runs.latest_named(runs_dir, init.removeprefix(resolve_mod.LATEST_RUN), "model.init_from")
+            cfg.model.init_from = str(found.resolve())
         registry = load_imports(cfg.imports)
-        input_shape = tuple(cfg.model.input_shape)
+        ports = ports_mod.of(cfg.model)
         keras.backend.clear_session()  # fresh layer names (sequential/dense/...) as in a new process
         keras.utils.set_random_seed(cfg.seed)  # before anything random, as a hand-written script does
-        splits = data_mod.load(cfg.data, cfg.seed, input_shape) if with_data else None
+        splits = data_mod.load(cfg.data, cfg.seed, ports) if with_data else None
         if splits is not None:
-            data_mod.check_features(splits, input_shape)
+            data_mod.check_features(splits, ports)
             if cfg.data.one_hot is True:
                 cfg.data.one_hot = splits.classes  # record the inferred count: evaluate/predict reuse it
         with _strategy_scope(cfg):
@@ -74,7 +79,7 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
                     if warm and cfg.model.init_from else [])
         callbacks_mod.check(cfg, registry)
         if splits is not None:
-            model_mod.check_labels(splits, model, model.loss, input_shape)
+            model_mod.check_labels(splits, model, model.loss, ports)
             callbacks_mod.check_monitors(cfg, registry, model_mod.metric_names(cfg.compile, registry),
                                          splits.validation is not None)
     except KcliError as exc:
@@ -102,36 +107,39 @@ def _strategy_scope(cfg: Config) -> contextlib.AbstractContextManager[Any]:
     return tf.distribute.MirroredStrategy().scope()
 
 
-def summary(path: Path, display: Display, overrides: list[str] | None = None, plot: Path | None = None) -> None:
+def summary(path: Path, display: Display, overrides: list[str] | None = None, plot: Path | None = None,
+            runs_dir: Path = Path("runs")) -> None:
     """Build the model without data or training and show its summary and trainable variables (and draw it)."""
     if plot is not None:
         summary_mod.check_plotting(plot)
-    prepared = prepare(path, overrides, with_data=False)
+    prepared = prepare(path, overrides, with_data=False, runs_dir=runs_dir)
     display.summary(summary_mod.describe(prepared.model), variables=True)
     if plot is not None:
         summary_mod.plot(prepared.model, plot)
         display.note(f"written: {plot}")
 
 
-def fast_dev_run(path: Path, display: Display, overrides: list[str] | None = None) -> None:
+def fast_dev_run(path: Path, display: Display, overrides: list[str] | None = None,
+                 runs_dir: Path = Path("runs")) -> None:
     """One batch of train, validation and test through the whole of `kcli train` (every artifact written and
     verified) in a temporary runs directory that is removed: the check before a long run."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kcli-fast-dev-run-") as tmp:
-        train(path, Path(tmp), display, overrides, one_batch=True)
+        train(path, Path(tmp), display, overrides, one_batch=True, init_runs=runs_dir)
     display.note(f"fast dev run ok: one batch of each split, every artifact written and verified, nothing kept "
                  f"({time.perf_counter() - started:.1f} s)")
 
 
 def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[str] | None = None,
           resume: str | None = None, keep_best: bool = False, allow_data_change: bool = False,
-          one_batch: bool = False) -> Path:
-    """Train what the config describes and write a complete run directory; returns its path."""
+          one_batch: bool = False, init_runs: Path | None = None) -> Path:
+    """Train what the config describes and write a complete run directory; returns its path. `init_runs`: where
+    `init_from: latest:NAME` looks (default: runs_dir)."""
     if resume is not None:
         prep, start = _resume(path, overrides, resume, runs_dir, allow_data_change, display)
     else:
         assert path is not None
-        prep = prepare(path, overrides)
+        prep = prepare(path, overrides, runs_dir=init_runs or runs_dir)
         if one_batch:
             _one_batch(prep)
         name = prep.cfg.name or path.stem
@@ -287,9 +295,8 @@ def _finish_model(model: keras.Model, prep: Prepared, run_dir: Path, record: run
         metrics = model_mod.evaluate(model, splits.test.x, splits.test.y, prep.cfg.data.batch_size)
         runs.write_json(run_dir / runs.METRICS, metrics)
         display.metrics("Test metrics", metrics)
-    input_shape = tuple(prep.cfg.model.input_shape)
     started = time.perf_counter()
-    written = artifacts.save_model(model, run_dir, list(prep.cfg.save or []), input_shape)
+    written = artifacts.save_model(model, run_dir, list(prep.cfg.save or []), ports_mod.of(prep.cfg.model))
     saved = time.perf_counter()
     verified = _verify_artifacts(model, prep, run_dir, written, display)
     record.update(artifacts=written, verified=verified, save_seconds=round(saved - started, 3),
@@ -304,7 +311,7 @@ def _verify_artifacts(model: keras.Model, prep: Prepared, run_dir: Path, written
     splits = prep.splits
     assert splits is not None
     real = next(a.x for a in (splits.test, splits.validation, splits.train) if a is not None)
-    x = verify.samples(tuple(prep.cfg.model.input_shape), real)
+    x = verify.samples(ports_mod.of(prep.cfg.model), real)
     expected = verify.reference(model, x)
     custom = prep.registry.classes
     report: dict[str, str] = {}
@@ -321,7 +328,7 @@ def _verify_artifacts(model: keras.Model, prep: Prepared, run_dir: Path, written
             continue
         except ExportFailed as exc:
             raise TrainingFailed(f"a saved artifact does not reproduce the trained model: {exc}") from None
-        report[fmt] = f"ok: outputs within {diff:.1g} on {len(x)} rows"
+        report[fmt] = f"ok: outputs within {diff:.1g} on {ports_mod.rows(x)} rows"
     return report
 
 
@@ -331,16 +338,24 @@ def _short_config(cfg: Config, splits: Splits) -> list[tuple[str, str]]:
     source = cfg.data.name if cfg.data.source == "builtin" else (cfg.data.path or cfg.data.source)
     model = (f"{len(cfg.model.layers)} layers" if cfg.model.layers is not None else
              f"graph of {len(cfg.model.graph)} nodes" if cfg.model.graph is not None else f"class {cfg.model.class_}")
+    ports = ports_mod.of(cfg.model)
+    inputs = (", ".join(f"{p.name} {list(p.shape)}" for p in ports.inputs) if ports.named else
+              f"input_shape {list(ports.single_shape)}")
     return [
         ("run", f"{cfg.name}  (seed {cfg.seed})"),
         ("data", f"{cfg.data.source}: {source}  [{sizes}]  batch {cfg.data.batch_size}"),
-        ("model", f"{model}, input_shape {list(cfg.model.input_shape)}"),
+        ("model", f"{model}, {inputs}" + (f", outputs {', '.join(ports.outputs)}" if ports.outputs else "")),
         ("compile", f"optimizer {_spec(cfg.compile.optimizer)}, loss {_spec(cfg.compile.loss)}, "
-                    f"metrics {[_spec(m) for m in cfg.compile.metrics]}"),
+                    f"metrics {_spec(cfg.compile.metrics)}"),
         ("fit", f"epochs {cfg.fit.epochs}, validation_freq {cfg.fit.validation_freq}"
                 + (f", callbacks {[_spec(c) for c in cfg.fit.callbacks]}" if cfg.fit.callbacks else "")),
     ]
 
 
-def _spec(spec: config_mod.Spec) -> str:
+def _spec(spec: Any) -> str:
+    """A Spec as `Name(arg=value)`; per-output specs as `{out: ...}`, lists as `[...]`."""
+    if isinstance(spec, dict):
+        return "{" + ", ".join(f"{k}: {_spec(v)}" for k, v in spec.items()) + "}"
+    if isinstance(spec, list):
+        return "[" + ", ".join(_spec(s) for s in spec) + "]"
     return spec.name if not spec.args else f"{spec.name}({', '.join(f'{k}={v}' for k, v in spec.args.items())})"

@@ -10,11 +10,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
 
+from kcli import ports as ports_mod
 from kcli.errors import ExportFailed
+from kcli.ports import Ports, Tree
 
 SAMPLES = 8
 # Largest allowed |difference| to the Keras model's outputs; converted graphs reorder float operations.
@@ -28,27 +31,34 @@ class NotReloadable(Exception):
     """Keras cannot deserialize a .keras/.h5 file (typically a custom class without get_config)."""
 
 
-def samples(input_shape: tuple[int | None, ...], real: np.ndarray | None = None) -> np.ndarray:
-    """A few inputs of the model's shape: rows of real data when given, else seeded normal values
-    (unknown dimensions become 4)."""
-    if real is not None and len(real):
-        return np.asarray(real[:SAMPLES], dtype=np.float32)
-    shape = tuple(d if d is not None else 4 for d in input_shape)
-    return np.random.default_rng(0).normal(size=(SAMPLES, *shape)).astype(np.float32)
+def samples(ports: Ports, real: Tree | None = None) -> Tree:
+    """A few inputs of the model's shape (a dict by name for named inputs): rows of real data when given, else
+    seeded values (normal for float inputs, zeros for integer ones; unknown dimensions become 4)."""
+    if real is not None and ports_mod.rows(real):
+        return ports_mod.tmap(lambda _, a: np.asarray(a[:SAMPLES], dtype=a.dtype if ports.named else np.float32),
+                              real)
+    rng = np.random.default_rng(0)
+    made = {}
+    for port in ports.inputs:
+        shape = (SAMPLES, *(d if d is not None else 4 for d in port.shape))
+        made[port.name] = (rng.normal(size=shape) if port.dtype.startswith("float") else np.zeros(shape)
+                           ).astype(port.dtype)
+    return made if ports.named else made[ports.inputs[0].name]
 
 
-def reference(model: keras.Model, x: np.ndarray) -> np.ndarray:
-    """The live model's inference outputs on `x`."""
+def reference(model: keras.Model, x: Tree) -> np.ndarray:
+    """The live model's inference outputs on `x` (several outputs side by side)."""
     return infer(model, x)
 
 
-def infer(model: keras.Model, x: np.ndarray) -> np.ndarray:
+def infer(model: keras.Model, x: Tree) -> np.ndarray:
     """One direct inference call: the same numbers as model.predict without building a predict function
     (~0.1 s each), which a handful of rows does not need."""
-    return np.asarray(keras.ops.convert_to_numpy(model(x, training=False)))
+    out = model(x, training=False)
+    return ports_mod.flat_outputs(keras.tree.map_structure(keras.ops.convert_to_numpy, out))
 
 
-def check(fmt: str, path: Path, x: np.ndarray, expected: np.ndarray, custom: Custom, rebuild: Rebuild) -> float:
+def check(fmt: str, path: Path, x: Tree, expected: np.ndarray, custom: Custom, rebuild: Rebuild) -> float:
     """Load `path` with its own runtime, run it twice on `x`; the largest difference to `expected`.
 
     Raises NotReloadable when Keras cannot deserialize a .keras/.h5 file, ExportFailed on any mismatch."""
@@ -59,12 +69,12 @@ def check(fmt: str, path: Path, x: np.ndarray, expected: np.ndarray, custom: Cus
     except Exception as exc:  # runtimes raise their own types (onnxruntime's InvalidGraph, ...)
         raise ExportFailed(f"{path.name}: the {fmt} runtime cannot load it ({type(exc).__name__}: "
                            f"{innermost(exc)})") from None
-    first, second = np.asarray(run(x)), np.asarray(run(x))
+    first, second = ports_mod.flat_outputs(run(x)), ports_mod.flat_outputs(run(x))
     if not np.array_equal(first, second, equal_nan=True):
         raise ExportFailed(f"{path.name}: the {fmt} model gives different outputs on two calls with the same "
                            "input (random layers still active at inference?)")
     if first.size != expected.size:
-        raise ExportFailed(f"{path.name}: the {fmt} model returns {first.size} values for {len(x)} inputs, "
+        raise ExportFailed(f"{path.name}: the {fmt} model returns {first.size} values for {ports_mod.rows(x)} inputs, "
                            f"the Keras model {expected.size}")
     diff = float(np.max(np.abs(first.reshape(expected.shape) - expected))) if expected.size else 0.0
     if not np.isfinite(diff) or diff > TOLERANCE[fmt]:
@@ -73,14 +83,14 @@ def check(fmt: str, path: Path, x: np.ndarray, expected: np.ndarray, custom: Cus
     return diff
 
 
-Runner = Callable[[np.ndarray], np.ndarray]
+Runner = Callable[[Tree], Any]
 
 
 def _load_savedmodel(path: Path, custom: Custom, rebuild: Rebuild) -> Runner:
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(path))  # the closure keeps a reference while it is called
-    return lambda x: loaded.serve(tf.constant(x)).numpy()
+    return lambda x: tf.nest.map_structure(lambda t: t.numpy(), loaded.serve(tf.nest.map_structure(tf.constant, x)))
 
 
 def _load_keras_file(path: Path, custom: Custom, rebuild: Rebuild) -> Runner:
@@ -104,7 +114,14 @@ def _load_onnx(path: Path, custom: Custom, rebuild: Rebuild) -> Runner:
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return lambda x: session.run(None, {session.get_inputs()[0].name: x})[0]
+
+    def run(x: Tree) -> Any:
+        names = [i.name for i in session.get_inputs()]
+        feed = {n: x[n] for n in names} if isinstance(x, dict) else {names[0]: x}
+        out = session.run(None, feed)
+        return out if len(out) > 1 else out[0]
+
+    return run
 
 
 def _load_tflite(path: Path, custom: Custom, rebuild: Rebuild) -> Runner:
@@ -114,13 +131,12 @@ def _load_tflite(path: Path, custom: Custom, rebuild: Rebuild) -> Runner:
         warnings.simplefilter("ignore")  # tf.lite.Interpreter announces its move to ai_edge_litert
         interpreter = tf.lite.Interpreter(model_path=str(path))
 
-    def run(x: np.ndarray) -> np.ndarray:
-        inp = interpreter.get_input_details()[0]
-        interpreter.resize_tensor_input(inp["index"], x.shape)
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(inp["index"], x)
-        interpreter.invoke()
-        return np.array(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+    def run(x: Tree) -> Any:
+        runner = interpreter.get_signature_runner()
+        feed = x if isinstance(x, dict) else {runner.get_input_details().popitem()[0]: x}
+        out = runner(**feed)
+        return [np.array(out[k]) for k in sorted(out, key=_output_order)] if len(out) > 1 else \
+            np.array(next(iter(out.values())))
 
     return run
 
@@ -133,6 +149,12 @@ _LOAD: dict[str, Callable[[Path, Custom, Rebuild], Runner]] = {
     "onnx": _load_onnx,
     "tflite": _load_tflite,
 }
+
+
+def _output_order(name: str) -> tuple[int, str]:
+    """LiteRT names a signature's outputs output_0, output_1, ... in the model's output order."""
+    tail = name.rsplit("_", 1)[-1]
+    return (int(tail), name) if tail.isdigit() else (0, name)
 
 
 def innermost(exc: BaseException, limit: int = 240) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import yaml
 
 from tests.conftest import REPO, run_cli, run_json
 from tests.helpers import assert_same_arrays, assert_user_error, tiny_project, train_ok
@@ -266,3 +267,76 @@ def test_summary_plot_says_what_it_needs_or_draws(tmp_path: Path) -> None:
         assert "pip install pydot" in line or "apt-get install graphviz" in line
         pytest.skip("pydot or Graphviz is not installed: the hint was checked, the drawing was not")
     assert result.exit_code == 0 and (tmp_path / "model.png").stat().st_size > 0
+
+
+# ---- freezing and two-phase fine-tuning ----
+
+def test_a_frozen_backbone_and_freeze_up_to_show_in_the_summary(tmp_path: Path) -> None:
+    result = run_cli("summary", _backbone_config(tmp_path, trainable=False))
+    assert result.exit_code == 0, result.stderr
+    assert "frozen" in result.stdout and f"Trainable params: {1280 * 3 + 3:,}" in result.stdout
+
+    config = _backbone_config(tmp_path)
+    raw = yaml.safe_load(config.read_text())
+    raw["model"]["freeze_up_to"] = "block_13_expand"
+    config.write_text(yaml.safe_dump(raw))
+    result = run_cli("summary", config)
+    assert result.exit_code == 0, result.stderr
+    reference = keras.applications.MobileNetV2(input_shape=(32, 32, 3), **BACKBONE["MobileNetV2"])
+    for layer in reference.layers:   # what a hand-written fine-tuning script does
+        layer.trainable = False
+        if layer.name == "block_13_expand":
+            break
+    trainable = sum(int(np.prod(w.shape)) for w in reference.trainable_weights) + 1280 * 3 + 3
+    assert f"Trainable params: {trainable:,}" in result.stdout and "partly (" in result.stdout
+
+
+def test_freeze_mistakes(tmp_path: Path) -> None:
+    config = tiny_project(tmp_path, model={"freeze_up_to": "dens"})
+    assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"),
+                      "model.freeze_up_to: no layer 'dens' (did you mean 'dense'?)")
+    config = tiny_project(tmp_path, model={"freeze_up_to": "dense_1"})
+    assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"),
+                      "model.freeze_up_to: every layer is frozen: nothing is left to train")
+    layers = [{"Dense": {"units": 8, "trainable": False}}, {"Dense": {"units": 3, "trainable": False}}]
+    assert_user_error(run_cli("train", tiny_project(tmp_path, model={"layers": layers}), "--runs-dir",
+                              tmp_path / "runs"), "model: every layer is frozen")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_two_phase_fine_tuning_with_init_from_latest(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    layers = [{"Dense": {"units": 8, "activation": "relu", "trainable": False}}, {"Dense": {"units": 3}}]
+    phase1 = train_ok(tiny_project(tmp_path, name="phase1", model={"layers": layers}), runs)
+    (tmp_path / "phase2.yaml").write_text(yaml.safe_dump({
+        "extends": "config.yaml", "name": "phase2",
+        "model": {"layers": [{"Dense": {"units": 8, "activation": "relu"}}, {"Dense": {"units": 3}}],
+                  "init_from": "latest:phase1", "freeze_up_to": "dense"},
+        "compile": {"optimizer": {"Adam": {"learning_rate": 0.0001}}}}))
+    phase2 = train_ok(tmp_path / "phase2.yaml", runs)
+    saved = yaml.safe_load((phase2 / "config.yaml").read_text())["model"]
+    assert saved["init_from"] == str(phase1.resolve()) and saved["freeze_up_to"] == "dense"
+    first, second = (keras.models.load_model(r / "model.keras").get_weights() for r in (phase1, phase2))
+    assert_same_arrays(second[:2], first[:2], atol=0)   # still frozen in phase 2
+    assert not np.array_equal(second[2], first[2])      # the head trained on
+    assert run_cli("evaluate", phase2).exit_code == 0
+    raw = yaml.safe_load((tmp_path / "phase2.yaml").read_text())
+    raw["model"]["init_from"] = "latest:phase0"
+    (tmp_path / "phase2.yaml").write_text(yaml.safe_dump(raw))
+    assert_user_error(run_cli("train", tmp_path / "phase2.yaml", "--runs-dir", runs),
+                      f"model.init_from: no completed run named 'phase0' under {runs}")
+
+
+def test_backbone_input_too_small_names_the_layer(tmp_path: Path) -> None:
+    config = _backbone_config(tmp_path)
+    raw = yaml.safe_load(config.read_text())
+    raw["model"]["input_shape"] = [16, 16, 3]
+    config.write_text(yaml.safe_dump(raw))
+    assert_user_error(run_cli("summary", config), "model.layers[0].MobileNetV2: Input size must be at least 32x32")
+
+
+def test_the_fine_tuning_examples_validate_and_phase_2_needs_phase_1(tmp_path: Path) -> None:
+    for name in ("mobilenet_frozen.yaml", "mobilenet_finetune.yaml"):
+        assert run_cli("validate", REPO / "configs" / name).exit_code == 0
+    result = run_cli("summary", REPO / "configs" / "mobilenet_finetune.yaml", "--runs-dir", tmp_path)
+    assert_user_error(result, f"model.init_from: no completed run named 'mobilenet-frozen' under {tmp_path}")
