@@ -165,6 +165,81 @@ def validate(
 
 
 @app.command()
+def sweep(
+    target: Annotated[str, typer.Argument(help="A config with a `sweep:` section to run or continue, or `show`.",
+                                          show_default=False)],
+    sweep_ref: Annotated[str | None, typer.Argument(metavar="[SWEEP]", help="With `show`: the sweep folder (or its "
+                                                    "name under --runs-dir).", show_default=False)] = None,
+    sweep_file: Annotated[Path | None, typer.Option("--sweep", help="The sweep section in its own YAML file.",
+                                                    show_default=False)] = None,
+    runs_dir: RunsDirOpt = Path("runs"),
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Trials trained at the same time (processes).")] = 1,
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Finished trials wanted (default: "
+                                               "sweep.trials).", show_default=False)] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Search config values with Optuna (each trial a kcli run); `kcli sweep show SWEEP` shows the trials."""
+    def action() -> None:
+        from kcli import sweep as sweep_mod
+        from kcli.display import Display
+        if target == "show":
+            if sweep_ref is None:
+                from kcli.errors import KcliError
+                raise KcliError("name the sweep: kcli sweep show SWEEP", key="SWEEP")
+            sweep_mod.show(sweep_ref, runs_dir, Display())
+            return
+        sweep_mod.sweep(Path(target), sweep_file, runs_dir, jobs, trials, set_ or [], Display())
+    _run(action)
+
+
+@app.command()
+def plot(
+    runs_: Annotated[list[str], typer.Argument(metavar="RUN...", help="Run directories (or `latest`), or one sweep "
+                                               "folder.", show_default=False)],
+    metric: Annotated[str | None, typer.Option("--metric", help="The logged value to draw (default: val_loss, "
+                                               "else loss).", show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option("--output", help="The .png to write (default: plot-<metric>.png "
+                                                "here; a sweep: SWEEP/sweep.png).", show_default=False)] = None,
+    runs_dir: RunsDirReadOpt = Path("runs"),
+) -> None:
+    """Draw runs' curves of one value in one picture, or a sweep's trials and parameters."""
+    def action() -> None:
+        from kcli.compare import plot as run_plot
+        from kcli.display import Display
+        run_plot(runs_, runs_dir, metric, output, Display())
+    _run(action)
+
+
+@app.command()
+def report(
+    run: RunArg,
+    output: Annotated[Path | None, typer.Option("--output", help="The .html file (default: RUN/report.html).",
+                                                show_default=False)] = None,
+    runs_dir: RunsDirReadOpt = Path("runs"),
+) -> None:
+    """One self-contained HTML page about a run (config, summary, curves, metrics, confusion matrix, artifacts)."""
+    def action() -> None:
+        from kcli.display import Display
+        from kcli.report import report as run_report
+        run_report(run, runs_dir, output, Display())
+    _run(action)
+
+
+@app.command()
+def compare(
+    first: Annotated[str, typer.Argument(metavar="RUN", help="A run directory (or `latest`).", show_default=False)],
+    second: Annotated[str, typer.Argument(metavar="RUN", help="Another run directory.", show_default=False)],
+    runs_dir: RunsDirReadOpt = Path("runs"),
+) -> None:
+    """How two runs differ: config keys, then last/best/test numbers side by side."""
+    def action() -> None:
+        from kcli.compare import compare as run_compare
+        from kcli.display import Display
+        run_compare(first, second, runs_dir, Display())
+    _run(action)
+
+
+@app.command()
 def init(
     template: Annotated[str, typer.Option("--template", help="mlp | cnn | custom-layer | custom-model: a commented "
                                           "config that runs on the bundled digits.", show_default=False)],

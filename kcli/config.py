@@ -271,6 +271,62 @@ class FitConfig(_Strict):
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
 
 
+class SweepParam(_Strict):
+    """One searched config key: `choices`, or a `low`..`high` range (ints if both are ints; `log` scale)."""
+
+    choices: list[Any] | None = None
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False   # sample on a log scale (learning rates)
+    step: int | float | None = None   # a range's step (ints default to 1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SweepParam:
+        if (self.choices is None) == (self.low is None and self.high is None):
+            raise ValueError("give `choices: [...]` or a range `low: .., high: ..`")
+        if self.choices is not None and not self.choices:
+            raise ValueError("`choices` is empty: list at least one value")
+        if self.choices is None and (self.low is None or self.high is None):
+            raise ValueError("a range needs both `low` and `high`")
+        if self.low is not None and self.high is not None and not self.low < self.high:
+            raise ValueError(f"the range is empty: low ({self.low:g}) must be below high ({self.high:g})")
+        if self.log and self.low is not None and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+    @property
+    def is_int(self) -> bool:
+        return self.choices is None and isinstance(self.low, int) and isinstance(self.high, int) and \
+            (self.step is None or isinstance(self.step, int))
+
+
+class SweepConfig(_Strict):
+    """`sweep:` what `kcli sweep` searches (the keys are `--set` paths) and how (Optuna)."""
+
+    name: str | None = Field(None, pattern=NAME_PATTERN, max_length=MAX_NAME)   # default: <config name>-sweep
+    metric: str   # a logged value (loss, val_accuracy, ...); a trial's value is its best epoch
+    direction: Literal["auto", "maximize", "minimize"] = "auto"   # auto: maximize accuracy-like names
+    method: Literal["tpe", "random", "grid"] = "tpe"   # Optuna's TPESampler, RandomSampler or GridSampler
+    trials: PositiveInt | None = None   # finished trials wanted (default 10; grid: every combination)
+    parameters: dict[str, SweepParam] = Field(min_length=1)   # --set key -> choices or range
+    storage: str | None = None   # an Optuna storage URL (default: sqlite in the sweep's folder)
+    pruner: Literal["median", "none"] = "median"   # stop trials whose metric lags the median of earlier ones
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)   # the sampler's seed (default: the config's seed)
+
+
+class MlflowConfig(_Strict):
+    """`tracking.mlflow:` log the run to an MLflow tracking server (opt-in)."""
+
+    uri: str   # the tracking server (http://host:5000) or a store URI MLflow accepts
+    experiment: str | None = None   # default: the config's name
+
+
+class TrackingConfig(_Strict):
+    """`tracking:` experiment tracking; nothing is sent anywhere unless a tracker is configured here."""
+
+    mlflow: MlflowConfig | None = None
+
+
 class Config(_Strict):
     """A whole kcli config file."""
 
@@ -286,6 +342,8 @@ class Config(_Strict):
     save: list[SaveFormat] | None = None   # model files to write (default: all; h5 not for a Model subclass)
     # mirrored: build, compile and fit under tf.distribute.MirroredStrategy (every local GPU, else the CPU)
     distribute: Literal["none", "mirrored"] = "none"
+    sweep: SweepConfig | None = None   # what `kcli sweep` searches; `kcli train` ignores it
+    tracking: TrackingConfig | None = None   # opt-in: log params, per-epoch metrics and artifacts to MLflow
 
 
 @dataclass
@@ -399,28 +457,29 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 def origins(loaded: LoadedConfig, cfg: Config) -> list[tuple[str, Any, str]]:
     """Every leaf value of a resolved config with where it came from (see compose.describe_origin)."""
-    flat = _flatten(cfg.model_dump(mode="json", by_alias=True, exclude_none=True))
+    flat = flatten(cfg.model_dump(mode="json", by_alias=True, exclude_none=True))
     return [(key, value, describe_origin(key, loaded.raw, loaded.origins, loaded.set_keys))
             for key, value in flat.items()]
 
 
 def differences(mine: Config, theirs: Config) -> dict[str, tuple[Any, Any]]:
     """Key path -> (theirs, mine) for every leaf value that differs between two resolved configs."""
-    a = _flatten(theirs.model_dump(mode="json", by_alias=True, exclude_none=True))
-    b = _flatten(mine.model_dump(mode="json", by_alias=True, exclude_none=True))
+    a = flatten(theirs.model_dump(mode="json", by_alias=True, exclude_none=True))
+    b = flatten(mine.model_dump(mode="json", by_alias=True, exclude_none=True))
     return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings and lists -> {`a.b[0].c`: leaf value}."""
     if isinstance(value, dict) and value:
         out: dict[str, Any] = {}
         for k, v in value.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
         return out
     if isinstance(value, list) and value:
         out = {}
         for i, v in enumerate(value):
-            out.update(_flatten(v, f"{prefix}[{i}]"))
+            out.update(flatten(v, f"{prefix}[{i}]"))
         return out
     return {prefix: value}
 

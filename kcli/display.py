@@ -163,6 +163,36 @@ class Display:
             self.out.print(f"[green]wrote {rows:,} predictions:[/] {escape(str(output))}  ({escape(what)})",
                            soft_wrap=True)
 
+    def compare(self, first: str, second: str, differ: Mapping[str, tuple[Any, Any]],
+                rows: Sequence[tuple[str, float | None, float | None]]) -> None:
+        """`kcli compare`: the config keys that differ, then the numbers with their difference."""
+        table = self._table("Config differences")
+        for col in ("key", first, second):
+            table.add_column(escape(col))
+        for key, (a, b) in differ.items():
+            table.add_row(escape(key), escape("" if a is None else str(a)), escape("" if b is None else str(b)))
+        if differ:
+            self.out.print(table)
+        else:
+            self.note("the configs are the same (apart from the name)")
+        table = self._table("Numbers")
+        table.add_column("value")
+        for col in (first, second, "second - first"):
+            table.add_column(escape(col), justify="right")
+        for key, a, b in rows:
+            delta = f"{b - a:+.4f}" if a is not None and b is not None else ""
+            table.add_row(escape(key), _fmt(a), _fmt(b), delta)
+        self.out.print(table)
+
+    def per_class(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Precision and recall of each class (from the confusion matrix)."""
+        table = self._table("Per class")
+        for col in ("class", "precision", "recall", "support"):
+            table.add_column(col, justify="right")
+        for row in rows:
+            table.add_row(str(row["class"]), _fmt(row["precision"]), _fmt(row["recall"]), str(row["support"]))
+        self.out.print(table)
+
     def exported(self, fmt: str, path: Path, samples: int, diff: float) -> None:
         """Where an export went and how it was checked."""
         self.out.print(f"[green]exported {fmt}:[/] {escape(str(path))}", soft_wrap=True)
@@ -220,6 +250,27 @@ class Display:
         for run, status, *rest in rows:
             table.add_row(escape(run), f"[{colours.get(status, 'white')}]{escape(status)}[/]", *map(escape, rest))
         self.out.print(table)
+
+    def sweep(self, name: str, metric: str, direction: str, rows: Sequence[Mapping[str, Any]], best: int | None,
+              best_file: Path | None) -> None:
+        """The table of `kcli sweep show`: one row per trial, the best one marked."""
+        table = self._table(f"Sweep {name}: {direction} {metric}")
+        keys = list(dict.fromkeys(k for row in rows for k in row["params"]))
+        for col in ("trial", "state", *keys, metric, "seconds", "run"):
+            table.add_column(escape(col), justify="right" if col not in ("state", "run") else "left")
+        colours = {"complete": "green", "pruned": "yellow", "fail": "red", "running": "cyan"}
+        for row in rows:
+            mark = " *" if row["trial"] == best else ""
+            params = [f"{v:.4g}" if isinstance(v, float) else escape(str(v if v is not None else ""))
+                      for v in (row["params"].get(k) for k in keys)]
+            seconds = f"{row['seconds']:.1f}" if row["seconds"] is not None else ""
+            table.add_row(f"{row['trial']}{mark}", f"[{colours.get(row['state'], 'white')}]{escape(row['state'])}[/]",
+                          *params, _fmt(row["value"]), seconds, escape(row["run"]))
+        self.out.print(table)
+        if best is None:
+            self.note("no trial has completed yet")
+            return
+        self.out.print(f"[green]best: trial {best}[/] (*); its config: {escape(str(best_file))}", soft_wrap=True)
 
 
 class TrainingProgress:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from kcli import artifacts, runs
+import numpy as np
+
+from kcli import artifacts, pictures, runs
 from kcli import data as data_mod
 from kcli import model as model_mod
 from kcli.data import Arrays, Splits
@@ -37,10 +40,58 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
     model_mod.check_labels(Splits(arrays), model, model.loss, run.ports)
     metrics = model_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size)
     out = run.path / f"eval-{label}.json"
-    runs.write_json(out, {"data": str(data_file) if data_file else label, "examples": len(arrays), **metrics})
+    classes = _classes(run, model, arrays)
+    report: dict[str, Any] = {"data": str(data_file) if data_file else label, "examples": len(arrays), **metrics}
+    if classes is not None:
+        matrix = confusion_matrix(*classes)
+        report["confusion_matrix"] = matrix.tolist()   # rows: true class, columns: predicted class
+        report["per_class"] = per_class(matrix)
+    runs.write_json(out, report)
     display.note(f"{run.path} on {label} ({len(arrays)} examples)")
     display.metrics("Evaluation", metrics)
+    if classes is not None:
+        display.per_class(report["per_class"])
+        picture = run.path / f"eval-{label}-confusion.png"
+        pictures.confusion(matrix, picture, f"{run.path.name} on {label}: confusion matrix")
+        display.note(f"written: {picture}")
     display.note(f"written: {out}")
+    return out
+
+
+def _classes(run: runs.FinishedRun, model: Any, arrays: Arrays) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """(true class ids, predicted class ids, class count) for a one-output classifier, else None."""
+    if isinstance(arrays.y, dict):
+        return None
+    from kcli.predict import Head
+
+    raw = np.asarray(model.predict(arrays.x, batch_size=1024, verbose=0))
+    width = int(np.prod(raw.shape[1:]))
+    head = Head.of(run, width)
+    classified = head.classify(raw)
+    if classified is None:
+        return None
+    y = np.asarray(arrays.y).reshape(len(raw), -1)
+    true = np.argmax(y, axis=1) if y.shape[1] > 1 else np.rint(y[:, 0]).astype(np.int64)
+    count = width if head.kind == "multiclass" else 2
+    if true.min() < 0 or true.max() >= count:
+        return None
+    return true, classified[0].astype(np.int64), count
+
+
+def confusion_matrix(true: np.ndarray, predicted: np.ndarray, count: int) -> np.ndarray:
+    """counts[i, j]: examples of class i predicted as class j."""
+    matrix = np.zeros((count, count), dtype=np.int64)
+    np.add.at(matrix, (true, predicted), 1)
+    return matrix
+
+
+def per_class(matrix: np.ndarray) -> list[dict[str, Any]]:
+    """Precision, recall and support of each class (None where nothing was predicted / present)."""
+    out = []
+    for i in range(len(matrix)):
+        hit, predicted, support = int(matrix[i, i]), int(matrix[:, i].sum()), int(matrix[i].sum())
+        out.append({"class": i, "precision": hit / predicted if predicted else None,
+                    "recall": hit / support if support else None, "support": support})
     return out
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kcli import artifacts, pipeline, runs, state, trust, verify, warmstart
+from kcli import artifacts, pictures, pipeline, runs, state, tracking, trust, verify, warmstart
 from kcli import callbacks as callbacks_mod
 from kcli import config as config_mod
 from kcli import data as data_mod
@@ -22,6 +22,7 @@ from kcli import model as model_mod
 from kcli import ports as ports_mod
 from kcli import resolve as resolve_mod
 from kcli import summary as summary_mod
+from kcli import trial as trial_mod
 from kcli.config import Config, LoadedConfig
 from kcli.data import Splits
 from kcli.display import Display
@@ -78,6 +79,7 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
         outcomes = (warmstart.warm_start(model, cfg.model.init_from, cfg.model.skip_mismatch, registry.classes)
                     if warm and cfg.model.init_from else [])
         callbacks_mod.check(cfg, registry)
+        tracking.check(cfg)
         if splits is not None:
             model_mod.check_labels(splits, model, model.loss, ports)
             callbacks_mod.check_monitors(cfg, registry, model_mod.metric_names(cfg.compile, registry),
@@ -137,9 +139,14 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
     `init_from: latest:NAME` looks (default: runs_dir)."""
     if resume is not None:
         prep, start = _resume(path, overrides, resume, runs_dir, allow_data_change, display)
+        tracking.reachable(prep.cfg)
     else:
         assert path is not None
         prep = prepare(path, overrides, runs_dir=init_runs or runs_dir)
+        try:
+            tracking.reachable(prep.cfg)
+        except KcliError as exc:
+            raise prep.loaded.locate(exc) from None
         if one_batch:
             _one_batch(prep)
         name = prep.cfg.name or path.stem
@@ -153,14 +160,21 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
     if prep.warm:
         display.warm_start(cfg.model.init_from or "", prep.warm)
     run_dir, record = start.run_dir, start.record
+    tracked: tracking.MlflowRun | None = None
     try:
         if resume is None:
             _write_run_files(prep, run_dir, record, display.summary_text(description), display)
         record.update(keep_best=keep_best)
-        rows = _fit(model, prep, start, display)
+        if cfg.tracking is not None and cfg.tracking.mlflow is not None:
+            tracked = tracking.MlflowRun(cfg.tracking.mlflow, cfg, run_dir, record)
+            display.note(f"tracking: MLflow run {tracked.run_id} at {cfg.tracking.mlflow.uri}")
+        pictures.warm_up()
+        rows = _fit(model, prep, start, display, tracked)
         display.history(rows, runs.history_columns(rows, splits.validation is not None))
+        pictures.history(rows, run_dir / pictures.HISTORY_PNG, f"{run_dir.name}")
         _finish_model(model, prep, run_dir, record, keep_best, display)
     except KeyboardInterrupt:
+        _close_tracking(tracked, "KILLED")
         with contextlib.suppress(OSError):   # a full disk: run.json keeps its last state
             record.finish("interrupted", error="interrupted by the user (Ctrl-C)")
         saved = state.saved_epoch(run_dir)
@@ -169,14 +183,27 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
         raise Interrupted(f"interrupted; the state after epoch {saved} of {cfg.fit.epochs} is saved. "
                           f"Continue with: kcli train --resume {run_dir}") from None
     except BaseException as exc:
+        _close_tracking(tracked, "FAILED")
         with contextlib.suppress(OSError):   # a full disk: run.json keeps its last state
             record.finish("failed", error=f"{type(exc).__name__}: {exc}")
         display.run_dir(run_dir, "failed")
         raise
     record.finish("completed")
+    if tracked is not None:   # after run.json says completed, so that the uploaded copy says so too
+        try:
+            tracked.finish("FINISHED")
+        except Exception as exc:  # the run itself is complete and verified; MLflow only lost its copy
+            display.warning(f"MLflow did not take the run's files ({tracking.short(exc)}); the run is complete")
     if not one_batch:   # a fast dev run's directory is about to be removed
         display.run_dir(run_dir, "completed")
     return run_dir
+
+
+def _close_tracking(tracked: tracking.MlflowRun | None, status: str) -> None:
+    """Tell MLflow how the run ended; an unreachable server must not hide the real error."""
+    if tracked is not None:
+        with contextlib.suppress(Exception):
+            tracked.finish(status)
 
 
 def _write_run_files(prep: Prepared, run_dir: Path, record: runs.RunRecord, summary_text: str,
@@ -234,7 +261,8 @@ def _same_config(path: Path, overrides: list[str] | None, saved: Config) -> None
                        "without CONFIG to use the run's own, or start a new run", key="--resume")
 
 
-def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display) -> list[dict[str, Any]]:
+def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display,
+         tracked: tracking.MlflowRun | None = None) -> list[dict[str, Any]]:
     """model.fit with kcli's history recorder, checkpoints and progress display; returns one row per epoch."""
     cfg, splits, run_dir = prep.cfg, prep.splits, start.run_dir
     assert splits is not None
@@ -249,6 +277,7 @@ def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display) -> 
         start.record.update(epochs_completed=len(rows), epoch_seconds=times)
 
     user = callbacks_mod.build(cfg, prep.registry, run_dir)
+    report = trial_mod.from_env()   # a sweep trial: the metric goes to Optuna, which may prune
     recorder = callbacks_mod.Recorder(list(start.rows), on_epoch, callbacks_mod.changes_learning_rate(user))
     monitor = cfg.fit.checkpoint.monitor or ("val_loss" if validation is not None else None)
     checkpointer = callbacks_mod.Checkpointer(run_dir, monitor, cfg.fit.checkpoint.mode, user,
@@ -259,11 +288,15 @@ def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display) -> 
                   validation_freq=cfg.fit.validation_freq, shuffle=inputs.shuffle,
                   # the recorder after the user's callbacks: LR callbacks add `learning_rate` to the logs
                   callbacks=[*inputs.callbacks, *user, recorder, checkpointer,
-                             callbacks_mod.ProgressBridge(progress)], verbose=0)
+                             callbacks_mod.ProgressBridge(progress), *([report] if report else []),
+                             *([tracking.Tracker(tracked, recorder.rows)] if tracked else [])], verbose=0)
     if recorder.nan_at is not None:
         raise TrainingFailed(f"training failed: the loss became NaN in epoch {recorder.nan_at}; "
                              "lower the learning rate or check the data for NaN/inf values")
     start.record.update(best={"monitor": monitor, "value": checkpointer.best, "epoch": checkpointer.best_epoch})
+    if report is not None and report.pruned_at is not None:
+        start.record.update(pruned_at_epoch=report.pruned_at)
+        display.note(f"pruned by the sweep after epoch {report.pruned_at}: its metric lags the other trials'")
     return recorder.rows
 
 

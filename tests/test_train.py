@@ -40,8 +40,8 @@ def test_run_directory_layout(tiny_run: tuple[Path, Path, str]) -> None:
     run_dir, _, _ = tiny_run
     assert run_dir.name.startswith("tiny-")
     names = {p.name for p in run_dir.iterdir()}
-    assert names == {"config.yaml", "summary.txt", "history.csv", "history.json", "metrics.json", "model.keras",
-                     "model.h5", "model.weights.h5", "saved_model", "run.json", "checkpoints"}
+    assert names == {"config.yaml", "summary.txt", "history.csv", "history.json", "history.png", "metrics.json",
+                     "model.keras", "model.h5", "model.weights.h5", "saved_model", "run.json", "checkpoints"}
     assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"last.weights.h5", "best.weights.h5",
                                                                       "state.npz", "state.json"}
     record = run_json(run_dir)
