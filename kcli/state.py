@@ -128,12 +128,13 @@ def resumable_record(run_dir: Path) -> dict[str, Any]:
     status = record.get("status")
     if status == FINISHED:
         raise RunError(f"run {run_dir} is completed; there is nothing to resume", key="--resume")
-    if status == "running" and record.get("host") == platform.node() and _alive(record.get("pid")):
+    if status == "running" and record.get("host") == platform.node() and alive(record.get("pid")):
         raise RunError(f"run {run_dir} is still running (pid {record.get('pid')})", key="--resume")
     return record
 
 
-def _alive(pid: Any) -> bool:
+def alive(pid: Any) -> bool:
+    """Whether a process with this pid exists (this process itself counts as not: it is not another run)."""
     if not isinstance(pid, int) or pid == os.getpid():
         return False
     try:

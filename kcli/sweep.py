@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from kcli import config as config_mod
-from kcli import runs
+from kcli import runs, state
 from kcli.config import SweepConfig, SweepParam
 from kcli.display import Display
 from kcli.errors import ConfigError, Interrupted, KcliError, RunError
@@ -295,7 +295,7 @@ class Runner:
         mine = []
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             owner = t.user_attrs.get("owner") or {}
-            if owner.get("host") in (None, self.host) and not _alive(owner.get("pid")):
+            if owner.get("host") in (None, self.host) and not state.alive(owner.get("pid")):
                 mine.append(t)
         return mine
 
@@ -395,18 +395,6 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
 
 
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _run_of(trials_dir: Path, name: str) -> Path | None:
     """The run directory of a trial (`<name>-<timestamp>`), if it was created."""
     found = sorted(p.parent for p in trials_dir.glob(f"{name}-*/{runs.RUN_JSON}"))
@@ -414,8 +402,6 @@ def _run_of(trials_dir: Path, name: str) -> Path | None:
 
 
 def _resumable(run_dir: Path) -> bool:
-    from kcli import state
-
     return bool(state.saved_epoch(run_dir))
 
 

@@ -97,3 +97,22 @@ def assert_same_weight_files(a: Path, b: Path) -> None:
         assert names
         for name in names:
             np.testing.assert_allclose(fa[name][()], fb[name][()], atol=1e-6, rtol=0, err_msg=name)
+
+
+def assert_same_as_plain_script(run_dir: Path, script: str, folder: Path) -> dict[str, list[float]]:
+    """Run a hand-written Keras `script` (argv[1] = folder; it writes plain_weights.npz and plain_history.json
+    there) and require the run's weights and every history column equal to 1e-6; returns the script's history."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    subprocess.run([sys.executable, "-c", script, str(folder)], check=True, cwd=REPO, capture_output=True)
+    with np.load(folder / "plain_weights.npz") as npz:
+        plain = [npz[f"arr_{i}"] for i in range(len(npz.files))]
+    assert_same_arrays(keras.models.load_model(run_dir / "model.keras").get_weights(), plain)
+    history = json.loads((folder / "plain_history.json").read_text())
+    rows = json.loads((run_dir / "history.json").read_text())
+    for key, values in history.items():
+        np.testing.assert_allclose([r[key] for r in rows], values, atol=1e-6, rtol=0, err_msg=key)
+    return history

@@ -3,9 +3,6 @@ mistakes named by their node, and runs that reload and export like any other."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -14,7 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, run_cli, run_json
-from tests.helpers import assert_same_arrays, assert_user_error, tiny_project, train_ok
+from tests.helpers import assert_same_arrays, assert_same_as_plain_script, assert_user_error, tiny_project, train_ok
 
 GRAPH = [
     {"name": "h1", "layer": {"Dense": {"units": 16, "activation": "relu"}}},
@@ -63,15 +60,7 @@ def graph_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_graph_equals_a_hand_written_functional_script(graph_run: Path) -> None:
-    folder = graph_run.parent.parent
-    subprocess.run([sys.executable, "-c", PLAIN_FUNCTIONAL, str(folder)], check=True, cwd=REPO, capture_output=True)
-    with np.load(folder / "plain_weights.npz") as npz:
-        plain = [npz[f"arr_{i}"] for i in range(len(npz.files))]
-    assert_same_arrays(keras.models.load_model(graph_run / "model.keras").get_weights(), plain)
-    history = json.loads((folder / "plain_history.json").read_text())
-    rows = json.loads((graph_run / "history.json").read_text())
-    for key, values in history.items():
-        np.testing.assert_allclose([r[key] for r in rows], values, atol=1e-6, rtol=0)
+    assert_same_as_plain_script(graph_run, PLAIN_FUNCTIONAL, graph_run.parent.parent)
 
 
 def test_graph_run_is_verified_and_reloads_everywhere(graph_run: Path, tmp_path: Path) -> None:
