@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import warnings
 from typing import Any
 
@@ -19,18 +20,31 @@ class Report(keras.callbacks.Callback):
 
     def __init__(self, spec: dict[str, Any]) -> None:
         super().__init__()
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.load_study(study_name=spec["study"], storage=spec["storage"])
-        self.trial = optuna.trial.Trial(study, int(spec["trial_id"]))
         self.metric = str(spec["metric"])
         self.pruned_at: int | None = None
+        self.trial: Any = None
+        self._error: BaseException | None = None
+        # Importing Optuna and opening the study (~0.5 s) overlaps with building the model and the first epoch.
+        self._ready = threading.Thread(target=self._open, args=(spec,), daemon=True)
+        self._ready.start()
+
+    def _open(self, spec: dict[str, Any]) -> None:
+        try:
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            study = optuna.load_study(study_name=spec["study"], storage=spec["storage"])
+            self.trial = optuna.trial.Trial(study, int(spec["trial_id"]))
+        except BaseException as exc:  # raised in the training thread, at the first report
+            self._error = exc
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         value = (logs or {}).get(self.metric)
         if value is None:
             return   # e.g. a validation metric on an epoch without validation (validation_freq)
+        self._ready.join()
+        if self._error is not None:
+            raise self._error
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # a resumed trial reports its first epochs again: Optuna keeps the first
             self.trial.report(float(value), epoch)
