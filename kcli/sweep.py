@@ -39,6 +39,7 @@ DB = "sweep.db"
 TRIALS = "trials"        # the trials' run directories
 BEST = "best.yaml"
 DEFAULT_TRIALS = 10
+PRUNE_AFTER = 5   # Optuna's MedianPruner n_startup_trials: completed trials before it prunes anything
 INSTALL_HINT = "pip install 'kcli-keras[sweep]' (in a checkout: pip install -e '.[sweep]')"
 
 
@@ -149,7 +150,8 @@ def _sampler(spec: SweepConfig, seed: int | None) -> Any:
 def _pruner(spec: SweepConfig) -> Any:
     import optuna
 
-    return optuna.pruners.MedianPruner() if spec.pruner == "median" else optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=PRUNE_AFTER) if spec.pruner == "median" \
+        else optuna.pruners.NopPruner()
 
 
 def _distributions(spec: SweepConfig) -> dict[str, Any]:
@@ -338,7 +340,7 @@ class Runner:
         self.display.note(f"trial {number}: {verb} ({_shown(params)})")
         env = {**os.environ, "KCLI_SWEEP_TRIAL": json.dumps({
             "storage": sweep.storage, "study": sweep.name, "trial_id": trial_id, "metric": sweep.spec.metric,
-            "prune": sweep.spec.pruner != "none"})}
+            "prune": self._can_prune()})}
         trials_dir.mkdir(parents=True, exist_ok=True)
         log = trials_dir / f"{name}.log"
         with log.open("ab") as out:
@@ -365,6 +367,26 @@ class Runner:
         best = max(finite) if self.sweep.direction == "maximize" else min(finite)
         return Outcome(number, "complete", best, run_dir)
 
+    def _can_prune(self) -> bool:
+        """Whether the pruner can stop a trial started now: the median pruner waits for PRUNE_AFTER completed
+        trials, and until then a trial need not report from inside training (it costs its process ~2 s)."""
+        from optuna.trial import TrialState
+
+        complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return self.sweep.spec.pruner != "none" and len(complete) >= PRUNE_AFTER
+
+    def _report_history(self, outcome: Outcome) -> None:
+        """Every epoch's metric as the trial's intermediate values (the pruner compares later trials with them),
+        for the epochs the trial did not report itself."""
+        if outcome.run_dir is None or not (outcome.run_dir / runs.HISTORY_JSON).is_file():
+            return
+        trial_id = self.study.trials[outcome.number]._trial_id
+        have = self.study._storage.get_trial(trial_id).intermediate_values
+        for row in json.loads((outcome.run_dir / runs.HISTORY_JSON).read_text()):
+            value, step = row.get(self.sweep.spec.metric), int(row["epoch"]) - 1
+            if value is not None and step not in have and math.isfinite(float(value)):
+                self.study._storage.set_trial_intermediate_value(trial_id, step, float(value))
+
     def _tell(self, outcome: Outcome) -> None:
         from optuna.trial import TrialState
 
@@ -372,6 +394,7 @@ class Runner:
             self.study._storage.set_trial_user_attr(self.study.trials[outcome.number]._trial_id, "run",
                                                     outcome.run_dir.name)
         if outcome.state == "complete":
+            self._report_history(outcome)
             self.study.tell(outcome.number, outcome.value)
             self.display.note(f"trial {outcome.number}: {self.sweep.spec.metric} {outcome.value:.4g}  "
                               f"({self._finished()} of {self.sweep.trials} finished)")

@@ -61,6 +61,8 @@ def test_a_sweep_runs_its_trials_as_runs_and_shows_the_best(first_sweep: Path) -
         assert cfg["model"]["layers"][0]["Dense"]["units"] == trial.params["model.layers[0].Dense.units"]
         history = json.loads((run / "history.json").read_text())
         assert trial.value == pytest.approx(max(r["val_accuracy"] for r in history))
+        # every epoch's metric is kept as an intermediate value: later trials are pruned against them
+        assert trial.intermediate_values == {r["epoch"] - 1: pytest.approx(r["val_accuracy"]) for r in history}
     best = max(trials, key=lambda t: t.value)
     shown = run_cli("sweep", "show", folder)
     assert shown.exit_code == 0 and f"best: trial {best.number}" in shown.stdout
