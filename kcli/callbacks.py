@@ -22,7 +22,7 @@ from kcli.config import Config, Spec, did_you_mean
 from kcli.display import TrainingProgress
 from kcli.errors import ConfigError
 from kcli.imports import Registry
-from kcli.keras_api import check_callback
+from kcli.keras_api import check_callback, higher_is_better
 from kcli.model import check_args, construct
 
 # Where a callback's output goes when the config does not say (relative paths land in the run dir too).
@@ -338,6 +338,5 @@ class Checkpointer(keras.callbacks.Callback):
 
 def _better(monitor: str | None, mode: str) -> Callable[[float, float], bool]:
     if mode == "auto":
-        name = (monitor or "").lower()
-        mode = "max" if any(s in name for s in ("acc", "auc", "precision", "recall", "f1")) else "min"
+        mode = "max" if higher_is_better(monitor or "") else "min"
     return (lambda new, best: new > best) if mode == "max" else (lambda new, best: new < best)

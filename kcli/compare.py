@@ -12,6 +12,7 @@ from kcli import pictures, runs
 from kcli.config import did_you_mean
 from kcli.display import Display
 from kcli.errors import DataError, RunError
+from kcli.keras_api import higher_is_better
 
 
 def _history(run_dir: Path) -> list[dict[str, Any]]:
@@ -100,8 +101,7 @@ def _numbers(run: Path) -> dict[str, float]:
         for key in {k for r in rows for k in r if k != "epoch"}:
             values = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
             if values:
-                better_max = any(s in key for s in ("acc", "auc", "precision", "recall", "f1"))
-                out[f"best {key}"] = float(max(values) if better_max else min(values))
+                out[f"best {key}"] = float(max(values) if higher_is_better(key) else min(values))
         out["epochs"] = float(len(rows))
     metrics = run / runs.METRICS
     if metrics.is_file():

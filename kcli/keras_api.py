@@ -20,7 +20,13 @@ from typing import Any
 from kcli.config import did_you_mean
 from kcli.errors import ConfigError
 
+
 # Bare metric names that compile() resolves by looking at the loss; keras.metrics.get() rejects them.
+def higher_is_better(name: str) -> bool:
+    """Whether a logged value improves upwards (accuracy, AUC, precision, recall, F1), as Keras's mode="auto"."""
+    return any(s in name.lower() for s in ("acc", "auc", "precision", "recall", "f1"))
+
+
 LOSS_DEPENDENT_METRICS = frozenset({"accuracy", "acc", "crossentropy", "ce"})
 # Callbacks that need a package TensorFlow does not install, with the extra that brings it.
 _CALLBACK_NEEDS: dict[str, tuple[str, str]] = {"TensorBoard": ("tensorboard", "tensorboard")}

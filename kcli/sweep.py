@@ -6,33 +6,26 @@ it died are resumed (`kcli train --resume` of their run directory) or, if they h
 again with the same values; finished trials are kept. It stops at exactly `trials` finished (completed or
 pruned) trials. Each trial is a child process (`python -m kcli train CONFIG --set KEY=VALUE ...`) that dies with
 the sweep (Linux: PR_SET_PDEATHSIG), so a killed sweep leaves no orphan training.
+
+This module reads and checks a sweep, runs the command and shows the results; sweep_run.py runs the trials.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import hashlib
 import json
 import math
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kcli import config as config_mod
-from kcli import runs, state
+from kcli import runs
 from kcli.config import SweepConfig, SweepParam
 from kcli.display import Display
 from kcli.errors import ConfigError, Interrupted, KcliError, RunError
+from kcli.keras_api import higher_is_better
 
 SPEC = "sweep.json"      # what the sweep searches and where its study lives
 DB = "sweep.db"
@@ -115,8 +108,7 @@ def _spec(loaded: config_mod.LoadedConfig, sweep_file: Path | None) -> SweepConf
 
 
 def _direction(metric: str) -> str:
-    name = metric.lower()
-    return "maximize" if any(s in name for s in ("acc", "auc", "precision", "recall", "f1")) else "minimize"
+    return "maximize" if higher_is_better(metric) else "minimize"
 
 
 def _values(param: SweepParam, key: str) -> list[Any]:
@@ -154,7 +146,7 @@ def _pruner(spec: SweepConfig) -> Any:
         else optuna.pruners.NopPruner()
 
 
-def _distributions(spec: SweepConfig) -> dict[str, Any]:
+def distributions(spec: SweepConfig) -> dict[str, Any]:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     out: dict[str, Any] = {}
@@ -236,207 +228,6 @@ def _keras_snake(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-# ---- running ----
-
-@dataclass
-class Outcome:
-    number: int
-    state: str          # complete | pruned | failed
-    value: float | None
-    run_dir: Path | None
-    detail: str = ""
-
-
-class Runner:
-    """Asks Optuna for trials and runs them as `kcli train` processes, `jobs` at a time."""
-
-    def __init__(self, sweep: Sweep, jobs: int, display: Display) -> None:
-        self.sweep = sweep
-        self.jobs = jobs
-        self.display = display
-        self.study = sweep.study()
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.children: set[subprocess.Popen[bytes]] = set()
-        self.failures = 0
-        self.host = socket.gethostname()
-
-    def run(self) -> None:
-        stale = self._stale()
-        with ThreadPoolExecutor(self.jobs) as pool:
-            futures = [pool.submit(self._worker, stale) for _ in range(self.jobs)]
-            try:
-                for future in futures:
-                    while not future.done():
-                        time.sleep(0.2)
-                    future.result()
-            except KeyboardInterrupt:
-                self.stop.set()
-                for child in list(self.children):   # they got SIGINT from the terminal too; make sure
-                    with contextlib.suppress(OSError):
-                        child.send_signal(signal.SIGINT)
-                raise
-            except BaseException:
-                self.stop.set()
-                raise
-
-    def _finished(self) -> int:
-        from optuna.trial import TrialState
-
-        return len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
-
-    def _running(self) -> int:
-        from optuna.trial import TrialState
-
-        return len(self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-
-    def _stale(self) -> list[Any]:
-        """RUNNING trials that this machine started in a sweep process that is gone: resumed first."""
-        from optuna.trial import TrialState
-
-        mine = []
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            owner = t.user_attrs.get("owner") or {}
-            if owner.get("host") in (None, self.host) and not state.alive(owner.get("pid")):
-                mine.append(t)
-        return mine
-
-    def _worker(self, stale: list[Any]) -> None:
-        while not self.stop.is_set():
-            with self.lock:
-                if stale:
-                    trial, params, resumed = stale.pop(0), None, True
-                    params = trial.params
-                elif self._finished() + self._running() < self.sweep.trials:
-                    trial, resumed = self.study.ask(_distributions(self.sweep.spec)), False
-                    params = trial.params
-                else:
-                    return
-                self._own(trial)
-            outcome = self._run_trial(trial.number, trial._trial_id, params, resumed)
-            if self.stop.is_set():
-                return
-            with self.lock:
-                self._tell(outcome)
-
-    def _own(self, trial: Any) -> None:
-        self.study._storage.set_trial_user_attr(trial._trial_id, "owner", {"host": self.host, "pid": os.getpid()})
-
-    def _run_trial(self, number: int, trial_id: int, params: dict[str, Any], resumed: bool) -> Outcome:
-        sweep = self.sweep
-        trials_dir = sweep.folder / TRIALS
-        name = f"{sweep.name}-trial-{number:04d}"
-        existing = _run_of(trials_dir, name)
-        if existing is not None and runs.load_record(existing, "RUN").get("status") == runs.FINISHED:
-            return self._outcome(number, existing)   # it finished; the sweep died before recording it
-        args = [sys.executable, "-m", "kcli", "train"]
-        if existing is not None and _resumable(existing):
-            args += ["--resume", str(existing), "--runs-dir", str(trials_dir)]
-            verb = "resuming"
-        else:
-            args += [str(sweep.config), "--runs-dir", str(trials_dir), "--set", f"name={name}",
-                     *(a for s in [*sweep.overrides, *sets(params)] for a in ("--set", s))]
-            verb = "running again" if resumed else "running"
-        self.display.note(f"trial {number}: {verb} ({_shown(params)})")
-        env = {**os.environ, "KCLI_SWEEP_TRIAL": json.dumps({
-            "storage": sweep.storage, "study": sweep.name, "trial_id": trial_id, "metric": sweep.spec.metric,
-            "prune": self._can_prune()})}
-        trials_dir.mkdir(parents=True, exist_ok=True)
-        log = trials_dir / f"{name}.log"
-        with log.open("ab") as out:
-            child = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
-            self.children.add(child)
-            try:
-                code = child.wait()
-            finally:
-                self.children.discard(child)
-        run_dir = _run_of(trials_dir, name)
-        if code != 0 or run_dir is None:
-            return Outcome(number, "failed", None, run_dir, _last_error(log) or f"exit code {code}")
-        return self._outcome(number, run_dir)
-
-    def _outcome(self, number: int, run_dir: Path) -> Outcome:
-        record = runs.load_record(run_dir, "RUN")
-        rows = json.loads((run_dir / runs.HISTORY_JSON).read_text()) if (run_dir / runs.HISTORY_JSON).is_file() else []
-        values = [float(r[self.sweep.spec.metric]) for r in rows if r.get(self.sweep.spec.metric) is not None]
-        if record.get("pruned_at_epoch"):
-            return Outcome(number, "pruned", None, run_dir, f"pruned after epoch {record['pruned_at_epoch']}")
-        finite = [v for v in values if math.isfinite(v)]
-        if not finite:
-            return Outcome(number, "failed", None, run_dir, f"{self.sweep.spec.metric} was never logged")
-        best = max(finite) if self.sweep.direction == "maximize" else min(finite)
-        return Outcome(number, "complete", best, run_dir)
-
-    def _can_prune(self) -> bool:
-        """Whether the pruner can stop a trial started now: the median pruner waits for PRUNE_AFTER completed
-        trials, and until then a trial need not report from inside training (it costs its process ~2 s)."""
-        from optuna.trial import TrialState
-
-        complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        return self.sweep.spec.pruner != "none" and len(complete) >= PRUNE_AFTER
-
-    def _report_history(self, outcome: Outcome) -> None:
-        """Every epoch's metric as the trial's intermediate values (the pruner compares later trials with them),
-        for the epochs the trial did not report itself."""
-        if outcome.run_dir is None or not (outcome.run_dir / runs.HISTORY_JSON).is_file():
-            return
-        trial_id = self.study.trials[outcome.number]._trial_id
-        have = self.study._storage.get_trial(trial_id).intermediate_values
-        for row in json.loads((outcome.run_dir / runs.HISTORY_JSON).read_text()):
-            value, step = row.get(self.sweep.spec.metric), int(row["epoch"]) - 1
-            if value is not None and step not in have and math.isfinite(float(value)):
-                self.study._storage.set_trial_intermediate_value(trial_id, step, float(value))
-
-    def _tell(self, outcome: Outcome) -> None:
-        from optuna.trial import TrialState
-
-        if outcome.run_dir is not None:
-            self.study._storage.set_trial_user_attr(self.study.trials[outcome.number]._trial_id, "run",
-                                                    outcome.run_dir.name)
-        if outcome.state == "complete":
-            self._report_history(outcome)
-            self.study.tell(outcome.number, outcome.value)
-            self.display.note(f"trial {outcome.number}: {self.sweep.spec.metric} {outcome.value:.4g}  "
-                              f"({self._finished()} of {self.sweep.trials} finished)")
-        elif outcome.state == "pruned":
-            self.study.tell(outcome.number, state=TrialState.PRUNED)
-            self.display.note(f"trial {outcome.number}: {outcome.detail}  "
-                              f"({self._finished()} of {self.sweep.trials} finished)")
-        else:
-            self.study.tell(outcome.number, state=TrialState.FAIL)
-            self.failures += 1
-            self.display.warning(f"trial {outcome.number} failed: {outcome.detail}")
-            if self.failures >= max(3, self.sweep.trials):
-                self.stop.set()
-                raise RunError(f"{self.failures} trials failed (the last: {outcome.detail}); stopping the sweep",
-                               key="sweep")
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGKILL when the sweep process dies (Linux), so a killed sweep leaves no training behind."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
-
-
-def _run_of(trials_dir: Path, name: str) -> Path | None:
-    """The run directory of a trial (`<name>-<timestamp>`), if it was created."""
-    found = sorted(p.parent for p in trials_dir.glob(f"{name}-*/{runs.RUN_JSON}"))
-    return found[-1] if found else None
-
-
-def _resumable(run_dir: Path) -> bool:
-    return bool(state.saved_epoch(run_dir))
-
-
-def _last_error(log: Path) -> str:
-    lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("error:")]
-    return lines[-1].removeprefix("error:").strip() if lines else ""
-
-
-def _shown(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-
-
 # ---- the command ----
 
 def sweep(config: Path, sweep_file: Path | None, runs_dir: Path, jobs: int, trials: int | None,
@@ -445,14 +236,16 @@ def sweep(config: Path, sweep_file: Path | None, runs_dir: Path, jobs: int, tria
     sw = open_sweep(config, sweep_file, runs_dir, overrides, trials)
     check(sw)
     _record(sw)
+    from kcli.sweep_run import Runner
+
     runner = Runner(sw, jobs, display)
-    before = runner._finished()
+    before = runner.finished()
     display.note(f"sweep {sw.name}: {before} of {sw.trials} trials finished; {sw.direction} {sw.spec.metric} "
                  f"({sw.spec.method}, {jobs} at a time); state: {sw.storage}")
     try:
         runner.run()
     except KeyboardInterrupt:
-        raise Interrupted(f"sweep interrupted: {runner._finished()} of {sw.trials} trials finished; run the same "
+        raise Interrupted(f"sweep interrupted: {runner.finished()} of {sw.trials} trials finished; run the same "
                           "command again to continue (interrupted trials resume)") from None
     show(sw.folder, runs_dir, display)
     return sw.folder
