@@ -286,6 +286,10 @@ class SweepParam(_Strict):
             raise ValueError("give `choices: [...]` or a range `low: .., high: ..`")
         if self.choices is not None and not self.choices:
             raise ValueError("`choices` is empty: list at least one value")
+        if self.choices is not None and not all(c is None or isinstance(c, (str, int, float, bool))
+                                                for c in self.choices):
+            raise ValueError("choices are numbers, strings, booleans or null (Optuna stores nothing else); to search "
+                             "a list value, sweep each of its items as its own key")
         if self.choices is None and (self.low is None or self.high is None):
             raise ValueError("a range needs both `low` and `high`")
         if self.low is not None and self.high is not None and not self.low < self.high:

@@ -97,6 +97,8 @@ def _spec(loaded: config_mod.LoadedConfig, sweep_file: Path | None) -> SweepConf
 
     from kcli.yaml_source import read
 
+    if not sweep_file.is_file():
+        raise ConfigError(f"sweep file not found: {sweep_file}", key="--sweep")
     raw = read(sweep_file)[0]
     raw = raw.get("sweep", raw) if isinstance(raw, dict) else raw
     try:

@@ -24,6 +24,8 @@ from kcli.display import Display
 from kcli.errors import RunError
 from kcli.sweep import PRUNE_AFTER, TRIALS, Sweep, distributions, sets
 
+FAILURES_IN_A_ROW = 3   # then the config, not the values, is likely wrong: stop instead of burning trials
+
 
 @dataclass
 class Outcome:
@@ -45,7 +47,7 @@ class Runner:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.children: set[subprocess.Popen[bytes]] = set()
-        self.failures = 0
+        self.failures = 0   # in a row
         self.host = socket.gethostname()
 
     def run(self) -> None:
@@ -180,6 +182,8 @@ class Runner:
         if outcome.run_dir is not None:
             self.study._storage.set_trial_user_attr(self.study.trials[outcome.number]._trial_id, "run",
                                                     outcome.run_dir.name)
+        if outcome.state != "failed":
+            self.failures = 0
         if outcome.state == "complete":
             self._report_history(outcome)
             self.study.tell(outcome.number, outcome.value)
@@ -193,10 +197,10 @@ class Runner:
             self.study.tell(outcome.number, state=TrialState.FAIL)
             self.failures += 1
             self.display.warning(f"trial {outcome.number} failed: {outcome.detail}")
-            if self.failures >= max(3, self.sweep.trials):
+            if self.failures >= FAILURES_IN_A_ROW:
                 self.stop.set()
-                raise RunError(f"{self.failures} trials failed (the last: {outcome.detail}); stopping the sweep",
-                               key="sweep")
+                raise RunError(f"{self.failures} trials in a row failed (the last: {outcome.detail}); stopping the "
+                               "sweep", key="sweep")
 
 
 def _die_with_parent() -> None:
