@@ -165,13 +165,13 @@ def read_npz(path: Path, x_key: str, y_key: str | None, key: str = "data") -> Ar
             y = npz[y_key] if y_key is not None else np.zeros((len(x),), np.float32)
         except Exception as exc:  # a truncated or corrupt member
             raise DataError(f"cannot read {path} (damaged or truncated?): {reason(exc)}",
-                            key=f"{key}.path") from None
+                            key=_file_key(key)) from None
     if x.ndim == 0 or y.ndim == 0:
-        raise DataError(f"{path}: {x_key} and {y_key} must be arrays with one row per example", key=f"{key}.path")
+        raise DataError(f"{path}: {x_key} and {y_key} must be arrays with one row per example", key=_file_key(key))
     if len(x) != len(y):
         raise DataError(f"{path}: {x_key} has {len(x)} rows but {y_key} has {len(y)}", key=key)
     if len(x) == 0:
-        raise DataError(f"{path} has 0 rows", key=f"{key}.path")
+        raise DataError(f"{path} has 0 rows", key=_file_key(key))
     check_numbers(x, f"{path}: array {x_key!r}", key)
     if y_key is not None:
         check_numbers(y, f"{path}: array {y_key!r}", key)
@@ -182,14 +182,20 @@ def _open_npz(path: Path, key: str) -> Any:
     try:
         npz = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise DataError(f"data file not found: {path}", key=f"{key}.path") from None
+        raise DataError(f"data file not found: {path}", key=_file_key(key)) from None
     except IsADirectoryError:
-        raise DataError(f"{path} is a directory, not an .npz file", key=f"{key}.path") from None
+        raise DataError(f"{path} is a directory, not an .npz file", key=_file_key(key)) from None
     except Exception as exc:  # numpy raises OSError/ValueError/BadZipFile/EOFError for damaged files
-        raise DataError(f"cannot read {path} as .npz: {reason(exc)}", key=f"{key}.path") from None
+        raise DataError(f"cannot read {path} as .npz: {reason(exc)}", key=_file_key(key)) from None
     if not hasattr(npz, "files"):
-        raise DataError(f"{path} is a single .npy array, not an .npz archive", key=f"{key}.path")
+        raise DataError(f"{path} is a single .npy array, not an .npz archive", key=_file_key(key))
     return npz
+
+
+def _file_key(key: str) -> str:
+    """The key a problem with a data file names: `data.path` for a config split, the option itself (`--input`,
+    `--data`) for a file given on the command line."""
+    return key if key.startswith("--") else f"{key}.path"
 
 
 def reason(exc: BaseException) -> str:
@@ -214,7 +220,7 @@ def check_numbers(a: np.ndarray, what: str, key: str, columns: list[str] | None 
     """Numbers only, all finite: NaN or inf names its row and column (1-based, as editors count)."""
     if a.dtype.kind not in "biuf":
         hint = " (string class names are not supported yet: map them to 0..n-1)" if a.dtype.kind in "USO" else ""
-        raise DataError(f"{what} holds {a.dtype} values; expected numbers{hint}", key=f"{key}.path")
+        raise DataError(f"{what} holds {a.dtype} values; expected numbers{hint}", key=_file_key(key))
     found = first_non_finite(a)
     if found is None:
         return
@@ -223,8 +229,9 @@ def check_numbers(a: np.ndarray, what: str, key: str, columns: list[str] | None 
         where = f"data row {row + 1}, column {columns[col]!r}"
     else:
         where = f"row {row + 1}, column {col + 1} (index [{row}, {col}])"
-    raise DataError(f"{what}: {value} at {where}; {bad} value(s) are NaN or infinite. Remove or fill those rows "
-                    "before training", key=f"{key}.path")
+    when = "" if key.startswith("--") else " before training"
+    raise DataError(f"{what}: {value} at {where}; {bad} value(s) are NaN or infinite. Remove or fill those "
+                    f"rows{when}", key=_file_key(key))
 
 
 def csv_header(path: Path, key: str = "data") -> list[str]:
@@ -233,11 +240,11 @@ def csv_header(path: Path, key: str = "data") -> list[str]:
         with path.open(newline="", encoding="utf-8") as fh:
             header = next(csv.reader(fh), None)
     except FileNotFoundError:
-        raise DataError(f"data file not found: {path}", key=f"{key}.path") from None
+        raise DataError(f"data file not found: {path}", key=_file_key(key)) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {path}: {exc}", key=f"{key}.path") from None
+        raise DataError(f"cannot read {path}: {exc}", key=_file_key(key)) from None
     if not header:
-        raise DataError(f"{path} is empty; expected a header line with column names", key=f"{key}.path")
+        raise DataError(f"{path} is empty; expected a header line with column names", key=_file_key(key))
     return [h.strip() for h in header]
 
 
@@ -262,7 +269,7 @@ def _need_columns(path: Path, header: list[str], wanted: list[str], key: str) ->
     missing = [c for c in wanted if c not in header]
     if missing:
         raise DataError(f"{path} lacks the column(s) {', '.join(map(repr, missing))}; it has: {', '.join(header)}",
-                        key=f"{key}.path")
+                        key=_file_key(key))
 
 
 def _label_column(y: np.ndarray) -> np.ndarray:
@@ -280,11 +287,11 @@ def csv_table(path: Path, header: list[str], key: str) -> np.ndarray:
         row, problem = first_bad_row(path.read_text(encoding="utf-8", errors="replace").split("\n", 1)[-1],
                                      len(header), header)
         raise DataError(f"{path}: data row {row + 1}: {problem}; every row must hold {len(header)} numbers",
-                        key=f"{key}.path") from None
+                        key=_file_key(key)) from None
     if table.shape[0] == 0:
-        raise DataError(f"{path} has a header but no rows", key=f"{key}.path")
+        raise DataError(f"{path} has a header but no rows", key=_file_key(key))
     if table.shape[1] != len(header):
-        raise DataError(f"{path}: rows have {table.shape[1]} values, the header {len(header)}", key=f"{key}.path")
+        raise DataError(f"{path}: rows have {table.shape[1]} values, the header {len(header)}", key=_file_key(key))
     check_numbers(table, str(path), key, header)
     return table
 
@@ -330,17 +337,17 @@ def read_npz_arrays(path: Path, names: list[str], key: str) -> dict[str, np.ndar
         for name in names:
             if name not in npz.files:
                 raise DataError(f"{path} has no array {name!r}; it has: {', '.join(npz.files) or 'nothing'}",
-                                key=f"{key}.path")
+                                key=_file_key(key))
         try:
             found = {name: npz[name] for name in dict.fromkeys(names)}
         except Exception as exc:  # a truncated or corrupt member
-            raise DataError(f"cannot read {path} (damaged or truncated?): {reason(exc)}", key=f"{key}.path") from None
+            raise DataError(f"cannot read {path} (damaged or truncated?): {reason(exc)}", key=_file_key(key)) from None
     lengths = {name: len(a) if a.ndim else -1 for name, a in found.items()}
     if len(set(lengths.values())) != 1 or -1 in lengths.values():
         raise DataError(f"{path}: the arrays must have one row per example each; rows: "
-                        f"{', '.join(f'{k} {v}' for k, v in lengths.items())}", key=f"{key}.path")
+                        f"{', '.join(f'{k} {v}' for k, v in lengths.items())}", key=_file_key(key))
     if not next(iter(lengths.values())):
-        raise DataError(f"{path} has 0 rows", key=f"{key}.path")
+        raise DataError(f"{path} has 0 rows", key=_file_key(key))
     for name, a in found.items():
         check_numbers(a, f"{path}: array {name!r}", key)
     return found
