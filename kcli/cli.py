@@ -111,14 +111,39 @@ def train(
     allow_data_change: Annotated[bool, typer.Option(
         "--allow-data-change", help="With --resume: continue although a data file changed since the run "
                                     "started (refused otherwise).")] = False,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1, help="Train as a cluster of N local worker processes (distribute: multi_worker on "
+                                 "localhost ports); worker 0 is the chief and writes the run.", show_default=False)]
+        = None,
+    startup_timeout: Annotated[float, typer.Option(
+        "--startup-timeout", min=1, envvar="KCLI_STARTUP_TIMEOUT",
+        help="Multi-worker: seconds to wait for every worker of the cluster to come up (then exit 2).")]
+        = 60.0,
+    peer_timeout: Annotated[float, typer.Option(
+        "--peer-timeout", min=1, envvar="KCLI_PEER_TIMEOUT",
+        help="Multi-worker: seconds without a heartbeat before a worker counts as lost and the others stop.")]
+        = 10.0,
 ) -> None:
     """Build, compile and fit the model a config describes; write a run directory under --runs-dir."""
-    def action() -> None:
+    def action() -> int | None:
         from kcli.display import Display
         from kcli.errors import KcliError
-        from kcli.train import train as train_run
         if config is None and resume is None:
             raise KcliError("give a CONFIG file to train, or --resume RUN to continue a run", key="CONFIG")
+        if workers is not None:
+            if fast_dev_run:
+                raise KcliError("--fast-dev-run checks a config in this process; it does not go with --workers",
+                                key="--workers")
+            from kcli.workers import launch
+            args = [*([str(config)] if config is not None else []), "--runs-dir", str(runs_dir),
+                    *(a for s in (set_ or []) for a in ("--set", s)),
+                    *(["--set", "distribute=multi_worker"] if resume is None else ["--resume", resume]),
+                    *(["--keep-best"] if keep_best else []), *(["--allow-data-change"] if allow_data_change else []),
+                    "--startup-timeout", str(startup_timeout), "--peer-timeout", str(peer_timeout)]
+            return launch(workers, args, Display(), peer_timeout)
+        from kcli import distribute
+        from kcli.train import train as train_run
+        distribute.LIMITS = distribute.Limits(startup_timeout, peer_timeout)
         if fast_dev_run:
             if config is None or resume is not None:
                 raise KcliError("--fast-dev-run checks a CONFIG; it does not go with --resume", key="--fast-dev-run")
@@ -126,7 +151,9 @@ def train(
             run_fast_dev_run(config, Display(), set_, runs_dir)
             return
         train_run(config, runs_dir, Display(), set_, resume, keep_best, allow_data_change)
-    _run(action)
+    code = _run(action)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

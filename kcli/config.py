@@ -244,7 +244,7 @@ class CompileConfig(_Strict):
     metrics: list[Spec] | dict[str, list[Spec]] = Field(default_factory=list)
     # Batches per graph call. Default 32: ~2x faster epochs on small models with identical numbers
     # (tests/test_equivalence.py, benchmarks/RESULTS.md); batch-level callbacks then fire every 32 batches.
-    # Under `distribute: mirrored` the default is 1 (Keras 3.15 fails with MirroredStrategy and > 1).
+    # Under `distribute: mirrored` / `multi_worker` the default is 1 (Keras 3.15 fails with them and > 1).
     steps_per_execution: PositiveInt | None = None
     jit_compile: bool | Literal["auto"] = "auto"   # XLA compilation (auto: off on CPU and under distribution)
     # mixed_float16 / mixed_bfloat16: Keras's mixed precision policy (float32 weights, 16-bit math; the output is
@@ -344,8 +344,10 @@ class Config(_Strict):
     compile: CompileConfig
     fit: FitConfig = Field(default_factory=FitConfig)
     save: list[SaveFormat] | None = None   # model files to write (default: all; h5 not for a Model subclass)
-    # mirrored: build, compile and fit under tf.distribute.MirroredStrategy (every local GPU, else the CPU)
-    distribute: Literal["none", "mirrored"] = "none"
+    # mirrored: build, compile and fit under tf.distribute.MirroredStrategy (every local GPU, else the CPU);
+    # multi_worker: MultiWorkerMirroredStrategy over the cluster in TF_CONFIG (or `kcli train --workers N`);
+    # data.batch_size is the global batch, split over the replicas
+    distribute: Literal["none", "mirrored", "multi_worker"] = "none"
     sweep: SweepConfig | None = None   # what `kcli sweep` searches; `kcli train` ignores it
     tracking: TrackingConfig | None = None   # opt-in: log params, per-epoch metrics and artifacts to MLflow
 

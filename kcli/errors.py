@@ -72,6 +72,10 @@ class TrainingFailed(Failure):
     """Training started but could not finish (e.g. the loss became NaN)."""
 
 
+class WorkerLost(Failure):
+    """A worker of a multi-worker cluster died or stopped answering; the run is interrupted and resumable."""
+
+
 class Interrupted(Failure):
     """The user pressed Ctrl-C; the run's state of its last completed epoch is kept for --resume."""
 

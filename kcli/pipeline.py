@@ -62,6 +62,18 @@ def batched(x: Tree, y: Tree, data: DataConfig) -> Any:
     return dataset.prefetch(_prefetch(data))
 
 
+def shard_by_data(dataset: Any) -> Any:
+    """A tf.data dataset of in-memory rows, marked to be split by data among the workers of a cluster (each takes
+    its replicas' part of every global batch; sharding by file needs files). Anything else is returned as is."""
+    import tensorflow as tf
+
+    if not isinstance(dataset, tf.data.Dataset):
+        return dataset
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
 def _prefetch(data: DataConfig) -> int:
     import tensorflow as tf
 

@@ -81,11 +81,11 @@ DEFAULT_STEPS_PER_EXECUTION = 32
 
 def _resolve_steps_per_execution(cfg: Config, loaded: LoadedConfig) -> None:
     spe = cfg.compile.steps_per_execution
-    if cfg.distribute == "mirrored":
+    if cfg.distribute != "none":
         if spe is not None and spe > 1:
             raise loaded.locate(ConfigError(
-                "distribute: mirrored needs steps_per_execution 1 (Keras 3.15 fails with MirroredStrategy over 2+ "
-                "devices and more steps per execution: 'Graph execution error'); remove the key or set 1",
+                f"distribute: {cfg.distribute} needs steps_per_execution 1 (Keras 3.15 fails with it and more steps "
+                "per execution: 'You must feed a value for placeholder tensor'); remove the key or set 1",
                 key="compile.steps_per_execution"))
         cfg.compile.steps_per_execution = 1
     elif spe is None:

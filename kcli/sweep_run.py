@@ -4,7 +4,6 @@ a time; resumes this machine's trials that a killed sweep left RUNNING, and tell
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import math
 import os
@@ -23,6 +22,7 @@ from kcli import runs, state
 from kcli.display import Display
 from kcli.errors import RunError
 from kcli.sweep import PRUNE_AFTER, TRIALS, Sweep, distributions, sets
+from kcli.workers import die_with_parent
 
 FAILURES_IN_A_ROW = 3   # then the config, not the values, is likely wrong: stop instead of burning trials
 
@@ -133,7 +133,7 @@ class Runner:
         trials_dir.mkdir(parents=True, exist_ok=True)
         log = trials_dir / f"{name}.log"
         with log.open("ab") as out:
-            child = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+            child = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent)
             self.children.add(child)
             try:
                 code = child.wait()
@@ -201,12 +201,6 @@ class Runner:
                 self.stop.set()
                 raise RunError(f"{self.failures} trials in a row failed (the last: {outcome.detail}); stopping the "
                                "sweep", key="sweep")
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGKILL when the sweep process dies (Linux), so a killed sweep leaves no training behind."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
 
 
 def _run_of(trials_dir: Path, name: str) -> Path | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -14,8 +16,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from kcli import artifacts, pictures, pipeline, runs, state, tracking, trust, verify, warmstart
+from kcli import artifacts, distribute, pictures, pipeline, runs, state, tracking, trust, verify, warmstart, workers
 from kcli import callbacks as callbacks_mod
+from kcli import cluster as cluster_mod
 from kcli import config as config_mod
 from kcli import data as data_mod
 from kcli import model as model_mod
@@ -26,7 +29,15 @@ from kcli import trial as trial_mod
 from kcli.config import Config, LoadedConfig
 from kcli.data import Splits
 from kcli.display import Display
-from kcli.errors import ExportFailed, Interrupted, KcliError, RunError, TrainingFailed
+from kcli.errors import (
+    ConfigError,
+    ExportFailed,
+    Interrupted,
+    KcliError,
+    RunError,
+    TrainingFailed,
+    WorkerLost,
+)
 from kcli.imports import Registry, load_imports
 
 
@@ -64,6 +75,8 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
         if init is not None and init.startswith(resolve_mod.LATEST_RUN):   # recorded as the run it found
             found = runs.latest_named(runs_dir, init.removeprefix(resolve_mod.LATEST_RUN), "model.init_from")
             cfg.model.init_from = str(found.resolve())
+        if with_data:
+            _check_cluster(cfg)
         registry = load_imports(cfg.imports)
         ports = ports_mod.of(cfg.model)
         keras.backend.clear_session()  # fresh layer names (sequential/dense/...) as in a new process
@@ -89,6 +102,16 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
     return Prepared(loaded, cfg, registry, splits, model, outcomes)
 
 
+def _check_cluster(cfg: Config) -> None:
+    """A TF_CONFIG cluster of several workers trains only under `distribute: multi_worker` (else every worker
+    would train alone and write its own run)."""
+    cluster = cluster_mod.from_env()
+    if cluster is not None and cluster.workers > 1 and cfg.distribute != "multi_worker":
+        raise ConfigError(f"TF_CONFIG describes a cluster of {cluster.workers} workers, but distribute is "
+                          f"{cfg.distribute}: set distribute: multi_worker (or unset TF_CONFIG to train in this "
+                          "process alone)", key="distribute")
+
+
 def _one_batch(prep: Prepared) -> None:
     """--fast-dev-run: one epoch over the first batch of every split, validated."""
     assert prep.splits is not None
@@ -101,12 +124,8 @@ def _one_batch(prep: Prepared) -> None:
 
 
 def _strategy_scope(cfg: Config) -> contextlib.AbstractContextManager[Any]:
-    """MirroredStrategy's scope for `distribute: mirrored` (variables are created mirrored), else nothing."""
-    if cfg.distribute != "mirrored":
-        return contextlib.nullcontext()
-    import tensorflow as tf
-
-    return tf.distribute.MirroredStrategy().scope()
+    """The tf.distribute strategy's scope for `distribute` (variables are created distributed), else nothing."""
+    return distribute.scope(cfg.distribute)
 
 
 def summary(path: Path, display: Display, overrides: list[str] | None = None, plot: Path | None = None,
@@ -136,7 +155,34 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
           resume: str | None = None, keep_best: bool = False, allow_data_change: bool = False,
           one_batch: bool = False, init_runs: Path | None = None) -> Path:
     """Train what the config describes and write a complete run directory; returns its path. `init_runs`: where
-    `init_from: latest:NAME` looks (default: runs_dir)."""
+    `init_from: latest:NAME` looks (default: runs_dir). A worker of a cluster (TF_CONFIG) other than the chief
+    trains alike but in a temporary directory that is removed: only the chief writes under runs_dir."""
+    cluster = cluster_mod.from_env()
+    if cluster is not None and cluster.workers > 1 and not cluster.is_chief:
+        with tempfile.TemporaryDirectory(prefix="kcli-worker-") as tmp:
+            if resume is not None:
+                resume = str(_private_copy(runs.find_run(resume, runs_dir, "--resume", resumable=True), Path(tmp)))
+            _train(path, Path(tmp), display, overrides, resume, keep_best, allow_data_change, one_batch,
+                   init_runs or runs_dir, cluster)
+        display.note(f"{cluster.task} done; the chief writes the run directory")
+        return runs_dir
+    return _train(path, runs_dir, display, overrides, resume, keep_best, allow_data_change, one_batch, init_runs,
+                  cluster)
+
+
+def _private_copy(run_dir: Path, tmp: Path) -> Path:
+    """A worker's own copy of the run it resumes with the others (the chief alone writes the original)."""
+    copy = tmp / run_dir.name
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(".tmp-*"))
+    record = runs.load_record(copy, "--resume")
+    record["status"] = "interrupted"   # the chief has marked the original running by now
+    runs.write_json(copy / runs.RUN_JSON, record)
+    return copy
+
+
+def _train(path: Path | None, runs_dir: Path, display: Display, overrides: list[str] | None, resume: str | None,
+           keep_best: bool, allow_data_change: bool, one_batch: bool, init_runs: Path | None,
+           cluster: cluster_mod.Cluster | None) -> Path:
     if resume is not None:
         prep, start = _resume(path, overrides, resume, runs_dir, allow_data_change, display)
         tracking.reachable(prep.cfg)
@@ -153,6 +199,10 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
         run_dir = runs.new_run_dir(runs_dir, name)
         start = Start(run_dir, runs.RunRecord.start(run_dir, name, prep.cfg.seed or 0))
     cfg, splits, model = prep.cfg, prep.splits, prep.model
+    _announce(start.run_dir)
+    if cfg.distribute == "multi_worker":
+        start.record.update(cluster=cluster.describe() if cluster else None,
+                            strategy=distribute.devices(cfg.distribute))
     assert splits is not None
     description = summary_mod.describe(model)
     display.config(_short_config(cfg, splits))
@@ -168,11 +218,14 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
         if cfg.tracking is not None and cfg.tracking.mlflow is not None:
             tracked = tracking.MlflowRun(cfg.tracking.mlflow, cfg, run_dir, record)
             display.note(f"tracking: MLflow run {tracked.run_id} at {cfg.tracking.mlflow.uri}")
-        pictures.warm_up()
+        chief = cluster is None or cluster.workers <= 1 or cluster.is_chief
+        if chief:
+            pictures.warm_up()
         rows = _fit(model, prep, start, display, tracked)
         display.history(rows, runs.history_columns(rows, splits.validation is not None))
-        pictures.history(rows, run_dir / pictures.HISTORY_PNG, f"{run_dir.name}")
-        _finish_model(model, prep, run_dir, record, keep_best, display)
+        if chief:
+            pictures.history(rows, run_dir / pictures.HISTORY_PNG, f"{run_dir.name}")
+        _finish_model(model, prep, run_dir, record, keep_best, display, chief)
     except KeyboardInterrupt:
         _close_tracking(tracked, "KILLED")
         with contextlib.suppress(OSError):   # a full disk: run.json keeps its last state
@@ -183,6 +236,9 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
         raise Interrupted(f"interrupted; the state after epoch {saved} of {cfg.fit.epochs} is saved. "
                           f"Continue with: kcli train --resume {run_dir}") from None
     except BaseException as exc:
+        if cluster is not None and cluster.workers > 1 and distribute.lost_peer(exc):
+            _close_tracking(tracked, "KILLED")
+            raise _worker_lost(exc, run_dir, record, cfg, cluster) from None
         _close_tracking(tracked, "FAILED")
         with contextlib.suppress(OSError):   # a full disk: run.json keeps its last state
             record.finish("failed", error=f"{type(exc).__name__}: {exc}")
@@ -197,6 +253,30 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
     if not one_batch:   # a fast dev run's directory is about to be removed
         display.run_dir(run_dir, "completed")
     return run_dir
+
+
+def _announce(run_dir: Path) -> None:
+    """Tell a `--workers` launcher where the run is (it marks the run interrupted should this process be killed)."""
+    target = os.environ.get(workers.RUN_DIR_ENV)
+    if target:
+        with contextlib.suppress(OSError):
+            Path(target).write_text(str(run_dir.resolve()))
+
+
+def _worker_lost(exc: BaseException, run_dir: Path, record: runs.RunRecord, cfg: Config,
+                 cluster: cluster_mod.Cluster) -> WorkerLost:
+    """A peer of the cluster died or stopped answering: the run is interrupted, resumable by all workers."""
+    reason = distribute.peer_reason(exc)
+    with contextlib.suppress(OSError):
+        record.finish("interrupted", error=f"a worker of the cluster was lost: {reason}")
+    saved = state.saved_epoch(run_dir)
+    if not cluster.is_chief:
+        return WorkerLost(f"training stopped on {cluster.task}: a worker of the cluster was lost ({reason}); the "
+                          "chief's run directory keeps the state of the last completed epoch")
+    where = (f"the state after epoch {saved} of {cfg.fit.epochs} is saved. Continue with: kcli train --resume "
+             f"{run_dir} --workers {cluster.workers} (or start every worker again with --resume)" if saved else
+             "no epoch had finished; nothing to resume")
+    return WorkerLost(f"training stopped on {cluster.task}: a worker of the cluster was lost ({reason}); {where}")
 
 
 def _close_tracking(tracked: tracking.MlflowRun | None, status: str) -> None:
@@ -236,7 +316,8 @@ def _resume(path: Path | None, overrides: list[str] | None, ref: str, runs_dir: 
     if changed:
         display.warning(f"continuing on changed data: {', '.join(changed)} (--allow-data-change)")
         record["data_files"] = data_mod.fingerprints(prep.cfg.data)
-    saved_state = state.load_state(run_dir, prep.model)   # before anything is removed: a refusal loses nothing
+    with _strategy_scope(prep.cfg):   # the optimizer's variables are made here, distributed like the model's
+        saved_state = state.load_state(run_dir, prep.model)   # before anything is removed: a refusal loses nothing
     state.remove_partial_files(run_dir)
     artifacts.remove_final_artifacts(run_dir)   # written by a process that died before it could verify them
     epoch = int(saved_state["epoch"])
@@ -269,6 +350,8 @@ def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display,
     validation = pipeline.validation(splits.validation, cfg.data)
     steps = math.ceil(len(splits.train) / cfg.data.batch_size)
     inputs = pipeline.training(splits.train, cfg.data, cfg.seed or 0)
+    if cfg.distribute == "multi_worker":   # in-memory data: every worker takes its share of each global batch
+        inputs.x, validation = pipeline.shard_by_data(inputs.x), pipeline.shard_by_data(validation)
     times: list[float] = list(start.record.data.get("epoch_seconds", []))[:start.epoch]
 
     def on_epoch(rows: list[dict[str, Any]], seconds: float) -> None:
@@ -312,8 +395,8 @@ def _flushed(checkpointer: callbacks_mod.Checkpointer) -> Iterator[None]:
 
 
 def _finish_model(model: keras.Model, prep: Prepared, run_dir: Path, record: runs.RunRecord, keep_best: bool,
-                  display: Display) -> None:
-    """--keep-best, test metrics, final artifacts."""
+                  display: Display, chief: bool = True) -> None:
+    """--keep-best, test metrics (every worker of a cluster takes part), final artifacts (the chief only)."""
     splits = prep.splits
     assert splits is not None
     best = run_dir / state.CHECKPOINTS / state.BEST_WEIGHTS
@@ -328,6 +411,8 @@ def _finish_model(model: keras.Model, prep: Prepared, run_dir: Path, record: run
         metrics = model_mod.evaluate(model, splits.test.x, splits.test.y, prep.cfg.data.batch_size)
         runs.write_json(run_dir / runs.METRICS, metrics)
         display.metrics("Test metrics", metrics)
+    if not chief:
+        return
     started = time.perf_counter()
     written = artifacts.save_model(model, run_dir, list(prep.cfg.save or []), ports_mod.of(prep.cfg.model))
     saved = time.perf_counter()
@@ -376,6 +461,7 @@ def _short_config(cfg: Config, splits: Splits) -> list[tuple[str, str]]:
               f"input_shape {list(ports.single_shape)}")
     return [
         ("run", f"{cfg.name}  (seed {cfg.seed})"),
+        ("devices", distribute.devices(cfg.distribute)),
         ("data", f"{cfg.data.source}: {source}  [{sizes}]  batch {cfg.data.batch_size}"),
         ("model", f"{model}, {inputs}" + (f", outputs {', '.join(ports.outputs)}" if ports.outputs else "")),
         ("compile", f"optimizer {_spec(cfg.compile.optimizer)}, loss {_spec(cfg.compile.loss)}, "

@@ -1,0 +1,159 @@
+"""`distribute:` the tf.distribute strategy a run trains under, the devices it shows, and the time limits of a
+multi-worker cluster.
+
+- none: Keras's default (one device).
+- mirrored: MirroredStrategy over every local GPU (else the CPU).
+- multi_worker: MultiWorkerMirroredStrategy over the cluster in TF_CONFIG (kcli/cluster.py), every local GPU of
+  each worker. `data.batch_size` is the global batch: each of the N replicas computes batch_size / N rows of
+  every step, and the gradients are summed, so the numbers equal one process with the same batch.
+
+TensorFlow waits for missing peers without end, and its preemption handler swallows SIGTERM while it waits. So
+kcli bounds start-up itself (a watchdog that ends the process with exit 2 and the reason) and sets the peer
+heartbeat timeout of TensorFlow's coordination service (a lost worker stops the others with an error).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from kcli import cluster as cluster_mod
+from kcli import multiworker_fix
+from kcli.cluster import Cluster
+
+_strategy: Any = None   # MultiWorkerMirroredStrategy can be made once per process
+
+
+@dataclass
+class Limits:
+    """Seconds a worker waits for the cluster to come up, and for a silent peer before it counts as lost."""
+
+    startup: float = cluster_mod.STARTUP_TIMEOUT
+    peer: float = cluster_mod.PEER_TIMEOUT
+
+
+LIMITS = Limits()   # set by `kcli train --startup-timeout/--peer-timeout`
+
+
+def cluster_of(kind: str) -> Cluster | None:
+    """The TF_CONFIG cluster of a `multi_worker` run (None: a cluster of this process alone)."""
+    return cluster_mod.from_env() if kind == "multi_worker" else None
+
+
+def scope(kind: str) -> contextlib.AbstractContextManager[Any]:
+    """The strategy's scope for building and compiling the model (variables are created distributed)."""
+    if kind == "none":
+        return contextlib.nullcontext()
+    return strategy(kind, LIMITS).scope()
+
+
+def strategy(kind: str, limits: Limits) -> Any:
+    import tensorflow as tf
+
+    global _strategy
+    if kind == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if _strategy is None:
+        multiworker_fix.apply()
+        cluster = cluster_of(kind)
+        if cluster is not None and cluster.workers > 1:
+            cluster_mod.check_own_port(cluster)
+            _configure_coordination(cluster, limits)
+            with startup_watchdog(cluster, limits.startup):
+                _strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        else:
+            _strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    return _strategy
+
+
+def _configure_coordination(cluster: Cluster, limits: Limits) -> None:
+    """TensorFlow's coordination service as MultiWorkerMirroredStrategy would set it up, with kcli's heartbeat
+    timeout (it only configures its own when none is configured)."""
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=len(cluster.jobs[job]))
+            for job in cluster_mod.JOBS if cluster.jobs.get(job)]
+    context.context().configure_coordination_service(
+        service_type="standalone", service_leader=multi_worker_util.coordination_leader(cluster.jobs),
+        heartbeat_timeout_in_ms=int(limits.peer * 1000), coordinated_jobs=jobs,
+        # a finished worker waits at exit for the chief to write and verify the run's files
+        shutdown_barrier_timeout_in_ms=3600 * 1000)
+
+
+@contextlib.contextmanager
+def startup_watchdog(cluster: Cluster, seconds: float) -> Any:
+    """End this process (exit 2, one line) when the block does not finish within `seconds`: TensorFlow waits for
+    missing peers forever and cannot be interrupted then."""
+    done = threading.Event()
+
+    def watch() -> None:
+        if not done.wait(seconds):
+            others = ", ".join(a for job in cluster_mod.JOBS for a in cluster.jobs.get(job, []) if a != cluster.address)
+            _die(f"{cluster_mod.ENV}: the cluster did not come up within {seconds:g} s: {cluster.task} "
+                 f"({cluster.address}) waited for {others}. Check that every worker was started and can reach "
+                 "these addresses, or give a slow cluster more time with --startup-timeout")
+
+    thread = threading.Thread(target=watch, name="kcli-startup-watchdog", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
+def _die(message: str) -> None:
+    from kcli.display import Display
+
+    Display().error(message)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(2)
+
+
+def lost_peer(exc: BaseException) -> bool:
+    """Whether a training error is TensorFlow reporting a lost or failed peer of the cluster."""
+    import tensorflow as tf
+
+    if not isinstance(exc, tf.errors.OpError):
+        return False
+    text = str(exc)
+    return any(s in text for s in ("heartbeat", "unhealthy", "Collective ops is aborted", "connect", "Socket closed",
+                                   "coordination service", "has been set to ERROR", "unavailable", "Unavailable"))
+
+
+def peer_reason(exc: BaseException) -> str:
+    """What TensorFlow's error says about the lost peer, in a few words."""
+    import re
+
+    from kcli.errors import first_line
+
+    text = str(exc)
+    unhealthy = re.search(r"stopped sending heartbeats\):\s*/job:(\w+)/replica:\d+/task:(\d+)", text)
+    if unhealthy:
+        return f"{unhealthy[1]} {unhealthy[2]} stopped sending heartbeats for {LIMITS.peer:g} s"
+    if "Connection reset by peer" in text or "Socket closed" in text or "failed to connect" in text.lower():
+        return "the connection to a peer broke (it died or its machine went away)"
+    return first_line(exc)
+
+
+def devices(kind: str) -> str:
+    """What `kcli train` shows about the devices it trains on."""
+    import tensorflow as tf
+
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    local = f"{len(gpus)} GPU ({', '.join(gpus)})" if gpus else "CPU"
+    if kind == "none":
+        return local
+    replicas = _strategy.num_replicas_in_sync if kind == "multi_worker" and _strategy is not None else None
+    if kind == "mirrored":
+        return f"MirroredStrategy on {local}"
+    cluster = cluster_of(kind)
+    where = f"{cluster.task} of {cluster.workers} workers{' (chief)' if cluster.is_chief else ''}" \
+        if cluster is not None else "1 worker"
+    return f"MultiWorkerMirroredStrategy, {where}, {replicas or '?'} replicas in sync; this worker: {local}"

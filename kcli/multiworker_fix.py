@@ -1,0 +1,77 @@
+"""A workaround for MultiWorkerMirroredStrategy + `fit` in Keras 3.15 (keras-team/keras issue 20585).
+
+Keras 3.15's TensorFlow trainer has two faults that stop every multi-worker `fit` (both workers exit with
+"Attempt to convert a value (PerReplica...)"), both in keras/src/backend/tensorflow/trainer.py:
+
+1. `_maybe_symbolic_build` reduces the first PerReplica batch with `strategy.reduce("MEAN", ...)` eagerly, which
+   the collective strategy cannot do. Building only needs the batch's shapes: this takes the first local
+   replica's value instead.
+2. `reduce_per_replica` reduces every value with `strategy.reduce("MEAN", v, axis=0)` under a multi-worker
+   strategy, which fails on scalars (the loss and metrics: "Invalid reduction dimension 0 for input with 0
+   dimensions"). This reduces scalars with `axis=None` and keeps `axis=0` for values with a batch axis.
+
+`apply()` patches those two functions for the Keras versions in AFFECTED only, and only once.
+tests/test_workers.py trains two workers without the patch and fails loudly when the installed Keras no longer
+needs it (then widen nothing: drop the version from AFFECTED, or this module).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+AFFECTED = ("3.15.",)   # Keras versions known to need the patch (checked: 3.15.1)
+DISABLE_ENV = "KCLI_NO_MULTIWORKER_FIX"   # set to 1 to train without the patch (the test above does)
+
+_applied = False
+
+
+def needed(version: str | None = None) -> bool:
+    """Whether this Keras version has the two faults."""
+    if version is None:
+        import keras
+
+        version = keras.__version__
+    return version.startswith(AFFECTED)
+
+
+def apply() -> bool:
+    """Patch Keras's TensorFlow trainer when this Keras needs it; returns whether the patch is in place."""
+    global _applied
+    if _applied:
+        return True
+    if not needed() or os.environ.get(DISABLE_ENV) == "1":
+        return False
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import trainer
+
+    original_reduce = trainer.reduce_per_replica
+    original_build = trainer.TensorFlowTrainer._maybe_symbolic_build
+
+    def reduce_per_replica(values: Any, strategy: Any, reduction: str) -> Any:
+        if reduction not in ("mean", "auto") or not trainer._collective_all_reduce_multi_worker(strategy):
+            return original_reduce(values, strategy, reduction)
+
+        def mean(value: Any) -> Any:
+            rank = getattr(getattr(value, "shape", None), "rank", None)
+            return strategy.reduce("MEAN", value, axis=None if rank == 0 else 0)
+
+        return tf.nest.map_structure(mean, values)
+
+    def maybe_symbolic_build(self: Any, iterator: Any = None, data_batch: Any = None) -> Any:
+        if self._distribute_strategy is None or iterator is None:
+            return original_build(self, iterator=iterator, data_batch=data_batch)
+        strategy = self.distribute_strategy
+        for _, _, it in iterator:
+            batch = next(it)
+            data_batch = tf.nest.map_structure(
+                lambda v: strategy.experimental_local_results(v)[0]
+                if isinstance(v, tf.distribute.DistributedValues) else v, batch)
+            break
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    trainer.reduce_per_replica = reduce_per_replica
+    trainer.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build
+    _applied = True
+    return True
