@@ -340,3 +340,13 @@ def _better(monitor: str | None, mode: str) -> Callable[[float, float], bool]:
     if mode == "auto":
         mode = "max" if higher_is_better(monitor or "") else "min"
     return (lambda new, best: new > best) if mode == "max" else (lambda new, best: new < best)
+
+
+class ClusterUp(keras.callbacks.Callback):
+    """Multi-worker: tells kcli/distribute.py's start-up watchdog that the first step (an all-reduce with every
+    worker) went through."""
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        from kcli import distribute
+
+        distribute.cluster_up()

@@ -118,6 +118,7 @@ def check_own_port(cluster: Cluster) -> None:
     if host not in ("localhost", "127.0.0.1", "0.0.0.0", "::1", socket.gethostname()):
         return   # another machine's name in a local test, or a DNS name of a pod: TensorFlow binds all interfaces
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # a port in TIME_WAIT is free (gRPC reuses it)
         try:
             sock.bind(("", int(port)))
         except OSError as exc:

@@ -24,6 +24,7 @@ from typing import Any
 from kcli import cluster as cluster_mod
 from kcli import multiworker_fix
 from kcli.cluster import Cluster
+from kcli.errors import first_line
 
 _strategy: Any = None   # MultiWorkerMirroredStrategy can be made once per process
 
@@ -58,13 +59,20 @@ def strategy(kind: str, limits: Limits) -> Any:
     if kind == "mirrored":
         return tf.distribute.MirroredStrategy()
     if _strategy is None:
-        multiworker_fix.apply()
         cluster = cluster_of(kind)
         if cluster is not None and cluster.workers > 1:
             cluster_mod.check_own_port(cluster)
+        multiworker_fix.apply()
+        if cluster is not None and cluster.workers > 1:
             _configure_coordination(cluster, limits)
-            with startup_watchdog(cluster, limits.startup):
+            start_watchdog(cluster, limits.startup)
+            try:
                 _strategy = tf.distribute.MultiWorkerMirroredStrategy()
+            except tf.errors.OpError as exc:   # the registration barrier timed out, or the leader is unreachable
+                cluster_up()
+                reason = "" if "Barrier timed out" in str(exc) else f" (TensorFlow: {first_line(exc)})"
+                raise cluster_mod.ClusterError(_not_up(cluster, limits.startup) + reason,
+                                               key=cluster_mod.ENV) from None
         else:
             _strategy = tf.distribute.MultiWorkerMirroredStrategy()
     return _strategy
@@ -82,29 +90,40 @@ def _configure_coordination(cluster: Cluster, limits: Limits) -> None:
     context.context().configure_coordination_service(
         service_type="standalone", service_leader=multi_worker_util.coordination_leader(cluster.jobs),
         heartbeat_timeout_in_ms=int(limits.peer * 1000), coordinated_jobs=jobs,
+        cluster_register_timeout_in_ms=int(limits.startup * 1000),
         # a finished worker waits at exit for the chief to write and verify the run's files
         shutdown_barrier_timeout_in_ms=3600 * 1000)
+    context.context().coordination_service.cluster_register_with_barrier = True
 
 
-@contextlib.contextmanager
-def startup_watchdog(cluster: Cluster, seconds: float) -> Any:
-    """End this process (exit 2, one line) when the block does not finish within `seconds`: TensorFlow waits for
-    missing peers forever and cannot be interrupted then."""
-    done = threading.Event()
+_up = threading.Event()
+_deciding = threading.Lock()   # the watchdog's verdict and the main thread's own error cannot both be said
 
+
+def cluster_up() -> None:
+    """The first training step went through (or start-up failed with an error of its own): the start-up watchdog
+    stands down."""
+    with _deciding:
+        _up.set()
+
+
+def start_watchdog(cluster: Cluster, seconds: float) -> None:
+    """End this process (exit 2, one line) unless `cluster_up()` is called within `seconds`: TensorFlow waits for
+    missing peers forever (in the first collective operation) and cannot be interrupted then."""
     def watch() -> None:
-        if not done.wait(seconds):
-            others = ", ".join(a for job in cluster_mod.JOBS for a in cluster.jobs.get(job, []) if a != cluster.address)
-            _die(f"{cluster_mod.ENV}: the cluster did not come up within {seconds:g} s: {cluster.task} "
-                 f"({cluster.address}) waited for {others}. Check that every worker was started and can reach "
-                 "these addresses, or give a slow cluster more time with --startup-timeout")
+        if not _up.wait(seconds + 5):   # TensorFlow's own registration timeout (the same seconds) comes first
+            with _deciding:
+                if not _up.is_set():
+                    _die(f"{cluster_mod.ENV}: {_not_up(cluster, seconds)}")   # never returns
 
-    thread = threading.Thread(target=watch, name="kcli-startup-watchdog", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
+    threading.Thread(target=watch, name="kcli-startup-watchdog", daemon=True).start()
+
+
+def _not_up(cluster: Cluster, seconds: float) -> str:
+    others = ", ".join(a for job in cluster_mod.JOBS for a in cluster.jobs.get(job, []) if a != cluster.address)
+    return (f"the cluster did not come up within {seconds:g} s: {cluster.task} ({cluster.address}) waited for "
+            f"{others}. Check that every worker was started and can reach these addresses, or give a slow "
+            "cluster more time with --startup-timeout")
 
 
 def _die(message: str) -> None:
@@ -130,8 +149,6 @@ def lost_peer(exc: BaseException) -> bool:
 def peer_reason(exc: BaseException) -> str:
     """What TensorFlow's error says about the lost peer, in a few words."""
     import re
-
-    from kcli.errors import first_line
 
     text = str(exc)
     unhealthy = re.search(r"stopped sending heartbeats\):\s*/job:(\w+)/replica:\d+/task:(\d+)", text)

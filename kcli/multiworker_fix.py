@@ -59,7 +59,8 @@ def apply() -> bool:
         return tf.nest.map_structure(mean, values)
 
     def maybe_symbolic_build(self: Any, iterator: Any = None, data_batch: Any = None) -> Any:
-        if self._distribute_strategy is None or iterator is None:
+        if self._distribute_strategy is None or iterator is None or \
+                not trainer._collective_all_reduce_multi_worker(self._distribute_strategy):
             return original_build(self, iterator=iterator, data_batch=data_batch)
         strategy = self.distribute_strategy
         for _, _, it in iterator:

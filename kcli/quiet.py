@@ -32,16 +32,19 @@ _BANNERS = (
 # continuation lines); kcli reports the lost worker in one line of its own instead.
 _PEER_ABORT = re.compile(rb"^E\d{4} [\d:.]+\s+\d+ (base_collective_executor|ring_alg|collective_ops_utils|"
                          rb"coordination_service_agent|coordination_service|collective_param_resolver_distributed|"
-                         rb"hierarchical_tree_broadcaster)\.cc:\d+\] ")
+                         rb"hierarchical_tree_broadcaster|context_distributed_manager)\.cc:\d+\] ")
 _PEER_ABORT_MORE = (b"/job:", b"The tasks have crashed", b"The error could be from a previous operation",
-                    b"Additional GRPC error information", b":UNKNOWN:Error received from peer")
+                    b"Additional GRPC error information", b":UNKNOWN:Error received from peer", b"Original error:",
+                    b"# of tasks that reached the barrier", b"The first task at the barrier", b"RPC: /tensorflow.",
+                    b"This is usually caused by an earlier error", b" [type.googleapis.com/tensorflow")
 
 
 def is_noise(line: bytes) -> bool:
     """Whether a stderr line is TensorFlow's native INFO/WARNING chatter, or its logging of a lost peer (which
     kcli reports itself)."""
-    return (bool(_ABSL_INFO.match(line) or _PEER_ABORT.match(line)) or line.rstrip(b"\r\n").startswith(_BANNERS)
-            or line.startswith(_PEER_ABORT_MORE))
+    text = line.rstrip(b"\r\n")
+    return (bool(_ABSL_INFO.match(line) or _PEER_ABORT.match(line)) or text.startswith(_BANNERS)
+            or line.startswith(_PEER_ABORT_MORE) or not text.strip())
 
 
 def filter_lines(data: bytes) -> bytes:

@@ -372,7 +372,8 @@ def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display,
                   # the recorder after the user's callbacks: LR callbacks add `learning_rate` to the logs
                   callbacks=[*inputs.callbacks, *user, recorder, checkpointer,
                              callbacks_mod.ProgressBridge(progress), *([report] if report else []),
-                             *([tracking.Tracker(tracked, recorder.rows)] if tracked else [])], verbose=0)
+                             *([tracking.Tracker(tracked, recorder.rows)] if tracked else []),
+                             *([callbacks_mod.ClusterUp()] if cfg.distribute == "multi_worker" else [])], verbose=0)
     if recorder.nan_at is not None:
         raise TrainingFailed(f"training failed: the loss became NaN in epoch {recorder.nan_at}; "
                              "lower the learning rate or check the data for NaN/inf values")

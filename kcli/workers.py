@@ -64,6 +64,10 @@ def launch(n: int, args: list[str], display: Display, peer_timeout: float) -> in
 
 def _start(index: int, ports: list[int], args: list[str], log: Path, run_dir_file: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, cluster_mod.ENV: cluster_mod.local_config(ports, index)}
+    if index > 0:   # a worker's temporary run folder lives in this launcher's, which goes even if the worker is killed
+        tmp = log.parent / f"worker-{index}-tmp"
+        tmp.mkdir()
+        env["TMPDIR"] = str(tmp)
     if index == 0:
         env[RUN_DIR_ENV] = str(run_dir_file)
         return subprocess.Popen([sys.executable, "-m", "kcli", "train", *args], env=env, preexec_fn=die_with_parent)

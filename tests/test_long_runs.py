@@ -103,15 +103,24 @@ def reference_each_epoch(project: Path) -> Path:
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(project: Path, reference: Path) -> None:
+    """SIGKILL in epoch 3, resume: the same run as an uninterrupted one. With fit.checkpoint.interval 0 the killed
+    run's last.weights.h5 already holds its last saved epoch (the default interval writes it every 10 s;
+    state.npz is written every epoch either way, and test_best_snapshots_travel_through_a_kill resumes with the
+    .weights.h5 files behind)."""
     runs_dir = project / "killed"
-    proc = _kcli("train", project / "config.yaml", "--runs-dir", runs_dir,
+    proc = _kcli("train", project / "config.yaml", "--set", "fit.checkpoint.interval=0", "--runs-dir", runs_dir,
                  env={"KCLI_TEST_SIGNAL": "SIGKILL", "KCLI_TEST_EPOCH": "3"})
     assert proc.returncode == -9
     run_dir = only_run(runs_dir)
     assert run_json(run_dir)["status"] == "running"            # killed: it never got to say otherwise
     assert not (run_dir / "model.keras").exists()
     assert json.loads((run_dir / "checkpoints" / "state.json").read_text())["epoch"] == 2  # killed in epoch 3
-    resumed = _kcli("train", "--resume", run_dir)
+    with np.load(run_dir / "checkpoints" / "state.npz") as state:
+        kernel = state["arr_0"]          # the first Dense layer's kernel after epoch 2
+    model = keras.models.load_model(reference / "model.keras")
+    model.load_weights(run_dir / "checkpoints" / "last.weights.h5")
+    np.testing.assert_array_equal(model.layers[0].kernel.numpy(), kernel)
+    resumed = _kcli("train", "--resume", run_dir)   # the run's saved config has interval 0
     assert resumed.returncode == 0, resumed.stderr
     record = run_json(run_dir)
     assert record["status"] == "completed" and record["resumed"][0]["epoch"] == 2
@@ -189,22 +198,6 @@ def test_keep_best_follows_the_mode(tmp_path: Path) -> None:
     for a, b in zip(kept.get_weights(), first.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert "restored the best weights (loss = " in result.stdout and "at epoch 1)" in result.stdout
-
-
-def test_checkpoint_interval_zero_writes_weights_every_epoch(project: Path, reference: Path) -> None:
-    """With fit.checkpoint.interval 0, a killed run's last.weights.h5 already holds its last saved epoch
-    (the default interval writes it every 10 s; state.npz is written every epoch either way)."""
-    runs_dir = project / "killed-interval-0"
-    proc = _kcli("train", project / "config.yaml", "--set", "fit.checkpoint.interval=0", "--runs-dir", runs_dir,
-                 env={"KCLI_TEST_SIGNAL": "SIGKILL", "KCLI_TEST_EPOCH": "3"})
-    assert proc.returncode == -9
-    checkpoints = only_run(runs_dir) / "checkpoints"
-    with np.load(checkpoints / "state.npz") as state:
-        assert json.loads(str(state["info"]))["epoch"] == 2
-        kernel = state["arr_0"]          # the first Dense layer's kernel after epoch 2
-    model = keras.models.load_model(reference / "model.keras")
-    model.load_weights(checkpoints / "last.weights.h5")
-    np.testing.assert_array_equal(model.layers[0].kernel.numpy(), kernel)
 
 
 def test_ctrl_c_stops_cleanly_and_tells_how_to_resume(project: Path, reference_each_epoch: Path) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kcli import cluster, quiet, runs, trust
 from kcli import config as config_mod
 from kcli import data as data_mod
-from kcli import quiet, runs, trust
 from kcli import resolve as resolve_mod
 from kcli.compose import origin_of
 from kcli.config import DataConfig
@@ -150,6 +150,37 @@ def test_stderr_filter_keeps_errors_and_drops_chatter() -> None:
             b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
             b"error: kcli\n")
     assert quiet.filter_lines(data) == b"E1127 18:01:02.123456  123 file.cc:45] an error\nerror: kcli\n"
+
+
+def test_stderr_filter_drops_tensorflows_lost_peer_logging() -> None:
+    """A lost worker makes every collective op log the abort (kcli says it in one line of its own)."""
+    data = (b"E0000 00:00:1795824715.566724   17954 base_collective_executor.cc:252] BaseCollectiveExecutor::"
+            b"StartAbort UNAVAILABLE: Error reported from /job:worker/task:1: The following tasks are unhealthy\n"
+            b"/job:worker/replica:0/task:1\n"
+            b"The tasks have crashed. Check the task logs for an earlier error\n"
+            b"\n"
+            b"error: training stopped on worker 0: a worker of the cluster was lost\n")
+    assert quiet.filter_lines(data) == b"error: training stopped on worker 0: a worker of the cluster was lost\n"
+
+
+def test_tf_config_is_read_as_tensorflow_does() -> None:
+    """The chief is `chief` 0 when there is one, else worker 0; mistakes name TF_CONFIG."""
+    two = {"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}
+    found = cluster.from_env({"TF_CONFIG": json.dumps(two)})
+    assert found is not None and found.workers == 2 and not found.is_chief and found.address == "b:2"
+    with_chief = {"cluster": {"chief": ["c:3"], "worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}
+    assert cluster.parse(with_chief).is_chief and cluster.parse(with_chief).workers == 2
+    assert not cluster.parse({**with_chief, "task": {"type": "worker", "index": 0}}).is_chief
+    assert cluster.from_env({"TF_CONFIG": " "}) is None
+    for raw, message in [({"cluster": {"worker": ["a"]}, "task": {"type": "worker", "index": 0}}, "host:port"),
+                         ({"cluster": {"worker": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker", "index": 0}},
+                          "parameter servers"),
+                         ({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}, "outside"),
+                         ({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": True}}, "must name")]:
+        with pytest.raises(KcliError, match=message) as caught:
+            cluster.parse(raw)
+        assert caught.value.key == "TF_CONFIG"
+    assert json.loads(cluster.local_config([5, 6], 1))["task"] == {"type": "worker", "index": 1}
 
 
 def test_trust_store_remembers_hashes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
