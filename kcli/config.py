@@ -31,7 +31,8 @@ from kcli.overrides import apply_overrides, blame_override
 
 SaveFormat = Literal["keras", "h5", "weights", "savedmodel"]
 ALL_SAVE_FORMATS: tuple[str, ...] = ("keras", "h5", "weights", "savedmodel")
-DataSource = Literal["builtin", "npz", "csv", "synthetic"]
+DataSource = Literal["builtin", "keras", "npz", "csv", "synthetic"]
+KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housing", "imdb", "reuters")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 MAX_NAME = 100
 MAX_BATCH = 1 << 24          # rows per batch; more does not fit any accelerator's memory
@@ -89,6 +90,7 @@ class SplitSource(_Strict):
 # Keys that only make sense for one data source; anything else is a mistake worth naming.
 _SOURCE_KEYS: dict[str, set[str]] = {
     "builtin": {"name"},
+    "keras": {"name", "num_words", "maxlen"},
     "npz": {"path", "x_key", "y_key", "labels"},
     "csv": {"path", "label", "labels"},
     "synthetic": {"samples", "classes"},
@@ -99,7 +101,9 @@ class DataConfig(_Strict):
     """`data:` where the examples come from and how they are split and preprocessed."""
 
     source: DataSource = "builtin"
-    name: str | None = None          # builtin dataset name
+    name: str | None = None          # builtin dataset name, or keras.datasets name (source keras: mnist, cifar10, ...)
+    num_words: PositiveInt | None = None   # keras imdb/reuters: keep the most frequent words (Keras's num_words)
+    maxlen: PositiveInt | None = None      # keras imdb/reuters: sequences padded or cut to this many ids (200)
     path: str | None = None          # npz / csv file, relative to the config file
     x_key: str | None = None         # npz array names (default x / y)
     y_key: str | None = None
@@ -135,9 +139,22 @@ class DataConfig(_Strict):
                 raise ValueError(f"give either `{split}` or `{split}_split`, not both")
             if sub is not None:
                 _check_source_keys(sub, sub.source or self.source, f"{split}.")
+        if self.source == "keras":
+            _check_keras_dataset(self)
         if (self.validation_split or 0) + (self.test_split or 0) >= 1:
             raise ValueError("validation_split + test_split must leave some data for training")
         return self
+
+
+def _check_keras_dataset(data: DataConfig) -> None:
+    if data.name not in KERAS_DATASETS:
+        hint = did_you_mean(data.name or "", KERAS_DATASETS) if data.name else ""
+        raise ValueError(f"source keras needs `name`, one of {', '.join(KERAS_DATASETS)}; got {data.name!r}{hint}")
+    if data.test is not None or data.test_split is not None or data.validation is not None:
+        raise ValueError("a keras dataset brings its own test split (and validation comes from validation_split): "
+                         "remove `test`, `test_split` and `validation`")
+    if (data.num_words or data.maxlen) and data.name not in ("imdb", "reuters"):
+        raise ValueError("num_words and maxlen are for the word sequences of imdb and reuters")
 
 
 def _check_source_keys(obj: BaseModel, source: str, prefix: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from kcli import keras_datasets
 from kcli import ports as ports_mod
 from kcli.config import DataConfig, SplitSource
 from kcli.datasets import BUILTIN
@@ -58,9 +59,13 @@ def load(data: DataConfig, seed: int, ports: Ports) -> Splits:
             return read_ports(_source_of(data, sub), key, data, ports)
         return _read(_source_of(data, sub), key, data, seed, ports.single_shape, columns)
 
-    train = read(None, "data")
-    validation = read(data.validation, "data.validation", train.columns) if data.validation else None
-    test = read(data.test, "data.test", train.columns) if data.test else None
+    if data.source == "keras":   # Keras's own train / test parts
+        (x, y), (x_test, y_test) = keras_datasets.load(data.name or "", data.num_words, data.maxlen, "data")
+        train, validation, test = Arrays(x, y), None, Arrays(x_test, y_test)
+    else:
+        train = read(None, "data")
+        validation = read(data.validation, "data.validation", train.columns) if data.validation else None
+        test = read(data.test, "data.test", train.columns) if data.test else None
     train, validation, test = _hold_out(train, validation, test, data, seed)
     return _preprocess(Splits(train, validation, test), data, ports)
 

@@ -454,7 +454,7 @@ def _verify_artifacts(model: keras.Model, prep: Prepared, run_dir: Path, written
 def _short_config(cfg: Config, splits: Splits) -> list[tuple[str, str]]:
     sizes = ", ".join(f"{name} {len(a)}" for name, a in (("train", splits.train), ("validation", splits.validation),
                                                           ("test", splits.test)) if a is not None)
-    source = cfg.data.name if cfg.data.source == "builtin" else (cfg.data.path or cfg.data.source)
+    source = cfg.data.name if cfg.data.source in ("builtin", "keras") else (cfg.data.path or cfg.data.source)
     model = (f"{len(cfg.model.layers)} layers" if cfg.model.layers is not None else
              f"graph of {len(cfg.model.graph)} nodes" if cfg.model.graph is not None else f"class {cfg.model.class_}")
     ports = ports_mod.of(cfg.model)
