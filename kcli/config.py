@@ -31,7 +31,7 @@ from kcli.overrides import apply_overrides, blame_override
 
 SaveFormat = Literal["keras", "h5", "weights", "savedmodel"]
 ALL_SAVE_FORMATS: tuple[str, ...] = ("keras", "h5", "weights", "savedmodel")
-DataSource = Literal["builtin", "keras", "npz", "csv", "synthetic"]
+DataSource = Literal["builtin", "keras", "npz", "csv", "synthetic", "python"]
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housing", "imdb", "reuters")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 MAX_NAME = 100
@@ -94,6 +94,7 @@ _SOURCE_KEYS: dict[str, set[str]] = {
     "npz": {"path", "x_key", "y_key", "labels"},
     "csv": {"path", "label", "labels"},
     "synthetic": {"samples", "classes"},
+    "python": {"function", "args"},
 }
 
 
@@ -111,6 +112,8 @@ class DataConfig(_Strict):
     # several outputs: the label of each output, by output name: a csv column or an npz array (default: the
     # array named like the output)
     labels: dict[str, str] | None = None
+    function: str | None = None      # python: file.py:function (or module:function) returning tf.data datasets
+    args: dict[str, Any] | None = None   # python: keyword arguments for the function
     samples: int | None = Field(None, ge=1, le=MAX_SYNTHETIC)   # synthetic: number of examples (default 1000)
     classes: int | None = Field(None, ge=2)  # synthetic: number of classes (default 2)
     validation: SplitSource | None = None
@@ -141,6 +144,8 @@ class DataConfig(_Strict):
                 _check_source_keys(sub, sub.source or self.source, f"{split}.")
         if self.source == "keras":
             _check_keras_dataset(self)
+        if self.source == "python":
+            _check_python_source(self)
         if (self.validation_split or 0) + (self.test_split or 0) >= 1:
             raise ValueError("validation_split + test_split must leave some data for training")
         return self
@@ -155,6 +160,17 @@ def _check_keras_dataset(data: DataConfig) -> None:
                          "remove `test`, `test_split` and `validation`")
     if (data.num_words or data.maxlen) and data.name not in ("imdb", "reuters"):
         raise ValueError("num_words and maxlen are for the word sequences of imdb and reuters")
+
+
+def _check_python_source(data: DataConfig) -> None:
+    if not data.function or ":" not in data.function:
+        raise ValueError("source python needs `function`: file.py:function (relative to this config) or "
+                         f"module:function, returning tf.data datasets; got {data.function!r}")
+    made_by_function = [k for k in ("validation", "test", "validation_split", "test_split", "one_hot", "scale")
+                        if getattr(data, k) not in (None, False)]
+    if made_by_function:
+        raise ValueError(f"{', '.join(made_by_function)}: your function makes the splits and prepares the "
+                         "batches; do it there (return (train, validation, test))")
 
 
 def _check_source_keys(obj: BaseModel, source: str, prefix: str) -> None:

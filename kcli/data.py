@@ -18,12 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from kcli import keras_datasets
+from kcli import keras_datasets, python_source
 from kcli import ports as ports_mod
 from kcli.config import DataConfig, SplitSource
 from kcli.datasets import BUILTIN
 from kcli.errors import DataError
+from kcli.imports import Registry
 from kcli.ports import Ports, Tree
+from kcli.python_source import Stream
 
 
 @dataclass
@@ -46,14 +48,17 @@ class Arrays:
 class Splits:
     """The data of a run: train, and optionally validation and test."""
 
-    train: Arrays
-    validation: Arrays | None = None
-    test: Arrays | None = None
+    train: Arrays | Stream
+    validation: Arrays | Stream | None = None
+    test: Arrays | Stream | None = None
     classes: int | None = None   # the one-hot class count, when labels were one-hot encoded
 
 
-def load(data: DataConfig, seed: int, ports: Ports) -> Splits:
-    """Read, split and preprocess the data a (resolved) config describes."""
+def load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None = None) -> Splits:
+    """Read, split and preprocess the data a (resolved) config describes (`source: python`: the datasets the
+    user's function makes, as Streams; `registry` records its file)."""
+    if data.source == "python":
+        return Splits(*python_source.load(data, seed, ports, registry))
     def read(sub: SplitSource | None, key: str, columns: list[str] | None = None) -> Arrays:
         if ports.named or ports.several_outputs:
             return read_ports(_source_of(data, sub), key, data, ports)
@@ -423,7 +428,7 @@ def check_features(splits: Splits, ports: Ports) -> None:
     match anything)."""
     for name, arrays in (("data", splits.train), ("data.validation", splits.validation),
                          ("data.test", splits.test)):
-        if arrays is not None:
+        if isinstance(arrays, Arrays):   # a Stream's batches were checked when the user's function returned them
             check_inputs(arrays.x, ports, f"the {name} features")
 
 

@@ -7,12 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from kcli import artifacts, pictures, runs
+from kcli import artifacts, pictures, python_source, runs
 from kcli import data as data_mod
 from kcli import model as model_mod
 from kcli.data import Arrays, Splits
 from kcli.display import Display
 from kcli.errors import DataError
+from kcli.python_source import Stream
 
 SPLITS = ("test", "validation", "train")
 
@@ -34,8 +35,10 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
         if changed:
             display.warning(f"the data differs from what {run.path.name} was trained on: {', '.join(changed)} "
                             "changed since training; the splits are re-created from the current contents")
+        model = artifacts.load_model(run)   # first: it checks that the run's own code may run (trust)
         arrays, label = _split(run, split)
-    model = artifacts.load_model(run)
+    if data_file is not None:
+        model = artifacts.load_model(run)
     _note_fallback(run, display)
     model_mod.check_labels(Splits(arrays), model, model.loss, run.ports)
     metrics = model_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size)
@@ -98,6 +101,8 @@ def per_class(matrix: np.ndarray) -> list[dict[str, Any]]:
 def _split(run: runs.FinishedRun, split: str | None) -> tuple[Arrays, str]:
     """The run's own split, re-created from its saved config exactly as training made it."""
     cfg = run.config
+    if cfg.data.source == "python":   # the data function as the run copied it into RUN/code/
+        cfg.data.function = _own_copy(run, cfg.data.function or "")
     try:
         splits = data_mod.load(cfg.data, cfg.seed or 0, run.ports)
     except DataError as exc:  # e.g. the training data moved: point at the run's config
@@ -112,7 +117,18 @@ def _split(run: runs.FinishedRun, split: str | None) -> tuple[Arrays, str]:
     arrays = getattr(splits, split)
     if arrays is None:
         raise DataError(f"the run has no {split} data", key="--split")
+    if isinstance(arrays, Stream):   # the user's dataset: its batches, gathered for metrics and the confusion matrix
+        arrays = Arrays(*python_source.to_arrays(arrays))
     return arrays, split
+
+
+def _own_copy(run: runs.FinishedRun, function: str) -> str:
+    """`file.py:function` pointing at the run's copy of the file (RUN/code/file.py) when it has one."""
+    target, name = function.rsplit(":", 1)
+    for copied in run.record.get("imports", {}).get("files", []):
+        if Path(copied).name == Path(target).name:
+            return f"{run.path / copied}:{name}"
+    return function
 
 
 def _note_fallback(run: runs.FinishedRun, display: Display) -> None:

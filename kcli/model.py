@@ -418,7 +418,7 @@ def _metric(spec: Spec, key: str, registry: Registry) -> Any:
     raise ConfigError(f"unknown metric {spec.name!r}{did_you_mean(spec.name, known)}", key=key)
 
 
-def evaluate(model: keras.Model, x: Any, y: Any, batch_size: int) -> dict[str, float]:
+def evaluate(model: keras.Model, x: Any, y: Any, batch_size: int | None) -> dict[str, float]:
     """model.evaluate as a {metric: value} dict."""
     result = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
     return {k: float(v) for k, v in result.items()}
@@ -444,7 +444,7 @@ def check_labels(splits: Splits, model: keras.Model, loss: Any, ports: Ports) ->
     names = list(ports.outputs) or [None]
     losses = loss if isinstance(loss, dict) else {None: loss}
     for split, arrays in (("data", splits.train), ("data.validation", splits.validation), ("data.test", splits.test)):
-        if arrays is None:
+        if arrays is None or not hasattr(arrays, "y"):   # a Stream (source python): Keras checks its batches
             continue
         for name, out in zip(names, outs):
             y = arrays.y[name] if isinstance(arrays.y, dict) and name is not None else arrays.y

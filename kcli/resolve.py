@@ -34,6 +34,8 @@ def resolve(loaded: LoadedConfig) -> Config:
         cfg.seed = random.SystemRandom().randrange(2**31)
     cfg.imports = [abs_import(entry, base) for entry in cfg.imports]
     _resolve_data_paths(cfg.data, base)
+    if cfg.data.source == "python" and cfg.data.function:
+        cfg.data.function = abs_ref(cfg.data.function, base)
     if cfg.model.layers is not None:
         cfg.model.layers = [Spec.of(abs_ref(s.name, base), _abs_weights(s.args, base)) for s in cfg.model.layers]
     for node in cfg.model.graph or []:

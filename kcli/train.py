@@ -39,6 +39,7 @@ from kcli.errors import (
     WorkerLost,
 )
 from kcli.imports import Registry, load_imports
+from kcli.python_source import Stream
 
 
 @dataclass
@@ -81,7 +82,7 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
         ports = ports_mod.of(cfg.model)
         keras.backend.clear_session()  # fresh layer names (sequential/dense/...) as in a new process
         keras.utils.set_random_seed(cfg.seed)  # before anything random, as a hand-written script does
-        splits = data_mod.load(cfg.data, cfg.seed, ports) if with_data else None
+        splits = data_mod.load(cfg.data, cfg.seed, ports, registry) if with_data else None
         if splits is not None:
             data_mod.check_features(splits, ports)
             if cfg.data.one_hot is True:
@@ -118,7 +119,9 @@ def _one_batch(prep: Prepared) -> None:
     rows = np.arange(prep.cfg.data.batch_size)
     for name in ("train", "validation", "test"):
         arrays = getattr(prep.splits, name)
-        if arrays is not None:
+        if isinstance(arrays, Stream):
+            setattr(prep.splits, name, arrays.take_first())
+        elif arrays is not None:
             setattr(prep.splits, name, arrays.take(rows[:len(arrays)]))
     prep.cfg.fit.epochs, prep.cfg.fit.validation_freq = 1, 1
 
@@ -347,11 +350,16 @@ def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display,
     """model.fit with kcli's history recorder, checkpoints and progress display; returns one row per epoch."""
     cfg, splits, run_dir = prep.cfg, prep.splits, start.run_dir
     assert splits is not None
-    validation = pipeline.validation(splits.validation, cfg.data)
-    steps = math.ceil(len(splits.train) / cfg.data.batch_size)
-    inputs = pipeline.training(splits.train, cfg.data, cfg.seed or 0)
-    if cfg.distribute == "multi_worker":   # in-memory data: every worker takes its share of each global batch
-        inputs.x, validation = pipeline.shard_by_data(inputs.x), pipeline.shard_by_data(validation)
+    if isinstance(splits.train, Stream):   # the user's own datasets, as they made them
+        validation = splits.validation.dataset if isinstance(splits.validation, Stream) else None
+        steps: int | None = splits.train.batches
+        inputs = pipeline.FitInput(splits.train.dataset)
+    else:
+        validation = pipeline.validation(splits.validation, cfg.data)
+        steps = math.ceil(len(splits.train) / cfg.data.batch_size)
+        inputs = pipeline.training(splits.train, cfg.data, cfg.seed or 0)
+        if cfg.distribute == "multi_worker":   # in-memory data: every worker takes its share of each global batch
+            inputs.x, validation = pipeline.shard_by_data(inputs.x), pipeline.shard_by_data(validation)
     times: list[float] = list(start.record.data.get("epoch_seconds", []))[:start.epoch]
 
     def on_epoch(rows: list[dict[str, Any]], seconds: float) -> None:
@@ -409,7 +417,8 @@ def _finish_model(model: keras.Model, prep: Prepared, run_dir: Path, record: run
         display.note("--keep-best: nothing was monitored (no validation data and no fit.checkpoint.monitor); "
                      "keeping the last weights")
     if splits.test is not None:
-        metrics = model_mod.evaluate(model, splits.test.x, splits.test.y, prep.cfg.data.batch_size)
+        metrics = (model_mod.evaluate(model, splits.test.dataset, None, None) if isinstance(splits.test, Stream)
+                   else model_mod.evaluate(model, splits.test.x, splits.test.y, prep.cfg.data.batch_size))
         runs.write_json(run_dir / runs.METRICS, metrics)
         display.metrics("Test metrics", metrics)
     if not chief:
@@ -452,9 +461,11 @@ def _verify_artifacts(model: keras.Model, prep: Prepared, run_dir: Path, written
 
 
 def _short_config(cfg: Config, splits: Splits) -> list[tuple[str, str]]:
-    sizes = ", ".join(f"{name} {len(a)}" for name, a in (("train", splits.train), ("validation", splits.validation),
-                                                          ("test", splits.test)) if a is not None)
-    source = cfg.data.name if cfg.data.source in ("builtin", "keras") else (cfg.data.path or cfg.data.source)
+    sizes = ", ".join(f"{name} {a.size() if isinstance(a, Stream) else len(a)}"
+                      for name, a in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))
+                      if a is not None)
+    source = (cfg.data.name if cfg.data.source in ("builtin", "keras") else
+              cfg.data.function if cfg.data.source == "python" else (cfg.data.path or cfg.data.source))
     model = (f"{len(cfg.model.layers)} layers" if cfg.model.layers is not None else
              f"graph of {len(cfg.model.graph)} nodes" if cfg.model.graph is not None else f"class {cfg.model.class_}")
     ports = ports_mod.of(cfg.model)
@@ -463,7 +474,8 @@ def _short_config(cfg: Config, splits: Splits) -> list[tuple[str, str]]:
     return [
         ("run", f"{cfg.name}  (seed {cfg.seed})"),
         ("devices", distribute.devices(cfg.distribute)),
-        ("data", f"{cfg.data.source}: {source}  [{sizes}]  batch {cfg.data.batch_size}"),
+        ("data", f"{cfg.data.source}: {source}  [{sizes}]"
+                 + (f"  batch {cfg.data.batch_size}" if cfg.data.source != "python" else "")),
         ("model", f"{model}, {inputs}" + (f", outputs {', '.join(ports.outputs)}" if ports.outputs else "")),
         ("compile", f"optimizer {_spec(cfg.compile.optimizer)}, loss {_spec(cfg.compile.loss)}, "
                     f"metrics {_spec(cfg.compile.metrics)}"),

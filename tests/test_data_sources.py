@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import only_run, run_cli, write_config
-from tests.helpers import assert_user_error
+from tests.helpers import assert_same_as_plain_script, assert_user_error
 
 
 @pytest.fixture
@@ -71,7 +71,8 @@ def test_a_keras_dataset_trains_from_kerass_cache(keras_home: Path, tmp_path: Pa
     _, _, x_test, y_test = _fashion_mnist(keras_home, train=64, test=20)
     config = write_config(tmp_path, CONFIG)
     shown = run_cli("train", config, "--runs-dir", tmp_path / "runs")
-    assert shown.exit_code == 0 and "keras: fashion_mnist  [train 48, validation 16, test 20]" in shown.stdout
+    assert shown.exit_code == 0, shown.stderr
+    assert "keras: fashion_mnist [train 48, validation 16, test 20]" in " ".join(shown.stdout.split())
     run_dir = only_run(tmp_path / "runs")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     model = keras.models.load_model(run_dir / "model.keras")
@@ -99,3 +100,101 @@ def test_keras_dataset_mistakes_are_found_without_tensorflow(tmp_path: Path, cha
     assert "data" in line
     if "mnst" in change:
         assert "did you mean 'mnist'" in line
+
+
+# ---- source: python (your own tf.data) ----
+
+DATA_FN = '''\
+import numpy as np
+import tensorflow as tf
+
+
+def make(data, seed, rows=96, batch=16):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, 4)).astype("float32")
+    y = (x @ rng.normal(size=(4,)) > 0).astype("int64")
+    def batches(lo, hi, shuffle):
+        ds = tf.data.Dataset.from_tensor_slices((x[lo:hi], y[lo:hi]))
+        return (ds.shuffle(hi - lo, seed=seed) if shuffle else ds).batch(batch)
+    return {"train": batches(0, 64, True), "validation": batches(64, 80, False), "test": batches(80, rows, False)}
+
+
+def features_of_the_wrong_shape(data, seed):
+    return tf.data.Dataset.from_tensor_slices((np.zeros((8, 3), "float32"), np.zeros(8))).batch(4)
+
+
+def not_a_dataset(data, seed):
+    return np.zeros((8, 4))
+
+
+def broken(data, seed):
+    raise RuntimeError("the bucket is gone")
+'''
+
+PY_CONFIG = """\
+    seed: 9
+    data: {source: python, function: "data_fn.py:make", args: {batch: 16}}
+    model: {input_shape: [4], layers: [{Dense: {units: 8, activation: relu}}, {Dense: {units: 2}}]}
+    compile:
+      optimizer: {SGD: {learning_rate: 0.1, momentum: 0.9}}
+      loss: {SparseCategoricalCrossentropy: {from_logits: true}}
+      metrics: [accuracy]
+    fit: {epochs: 3}
+    save: [keras, weights]
+    """
+
+PLAIN_FIT = '''\
+import importlib.util, json, sys
+import keras, numpy as np
+folder = sys.argv[1]
+spec = importlib.util.spec_from_file_location("data_fn", folder + "/data_fn.py")
+module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
+keras.utils.set_random_seed(9)
+made = module.make({}, 9, batch=16)
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(2)])
+model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1, momentum=0.9),
+              loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+history = model.fit(made["train"], validation_data=made["validation"], epochs=3, verbose=0)
+np.savez(folder + "/plain_weights.npz", *model.get_weights())
+json.dump(history.history, open(folder + "/plain_history.json", "w"))
+'''
+
+
+def test_your_own_tf_data_trains_like_a_hand_written_fit(tmp_path: Path) -> None:
+    """`source: python`: the function's datasets go to fit as they are (the seed chapter's
+    `fit(train_db, validation_data=val_db)`): weights and history equal a hand-written script; the test part
+    gives the test metrics, and `kcli evaluate` makes it again from the run's copy of the file."""
+    (tmp_path / "data_fn.py").write_text(DATA_FN)
+    config = write_config(tmp_path, PY_CONFIG)
+    shown = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert shown.exit_code == 0, shown.stderr
+    assert "[train 4 batches, validation 1 batches, test 1 batches]" in " ".join(shown.stdout.split())
+    run_dir = only_run(tmp_path / "runs")
+    assert_same_as_plain_script(run_dir, PLAIN_FIT, tmp_path)
+    assert (run_dir / "code" / "data_fn.py").is_file()
+    (tmp_path / "data_fn.py").unlink()   # evaluate uses the run's own copy
+    result = run_cli("evaluate", run_dir)
+    assert result.exit_code == 0, result.stderr
+    evaluated = json.loads((run_dir / "eval-test.json").read_text())
+    tested = json.loads((run_dir / "metrics.json").read_text())
+    assert evaluated["examples"] == 16 and evaluated["loss"] == pytest.approx(tested["loss"], abs=1e-6)
+
+
+@pytest.mark.parametrize(("function", "expected"), [
+    ("data_fn.py:nothing", "data.function: data_fn.py defines no function 'nothing'; it defines: make"),
+    ("data_fn.py:features_of_the_wrong_shape", "the train batches have features of shape [3]"),
+    ("data_fn.py:not_a_dataset", "the train part is a ndarray, not a tf.data.Dataset"),
+    ("data_fn.py:broken", "data_fn.py:broken raised RuntimeError: the bucket is gone"),
+])
+def test_a_data_function_that_does_not_deliver_is_one_line(tmp_path: Path, function: str, expected: str) -> None:
+    (tmp_path / "data_fn.py").write_text(DATA_FN)
+    config = write_config(tmp_path, PY_CONFIG.replace('"data_fn.py:make", args: {batch: 16}', f'"{function}"'))
+    assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"), expected)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_python_source_keys_are_checked_without_tensorflow(tmp_path: Path) -> None:
+    config = write_config(tmp_path, PY_CONFIG.replace("args: {batch: 16}", "args: {batch: 16}, validation_split: 0.2"))
+    assert_user_error(run_cli("validate", config), "validation_split: your function makes the splits")
+    config = write_config(tmp_path, PY_CONFIG.replace('"data_fn.py:make"', "make"))
+    assert_user_error(run_cli("validate", config), "source python needs `function`")

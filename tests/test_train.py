@@ -153,7 +153,7 @@ def test_a_failed_save_leaves_no_artifact(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["seed_example.yaml", "digits_cnn.yaml", "custom_layer.yaml", "custom_model.yaml",
-                                  "digits_residual.yaml"])
+                                  "digits_residual.yaml", "digits_tfdata.yaml"])
 def test_shipped_configs_train_and_reload(name: str, tmp_path: Path) -> None:
     config = shipped_config(name, tmp_path, fit={"epochs": 2})
     result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
