@@ -236,8 +236,9 @@ def _train(path: Path | None, runs_dir: Path, display: Display, overrides: list[
         saved = state.saved_epoch(run_dir)
         if not saved:
             raise Interrupted("interrupted before the first epoch finished; nothing to resume") from None
+        several = f" --workers {cluster.workers}" if cluster is not None and cluster.workers > 1 else ""
         raise Interrupted(f"interrupted; the state after epoch {saved} of {cfg.fit.epochs} is saved. "
-                          f"Continue with: kcli train --resume {run_dir}") from None
+                          f"Continue with: kcli train --resume {run_dir}{several}") from None
     except BaseException as exc:
         if cluster is not None and cluster.workers > 1 and distribute.lost_peer(exc):
             _close_tracking(tracked, "KILLED")

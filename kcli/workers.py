@@ -42,15 +42,15 @@ def launch(n: int, args: list[str], display: Display, peer_timeout: float) -> in
         logs = [Path(tmp) / f"worker-{i}.log" for i in range(n)]
         run_dir_file = Path(tmp) / "run_dir"
         procs = [_start(i, ports, args, logs[i], run_dir_file) for i in range(n)]
-        stopped = False
+        stopped = interrupted = False
         try:
             code, stopped = _watch(procs, display, peer_timeout)
         except KeyboardInterrupt:
-            code = _interrupt(procs)
+            code, interrupted = _interrupt(procs), True
         finally:
             for proc in procs:
                 _kill(proc)
-        failed = _report_failures(procs, logs, display)
+        failed = [] if interrupted else _report_failures(procs, logs, display)   # Ctrl-C stopped them all
         if code >= 0:
             return code
         # the chief was killed (by someone else, or by this launcher after another worker failed): it could
