@@ -16,7 +16,20 @@ from typing import Any
 import keras
 import numpy as np
 
-from kcli import artifacts, distribute, pictures, pipeline, runs, state, tracking, trust, verify, warmstart, workers
+from kcli import (
+    artifacts,
+    distribute,
+    pictures,
+    pipeline,
+    preprocess,
+    runs,
+    state,
+    tracking,
+    trust,
+    verify,
+    warmstart,
+    workers,
+)
 from kcli import callbacks as callbacks_mod
 from kcli import cluster as cluster_mod
 from kcli import config as config_mod
@@ -90,6 +103,9 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
         with _strategy_scope(cfg):
             model = model_mod.build(cfg, registry)
             model_mod.compile_model(model, cfg.compile, registry)
+        if splits is not None:   # Normalization layers learn mean and variance from the training split only
+            with _strategy_scope(cfg):
+                preprocess.adapt(model, splits.train, ports)
         outcomes = (warmstart.warm_start(model, cfg.model.init_from, cfg.model.skip_mismatch, registry.classes)
                     if warm and cfg.model.init_from else [])
         callbacks_mod.check(cfg, registry)

@@ -198,3 +198,64 @@ def test_python_source_keys_are_checked_without_tensorflow(tmp_path: Path) -> No
     assert_user_error(run_cli("validate", config), "validation_split: your function makes the splits")
     config = write_config(tmp_path, PY_CONFIG.replace('"data_fn.py:make"', "make"))
     assert_user_error(run_cli("validate", config), "source python needs `function`")
+
+
+# ---- preprocessing layers adapted on the training split ----
+
+NORM_CONFIG = """\
+    seed: 5
+    data: {source: npz, path: train.npz, validation: {path: val.npz}, batch_size: 16}
+    model:
+      input_shape: [4]
+      layers: [Normalization, {Dense: {units: 8, activation: relu}}, {Dense: {units: 1}}]
+    compile: {optimizer: {Adam: {learning_rate: 0.01}}, loss: mse}
+    fit: {epochs: 3}
+    save: [keras, weights]
+    """
+
+PLAIN_NORM = '''\
+import json, sys
+import keras, numpy as np
+folder = sys.argv[1]
+keras.utils.set_random_seed(5)
+train, val = np.load(folder + "/train.npz"), np.load(folder + "/val.npz")
+x, y = train["x"].astype("float32"), train["y"].astype("float32")
+norm = keras.layers.Normalization()
+model = keras.Sequential([keras.Input((4,)), norm, keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+norm.adapt(x)
+model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01), loss="mse")
+history = model.fit(x, y, batch_size=16, epochs=3, shuffle=True, verbose=0,
+                    validation_data=(val["x"].astype("float32"), val["y"].astype("float32")))
+np.savez(folder + "/plain_weights.npz", *model.get_weights())
+json.dump(history.history, open(folder + "/plain_history.json", "w"))
+'''
+
+
+def test_a_normalization_layer_is_adapted_on_the_training_split(tmp_path: Path) -> None:
+    """Features on scales 1..1000: the config's Normalization layer learns each feature's mean and variance
+    from the training split only (not validation), as `norm.adapt(x_train)` in a hand-written script: weights
+    and history equal that script; the run's artifacts take raw features."""
+    rng = np.random.default_rng(1)
+    for name, rows, shift in (("train", 64, 0.0), ("val", 16, 50.0)):
+        x = (rng.normal(size=(rows, 4)) * [1, 10, 100, 1000] + shift).astype("float32")
+        np.savez(tmp_path / f"{name}.npz", x=x, y=(x / [1, 10, 100, 1000]).sum(axis=1).astype("float32"))
+    config = write_config(tmp_path, NORM_CONFIG)
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 0, result.stderr
+    run_dir = only_run(tmp_path / "runs")
+    model = keras.models.load_model(run_dir / "model.keras")
+    norm = model.layers[0]
+    with np.load(tmp_path / "train.npz") as train:
+        np.testing.assert_allclose(np.asarray(norm.mean).ravel(), train["x"].mean(axis=0), rtol=1e-5)
+    assert_same_as_plain_script(run_dir, PLAIN_NORM, tmp_path)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"   # artifacts verified
+
+
+def test_a_normalization_that_does_not_see_an_input_must_be_given_its_statistics(tmp_path: Path) -> None:
+    np.savez(tmp_path / "train.npz", x=np.ones((8, 4), "float32"), y=np.ones(8, "float32"))
+    np.savez(tmp_path / "val.npz", x=np.ones((4, 4), "float32"), y=np.ones(4, "float32"))
+    config = write_config(tmp_path, NORM_CONFIG.replace("layers: [Normalization, {Dense: {units: 8, activation: "
+                                                        "relu}}", "layers: [{Dense: {units: 8}}, Normalization"))
+    assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"),
+                      "model.layers[1]: the Normalization layer 'normalization' does not see a model input")
+    assert not (tmp_path / "runs").exists()
