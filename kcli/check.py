@@ -125,7 +125,9 @@ def _data_files(cfg: Config) -> None:
         source, name = holder.source or cfg.data.source, holder.name or cfg.data.name
         if source == "builtin" and name not in BUILTIN:
             raise DataError(f"unknown builtin dataset {name!r}; available: {', '.join(BUILTIN)}", key=f"{key}.name")
-        if holder.path and not Path(holder.path).is_file():
+        if source == "images" and holder.path and not Path(holder.path).is_dir():
+            raise DataError(f"image folder not found: {holder.path}", key=f"{key}.path")
+        if source != "images" and holder.path and not Path(holder.path).is_file():
             raise DataError(f"data file not found: {holder.path}", key=f"{key}.path")
     init = cfg.model.init_from
     if init is not None and not init.startswith(LATEST_RUN) and not Path(init).exists():

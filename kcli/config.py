@@ -31,7 +31,7 @@ from kcli.overrides import apply_overrides, blame_override
 
 SaveFormat = Literal["keras", "h5", "weights", "savedmodel"]
 ALL_SAVE_FORMATS: tuple[str, ...] = ("keras", "h5", "weights", "savedmodel")
-DataSource = Literal["builtin", "keras", "npz", "csv", "synthetic", "python"]
+DataSource = Literal["builtin", "keras", "npz", "csv", "synthetic", "python", "images"]
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housing", "imdb", "reuters")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 MAX_NAME = 100
@@ -95,6 +95,7 @@ _SOURCE_KEYS: dict[str, set[str]] = {
     "csv": {"path", "label", "labels"},
     "synthetic": {"samples", "classes"},
     "python": {"function", "args"},
+    "images": {"path", "image_size", "color_mode", "interpolation"},
 }
 
 
@@ -114,6 +115,11 @@ class DataConfig(_Strict):
     labels: dict[str, str] | None = None
     function: str | None = None      # python: file.py:function (or module:function) returning tf.data datasets
     args: dict[str, Any] | None = None   # python: keyword arguments for the function
+    image_size: tuple[PositiveInt, PositiveInt] | None = None   # images: each resized to [height, width] (256 x 256)
+    color_mode: Literal["grayscale", "rgb", "rgba"] | None = None   # images: 1, 3 or 4 channels (rgb)
+    # images: tf.image.resize's method (default bilinear)
+    interpolation: Literal["bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian",
+                           "mitchellcubic"] | None = None
     samples: int | None = Field(None, ge=1, le=MAX_SYNTHETIC)   # synthetic: number of examples (default 1000)
     classes: int | None = Field(None, ge=2)  # synthetic: number of classes (default 2)
     validation: SplitSource | None = None
@@ -146,6 +152,8 @@ class DataConfig(_Strict):
             _check_keras_dataset(self)
         if self.source == "python":
             _check_python_source(self)
+        if self.source == "images":
+            _check_image_source(self)
         if (self.validation_split or 0) + (self.test_split or 0) >= 1:
             raise ValueError("validation_split + test_split must leave some data for training")
         return self
@@ -173,13 +181,24 @@ def _check_python_source(data: DataConfig) -> None:
                          "batches; do it there (return (train, validation, test))")
 
 
+def _check_image_source(data: DataConfig) -> None:
+    given = [k for k in ("test_split", "one_hot") if getattr(data, k) not in (None, False)]
+    if given:
+        raise ValueError(f"{', '.join(given)}: an image folder gives class ids (use a sparse loss) and is split by "
+                         "validation_split; a test set is its own folder: test: {path: ...}")
+    for split in ("validation", "test"):
+        sub = getattr(data, split)
+        if sub is not None and (sub.source not in (None, "images") or not sub.path):
+            raise ValueError(f"`{split}` of an image folder is another folder: {split}: {{path: ...}}")
+
+
 def _check_source_keys(obj: BaseModel, source: str, prefix: str) -> None:
     """Reject keys that belong to another data source (e.g. `label` with source npz)."""
     own = _SOURCE_KEYS[source]
     for other, keys in _SOURCE_KEYS.items():
         for key in sorted((keys - own) & obj.model_fields_set):
             raise ValueError(f"`{prefix}{key}` is only used with source {other}, not {source}")
-    if source in ("npz", "csv") and "path" not in obj.model_fields_set and not prefix:
+    if source in ("npz", "csv", "images") and "path" not in obj.model_fields_set and not prefix:
         raise ValueError(f"source {source} needs `path` (a file relative to the config file)")
     if source == "csv" and not prefix and not {"label", "labels"} & obj.model_fields_set:
         raise ValueError("source csv needs `label` (the name of the label column)")

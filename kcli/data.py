@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from kcli import keras_datasets, python_source
+from kcli import image_source, keras_datasets, python_source
 from kcli import ports as ports_mod
 from kcli.config import DataConfig, SplitSource
 from kcli.datasets import BUILTIN
@@ -52,6 +52,7 @@ class Splits:
     validation: Arrays | Stream | None = None
     test: Arrays | Stream | None = None
     classes: int | None = None   # the one-hot class count, when labels were one-hot encoded
+    class_names: list[str] | None = None   # an image folder's classes, by class id
 
 
 def load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None = None) -> Splits:
@@ -59,6 +60,9 @@ def load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None = 
     user's function makes, as Streams; `registry` records its file)."""
     if data.source == "python":
         return Splits(*python_source.load(data, seed, ports, registry))
+    if data.source == "images":
+        train, validation, test, names = image_source.load(data, seed, ports)
+        return Splits(train, validation, test, class_names=names)
     def read(sub: SplitSource | None, key: str, columns: list[str] | None = None) -> Arrays:
         if ports.named or ports.several_outputs:
             return read_ports(_source_of(data, sub), key, data, ports)

@@ -96,6 +96,11 @@ def predict(ref: str, runs_dir: Path, input_path: Path, output: Path | None, bat
         raise DataError(f"{output}: the output must end in .csv, .npy or .npz", key="--output")
     _check_output(output, overwrite)
     run = runs.open_run(ref, runs_dir, trust_code)
+    if run.config.data.source == "images":   # a folder or image files in; file, class name, probability out
+        from kcli import predict_images
+
+        predict_images.predict(run, input_path, output, batch_size or PREDICT_BATCH, display)
+        return Collected()
     source = open_input(input_path, run, label)
     model = artifacts.load_model(run)
     shapes = [tuple(s[1:]) for s in model_mod.output_shapes(model, run.ports)]

@@ -94,23 +94,27 @@ def _parts(made: Any) -> list[Any]:
 
 
 def _stream(dataset: Any, name: str, ports: Ports) -> Stream:
-    """A dataset of (x, y[, w]) batches whose features fit the model's input."""
+    return stream_of(dataset, name, ports, KEY)
+
+
+def stream_of(dataset: Any, name: str, ports: Ports, key: str,
+              hint: str = "Batch the dataset (.batch(n)) and give it features of the input's shape") -> Stream:
+    """A dataset of (x, y[, w]) batches whose features fit the model's input (problems name `key`)."""
     import tensorflow as tf
 
     if not isinstance(dataset, tf.data.Dataset):
-        raise DataError(f"the {name} part is a {type(dataset).__name__}, not a tf.data.Dataset", key=KEY)
+        raise DataError(f"the {name} part is a {type(dataset).__name__}, not a tf.data.Dataset", key=key)
     spec = dataset.element_spec
     if not isinstance(spec, tuple) or len(spec) not in (2, 3):
         raise DataError(f"the {name} dataset must yield (x, y) or (x, y, sample_weight) batches; it yields "
-                        f"{spec}", key=KEY)
+                        f"{spec}", key=key)
     if not ports.named:
         shape = tuple(spec[0].shape)[1:] if hasattr(spec[0], "shape") else None
         expected = ports.single_shape
         if shape is None or len(shape) != len(expected) or any(
                 e is not None and s is not None and e != s for s, e in zip(shape, expected)):
             raise DataError(f"the {name} batches have features of shape {list(shape or [])} (after the batch "
-                            f"dimension); model.input_shape is {list(expected)}. Batch the dataset "
-                            "(.batch(n)) and give it features of the input's shape", key=KEY)
+                            f"dimension); model.input_shape is {list(expected)}. {hint}", key=key)
     cardinality = int(dataset.cardinality())
     return Stream(dataset, cardinality if cardinality >= 0 else None)
 

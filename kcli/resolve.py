@@ -98,6 +98,9 @@ def _resolve_data_paths(data: DataConfig, base: Path) -> None:
     data.name = data.name or ("digits" if data.source == "builtin" else None)
     if data.source == "npz":
         data.x_key, data.y_key = data.x_key or "x", data.y_key or "y"
+    if data.source == "images":   # keras.utils.image_dataset_from_directory's defaults
+        data.image_size = data.image_size or (256, 256)
+        data.color_mode, data.interpolation = data.color_mode or "rgb", data.interpolation or "bilinear"
     if data.source == "synthetic":
         data.samples, data.classes = data.samples or 1000, data.classes or 2
     for holder in (data, data.validation, data.test):

@@ -259,3 +259,82 @@ def test_a_normalization_that_does_not_see_an_input_must_be_given_its_statistics
     assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"),
                       "model.layers[1]: the Normalization layer 'normalization' does not see a model input")
     assert not (tmp_path / "runs").exists()
+
+
+# ---- source: images (a folder with one sub-folder per class) ----
+
+def _image_folder(root: Path, per_class: int = 12) -> Path:
+    """Two learnable classes of small PNGs: dark and bright."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(2)
+    for name, level in (("dark", 40), ("bright", 200)):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.clip(rng.normal(level, 30, size=(12, 10, 3)), 0, 255).astype(np.uint8)
+            (root / name / f"{i}.png").write_bytes(tf.io.encode_png(pixels).numpy())
+    return root
+
+
+IMG_CONFIG = """\
+    seed: 4
+    data: {source: images, path: pics, image_size: [8, 8], validation_split: 0.25, batch_size: 8}
+    model:
+      input_shape: [8, 8, 3]
+      layers: [{Rescaling: {scale: 0.00392156862745098}}, Flatten, {Dense: {units: 2}}]
+    compile:
+      optimizer: {SGD: {learning_rate: 0.5}}
+      loss: {SparseCategoricalCrossentropy: {from_logits: true}}
+      metrics: [accuracy]
+    fit: {epochs: 3}
+    save: [keras, savedmodel]
+    """
+
+PLAIN_IMAGES = '''\
+import json, sys
+import keras, numpy as np
+folder = sys.argv[1]
+keras.utils.set_random_seed(4)
+train, val = keras.utils.image_dataset_from_directory(folder + "/pics", image_size=(8, 8), batch_size=8, seed=4,
+                                                      validation_split=0.25, subset="both", verbose=False)
+model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                          keras.layers.Dense(2)])
+model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5),
+              loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+history = model.fit(train, validation_data=val, epochs=3, verbose=0)
+np.savez(folder + "/plain_weights.npz", *model.get_weights())
+json.dump(history.history, open(folder + "/plain_history.json", "w"))
+'''
+
+
+def test_an_image_folder_trains_like_image_dataset_from_directory(tmp_path: Path) -> None:
+    """`source: images` equals a hand-written image_dataset_from_directory + fit (weights and history, 1e-6);
+    the class names are kept; `kcli predict` of a folder writes file, class name, probability."""
+    _image_folder(tmp_path / "pics")
+    config = write_config(tmp_path, IMG_CONFIG)
+    shown = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert shown.exit_code == 0, shown.stderr
+    run_dir = only_run(tmp_path / "runs")
+    assert json.loads((run_dir / "run.json").read_text())["classes"] == ["bright", "dark"]
+    assert_same_as_plain_script(run_dir, PLAIN_IMAGES, tmp_path)
+    out = tmp_path / "predictions.csv"
+    result = run_cli("predict", run_dir, "--input", tmp_path / "pics", "--output", out)
+    assert result.exit_code == 0, result.stderr
+    lines = out.read_text().splitlines()
+    assert lines[0] == "file,class,probability" and len(lines) == 25
+    predicted = {Path(line.split(",")[0]).parent.name: line.split(",")[1] for line in lines[1:]}
+    assert predicted == {"bright": "bright", "dark": "dark"}   # one class per folder, named
+
+
+def test_a_file_that_is_not_an_image_is_one_line_naming_it(tmp_path: Path) -> None:
+    _image_folder(tmp_path / "pics", per_class=2)
+    (tmp_path / "pics" / "dark" / "notes.png").write_text("not a picture")
+    config = write_config(tmp_path, IMG_CONFIG)
+    line = assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"),
+                             "is not a JPEG, PNG, GIF or BMP image")
+    assert "data.path" in line and str(tmp_path / "pics" / "dark" / "notes.png") in line
+    assert not (tmp_path / "runs").exists()
+    config = write_config(tmp_path, IMG_CONFIG.replace("image_size: [8, 8]", "image_size: [9, 8]"))
+    (tmp_path / "pics" / "dark" / "notes.png").unlink()
+    assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"),
+                      "data.image_size: the train batches have features of shape [9, 8, 3]")

@@ -1,0 +1,133 @@
+"""`source: images`: a folder with one sub-folder per class, read by `keras.utils.image_dataset_from_directory`
+exactly as a hand-written script calls it (image_size, color_mode, interpolation, batch_size, seeded shuffle and
+validation split), so the numbers are that script's.
+
+    data:
+      source: images
+      path: flowers/            # flowers/roses/*.jpg, flowers/tulips/*.png, ...
+      image_size: [64, 64]      # every image is resized to this (Keras's default 256 x 256)
+      color_mode: rgb           # grayscale | rgb | rgba
+      validation_split: 0.2     # seeded, Keras's own subset split
+      test: {path: flowers-test/}
+
+Labels are class ids in the order of the sorted sub-folder names; the names are kept in run.json (`classes`) and
+`kcli predict` writes them. Every file Keras would read is checked first: an empty file or one that is not a
+JPEG, PNG, GIF or BMP is one line naming it (TensorFlow would fail mid-epoch without saying which file).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kcli.errors import DataError
+from kcli.ports import Ports
+from kcli.python_source import Stream, stream_of
+
+HINT = "Make data.image_size (and color_mode: grayscale 1, rgb 3, rgba 4 channels) match model.input_shape"
+EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".gif")   # what image_dataset_from_directory reads
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+
+
+def load(data: Any, seed: int, ports: Ports) -> tuple[Stream, Stream | None, Stream | None, list[str]]:
+    """(train, validation, test, class names)."""
+    root = _folder(data.path, "data.path")
+    classes = check_folder(root, "data.path")
+    split = data.validation_split
+    if split is not None:
+        train, validation = _dataset(root, data, seed, split, "both")
+    else:
+        train, validation = _dataset(root, data, seed), None
+        if data.validation is not None:
+            validation = _split_dataset(data.validation.path, data, seed, classes, "data.validation")
+    test = _split_dataset(data.test.path, data, seed, classes, "data.test") if data.test is not None else None
+    def stream(dataset: Any, name: str) -> Stream | None:
+        return stream_of(dataset, name, ports, "data.image_size", HINT) if dataset is not None else None
+
+    return stream(train, "train"), stream(validation, "validation"), stream(test, "test"), classes
+
+
+def _split_dataset(path: str | None, data: Any, seed: int, classes: list[str], key: str) -> Any:
+    root = _folder(path, f"{key}.path")
+    found = check_folder(root, f"{key}.path")
+    if found != classes:
+        raise DataError(f"{root} has the classes {found}; the training folder has {classes}", key=f"{key}.path")
+    return _dataset(root, data, seed, shuffle=False)
+
+
+def _dataset(root: Path, data: Any, seed: int, split: float | None = None, subset: str | None = None,
+             shuffle: bool = True) -> Any:
+    import keras
+
+    return keras.utils.image_dataset_from_directory(
+        str(root), labels="inferred", label_mode="int", color_mode=data.color_mode, batch_size=data.batch_size,
+        image_size=tuple(data.image_size), shuffle=shuffle, seed=seed, validation_split=split, subset=subset,
+        interpolation=data.interpolation, verbose=False)
+
+
+def _folder(path: str | None, key: str) -> Path:
+    root = Path(path or "")
+    if not root.is_dir():
+        raise DataError(f"image folder not found: {root}" if not root.exists() else
+                        f"{root} is a file; give the folder that holds one sub-folder per class", key=key)
+    return root
+
+
+def check_folder(root: Path, key: str) -> list[str]:
+    """The class names (sorted sub-folders); every image file must look like an image."""
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if len(classes) < 2:
+        raise DataError(f"{root} needs one sub-folder per class (at least 2); found {classes or 'none'}", key=key)
+    for name in classes:
+        files = [f for f in (root / name).rglob("*") if f.suffix.lower() in EXTENSIONS and f.is_file()]
+        if not files:
+            raise DataError(f"{root / name} holds no images ({', '.join(EXTENSIONS)})", key=key)
+        for file in files:
+            check_image(file, key)
+    return classes
+
+
+def check_image(file: Path, key: str) -> None:
+    """An image file must start like a JPEG, PNG, GIF or BMP."""
+    try:
+        with file.open("rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise DataError(f"cannot read {file}: {exc.strerror}", key=key) from None
+    if not head:
+        raise DataError(f"{file} is empty, not an image; remove it or replace it", key=key)
+    if not head.startswith(_MAGIC):
+        raise DataError(f"{file} is not a JPEG, PNG, GIF or BMP image (damaged, or another format with an image "
+                        "name); remove it or replace it", key=key)
+
+
+def image_files(path: Path, key: str) -> list[Path]:
+    """The images to predict: one file, or every image under a folder (sorted)."""
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(f for f in path.rglob("*") if f.suffix.lower() in EXTENSIONS and f.is_file())
+        if not files:
+            raise DataError(f"{path} holds no images ({', '.join(EXTENSIONS)})", key=key)
+    else:
+        raise DataError(f"not found: {path}", key=key)
+    for file in files:
+        check_image(file, key)
+    return files
+
+
+CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
+
+
+def read_images(files: list[Path], data: Any) -> Any:
+    """The images as one float32 batch, decoded and resized as image_dataset_from_directory does it
+    (tf.image.decode_image + tf.image.resize), so predictions see what training saw."""
+    import numpy as np
+    import tensorflow as tf
+
+    def one(file: Path) -> Any:
+        image = tf.image.decode_image(tf.io.read_file(str(file)), channels=CHANNELS[data.color_mode],
+                                      expand_animations=False)
+        return tf.image.resize(image, tuple(data.image_size), method=data.interpolation).numpy()
+
+    return np.stack([one(f) for f in files]).astype("float32")
