@@ -321,6 +321,9 @@ class FitConfig(_Strict):
     validation_freq: PositiveInt | list[PositiveInt] = 1   # validate every N epochs, or on these 1-based epochs
     callbacks: list[Spec] = Field(default_factory=list)   # keras.callbacks (or your own), e.g. EarlyStopping
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    # weigh each class's examples in the loss: `balanced` (n_examples / (n_classes * count of the class), counted
+    # on the training split) or {class id: weight}; Keras's fit(class_weight=...)
+    class_weight: Literal["balanced"] | dict[NonNegativeInt, NonNegativeFloat] | None = None
 
 
 class SweepParam(_Strict):

@@ -427,6 +427,25 @@ def _one_hot(splits: Splits, one_hot: bool | int) -> int:
     return classes
 
 
+def balanced_class_weight(train: Arrays | Stream) -> dict[int, float]:
+    """sklearn's "balanced" weights from the training labels: n_examples / (n_classes * count of the class)."""
+    key = "fit.class_weight"
+    if not isinstance(train, Arrays):
+        raise DataError("balanced needs the labels in memory; with source python or images give the weights "
+                        "as {class id: weight}", key=key)
+    if isinstance(train.y, dict):
+        raise DataError("class weights work on the labels of one output (Keras: class_weight is not supported "
+                        "for several outputs)", key=key)
+    y = np.asarray(train.y).reshape(len(train.y), -1)
+    ids = np.argmax(y, axis=1) if y.shape[1] > 1 else y[:, 0]
+    if not np.all(np.equal(np.mod(ids, 1), 0)) or ids.min() < 0:
+        raise DataError("balanced needs class ids (non-negative integers) or one-hot labels", key=key)
+    ids = ids.astype(np.int64)
+    counts = np.bincount(ids, minlength=y.shape[1] if y.shape[1] > 1 else 0)
+    n, k = len(ids), len(counts)
+    return {c: float(n / (k * counts[c])) if counts[c] else 0.0 for c in range(k)}
+
+
 def check_features(splits: Splits, ports: Ports) -> None:
     """Every split's feature shape must match model.input_shape or each named input's shape (null dimensions
     match anything)."""

@@ -100,6 +100,8 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
             data_mod.check_features(splits, ports)
             if cfg.data.one_hot is True:
                 cfg.data.one_hot = splits.classes  # record the inferred count: evaluate/predict reuse it
+            if cfg.fit.class_weight == "balanced":   # recorded as the weights it counted
+                cfg.fit.class_weight = data_mod.balanced_class_weight(splits.train)
         with _strategy_scope(cfg):
             model = model_mod.build(cfg, registry)
             model_mod.compile_model(model, cfg.compile, registry)
@@ -356,6 +358,8 @@ def _same_config(path: Path, overrides: list[str] | None, saved: Config) -> None
         mine.name = saved.name
     if mine.data.one_hot is True and isinstance(saved.data.one_hot, int):
         mine.data.one_hot = saved.data.one_hot   # the saved config records the inferred class count
+    if mine.fit.class_weight == "balanced" and isinstance(saved.fit.class_weight, dict):
+        mine.fit.class_weight = saved.fit.class_weight   # ... and the counted class weights
     differ = config_mod.differences(mine, saved)
     if differ:
         shown = ", ".join(f"{k}: {theirs!r} -> {mine!r}" for k, (theirs, mine) in list(differ.items())[:6])
@@ -395,6 +399,7 @@ def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display,
         model.fit(inputs.x, inputs.y, batch_size=inputs.batch_size,
                   epochs=cfg.fit.epochs, initial_epoch=start.epoch, validation_data=validation,
                   validation_freq=cfg.fit.validation_freq, shuffle=inputs.shuffle,
+                  class_weight=cfg.fit.class_weight if isinstance(cfg.fit.class_weight, dict) else None,
                   # the recorder after the user's callbacks: LR callbacks add `learning_rate` to the logs
                   callbacks=[*inputs.callbacks, *user, recorder, checkpointer,
                              callbacks_mod.ProgressBridge(progress), *([report] if report else []),

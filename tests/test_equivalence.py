@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, only_run, run_cli, tiny_npz, write_config
+from tests.helpers import assert_same_as_plain_script, train_ok
 
 CONFIG = """\
 seed: {seed}
@@ -123,3 +124,47 @@ def test_mirrored_strategy_gives_the_same_numbers(tmp_path: Path) -> None:
     _assert_same(run_dir, weights, history, [1, 2, 3, 4, 5, 6])
     refused = run_cli("validate", tmp_path / "config.yaml", "--set", "compile.steps_per_execution=4")
     assert refused.exit_code == 2 and "compile.steps_per_execution: distribute: mirrored needs" in refused.stderr
+
+
+PLAIN_CLASS_WEIGHT = '''\
+import json, sys
+import keras, numpy as np
+folder = sys.argv[1]
+keras.utils.set_random_seed(3)
+train, val = np.load(folder + "/train.npz"), np.load(folder + "/val.npz")
+x, y = train["x"].astype("float32"), train["y"]
+counts = np.bincount(y)
+weights = {c: len(y) / (len(counts) * n) for c, n in enumerate(counts)}   # sklearn's "balanced"
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
+model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+              metrics=["accuracy"])
+history = model.fit(x, y, batch_size=16, epochs=3, shuffle=True, class_weight=weights, verbose=0,
+                    validation_data=(val["x"].astype("float32"), val["y"]))
+np.savez(folder + "/plain_weights.npz", *model.get_weights())
+json.dump(history.history, open(folder + "/plain_history.json", "w"))
+'''
+
+
+def test_balanced_class_weight_equals_a_hand_written_fit(tmp_path: Path) -> None:
+    """fit.class_weight: balanced counts the training labels (not validation) as sklearn's "balanced" does and
+    gives Keras's fit(class_weight=...): weights and history equal the hand-written script; the counted weights
+    are recorded in the run's config."""
+    rng = np.random.default_rng(4)
+    for name, rows in (("train", 60), ("val", 20)):
+        x = rng.normal(size=(rows, 4)).astype(np.float32)
+        y = np.where(x[:, 0] > 0.8, 2, np.where(x[:, 1] > 0.5, 1, 0))   # imbalanced: most rows are class 0
+        np.savez(tmp_path / f"{name}.npz", x=x, y=y)
+    config = write_config(tmp_path, """\
+        seed: 3
+        data: {source: npz, path: train.npz, validation: {path: val.npz}, batch_size: 16}
+        model: {input_shape: [4], layers: [{Dense: {units: 8, activation: relu}}, {Dense: {units: 3}}]}
+        compile: {optimizer: adam, loss: {SparseCategoricalCrossentropy: {from_logits: true}}, metrics: [accuracy]}
+        fit: {epochs: 3, class_weight: balanced}
+        save: [keras]
+        """)
+    run_dir = train_ok(config, tmp_path / "runs")
+    assert_same_as_plain_script(run_dir, PLAIN_CLASS_WEIGHT, tmp_path)
+    recorded = yaml.safe_load((run_dir / "config.yaml").read_text())["fit"]["class_weight"]
+    y = np.load(tmp_path / "train.npz")["y"]
+    assert {int(c): w for c, w in recorded.items()} == pytest.approx(
+        {c: len(y) / (3 * n) for c, n in enumerate(np.bincount(y))})
