@@ -76,11 +76,32 @@ def load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None = 
         validation = read(data.validation, "data.validation", train.columns) if data.validation else None
         test = read(data.test, "data.test", train.columns) if data.test else None
     train, validation, test = _hold_out(train, validation, test, data, seed)
-    return _preprocess(Splits(train, validation, test), data, ports)
+    splits = Splits(train, validation, test)
+    if isinstance(train.y, np.ndarray) and train.y.dtype.kind == "U":   # class names from a CSV label column
+        splits.class_names = encode_class_names(splits, sorted(set(train.y.tolist())))
+    return _preprocess(splits, data, ports)
+
+
+def encode_class_names(splits: Splits, names: list[str]) -> list[str]:
+    """String labels -> class ids in the order of `names` (the training split's sorted class names); a name the
+    training split lacks is one line naming it."""
+    ids = {name: i for i, name in enumerate(names)}
+    for split, arrays in (("data", splits.train), ("data.validation", splits.validation), ("data.test", splits.test)):
+        if not isinstance(arrays, Arrays) or arrays is None:
+            continue
+        y = np.asarray(arrays.y)
+        unknown = sorted(set(y.astype(str).tolist()) - set(ids))
+        if unknown:
+            raise DataError(f"the {split.removeprefix('data.') if '.' in split else 'training'} labels hold class(es) "
+                            f"{', '.join(map(repr, unknown[:5]))} that the training split does not have "
+                            f"({', '.join(map(repr, names[:10]))}{', ...' if len(names) > 10 else ''})",
+                            key=f"{split}.label" if split == "data" else split)
+        arrays.y = np.array([ids[v] for v in y.astype(str).tolist()], dtype=np.int64)
+    return names
 
 
 def load_file(path: Path, data: DataConfig, key: str, ports: Ports, label: str | None = None,
-              features: list[str] | None = None) -> Arrays:
+              features: list[str] | None = None, class_names: list[str] | None = None) -> Arrays:
     """Another .npz/.csv file, read with a run's preprocessing (scale, one_hot, label column); a CSV's feature
     columns are matched by the names the run was trained on (`features`), in any order. Named inputs and
     several outputs read the same columns / arrays as training."""
@@ -105,6 +126,10 @@ def load_file(path: Path, data: DataConfig, key: str, ports: Ports, label: str |
             arrays = read_csv(path, label, key)
     else:
         raise DataError(f"{path}: expected a .npz or .csv file", key=key)
+    if isinstance(arrays.y, np.ndarray) and arrays.y.dtype.kind == "U":
+        if not class_names:
+            raise DataError(f"{path}: the labels are names, but the run was trained on class ids", key=key)
+        encode_class_names(Splits(arrays), class_names)
     return _preprocess(Splits(arrays), data).train
 
 
@@ -274,9 +299,24 @@ def read_csv_columns(path: Path, header: list[str], features: list[str], label: 
                      key: str) -> Arrays:
     """The named feature columns (in the order given, matched by name) and label column of a CSV file."""
     _need_columns(path, header, [*features, *([label] if label else [])], key)
+    names = _class_names_column(path, header.index(label)) if label else None
+    if names is not None:   # class names: the numbers are the features only
+        table = csv_table(path, header, key, [header.index(c) for c in features])
+        return Arrays(table, names, features)
     table = csv_table(path, header, key)
     y = _label_column(table[:, header.index(label)]) if label else np.zeros(len(table), np.int64)
     return Arrays(table[:, [header.index(c) for c in features]], y, features)
+
+
+def _class_names_column(path: Path, index: int) -> np.ndarray | None:
+    """The label column as strings when it holds class names (any value that is not a number), else None."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+        rows = csv.reader(fh)
+        next(rows, None)
+        values = [row[index].strip() for row in rows if row and any(v.strip() for v in row) and len(row) > index]
+    if all(is_number(v) for v in values):
+        return None
+    return np.array(values, dtype=str)
 
 
 def _need_columns(path: Path, header: list[str], wanted: list[str], key: str) -> None:
@@ -291,22 +331,24 @@ def _label_column(y: np.ndarray) -> np.ndarray:
     return y.astype(np.int64) if np.all(y == np.round(y)) else y
 
 
-def csv_table(path: Path, header: list[str], key: str) -> np.ndarray:
-    """Every data row of a CSV file as float64 numbers, checked: one line naming the row and column otherwise."""
+def csv_table(path: Path, header: list[str], key: str, columns: list[int] | None = None) -> np.ndarray:
+    """Every data row of a CSV file as float64 numbers (only `columns`, by index, when given), checked: one line
+    naming the row and column otherwise."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)   # loadtxt warns about an empty file
-            table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2)
+            table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2, usecols=columns)
     except ValueError:
         row, problem = first_bad_row(path.read_text(encoding="utf-8", errors="replace").split("\n", 1)[-1],
-                                     len(header), header)
-        raise DataError(f"{path}: data row {row + 1}: {problem}; every row must hold {len(header)} numbers",
-                        key=_file_key(key)) from None
+                                     len(header), header, columns)
+        raise DataError(f"{path}: data row {row + 1}: {problem}; every row must hold {len(header)} values, "
+                        "numbers in the feature columns", key=_file_key(key)) from None
     if table.shape[0] == 0:
         raise DataError(f"{path} has a header but no rows", key=_file_key(key))
-    if table.shape[1] != len(header):
+    names = header if columns is None else [header[i] for i in columns]
+    if table.shape[1] != len(names):
         raise DataError(f"{path}: rows have {table.shape[1]} values, the header {len(header)}", key=_file_key(key))
-    check_numbers(table, str(path), key, header)
+    check_numbers(table, str(path), key, names)
     return table
 
 
@@ -486,16 +528,18 @@ def is_number(text: str) -> bool:
     return True
 
 
-def first_bad_row(text: str, width: int, names: list[str] | None = None) -> tuple[int, str]:
-    """(index among the non-blank lines, what is wrong) of the first CSV line that is not `width` numbers:
-    numpy's own messages count rows inconsistently (0-based in one, 1-based in another)."""
+def first_bad_row(text: str, width: int, names: list[str] | None = None,
+                  numeric: list[int] | None = None) -> tuple[int, str]:
+    """(index among the non-blank lines, what is wrong) of the first CSV line that is not `width` values with
+    numbers in the `numeric` columns (default all): numpy's own messages count rows inconsistently (0-based in
+    one, 1-based in another)."""
     rows = [line for line in text.splitlines() if line.strip()]
     for i, line in enumerate(rows):
         fields = line.split(",")
         if len(fields) != width:
             return i, f"{len(fields)} values, the first line {width}"
         for col, value in enumerate(fields):
-            if not is_number(value.strip()):
+            if (numeric is None or col in numeric) and not is_number(value.strip()):
                 column = repr(names[col]) if names else str(col + 1)
                 return i, f"column {column} is {value.strip()!r}, not a number"
     return 0, "cannot be read as numbers"

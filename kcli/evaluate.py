@@ -26,7 +26,7 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
         raise DataError("give --split or --data, not both", key="--data")
     if data_file is not None:
         arrays = data_mod.load_file(data_file, run.config.data, "--data", run.ports, label,
-                                    run.record.get("features"))
+                                    run.record.get("features"), run.record.get("classes"))
         label = data_file.stem
         data_mod.check_inputs(arrays.x, run.ports, f"the features of {data_file}", "--data")
     else:

@@ -35,6 +35,7 @@ class Head:
 
     kind: Literal["multiclass", "binary", "values"]
     from_logits: bool
+    class_names: list[str] | None = None   # the run's class names by id (string labels, image folders)
 
     @classmethod
     def of(cls, run: runs.FinishedRun, out_dim: int) -> Head:
@@ -44,11 +45,18 @@ class Head:
             return cls("values", False)
         name = loss.name.rsplit(":", 1)[-1].replace("_", "").lower()
         from_logits = bool(loss.args.get("from_logits", False))
+        names = run.record.get("classes") or None
         if "categorical" in name and out_dim > 1:
-            return cls("multiclass", from_logits)
+            return cls("multiclass", from_logits, names)
         if "binary" in name and out_dim == 1:
-            return cls("binary", from_logits)
+            return cls("binary", from_logits, names)
         return cls("values", False)
+
+    def name_of(self, ids: np.ndarray) -> np.ndarray:
+        """Predicted class ids as the run's class names (ids when it has none)."""
+        if not self.class_names:
+            return ids
+        return np.asarray(self.class_names, dtype=object)[ids.astype(np.int64)]
 
     @property
     def note(self) -> str:
@@ -116,7 +124,8 @@ def predict(ref: str, runs_dir: Path, input_path: Path, output: Path | None, bat
             classified = head.classify(raw)
             if writer is not None:
                 writer.write(raw, classified, labels)
-            _collect(collected, raw, classified, labels)
+            _collect(collected, raw, classified if not head.class_names or classified is None else
+                     (head.name_of(classified[0]), classified[1]), labels)
         if writer is not None:
             writer.close(collected.rows)
     display.predictions(collected.preview, collected.counts, collected.rows, head.note, source.label,
@@ -151,7 +160,8 @@ def _collect(collected: Collected, raw: np.ndarray, classified: tuple[np.ndarray
              labels: np.ndarray | None) -> None:
     room = PREVIEW_ROWS - len(collected.preview)
     for i in range(min(room, len(raw))):
-        cls, prob = (int(classified[0][i]), float(classified[1][i])) if classified is not None else (None, None)
+        cls, prob = (classified[0][i], float(classified[1][i])) if classified is not None else (None, None)
+        cls = int(cls) if isinstance(cls, np.integer) else cls
         label = labels[i].item() if labels is not None else None
         collected.preview.append((label, cls, prob, raw[i].reshape(-1)))
     if classified is not None:
@@ -185,6 +195,7 @@ class _CsvWriter:
         columns += names or [f"{raw_name}_{i}" for i in range(int(np.prod(out_shape)))]
         fh.write(",".join(columns) + "\n")
         self.classifier = head.kind != "values"
+        self.head = head
 
     def write(self, raw: np.ndarray, classified: tuple[np.ndarray, np.ndarray] | None,
               labels: np.ndarray | None) -> None:
@@ -196,7 +207,9 @@ class _CsvWriter:
         if labels is not None:
             columns.append(_label_text(labels.reshape(len(raw))))
         if classified is not None:
-            columns += [tf.strings.as_string(classified[0].astype(np.int64)), _float_text(classified[1])]
+            predicted = (tf.constant(self.head.name_of(classified[0]).astype(str)) if self.head.class_names else
+                         tf.strings.as_string(classified[0].astype(np.int64)))
+            columns += [predicted, _float_text(classified[1])]
         flat = raw.reshape(len(raw), -1)
         columns += [_float_text(flat[:, i]) for i in range(flat.shape[1])]
         lines = tf.strings.reduce_join(tf.stack(columns, axis=1), axis=1, separator=",")

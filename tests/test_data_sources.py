@@ -338,3 +338,37 @@ def test_a_file_that_is_not_an_image_is_one_line_naming_it(tmp_path: Path) -> No
     (tmp_path / "pics" / "dark" / "notes.png").unlink()
     assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"),
                       "data.image_size: the train batches have features of shape [9, 8, 3]")
+
+
+# ---- CSV labels that are class names ----
+
+def test_csv_class_names_are_learned_on_train_and_predicted_by_name(tmp_path: Path) -> None:
+    """A label column of names: the vocabulary is the training split's sorted names (kept in run.json); labels
+    become class ids; `kcli predict` writes names; a test file with a name the training split lacks is one line."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(90, 2))
+    names = np.where(x[:, 0] > 0.4, "virginica", np.where(x[:, 1] > 0, "setosa", "versicolor"))
+    lines = ["a,species,b"] + [f"{a:.4f},{n},{b:.4f}" for (a, b), n in zip(x, names)]
+    (tmp_path / "flowers.csv").write_text("\n".join(lines) + "\n")
+    config = write_config(tmp_path, """\
+        seed: 2
+        data: {source: csv, path: flowers.csv, label: species, validation_split: 0.2, batch_size: 16}
+        model: {input_shape: [2], layers: [{Dense: {units: 16, activation: relu}}, {Dense: {units: 3}}]}
+        compile: {optimizer: {Adam: {learning_rate: 0.05}}, loss: {SparseCategoricalCrossentropy: {from_logits: true}},
+                  metrics: [accuracy]}
+        fit: {epochs: 20}
+        save: [keras]
+        """)
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 0, result.stderr
+    run_dir = only_run(tmp_path / "runs")
+    assert json.loads((run_dir / "run.json").read_text())["classes"] == ["setosa", "versicolor", "virginica"]
+    assert json.loads((run_dir / "history.json").read_text())[-1]["val_accuracy"] > 0.8
+    (tmp_path / "new.csv").write_text("a,b\n1.5,0.0\n-1.0,1.0\n-1.0,-1.0\n")
+    out = tmp_path / "p.csv"
+    result = run_cli("predict", run_dir, "--input", tmp_path / "new.csv", "--output", out)
+    assert result.exit_code == 0, result.stderr
+    assert [line.split(",")[0] for line in out.read_text().splitlines()[1:]] == ["virginica", "setosa", "versicolor"]
+    (tmp_path / "odd.csv").write_text("a,species,b\n1.0,tulip,0.0\n")
+    line = assert_user_error(run_cli("evaluate", run_dir, "--data", tmp_path / "odd.csv"), "'tulip'")
+    assert "does not have" in line
