@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from kcli import artifacts, pictures, python_source, runs
+from kcli import artifacts, pictures, runs
 from kcli import data as data_mod
 from kcli import model as model_mod
-from kcli.data import Arrays, Splits
+from kcli.data import Arrays, Splits, python_source
+from kcli.data.python_source import Stream
 from kcli.display import Display
 from kcli.errors import DataError
-from kcli.python_source import Stream
 
 SPLITS = ("test", "validation", "train")
 

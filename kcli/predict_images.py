@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kcli import artifacts, image_source, runs
+from kcli import artifacts, runs
+from kcli.data import images as image_source
 from kcli.display import Display
 from kcli.errors import DataError
 from kcli.ports import flat_outputs

@@ -21,7 +21,6 @@ from kcli import (
     distribute,
     pictures,
     pipeline,
-    preprocess,
     runs,
     state,
     tracking,
@@ -40,7 +39,8 @@ from kcli import resolve as resolve_mod
 from kcli import summary as summary_mod
 from kcli import trial as trial_mod
 from kcli.config import Config, LoadedConfig
-from kcli.data import Splits
+from kcli.data import Splits, preprocess
+from kcli.data.python_source import Stream
 from kcli.display import Display
 from kcli.errors import (
     ConfigError,
@@ -52,7 +52,6 @@ from kcli.errors import (
     WorkerLost,
 )
 from kcli.imports import Registry, load_imports
-from kcli.python_source import Stream
 
 
 @dataclass

@@ -1,0 +1,108 @@
+"""Checks every reader shares: numbers only and finite, shapes that fit the model, file keys for messages."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kcli.data.splits import Arrays, Splits
+from kcli.errors import DataError
+from kcli.ports import Ports, Tree
+
+
+def _file_key(key: str) -> str:
+    """The key a problem with a data file names: `data.path` for a config split, the option itself (`--input`,
+    `--data`) for a file given on the command line."""
+    return key if key.startswith("--") else f"{key}.path"
+
+
+def reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def first_non_finite(a: np.ndarray) -> tuple[int, int, float, int] | None:
+    """(row, column, value, how many) of the first NaN or inf in a float array (rows first, features
+    flattened), or None when every value is finite."""
+    if a.dtype.kind != "f" or a.size == 0:
+        return None
+    flat = a.reshape(len(a), -1)
+    bad = ~np.isfinite(flat)
+    if not bad.any():
+        return None
+    row, col = (int(i) for i in np.argwhere(bad)[0])
+    return row, col, flat[row, col], int(bad.sum())
+
+
+def check_numbers(a: np.ndarray, what: str, key: str, columns: list[str] | None = None) -> None:
+    """Numbers only, all finite: NaN or inf names its row and column (1-based, as editors count)."""
+    if a.dtype.kind not in "biuf":
+        hint = " (string class names are not supported yet: map them to 0..n-1)" if a.dtype.kind in "USO" else ""
+        raise DataError(f"{what} holds {a.dtype} values; expected numbers{hint}", key=_file_key(key))
+    found = first_non_finite(a)
+    if found is None:
+        return
+    row, col, value, bad = found
+    if columns is not None:
+        where = f"data row {row + 1}, column {columns[col]!r}"
+    else:
+        where = f"row {row + 1}, column {col + 1} (index [{row}, {col}])"
+    when = "" if key.startswith("--") else " before training"
+    raise DataError(f"{what}: {value} at {where}; {bad} value(s) are NaN or infinite. Remove or fill those "
+                    f"rows{when}", key=_file_key(key))
+
+
+def check_features(splits: Splits, ports: Ports) -> None:
+    """Every split's feature shape must match model.input_shape or each named input's shape (null dimensions
+    match anything)."""
+    for name, arrays in (("data", splits.train), ("data.validation", splits.validation),
+                         ("data.test", splits.test)):
+        if isinstance(arrays, Arrays):   # a Stream's batches were checked when the user's function returned them
+            check_inputs(arrays.x, ports, f"the {name} features")
+
+
+def check_inputs(x: Tree, ports: Ports, what: str, key: str | None = None) -> None:
+    """Features (one array, or one per named input) must fit the model's inputs."""
+    if not isinstance(x, dict):
+        check_shape(x, ports.single_shape, what, key or "model.input_shape")
+        return
+    for port in ports.inputs:
+        check_shape(x[port.name], port.shape, f"{what} for input {port.name!r}", key or f"{port.key}.shape")
+
+
+def check_shape(x: np.ndarray, input_shape: tuple[int | None, ...], what: str, key: str) -> None:
+    """`x` (batch first) must fit the model's per-example input shape."""
+    got = x.shape[1:]
+    if not shape_fits(got, input_shape):
+        raise DataError(f"input_shape {list(input_shape)} does not match {what} of shape {list(got)} "
+                        "(per example, batch dimension excluded)", key=key)
+
+
+def shape_fits(got: tuple[int, ...], want: tuple[int | None, ...]) -> bool:
+    """Whether a concrete per-example shape matches a declared one with optional null dimensions."""
+    return len(got) == len(want) and all(w is None or g == w for g, w in zip(got, want))
+
+
+def is_number(text: str) -> bool:
+    """Whether a CSV cell parses as a number (nan and inf included: they are numbers, checked later)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def first_bad_row(text: str, width: int, names: list[str] | None = None,
+                  numeric: list[int] | None = None) -> tuple[int, str]:
+    """(index among the non-blank lines, what is wrong) of the first CSV line that is not `width` values with
+    numbers in the `numeric` columns (default all): numpy's own messages count rows inconsistently (0-based in
+    one, 1-based in another)."""
+    rows = [line for line in text.splitlines() if line.strip()]
+    for i, line in enumerate(rows):
+        fields = line.split(",")
+        if len(fields) != width:
+            return i, f"{len(fields)} values, the first line {width}"
+        for col, value in enumerate(fields):
+            if (numeric is None or col in numeric) and not is_number(value.strip()):
+                column = repr(names[col]) if names else str(col + 1)
+                return i, f"column {column} is {value.strip()!r}, not a number"
+    return 0, "cannot be read as numbers"

@@ -1,0 +1,42 @@
+"""The data of a run in memory: Arrays (features and labels of one split) and Splits (train / validation / test)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kcli import ports as ports_mod
+from kcli.data.python_source import Stream
+from kcli.ports import Tree
+
+
+@dataclass
+class Arrays:
+    """Features and labels of one split (a dict by input / output name for named inputs / several outputs)."""
+
+    x: Tree
+    y: Tree
+    columns: list[str] | None = None   # CSV feature column names, in order
+
+    def __len__(self) -> int:
+        return ports_mod.rows(self.x)
+
+    def take(self, index: np.ndarray) -> Arrays:
+        """The rows at `index`."""
+        return Arrays(ports_mod.take(self.x, index), ports_mod.take(self.y, index), self.columns)
+
+
+@dataclass
+class Splits:
+    """The data of a run: train, and optionally validation and test."""
+
+    train: Arrays | Stream
+    validation: Arrays | Stream | None = None
+    test: Arrays | Stream | None = None
+    classes: int | None = None   # the one-hot class count, when labels were one-hot encoded
+    class_names: list[str] | None = None   # an image folder's classes, by class id
+
+
+def _present(splits: Splits) -> list[Arrays]:
+    return [a for a in (splits.train, splits.validation, splits.test) if a is not None]
