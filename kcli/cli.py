@@ -268,16 +268,36 @@ def compare(
 
 @app.command()
 def init(
-    template: Annotated[str, typer.Option("--template", help="mlp | cnn | custom-layer | custom-model: a commented "
-                                          "config that runs on the bundled digits.", show_default=False)],
-    output: Annotated[Path | None, typer.Option(help="The config file to write (default: <template>.yaml here); "
-                                                "Python files it imports go beside it.", show_default=False)] = None,
+    template: Annotated[str | None, typer.Option("--template", help="mlp | cnn | custom-layer | custom-model: a "
+                                                 "commented config that runs on the bundled digits.",
+                                                 show_default=False)] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="A CSV file (with --label) or a folder with one "
+                                              "sub-folder of images per class: a config for your data, its "
+                                              "column kinds inferred and shown.", show_default=False)] = None,
+    label: Annotated[str | None, typer.Option("--label", help="With a CSV --data: the column to predict.",
+                                              show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option(help="The config file to write (default: <template>.yaml or "
+                                                "<data name>.yaml here); Python files it imports go beside it.",
+                                                show_default=False)] = None,
 ) -> None:
     """Write a starter config (and the Python files it imports) to edit and train."""
     def action() -> None:
         from kcli.display import Display
+        from kcli.errors import KcliError
+
+        if (template is None) == (data is None):
+            raise KcliError("give --template NAME (a starter on the bundled digits) or --data FILE_OR_FOLDER (a "
+                            "config for your data)", key="--template")
+        if data is not None:
+            from kcli.starter_data import init as write_for_data
+
+            target, columns = write_for_data(data, label, output)
+            Display().data_columns(columns)
+            Display().note(f"written: {target}; check the kinds above, then train it with: kcli train {target}")
+            return
         from kcli.starter import init as write_template
 
+        assert template is not None
         written = write_template(template, output)
         Display().note(f"written: {', '.join(map(str, written))}; train it with: kcli train {written[0]}")
     _run(action)

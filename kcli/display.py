@@ -64,6 +64,15 @@ class Display:
         """A dim informational line."""
         self.out.print(f"[dim]{escape(message)}[/]", soft_wrap=True)
 
+    def data_columns(self, columns: Sequence[Any]) -> None:
+        """What `kcli init --data` found: each column (or class folder), its kind and range."""
+        table = self._table("Columns found")
+        for name in ("column", "kind", "values"):
+            table.add_column(name)
+        for column in columns:
+            table.add_row(escape(column.name), escape(column.kind), escape(column.detail))
+        self.out.print(table)
+
     def config(self, lines: Sequence[tuple[str, str]]) -> None:
         """The resolved config, short: one `key  value` line each."""
         table = Table.grid(padding=(0, 2))

@@ -42,3 +42,49 @@ def test_init_never_overwrites(tmp_path: Path) -> None:
                       "--template: unknown template 'cnnn' (did you mean 'cnn'?)")
     assert_user_error(run_cli("init", "--template", "mlp", "--output", tmp_path / "no" / "c.yaml"),
                       "--output: the folder")
+
+
+def test_init_from_a_csv_writes_a_config_that_trains(tmp_path: Path) -> None:
+    """`kcli init --data FILE.csv --label COL`: kinds inferred and shown (numeric features on any scale, a
+    regression or class-name label), a config that trains as written (Normalization first)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3)) * [1, 100, 10000]
+    kind = np.where(x[:, 0] > 0, "big", "small")
+    rows = [f"{a:.3f},{b:.3f},{c:.3f},{k},{a + b / 100:.4f}" for (a, b, c), k in zip(x, kind)]
+    (tmp_path / "houses.csv").write_text("rooms,area,price_paid,kind,score\n" + "\n".join(rows) + "\n")
+    text = tmp_path / "houses.csv"
+    refused = run_cli("init", "--data", text, "--label", "score", "--output", tmp_path / "a.yaml")
+    assert_user_error(refused, "column 'kind' holds text ('big')")
+    (tmp_path / "houses.csv").write_text("rooms,area,price_paid,kind,score\n" + "\n".join(
+        r.replace(",big,", ",1,").replace(",small,", ",0,") for r in rows) + "\n")
+    assert_user_error(run_cli("init", "--data", text, "--output", tmp_path / "a.yaml"),
+                      "name the label column with --label")
+    result = run_cli("init", "--data", text, "--label", "score", "--output", tmp_path / "reg.yaml")
+    assert result.exit_code == 0, result.stderr
+    out = " ".join(result.stdout.split())
+    assert "area | numeric" in out or "area numeric" in out.replace("|", "").replace("  ", " ")
+    assert "label: numbers" in out and "input_shape: [4]" in (tmp_path / "reg.yaml").read_text()
+    trained = run_cli("train", tmp_path / "reg.yaml", "--runs-dir", tmp_path / "runs", "--set", "fit.epochs=2")
+    assert trained.exit_code == 0, trained.stderr
+    result = run_cli("init", "--data", text, "--label", "kind", "--output", tmp_path / "cls.yaml")
+    assert result.exit_code == 0 and "label: class ids" in result.stdout
+    written = (tmp_path / "cls.yaml").read_text()
+    assert "SparseCategoricalCrossentropy" in written and "units: 2}" in written
+
+
+def test_init_from_an_image_folder_writes_a_config_that_trains(tmp_path: Path) -> None:
+    import numpy as np
+    import tensorflow as tf
+
+    for name, level in (("cats", 30), ("dogs", 220)):
+        (tmp_path / "pics" / name).mkdir(parents=True)
+        for i in range(4):
+            pixels = np.full((20, 20, 3), level + i, np.uint8)
+            (tmp_path / "pics" / name / f"{i}.png").write_bytes(tf.io.encode_png(pixels).numpy())
+    result = run_cli("init", "--data", tmp_path / "pics", "--output", tmp_path / "pics.yaml")
+    assert result.exit_code == 0, result.stderr
+    assert "cats" in result.stdout and "4 images" in result.stdout
+    trained = run_cli("train", tmp_path / "pics.yaml", "--runs-dir", tmp_path / "runs", "--set", "fit.epochs=1")
+    assert trained.exit_code == 0, trained.stderr

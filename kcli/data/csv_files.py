@@ -81,8 +81,9 @@ def csv_table(path: Path, header: list[str], key: str, columns: list[int] | None
     except ValueError:
         row, problem = first_bad_row(path.read_text(encoding="utf-8", errors="replace").split("\n", 1)[-1],
                                      len(header), header, columns)
-        raise DataError(f"{path}: data row {row + 1}: {problem}; every row must hold {len(header)} values, "
-                        "numbers in the feature columns", key=_file_key(key)) from None
+        must = f"{len(header)} numbers" if columns is None else f"{len(header)} values, numbers in the features"
+        raise DataError(f"{path}: data row {row + 1}: {problem}; every row must hold {must}",
+                        key=_file_key(key)) from None
     if table.shape[0] == 0:
         raise DataError(f"{path} has a header but no rows", key=_file_key(key))
     names = header if columns is None else [header[i] for i in columns]
