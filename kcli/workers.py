@@ -50,7 +50,8 @@ def launch(n: int, args: list[str], display: Display, peer_timeout: float) -> in
         finally:
             for proc in procs:
                 _kill(proc)
-        failed = [] if interrupted else _report_failures(procs, logs, display)   # Ctrl-C stopped them all
+        # Ctrl-C stopped them all; a mistake in the config (exit 2) is said once, by the chief
+        failed = [] if interrupted else _report_failures(procs, logs, display, quiet_code=2 if code == 2 else None)
         if code >= 0:
             return code
         # the chief was killed (by someone else, or by this launcher after another worker failed): it could
@@ -120,11 +121,13 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def _report_failures(procs: list[subprocess.Popen[bytes]], logs: list[Path], display: Display) -> list[tuple[int, int]]:
-    """Say which non-chief workers failed and how; returns (worker, exit code) of each."""
+def _report_failures(procs: list[subprocess.Popen[bytes]], logs: list[Path], display: Display,
+                     quiet_code: int | None = None) -> list[tuple[int, int]]:
+    """Say which non-chief workers failed and how (not those that failed with `quiet_code`, which the chief
+    already said); returns (worker, exit code) of each."""
     failed = []
     for i, proc in enumerate(procs[1:], start=1):
-        if proc.returncode not in (0, None):
+        if proc.returncode not in (0, None, quiet_code):
             killed = proc.returncode < 0
             display.warning(f"worker {i} was killed by signal {-proc.returncode}" if killed else
                             f"worker {i} exited with code {proc.returncode}{_last_line(logs[i])}")

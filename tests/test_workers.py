@@ -188,3 +188,13 @@ def test_cluster_mistakes_are_user_errors(project: dict[str, Path], monkeypatch:
         assert_user_error(run_cli("train", project["config"], "--runs-dir", runs, "--set", "distribute=multi_worker"),
                           f"TF_CONFIG: port {port} of worker 0 (localhost:{port}) is in use")
     assert not runs.exists()
+
+
+def test_a_config_mistake_with_workers_is_said_once(project: dict[str, Path], tmp_path: Path) -> None:
+    """Every worker finds the same mistake; the command says it once (the chief's line) and exits 2."""
+    done = _kcli("train", project["config"], "--runs-dir", tmp_path / "runs", "--workers", "2",
+                 "--set", "model.layers[0].Dense.unit=3")
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "unknown argument 'unit' (did you mean 'units'?)" in lines[0], done.stderr
+    assert not (tmp_path / "runs").exists()
