@@ -326,7 +326,8 @@ def _arrow_parser(width: int) -> Callable[[bytes], np.ndarray | None] | None:
     except ImportError:
         return None
     names = [f"c{i}" for i in range(width)]
-    read = pacsv.ReadOptions(column_names=names, use_threads=True)
+    # one thread per block: the blocks are already parsed on PARSE_THREADS threads (more only holds more memory)
+    read = pacsv.ReadOptions(column_names=names, use_threads=False)
     convert = pacsv.ConvertOptions(column_types={n: pa.float64() for n in names}, null_values=[],
                                    strings_can_be_null=False, quoted_strings_can_be_null=False)
 
