@@ -94,6 +94,8 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
         ports = ports_mod.of(cfg.model)
         keras.backend.clear_session()  # fresh layer names (sequential/dense/...) as in a new process
         keras.utils.set_random_seed(cfg.seed)  # before anything random, as a hand-written script does
+        if cfg.distribute == "multi_worker":   # before any TensorFlow op (a tf.data source makes some):
+            distribute.strategy(cfg.distribute, distribute.LIMITS)   # collectives are configured at start-up
         splits = data_mod.load(cfg.data, cfg.seed, ports, registry) if with_data else None
         if splits is not None:
             data_mod.check_features(splits, ports)

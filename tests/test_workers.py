@@ -200,3 +200,31 @@ def test_a_config_mistake_with_workers_is_said_once(project: dict[str, Path], tm
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "unknown argument 'unit' (did you mean 'units'?)" in lines[0], done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+DATA_FN = '''\
+import numpy as np
+import tensorflow as tf
+
+
+def make(data, seed):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+'''
+
+
+def test_workers_train_from_a_tf_data_source(tmp_path: Path) -> None:
+    """A `source: python` function makes TensorFlow ops before training: the strategy must exist first
+    (TensorFlow configures collectives at start-up only). Two workers train it to a completed run."""
+    (tmp_path / "data_fn.py").write_text(DATA_FN)
+    config = tmp_path / "tfdata.yaml"
+    config.write_text(yaml.safe_dump({
+        "seed": 1, "data": {"source": "python", "function": "data_fn.py:make"},
+        "model": {"input_shape": [4], "layers": [{"Dense": {"units": 2}}]},
+        "compile": {"loss": {"SparseCategoricalCrossentropy": {"from_logits": True}}}, "fit": {"epochs": 2},
+        "save": ["keras"]}))
+    done = _kcli("train", config, "--runs-dir", tmp_path / "runs", "--workers", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert run_json(only_run(tmp_path / "runs"))["status"] == "completed"
