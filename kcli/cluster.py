@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kcli.errors import KcliError
@@ -36,7 +36,6 @@ class Cluster:
     jobs: dict[str, list[str]]
     task_type: str
     task_index: int
-    raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def workers(self) -> int:
@@ -103,7 +102,7 @@ def parse(raw: Any) -> Cluster:
     if not 0 <= task["index"] < len(jobs[task["type"]]):
         raise ClusterError(f"task index {task['index']} is outside cluster.{task['type']} "
                            f"({len(jobs[task['type']])} addresses)", key=ENV)
-    return Cluster(jobs, task["type"], task["index"], raw)
+    return Cluster(jobs, task["type"], task["index"])
 
 
 def _host_port(address: str) -> bool:

@@ -29,6 +29,7 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
                                     run.record.get("features"), run.record.get("classes"))
         label = data_file.stem
         data_mod.check_inputs(arrays.x, run.ports, f"the features of {data_file}", "--data")
+        model = artifacts.load_model(run)
     else:
         # (a file that is gone is reported by the read below, as "not found")
         changed = [f for f in data_mod.changed_files(run.record.get("data_files") or {}) if Path(f).exists()]
@@ -37,8 +38,6 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
                             "changed since training; the splits are re-created from the current contents")
         model = artifacts.load_model(run)   # first: it checks that the run's own code may run (trust)
         arrays, label = _split(run, split)
-    if data_file is not None:
-        model = artifacts.load_model(run)
     _note_fallback(run, display)
     model_mod.check_labels(Splits(arrays), model, model.loss, run.ports)
     metrics = model_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size)

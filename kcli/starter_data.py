@@ -8,15 +8,17 @@ two hidden layers, and the head and loss the label asks for. TensorFlow-free (it
 from __future__ import annotations
 
 import csv
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from kcli.data.images import images_in
 from kcli.errors import DataError
 from kcli.runs import write_text
 from kcli.schema import SCHEMA_FILE
 
 MAX_CLASS_IDS = 20   # whole-number labels with at most this many distinct values are taken as class ids
-IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".gif")
 
 
 @dataclass
@@ -141,7 +143,7 @@ fit:
 def describe_images(folder: Path) -> list[Column]:
     """One column per class sub-folder, with its image count."""
     classes = sorted(p for p in folder.iterdir() if p.is_dir())
-    counts = [(c.name, sum(1 for f in c.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)) for c in classes]
+    counts = [(c.name, len(images_in(c))) for c in classes]
     counts = [(name, n) for name, n in counts if n]
     if len(counts) < 2:
         raise DataError(f"{folder} needs one sub-folder of images per class (at least 2 with images); found "
@@ -186,14 +188,10 @@ fit:
 
 
 def _name(path: Path) -> str:
-    import re
-
     return re.sub(r"[^A-Za-z0-9._-]", "-", path.stem if path.is_file() else path.name).strip("._-")[:60] or "data"
 
 
 def _relative(path: Path, config: Path) -> str:
-    import os
-
     return os.path.relpath(path.resolve(), config.resolve().parent)
 
 

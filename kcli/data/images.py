@@ -79,7 +79,7 @@ def check_folder(root: Path, key: str) -> list[str]:
     if len(classes) < 2:
         raise DataError(f"{root} needs one sub-folder per class (at least 2); found {classes or 'none'}", key=key)
     for name in classes:
-        files = [f for f in (root / name).rglob("*") if f.suffix.lower() in EXTENSIONS and f.is_file()]
+        files = images_in(root / name)
         if not files:
             raise DataError(f"{root / name} holds no images ({', '.join(EXTENSIONS)})", key=key)
         for file in files:
@@ -101,12 +101,17 @@ def check_image(file: Path, key: str) -> None:
                         "name); remove it or replace it", key=key)
 
 
+def images_in(folder: Path) -> list[Path]:
+    """The image files under a folder (any depth, sorted), as image_dataset_from_directory finds them."""
+    return sorted(f for f in folder.rglob("*") if f.suffix.lower() in EXTENSIONS and f.is_file())
+
+
 def image_files(path: Path, key: str) -> list[Path]:
     """The images to predict: one file, or every image under a folder (sorted)."""
     if path.is_file():
         files = [path]
     elif path.is_dir():
-        files = sorted(f for f in path.rglob("*") if f.suffix.lower() in EXTENSIONS and f.is_file())
+        files = images_in(path)
         if not files:
             raise DataError(f"{path} holds no images ({', '.join(EXTENSIONS)})", key=key)
     else:

@@ -59,7 +59,7 @@ def load(data: Any, seed: int, ports: Ports, registry: Registry | None = None) -
     except Exception as exc:
         raise DataError(f"{data.function} raised {type(exc).__name__}: {exc}", key=KEY) from None
     parts = _parts(made)
-    streams = [_stream(part, name, ports) if part is not None else None for name, part in zip(PARTS, parts)]
+    streams = [stream_of(part, name, ports, KEY) if part is not None else None for name, part in zip(PARTS, parts)]
     if streams[0] is None:
         raise DataError(f"{data.function} returned no training dataset", key=KEY)
     return streams[0], streams[1], streams[2]
@@ -91,10 +91,6 @@ def _parts(made: Any) -> list[Any]:
                             "(train, validation, test)", key=KEY)
         return [*made, *[None] * (3 - len(made))]
     return [made, None, None]
-
-
-def _stream(dataset: Any, name: str, ports: Ports) -> Stream:
-    return stream_of(dataset, name, ports, KEY)
 
 
 def stream_of(dataset: Any, name: str, ports: Ports, key: str,
