@@ -199,7 +199,8 @@ def _check_source_keys(obj: BaseModel, source: str, prefix: str) -> None:
         for key in sorted((keys - own) & obj.model_fields_set):
             raise ValueError(f"`{prefix}{key}` is only used with source {other}, not {source}")
     if source in ("npz", "csv", "images") and "path" not in obj.model_fields_set and not prefix:
-        raise ValueError(f"source {source} needs `path` (a file relative to the config file)")
+        what = "a folder with one sub-folder per class" if source == "images" else "a file"
+        raise ValueError(f"source {source} needs `path` ({what}, relative to the config file)")
     if source == "csv" and not prefix and not {"label", "labels"} & obj.model_fields_set:
         raise ValueError("source csv needs `label` (the name of the label column)")
 
