@@ -31,7 +31,8 @@ from kcli.overrides import apply_overrides, blame_override
 
 SaveFormat = Literal["keras", "h5", "weights", "savedmodel"]
 ALL_SAVE_FORMATS: tuple[str, ...] = ("keras", "h5", "weights", "savedmodel")
-DataSource = Literal["builtin", "keras", "npz", "csv", "synthetic", "python", "images"]
+DataSource = Literal["builtin", "keras", "npz", "csv", "parquet", "synthetic", "python", "images"]
+TABLES = ("csv", "parquet")   # sources of named columns (kcli builds the model's inputs from them)
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housing", "imdb", "reuters")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 MAX_NAME = 100
@@ -92,11 +93,44 @@ _SOURCE_KEYS: dict[str, set[str]] = {
     "builtin": {"name"},
     "keras": {"name", "num_words", "maxlen"},
     "npz": {"path", "x_key", "y_key", "labels"},
-    "csv": {"path", "label", "labels"},
+    "csv": {"path", "label", "labels", "columns", "missing", "sample_weight"},
+    "parquet": {"path", "label", "columns", "missing", "sample_weight"},
     "synthetic": {"samples", "classes"},
     "python": {"function", "args"},
     "images": {"path", "image_size", "color_mode", "interpolation"},
 }
+
+
+MissingPolicy = Literal["error", "fill", "indicator"]
+
+
+class ColumnConfig(_Strict):
+    """`data.columns.<name>:` how one feature column of a CSV / Parquet table enters the model. Every field left
+    out is inferred from the training split and recorded in the run's config.yaml."""
+
+    # number: standardized (a Normalization adapted on the training split); category: a StringLookup (text) or
+    # IntegerLookup (whole numbers) with one-hot or an embedding; ignore: not a feature
+    kind: Literal["number", "category", "ignore"] | None = None   # default: text -> category, numbers -> number
+    normalize: bool | None = None    # number: standardize (default true)
+    # category: one_hot (default up to 50 values) or embedding (default above 50 values)
+    encoding: Literal["one_hot", "embedding"] | None = None
+    dim: PositiveInt | None = None   # embedding: its width (default min(50, round(1.6 * values ** 0.56)))
+    # empty cells (and NaN): error (default), fill (numbers: `fill`, default the training mean; text: a
+    # category of its own; whole-number categories: -1), indicator (fill, plus a 0/1 "was missing" feature)
+    missing: MissingPolicy | None = None
+    fill: float | None = None        # number, missing fill/indicator: the value (default: the training mean)
+    vocabulary: list[str] | list[int] | None = None   # category: the values (default: those of the training split)
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> ColumnConfig:
+        wrong = {"number": ("encoding", "dim", "vocabulary"), "category": ("normalize", "fill"),
+                 "ignore": ("normalize", "encoding", "dim", "missing", "fill", "vocabulary")}.get(self.kind or "", ())
+        given = [k for k in wrong if getattr(self, k) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: not used by a column of kind {self.kind}")
+        if self.dim is not None and self.encoding == "one_hot":
+            raise ValueError("`dim` is the width of an embedding: set encoding: embedding (or drop dim)")
+        return self
 
 
 class DataConfig(_Strict):
@@ -109,7 +143,12 @@ class DataConfig(_Strict):
     path: str | None = None          # npz / csv file, relative to the config file
     x_key: str | None = None         # npz array names (default x / y)
     y_key: str | None = None
-    label: str | None = None         # csv label column
+    label: str | None = None         # csv / parquet label column
+    # csv / parquet without model.input_shape: how each feature column enters the model (inferred when left out;
+    # kcli builds one named input per column and the preprocessing inside the model)
+    columns: dict[str, ColumnConfig] | None = None
+    missing: MissingPolicy | None = None   # csv / parquet: the default policy for empty cells (error)
+    sample_weight: str | None = None   # csv / parquet: a column of per-row weights (fit's sample_weight)
     # several outputs: the label of each output, by output name: a csv column or an npz array (default: the
     # array named like the output)
     labels: dict[str, str] | None = None
@@ -198,11 +237,11 @@ def _check_source_keys(obj: BaseModel, source: str, prefix: str) -> None:
     for other, keys in _SOURCE_KEYS.items():
         for key in sorted((keys - own) & obj.model_fields_set):
             raise ValueError(f"`{prefix}{key}` is only used with source {other}, not {source}")
-    if source in ("npz", "csv", "images") and "path" not in obj.model_fields_set and not prefix:
+    if source in ("npz", "csv", "parquet", "images") and "path" not in obj.model_fields_set and not prefix:
         what = "a folder with one sub-folder per class" if source == "images" else "a file"
         raise ValueError(f"source {source} needs `path` ({what}, relative to the config file)")
-    if source == "csv" and not prefix and not {"label", "labels"} & obj.model_fields_set:
-        raise ValueError("source csv needs `label` (the name of the label column)")
+    if source in TABLES and not prefix and not {"label", "labels"} & obj.model_fields_set:
+        raise ValueError(f"source {source} needs `label` (the name of the label column)")
 
 
 class GraphNode(_Strict):
@@ -270,9 +309,8 @@ class ModelConfig(_Strict):
             raise ValueError("`output` goes with `graph`")
         if self.inputs is not None and self.graph is None:
             raise ValueError("`inputs` goes with `graph`; a Sequential stack or a Model class takes `input_shape`")
-        if (self.inputs is None) == (self.input_shape is None):
-            raise ValueError("give `input_shape` (one input) or `inputs` (named inputs of a graph)"
-                             if self.inputs is None else "give `input_shape` or `inputs`, not both")
+        if self.inputs is not None and self.input_shape is not None:
+            raise ValueError("give `input_shape` or `inputs`, not both")
         if self.inputs is not None and not self.inputs:
             raise ValueError("`inputs` is empty: list at least one input")
         if isinstance(self.output, list) and (not self.output or len(set(self.output)) != len(self.output)):
@@ -406,6 +444,34 @@ class Config(_Strict):
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"
     sweep: SweepConfig | None = None   # what `kcli sweep` searches; `kcli train` ignores it
     tracking: TrackingConfig | None = None   # opt-in: log params, per-epoch metrics and artifacts to MLflow
+
+    @model_validator(mode="after")
+    def _inputs_known(self) -> Config:
+        model, data = self.model, self.data
+        if model.inputs is not None or model.input_shape is not None:
+            given = [f"data.{k}" for k in ("columns", "missing", "sample_weight") if getattr(data, k) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} go(es) with the inputs kcli builds from a table's columns: "
+                                 "leave out model.input_shape / model.inputs (or drop them)")
+            return self
+        if data.source not in TABLES:
+            raise ValueError("model: give `input_shape` (one input) or `inputs` (named inputs of a graph); only a "
+                             "csv / parquet source lets kcli build the inputs from its columns")
+        if model.class_ is not None:
+            raise ValueError("model.class: a Model class takes `input_shape`; kcli builds the inputs of columns "
+                             "for `layers` or `graph`")
+        if data.labels is not None:
+            raise ValueError("data.labels (several outputs) reads the inputs from model.inputs; give "
+                             "`model.inputs` with their columns")
+        if data.scale is not None:
+            raise ValueError("data.scale: kcli standardizes the number columns in the model (Normalization); "
+                             "drop scale, or set data.columns.<name>.normalize: false")
+        return self
+
+    @property
+    def tabular(self) -> bool:
+        """The model's inputs are the columns of a csv / parquet table (model.input_shape left out)."""
+        return self.model.input_shape is None and self.model.inputs is None
 
 
 @dataclass

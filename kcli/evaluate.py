@@ -40,14 +40,14 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
         arrays, label = _split(run, split)
     _note_fallback(run, display)
     model_mod.check_labels(Splits(arrays), model, model.loss, run.ports)
-    metrics = model_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size)
+    metrics = model_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size, arrays.w)
     out = run.path / f"eval-{label}.json"
     classes = _classes(run, model, arrays)
     report: dict[str, Any] = {"data": str(data_file) if data_file else label, "examples": len(arrays), **metrics}
     if classes is not None:
         matrix = confusion_matrix(*classes)
         report["confusion_matrix"] = matrix.tolist()   # rows: true class, columns: predicted class
-        report["per_class"] = per_class(matrix)
+        report["per_class"] = per_class(matrix, run.record.get("classes"))
     runs.write_json(out, report)
     display.note(f"{run.path} on {label} ({len(arrays)} examples)")
     display.metrics("Evaluation", metrics)
@@ -66,7 +66,7 @@ def _classes(run: runs.FinishedRun, model: Any, arrays: Arrays) -> tuple[np.ndar
         return None
     from kcli.predict import Head
 
-    raw = np.asarray(model.predict(arrays.x, batch_size=1024, verbose=0))
+    raw = np.asarray(model.predict(model_mod.keras_inputs(arrays.x), batch_size=1024, verbose=0))
     width = int(np.prod(raw.shape[1:]))
     head = Head.of(run, width)
     classified = head.classify(raw)
@@ -87,12 +87,14 @@ def confusion_matrix(true: np.ndarray, predicted: np.ndarray, count: int) -> np.
     return matrix
 
 
-def per_class(matrix: np.ndarray) -> list[dict[str, Any]]:
-    """Precision, recall and support of each class (None where nothing was predicted / present)."""
+def per_class(matrix: np.ndarray, names: list[str] | None = None) -> list[dict[str, Any]]:
+    """Precision, recall and support of each class (None where nothing was predicted / present); a class is
+    its name when the run learned class names, else its id."""
     out = []
     for i in range(len(matrix)):
         hit, predicted, support = int(matrix[i, i]), int(matrix[:, i].sum()), int(matrix[i].sum())
-        out.append({"class": i, "precision": hit / predicted if predicted else None,
+        name = names[i] if names and len(names) == len(matrix) else i
+        out.append({"class": name, "precision": hit / predicted if predicted else None,
                     "recall": hit / support if support else None, "support": support})
     return out
 

@@ -6,14 +6,15 @@ the Keras model's outputs on a few inputs; only then is it renamed into place.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import keras
 
-from kcli import artifacts, runs, verify
+from kcli import artifacts, runs, tabular, verify
 from kcli import model as model_mod
 from kcli.config import did_you_mean
 from kcli.display import Display
@@ -23,6 +24,7 @@ from kcli.ports import Ports
 FILE_NAMES = {"savedmodel": "saved_model", "keras": "model.keras", "h5": "model.h5",
               "weights": "model.weights.h5", "onnx": "model.onnx", "tflite": "model.tflite"}
 # Keras refuses some paths: these suffixes must end the target's name.
+NO_STRING_LOOKUP = ("onnx", "tflite")   # formats that take category ids instead of raw categories
 SUFFIXES = {"keras": ".keras", "h5": ".h5", "weights": ".weights.h5", "onnx": ".onnx", "tflite": ".tflite"}
 INSTALL_HINT = {"onnx": "pip install 'kcli-keras[onnx]' (in a checkout: pip install -e '.[onnx]')"}
 
@@ -47,13 +49,21 @@ def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, display: Dis
         raise RunError("h5 cannot hold a subclassed keras.Model (Keras cannot reload it); use keras, weights, "
                        "savedmodel, onnx or tflite", key="--format")
     custom = artifacts.custom_objects(run)
-    x = verify.samples(run.ports)
+    columns = run.config.data.columns
+    x = verify.samples(run.ports, tabular.sample_rows(columns, run.ports, verify.SAMPLES) if columns else None)
     expected = verify.reference(model, x)   # also "calls" the model, which the ONNX export needs
+    written, ports, x_written = model, run.ports, x
+    cut = tabular.without_lookups(model) if fmt in NO_STRING_LOOKUP else None
+    if cut is not None:   # the model from the category ids on; checked on the same rows, turned into ids
+        written, to_ids = cut
+        x_written = to_ids(x)
+        verify.reference(written, x_written)   # the ONNX export needs a model that was called
     target.parent.mkdir(parents=True, exist_ok=True)
     with runs.atomic_target(target) as tmp:
-        _write(fmt, model, tmp, run.ports)
+        _write(fmt, written, tmp, ports)
         try:
-            diff = verify.check(fmt, tmp, x, expected, custom, lambda: model_mod.rebuild(run.config, custom))
+            diff = verify.check(fmt, tmp, x_written, expected, custom,
+                                lambda: model_mod.rebuild(run.config, custom))
         except verify.NotReloadable as exc:
             raise ExportFailed(f"export check failed: the {fmt} file cannot be loaded back ({exc}); "
                                f"{verify.not_reloadable_hint(model, custom)}; nothing was written") from None
@@ -62,6 +72,11 @@ def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, display: Dis
             raise ExportFailed(f"export check failed: {problem}; nothing was written. The keras, weights and "
                                "savedmodel formats hold any Keras model") from None
     display.exported(fmt, target, verify.SAMPLES, diff)
+    if cut is not None:
+        ids = ", ".join(sorted(n for n in cut[0].input if n.endswith("_id")))
+        display.note(f"{fmt} has no string lookup: this model takes each category as its id ({ids}: 0 = not in "
+                     "the vocabulary, i = the i-th value of data.columns.<column>.vocabulary in the run's "
+                     "config.yaml); numbers as they are")
     return target
 
 
@@ -91,9 +106,31 @@ def _write_onnx(model: keras.Model, path: Path, ports: Ports) -> None:
     import logging
 
     logging.getLogger("tf2onnx").setLevel(logging.CRITICAL)   # its conversion log; kcli reports the outcome
-    with warnings.catch_warnings():
+    # TensorFlow warns (over three lines) that a lookup table's initializer is not part of the frozen graph
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    with warnings.catch_warnings(), _normalization_as_variables(model):
         warnings.simplefilter("ignore")  # tf2onnx's numpy-2 shims warn
         model.export(str(path), format="onnx", verbose=False)
+
+
+@contextlib.contextmanager
+def _normalization_as_variables(model: keras.Model) -> Iterator[None]:
+    """An adapted Normalization keeps its mean and variance as tensors that the traced function captures, and
+    tf2onnx makes captured tensors graph inputs (the .onnx then asks for `.../Sub/y:0`); as variables they are
+    frozen into constants. Restored afterwards."""
+    import tensorflow as tf
+
+    layers = [layer for layer in model._flatten_layers(include_self=False)
+              if isinstance(layer, keras.layers.Normalization) and getattr(layer, "mean", None) is not None]
+    saved = [(layer.mean, layer.variance) for layer in layers]
+    try:
+        for layer in layers:
+            layer.mean = tf.Variable(layer.mean, trainable=False)
+            layer.variance = tf.Variable(layer.variance, trainable=False)
+        yield
+    finally:
+        for layer, (mean, variance) in zip(layers, saved):
+            layer.mean, layer.variance = mean, variance
 
 
 def _write_tflite(model: keras.Model, path: Path, ports: Ports) -> None:

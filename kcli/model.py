@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from kcli import ports as ports_mod
+from kcli import tabular
 from kcli.config import GRAPH_INPUT, CompileConfig, Config, Spec, did_you_mean
 from kcli.data import Splits
 from kcli.errors import ConfigError, DataError, first_line
@@ -40,6 +41,8 @@ def build(cfg: Config, registry: Registry) -> keras.Model:
     with _dtype_policy(precision):
         if cfg.model.graph is not None:
             model = _build_graph(cfg, registry)
+        elif cfg.tabular:
+            model = _build_on_columns(cfg, registry)
         elif cfg.model.layers is None:
             assert cfg.model.input_shape is not None
             model = _build_subclass(cfg, registry, tuple(cfg.model.input_shape))
@@ -115,17 +118,44 @@ def _build_sequential(cfg: Config, registry: Registry, input_shape: tuple[int | 
     return model
 
 
+def _build_on_columns(cfg: Config, registry: Registry) -> keras.Model:
+    """The `layers` stack on the encoded columns of a table (kcli/tabular.py), as a functional model: a
+    hand-written script applies each layer in turn, `x = Dense(16)(x)`."""
+    assert cfg.model.layers is not None and cfg.data.columns is not None
+    inputs, x = tabular.inputs_and_features(cfg.data.columns, ports_mod.of(cfg.model, cfg.data))
+    apps = _applications()
+    layers = [_layer(spec, f"model.layers[{i}].{_short(spec.name)}", registry) if spec.name not in apps else None
+              for i, spec in enumerate(cfg.model.layers)]
+    for i, (spec, layer) in enumerate(zip(cfg.model.layers, layers)):
+        key = f"model.layers[{i}].{_short(spec.name)}"
+        before = tuple(x.shape)
+        if layer is None:
+            layer = _layer(spec, key, registry, before[1:])
+        try:
+            x = layer(x)
+        except Exception as exc:  # Keras raises ValueError/TypeError/... for shape problems
+            raise ConfigError(f"{first_line(exc)} (its input has shape {before})", key=key) from None
+    if cfg.compile.precision != "float32":
+        x = _float32_output()(x)
+    return keras.Model(inputs, x, name="functional")
+
+
 def _build_graph(cfg: Config, registry: Registry) -> keras.Model:
     """A functional model: each node's layer constructed and called in order, as a hand-written
     `x = Dense(16)(inputs)` script does (the same random draws). A layer without a `name` gets its node's.
     Named `inputs` make a dict of keras.Input; several outputs a list, in the order `output` names them."""
     assert cfg.model.graph is not None
-    ports = ports_mod.of(cfg.model)
-    tensors: dict[str, Any] = {p.name: keras.Input(shape=p.shape, name=p.name, dtype=p.dtype) for p in ports.inputs}
+    ports = ports_mod.of(cfg.model, cfg.data)
+    if ports.tabular:   # the graph's `input` is the encoded columns
+        assert cfg.data.columns is not None
+        column_inputs, features = tabular.inputs_and_features(cfg.data.columns, ports)
+        tensors: dict[str, Any] = {GRAPH_INPUT: features}
+    else:
+        tensors = {p.name: keras.Input(shape=p.shape, name=p.name, dtype=p.dtype) for p in ports.inputs}
     layers: dict[str, keras.layers.Layer] = {}
     outputs = set(ports.outputs)
     mixed = cfg.compile.precision != "float32"
-    previous = ports.inputs[0].name
+    previous = GRAPH_INPUT if ports.tabular else ports.inputs[0].name
     for i, node in enumerate(cfg.model.graph):
         key = f"model.graph[{i}]"
         names = node.inputs or [previous]
@@ -143,7 +173,10 @@ def _build_graph(cfg: Config, registry: Registry) -> keras.Model:
             shapes = ", ".join(f"{n} {tuple(tensors[n].shape)}" for n in names)
             raise ConfigError(f"{first_line(exc)} (its inputs: {shapes})", key=key) from None
         layers[node.name], previous = layer, node.name
-    inputs = {p.name: tensors[p.name] for p in ports.inputs} if ports.named else tensors[GRAPH_INPUT]
+    if ports.tabular:
+        inputs: Any = column_inputs
+    else:
+        inputs = {p.name: tensors[p.name] for p in ports.inputs} if ports.named else tensors[GRAPH_INPUT]
     if ports.several_outputs:
         return keras.Model(inputs, [tensors[o] for o in ports.outputs], name="functional")
     output = cfg.model.output
@@ -418,10 +451,22 @@ def _metric(spec: Spec, key: str, registry: Registry) -> Any:
     raise ConfigError(f"unknown metric {spec.name!r}{did_you_mean(spec.name, known)}", key=key)
 
 
-def evaluate(model: keras.Model, x: Any, y: Any, batch_size: int | None) -> dict[str, float]:
-    """model.evaluate as a {metric: value} dict."""
-    result = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+def evaluate(model: keras.Model, x: Any, y: Any, batch_size: int | None,
+             sample_weight: np.ndarray | None = None) -> dict[str, float]:
+    """model.evaluate as a {metric: value} dict (weighted by data.sample_weight's column when the run has one)."""
+    result = model.evaluate(keras_inputs(x), y, batch_size=batch_size, verbose=0, return_dict=True,
+                            sample_weight=sample_weight)
     return {k: float(v) for k, v in result.items()}
+
+
+def keras_inputs(x: Any) -> Any:
+    """Features as model.predict / evaluate take them: text columns (numpy object arrays, which Keras's array
+    input refuses) as string tensors."""
+    if isinstance(x, dict) and any(v.dtype == object for v in x.values()):
+        import tensorflow as tf
+
+        return {k: tf.constant(v, tf.string) if v.dtype == object else v for k, v in x.items()}
+    return x
 
 
 def output_shape(model: keras.Model, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from kcli import ports
 from kcli.config import DataConfig
 from kcli.data import Arrays
 from kcli.ports import Tree
@@ -31,34 +30,40 @@ class FitInput:
     batch_size: int | None = None
     shuffle: bool = False
     callbacks: list[Any] = field(default_factory=list)
+    sample_weight: Any = None
 
 
 def training(train: Arrays, data: DataConfig, seed: int) -> FitInput:
-    """The training input for `data.shuffle` and `data.cache`."""
+    """The training input for `data.shuffle` and `data.cache` (with the rows' sample weights, if any)."""
     if data.shuffle == "each_epoch":
         return _each_epoch(train, data, seed)
     if not data.cache:
-        return FitInput(train.x, train.y, data.batch_size, bool(data.shuffle))
+        return FitInput(train.x, train.y, data.batch_size, bool(data.shuffle), sample_weight=train.w)
     if not data.shuffle:
-        return FitInput(batched(train.x, train.y, data))
+        return FitInput(batched(train.x, train.y, data, train.w))
     order = keras_order(len(train), data.batch_size)
     if order is None:   # a Keras that reshuffles every epoch: let it do so itself
-        return FitInput(train.x, train.y, data.batch_size, True)
-    return FitInput(batched(ports.take(train.x, order), ports.take(train.y, order), data))
+        return FitInput(train.x, train.y, data.batch_size, True, sample_weight=train.w)
+    ordered = train.take(order)
+    return FitInput(batched(ordered.x, ordered.y, data, ordered.w))
 
 
 def validation(arrays: Arrays | None, data: DataConfig) -> Any:
     """`validation_data` for model.fit: the same batches as Keras's, cached unless `data.cache: false`."""
     if arrays is None:
         return None
-    return batched(arrays.x, arrays.y, data) if data.cache else (arrays.x, arrays.y)
+    if not data.cache:
+        return (arrays.x, arrays.y) if arrays.w is None else (arrays.x, arrays.y, arrays.w)
+    return batched(arrays.x, arrays.y, data, arrays.w)
 
 
-def batched(x: Tree, y: Tree, data: DataConfig) -> Any:
-    """Consecutive batches of `data.batch_size` rows (the last one partial), kept after the first pass."""
+def batched(x: Tree, y: Tree, data: DataConfig, w: np.ndarray | None = None) -> Any:
+    """Consecutive batches of `data.batch_size` rows (the last one partial), kept after the first pass; (x, y,
+    sample weight) when the rows have weights."""
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(data.batch_size).cache()
+    rows = (x, y) if w is None else (x, y, w)
+    dataset = tf.data.Dataset.from_tensor_slices(rows).batch(data.batch_size).cache()
     return dataset.prefetch(_prefetch(data))
 
 
@@ -108,7 +113,8 @@ def _each_epoch(train: Arrays, data: DataConfig, seed: int) -> FitInput:
     n = len(train)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     # captured, not copied into a graph
-    x, y = (tf.nest.map_structure(tf.convert_to_tensor, t) for t in (train.x, train.y))
+    parts = (train.x, train.y) if train.w is None else (train.x, train.y, train.w)
+    tensors = tuple(tf.nest.map_structure(tf.convert_to_tensor, t) for t in parts)
 
     def permutation(_: Any) -> Any:
         seeds = tf.stack([tf.constant(seed, tf.int64), epoch.read_value()])
@@ -117,7 +123,7 @@ def _each_epoch(train: Arrays, data: DataConfig, seed: int) -> FitInput:
 
     batches = tf.data.Dataset.range(1).flat_map(permutation).batch(data.batch_size)
     def gather(idx: Any) -> Any:
-        return tuple(tf.nest.map_structure(lambda t: tf.gather(t, idx), s) for s in (x, y))
+        return tuple(tf.nest.map_structure(lambda t: tf.gather(t, idx), s) for s in tensors)
 
     dataset = batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
     steps = math.ceil(n / data.batch_size)

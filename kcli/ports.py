@@ -8,13 +8,14 @@ output name): exactly what a hand-written `fit({"a": xa, "b": xb}, {"out1": y1, 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from kcli.config import ModelConfig
+from kcli.config import DataConfig, ModelConfig
 
 Tree = np.ndarray | dict[str, np.ndarray]
 
@@ -38,6 +39,7 @@ class Ports:
     inputs: tuple[Port, ...]
     outputs: tuple[str, ...]
     named: bool   # features are a dict by input name
+    tabular: bool = False   # one input per column of a csv / parquet table (kcli builds them)
 
     @property
     def several_outputs(self) -> bool:
@@ -49,14 +51,37 @@ class Ports:
         return self.inputs[0].shape
 
 
-def of(model: ModelConfig) -> Ports:
-    """The ports a model config declares."""
+def of(model: ModelConfig, data: DataConfig | None = None) -> Ports:
+    """The ports a model config declares; for the columns of a table (no input_shape), one per feature column of
+    `data.columns` (none yet while the columns are still to be read)."""
+    if model.inputs is None and model.input_shape is None:
+        return Ports(_column_ports(data), tuple(model.outputs), named=True, tabular=True)
     if model.inputs is None:
         assert model.input_shape is not None
         return Ports((Port("input", tuple(model.input_shape)),), tuple(model.outputs), named=False)
     inputs = tuple(Port(i.name, tuple(i.shape), i.dtype, tuple(i.columns) if i.columns else None,
                         i.array or i.name, f"model.inputs[{n}]") for n, i in enumerate(model.inputs))
     return Ports(inputs, tuple(model.outputs), named=True)
+
+
+def _column_ports(data: DataConfig | None) -> tuple[Port, ...]:
+    columns = data.columns if data is not None else None
+    if not columns or any(c.kind is None for c in columns.values()):
+        return ()
+    return tuple(Port(input_name(name), (1,), _column_dtype(c.kind, c.vocabulary), (name,), None,
+                      f"data.columns.{name}") for name, c in columns.items() if c.kind != "ignore")
+
+
+def input_name(column: str) -> str:
+    """A column's model input name (letters, digits and _; SavedModel signatures need such names)."""
+    name = re.sub(r"\W", "_", column.strip())
+    return name if name and not name[0].isdigit() else f"c_{name}"
+
+
+def _column_dtype(kind: str | None, vocabulary: list[Any] | None) -> str:
+    if kind == "number":
+        return "float32"
+    return "int64" if vocabulary and isinstance(vocabulary[0], int) else "string"
 
 
 def rows(tree: Tree) -> int:

@@ -120,7 +120,7 @@ def predict(ref: str, runs_dir: Path, input_path: Path, output: Path | None, bat
     with ExitStack() as stack:
         writer = _writer(stack, output, source, head, out_shape, columns) if output is not None else None
         for x, labels in source.chunks:
-            raw = flat_outputs(model.predict(x, batch_size=batch, verbose=0))
+            raw = flat_outputs(model.predict(model_mod.keras_inputs(x), batch_size=batch, verbose=0))
             classified = head.classify(raw)
             if writer is not None:
                 writer.write(raw, classified, labels)
@@ -226,9 +226,12 @@ def _float_text(values: np.ndarray) -> Any:
 
 
 def _label_text(labels: np.ndarray) -> Any:
-    """Labels as read: integers as integers, other numbers with up to 10 significant digits."""
+    """Labels as read: class names as they are, integers as integers, other numbers with up to 10 significant
+    digits."""
     import tensorflow as tf
 
+    if labels.dtype.kind in "UO":
+        return tf.constant(labels.astype(str))
     if np.all(np.mod(labels, 1) == 0):
         return tf.strings.as_string(labels.astype(np.int64))
     return tf.constant([f"{v:.10g}" for v in labels.tolist()])

@@ -48,6 +48,8 @@ def open_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputFil
     if not path.is_file():
         raise DataError(f"input file not found: {path}", key="--input")
     suffix = path.suffix.lower()
+    if run.ports.tabular:
+        return _table_input(path, run, label)
     if run.ports.named:
         return _named_input(path, run, label)
     if suffix == ".npy":
@@ -93,6 +95,22 @@ def _npz_input(path: Path, run: runs.FinishedRun) -> InputFile:
     if x.dtype.kind not in "biuf" or x.ndim == 0:
         raise DataError(f"{path}: array {keys[0]!r} holds {x.dtype}; expected numbers", key="--input")
     return _array_input(x, labels, y_key if labels is not None else None, run)
+
+
+def _table_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputFile:
+    """Raw rows of the columns the run was trained on (.csv or .parquet, any column order, the label column
+    optional): read whole, predicted in chunks; the model encodes them itself."""
+    arrays, found = data_mod.read_table_file(path, run.config.data, "--input", label or run.config.data.label)
+    x = arrays.x
+    assert isinstance(x, dict)
+    labels = np.asarray(arrays.y) if found else None
+
+    def chunks() -> Iterator[tuple[Any, np.ndarray | None]]:
+        for start in range(0, ports_mod.rows(x), CHUNK_ROWS):
+            end = start + CHUNK_ROWS
+            yield {k: v[start:end] for k, v in x.items()}, labels[start:end] if labels is not None else None
+
+    return InputFile(ports_mod.rows(x), found, chunks())
 
 
 def _named_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputFile:

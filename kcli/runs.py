@@ -334,7 +334,7 @@ class FinishedRun:
         """The model's inputs (and output names)."""
         from kcli import ports
 
-        return ports.of(self.config.model)
+        return ports.of(self.config.model, self.config.data)
 
     @property
     def input_shape(self) -> tuple[int | None, ...]:

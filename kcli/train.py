@@ -23,6 +23,7 @@ from kcli import (
     pipeline,
     runs,
     state,
+    tabular,
     tracking,
     trust,
     verify,
@@ -91,12 +92,15 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
         if with_data:
             _check_cluster(cfg)
         registry = load_imports(cfg.imports)
-        ports = ports_mod.of(cfg.model)
+        ports = ports_mod.of(cfg.model, cfg.data)
         keras.backend.clear_session()  # fresh layer names (sequential/dense/...) as in a new process
         keras.utils.set_random_seed(cfg.seed)  # before anything random, as a hand-written script does
         if cfg.distribute == "multi_worker":   # before any TensorFlow op (a tf.data source makes some):
             distribute.strategy(cfg.distribute, distribute.LIMITS)   # collectives are configured at start-up
+        # the inputs of a table's columns are known once its columns are read (or all declared)
+        with_data = with_data or (ports.tabular and not ports.inputs)
         splits = data_mod.load(cfg.data, cfg.seed, ports, registry) if with_data else None
+        ports = ports_mod.of(cfg.model, cfg.data)
         if splits is not None:
             data_mod.check_features(splits, ports)
             if cfg.data.one_hot is True:
@@ -108,7 +112,8 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
             model_mod.compile_model(model, cfg.compile, registry)
         if splits is not None:   # Normalization layers learn mean and variance from the training split only
             with _strategy_scope(cfg):
-                preprocess.adapt(model, splits.train, ports)
+                done = tabular.adapt(model, splits.train, cfg.data.columns, ports) if ports.tabular else ()
+                preprocess.adapt(model, splits.train, ports, done)
         outcomes = (warmstart.warm_start(model, cfg.model.init_from, cfg.model.skip_mismatch, registry.classes)
                     if warm and cfg.model.init_from else [])
         callbacks_mod.check(cfg, registry)
@@ -399,7 +404,7 @@ def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display,
     with display.progress(cfg.fit.epochs, steps, start.epoch) as progress, _flushed(checkpointer):
         model.fit(inputs.x, inputs.y, batch_size=inputs.batch_size,
                   epochs=cfg.fit.epochs, initial_epoch=start.epoch, validation_data=validation,
-                  validation_freq=cfg.fit.validation_freq, shuffle=inputs.shuffle,
+                  validation_freq=cfg.fit.validation_freq, shuffle=inputs.shuffle, sample_weight=inputs.sample_weight,
                   class_weight=cfg.fit.class_weight if isinstance(cfg.fit.class_weight, dict) else None,
                   # the recorder after the user's callbacks: LR callbacks add `learning_rate` to the logs
                   callbacks=[*inputs.callbacks, *user, recorder, checkpointer,
@@ -442,13 +447,15 @@ def _finish_model(model: keras.Model, prep: Prepared, run_dir: Path, record: run
                      "keeping the last weights")
     if splits.test is not None:
         metrics = (model_mod.evaluate(model, splits.test.dataset, None, None) if isinstance(splits.test, Stream)
-                   else model_mod.evaluate(model, splits.test.x, splits.test.y, prep.cfg.data.batch_size))
+                   else model_mod.evaluate(model, splits.test.x, splits.test.y, prep.cfg.data.batch_size,
+                                           splits.test.w))
         runs.write_json(run_dir / runs.METRICS, metrics)
         display.metrics("Test metrics", metrics)
     if not chief:
         return
     started = time.perf_counter()
-    written = artifacts.save_model(model, run_dir, list(prep.cfg.save or []), ports_mod.of(prep.cfg.model))
+    ports = ports_mod.of(prep.cfg.model, prep.cfg.data)
+    written = artifacts.save_model(model, run_dir, list(prep.cfg.save or []), ports)
     saved = time.perf_counter()
     verified = _verify_artifacts(model, prep, run_dir, written, display)
     record.update(artifacts=written, verified=verified, save_seconds=round(saved - started, 3),
@@ -463,7 +470,7 @@ def _verify_artifacts(model: keras.Model, prep: Prepared, run_dir: Path, written
     splits = prep.splits
     assert splits is not None
     real = next(a.x for a in (splits.test, splits.validation, splits.train) if a is not None)
-    x = verify.samples(ports_mod.of(prep.cfg.model), real)
+    x = verify.samples(ports_mod.of(prep.cfg.model, prep.cfg.data), real)
     expected = verify.reference(model, x)
     custom = prep.registry.classes
     report: dict[str, str] = {}
@@ -492,7 +499,7 @@ def _short_config(cfg: Config, splits: Splits) -> list[tuple[str, str]]:
               cfg.data.function if cfg.data.source == "python" else (cfg.data.path or cfg.data.source))
     model = (f"{len(cfg.model.layers)} layers" if cfg.model.layers is not None else
              f"graph of {len(cfg.model.graph)} nodes" if cfg.model.graph is not None else f"class {cfg.model.class_}")
-    ports = ports_mod.of(cfg.model)
+    ports = ports_mod.of(cfg.model, cfg.data)
     inputs = (", ".join(f"{p.name} {list(p.shape)}" for p in ports.inputs) if ports.named else
               f"input_shape {list(ports.single_shape)}")
     return [

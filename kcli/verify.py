@@ -33,7 +33,7 @@ class NotReloadable(Exception):
 
 def samples(ports: Ports, real: Tree | None = None) -> Tree:
     """A few inputs of the model's shape (a dict by name for named inputs): rows of real data when given, else
-    seeded values (normal for float inputs, zeros for integer ones; unknown dimensions become 4)."""
+    seeded values (normal for float inputs, zeros for integer ones, "" for text; unknown dimensions become 4)."""
     if real is not None and ports_mod.rows(real):
         return ports_mod.tmap(lambda _, a: np.asarray(a[:SAMPLES], dtype=a.dtype if ports.named else np.float32),
                               real)
@@ -41,6 +41,9 @@ def samples(ports: Ports, real: Tree | None = None) -> Tree:
     made = {}
     for port in ports.inputs:
         shape = (SAMPLES, *(d if d is not None else 4 for d in port.shape))
+        if port.dtype == "string":
+            made[port.name] = np.full(shape, "", dtype=object)
+            continue
         made[port.name] = (rng.normal(size=shape) if port.dtype.startswith("float") else np.zeros(shape)
                            ).astype(port.dtype)
     return made if ports.named else made[ports.inputs[0].name]

@@ -54,7 +54,7 @@ BASE = {"model": {"input_shape": [4], "layers": [{"Dense": {"units": 3}}]}, "com
     {"fit": {"epochs": 0}},                                                  # out of range
     {"data": {"batch_size": 0}},
     {"data": {"validation_split": 1.5}},
-    {"data": {"source": "parquet"}},                                         # not a source
+    {"data": {"source": "feather"}},                                         # not a source
     {"name": "../escape"},                                                   # not a safe run name
     {"save": ["pickle"]},
     {"model": {"input_shape": [4], "layers": [{"Dense": {"unit": 3}}]}},     # Keras's own argument names

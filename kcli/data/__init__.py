@@ -23,7 +23,7 @@ import numpy as np
 
 from kcli import ports as ports_mod
 from kcli.config import DataConfig, SplitSource
-from kcli.data import images, keras_datasets, python_source
+from kcli.data import images, keras_datasets, python_source, tables
 from kcli.data.checks import (
     _file_key,
     check_features,
@@ -67,15 +67,37 @@ def load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None = 
     if data.source == "keras":   # Keras's own train / test parts
         (x, y), (x_test, y_test) = keras_datasets.load(data.name or "", data.num_words, data.maxlen, "data")
         train, validation, test = Arrays(x, y), None, Arrays(x_test, y_test)
+    elif ports.tabular:
+        train, validation, test = _read_tables(data)
     else:
         train = read(None, "data")
         validation = read(data.validation, "data.validation", train.columns) if data.validation else None
         test = read(data.test, "data.test", train.columns) if data.test else None
     train, validation, test = _hold_out(train, validation, test, data, seed)
+    if ports.tabular:   # vocabularies and fill values from the training split only, recorded in the config
+        data.columns = tables.learn(data.columns or {}, train)
     splits = Splits(train, validation, test)
     if isinstance(train.y, np.ndarray) and train.y.dtype.kind == "U":   # class names from a CSV label column
         splits.class_names = encode_class_names(splits, sorted(set(train.y.tolist())))
     return _preprocess(splits, data, ports)
+
+
+def _read_tables(data: DataConfig) -> tuple[Arrays, Arrays | None, Arrays | None]:
+    """Train, validation and test of a table source: column kinds from data.columns or the training file."""
+    path = Path(data.path or "")
+    table = tables.read_table(path, data.source, "data")
+    data.columns = tables.infer(table, data, path)
+    train = tables.read_split(table, data.columns, path, "data", data.label, data.sample_weight)
+    splits: list[Arrays | None] = []
+    for key, sub in (("data.validation", data.validation), ("data.test", data.test)):
+        if sub is None:
+            splits.append(None)
+            continue
+        src = _source_of(data, sub)
+        sub_path = Path(src["path"] or "")
+        splits.append(tables.read_split(tables.read_table(sub_path, src["source"], key), data.columns, sub_path,
+                                        key, src["label"], data.sample_weight))
+    return train, splits[0], splits[1]
 
 
 def encode_class_names(splits: Splits, names: list[str]) -> list[str]:
@@ -102,14 +124,16 @@ def load_file(path: Path, data: DataConfig, key: str, ports: Ports, label: str |
     columns are matched by the names the run was trained on (`features`), in any order. Named inputs and
     several outputs read the same columns / arrays as training."""
     suffix = path.suffix.lower()
-    if (ports.named or ports.several_outputs) and suffix in (".npz", ".csv"):
+    if ports.tabular:
+        arrays, _ = read_table_file(path, data, key, label or data.label)
+    elif (ports.named or ports.several_outputs) and suffix in (".npz", ".csv"):
         source = suffix[1:]
         if source != data.source:
             raise DataError(f"{path}: the run read its inputs from {data.source} data; give a .{data.source} file",
                             key=key)
         src = {"source": source, "path": str(path)}
         return _preprocess(Splits(read_ports(src, key, data, ports)), data, ports).train
-    if suffix == ".npz":
+    elif suffix == ".npz":
         arrays = read_npz(path, data.x_key or "x", data.y_key or "y", key)
     elif suffix == ".csv":
         label = label or data.label
@@ -126,7 +150,20 @@ def load_file(path: Path, data: DataConfig, key: str, ports: Ports, label: str |
         if not class_names:
             raise DataError(f"{path}: the labels are names, but the run was trained on class ids", key=key)
         encode_class_names(Splits(arrays), class_names)
-    return _preprocess(Splits(arrays), data).train
+    return _preprocess(Splits(arrays), data, ports).train
+
+
+def read_table_file(path: Path, data: DataConfig, key: str, label: str | None) -> tuple[Arrays, str | None]:
+    """A .csv / .parquet file read as a run of table columns reads it, and the label column it had (labels are
+    zeros without one); the sample-weight column is read when present."""
+    source = path.suffix.lower().lstrip(".")
+    if source not in ("csv", "parquet"):
+        raise DataError(f"{path}: the run was trained on table columns; give a .csv or .parquet file", key=key)
+    table = tables.read_table(path, source, key)
+    names = [str(n) for n in table.column_names]
+    weight = data.sample_weight if data.sample_weight in names else None
+    found = label if label in names else None
+    return tables.read_split(table, data.columns or {}, path, key, found, weight), found
 
 
 def _preprocess(splits: Splits, data: DataConfig, ports: Ports | None = None) -> Splits:
@@ -134,6 +171,8 @@ def _preprocess(splits: Splits, data: DataConfig, ports: Ports | None = None) ->
     each in its declared dtype, `scale` on float inputs only)."""
     if data.one_hot:
         splits.classes = _one_hot(splits, data.one_hot)
+    if ports is not None and ports.tabular:   # the model standardizes and encodes the columns itself
+        return splits
     dtypes = {p.name: p.dtype for p in ports.inputs} if ports is not None and ports.named else {}
     for arrays in _present(splits):
         arrays.x = ports_mod.tmap(lambda name, x: scale_features(x, data.scale, dtypes.get(name or "")), arrays.x)

@@ -19,11 +19,12 @@ from kcli.ports import Ports
 ADAPTED = (keras.layers.Normalization,)
 
 
-def adapt(model: keras.Model, train: Any, ports: Ports) -> list[str]:
-    """Adapt every unadapted Normalization on the training features; returns the adapted layers' names."""
+def adapt(model: keras.Model, train: Any, ports: Ports, done: tuple[str, ...] = ()) -> list[str]:
+    """Adapt every unadapted Normalization (but those named in `done`) on the training features; returns the
+    adapted layers' names."""
     adapted = []
     for layer in _layers(model):
-        if not isinstance(layer, ADAPTED) or layer.input_mean is not None:
+        if not isinstance(layer, ADAPTED) or layer.input_mean is not None or layer.name in done:
             continue
         features = _features_of(layer, model, train, ports)
         layer.adapt(features)

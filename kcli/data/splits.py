@@ -18,13 +18,15 @@ class Arrays:
     x: Tree
     y: Tree
     columns: list[str] | None = None   # CSV feature column names, in order
+    w: np.ndarray | None = None   # per-row sample weights (data.sample_weight)
 
     def __len__(self) -> int:
         return ports_mod.rows(self.x)
 
     def take(self, index: np.ndarray) -> Arrays:
         """The rows at `index`."""
-        return Arrays(ports_mod.take(self.x, index), ports_mod.take(self.y, index), self.columns)
+        return Arrays(ports_mod.take(self.x, index), ports_mod.take(self.y, index), self.columns,
+                      self.w[index] if self.w is not None else None)
 
 
 @dataclass
