@@ -93,8 +93,8 @@ _SOURCE_KEYS: dict[str, set[str]] = {
     "builtin": {"name"},
     "keras": {"name", "num_words", "maxlen"},
     "npz": {"path", "x_key", "y_key", "labels"},
-    "csv": {"path", "label", "labels", "columns", "missing", "sample_weight"},
-    "parquet": {"path", "label", "columns", "missing", "sample_weight"},
+    "csv": {"path", "label", "labels", "columns", "missing", "sample_weight", "stream"},
+    "parquet": {"path", "label", "columns", "missing", "sample_weight", "stream"},
     "synthetic": {"samples", "classes"},
     "python": {"function", "args"},
     "images": {"path", "image_size", "color_mode", "interpolation"},
@@ -149,6 +149,9 @@ class DataConfig(_Strict):
     columns: dict[str, ColumnConfig] | None = None
     missing: MissingPolicy | None = None   # csv / parquet: the default policy for empty cells (error)
     sample_weight: str | None = None   # csv / parquet: a column of per-row weights (fit's sample_weight)
+    # csv / parquet columns (path: a file, a folder or a glob): read in blocks during training instead of whole;
+    # auto (default) streams files larger than 512 MiB (or a quarter of the available memory)
+    stream: bool | Literal["auto"] | None = None
     # several outputs: the label of each output, by output name: a csv column or an npz array (default: the
     # array named like the output)
     labels: dict[str, str] | None = None
@@ -449,7 +452,8 @@ class Config(_Strict):
     def _inputs_known(self) -> Config:
         model, data = self.model, self.data
         if model.inputs is not None or model.input_shape is not None:
-            given = [f"data.{k}" for k in ("columns", "missing", "sample_weight") if getattr(data, k) is not None]
+            given = [f"data.{k}" for k in ("columns", "missing", "sample_weight", "stream")
+                     if getattr(data, k) is not None]
             if given:
                 raise ValueError(f"{', '.join(given)} go(es) with the inputs kcli builds from a table's columns: "
                                  "leave out model.input_shape / model.inputs (or drop them)")

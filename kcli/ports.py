@@ -64,6 +64,11 @@ def of(model: ModelConfig, data: DataConfig | None = None) -> Ports:
     return Ports(inputs, tuple(model.outputs), named=True)
 
 
+def with_columns(ports: Ports, data: DataConfig) -> Ports:
+    """The ports of a table's columns once `data.columns` is known."""
+    return Ports(_column_ports(data), ports.outputs, named=True, tabular=True)
+
+
 def _column_ports(data: DataConfig | None) -> tuple[Port, ...]:
     columns = data.columns if data is not None else None
     if not columns or any(c.kind is None for c in columns.values()):

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from kcli.config import ColumnConfig
-from kcli.ports import Ports
+from kcli.ports import Ports, input_name
 
 NORMALIZATION = "numbers_normalization"
 LOOKUP = "_lookup"   # a category's lookup layer is named <input name>_lookup
@@ -96,29 +96,41 @@ def _category(spec: ColumnConfig, name: str, dtype: str, tensor: Any) -> Any:
     return keras.layers.CategoryEncoding(len(vocabulary) + 1, output_mode="one_hot", name=f"{name}_one_hot")(ids)
 
 
-def adapt(model: keras.Model, train: Any, columns: dict[str, ColumnConfig] | None, ports: Ports) -> tuple[str, ...]:
+def adapt(model: keras.Model, train: Any, columns: dict[str, ColumnConfig] | None, ports: Ports,
+          stats: dict[str, Any] | None = None) -> tuple[str, ...]:
     """The Normalization of the standardized numbers learns their mean and variance from the training split
-    (missing values filled as the model fills them), as `norm.adapt(x_train_numbers)` in a hand-written script.
-    Returns the adapted layer's name (none without standardized numbers)."""
+    (missing values filled as the model fills them), as `norm.adapt(x_train_numbers)` in a hand-written script;
+    a streamed table's from the statistics of its one pass (`stats`, float64). Returns the adapted layer's name
+    (none without standardized numbers)."""
     try:
         layer = model.get_layer(NORMALIZATION)
     except ValueError:
         return ()
     assert columns is not None
-    layer.adapt(numbers_matrix(train.x, columns, ports))
+    if stats is None:
+        layer.adapt(numbers_matrix(train.x, columns, ports))
+        return (layer.name,)
+    moments = [stats[name].filled_moments(spec.fill or 0.0) for name, spec in _normalized(columns, ports)]
+    layer.adapt_mean.assign(np.array([m for m, _ in moments], np.float32))
+    layer.adapt_variance.assign(np.array([v for _, v in moments], np.float32))
+    layer.finalize_state()
     return (layer.name,)
+
+
+def _normalized(columns: dict[str, ColumnConfig], ports: Ports) -> list[tuple[str, ColumnConfig]]:
+    """The standardized number columns, in the order of the model's inputs."""
+    named = [((p.columns or ("",))[0]) for p in ports.inputs]
+    return [(n, columns[n]) for n in named if columns[n].kind == "number" and columns[n].normalize is not False]
 
 
 def numbers_matrix(x: dict[str, np.ndarray], columns: dict[str, ColumnConfig], ports: Ports) -> np.ndarray:
     """The standardized number columns side by side (float32), missing values filled."""
     parts = []
-    for port in ports.inputs:
-        spec = columns[(port.columns or ("",))[0]]
-        if spec.kind == "number" and spec.normalize is not False:
-            values = x[port.name].astype(np.float32)
-            if spec.missing in ("fill", "indicator"):
-                values = np.where(np.isnan(values), np.float32(spec.fill or 0.0), values)
-            parts.append(values)
+    for name, spec in _normalized(columns, ports):
+        values = x[input_name(name)].astype(np.float32)
+        if spec.missing in ("fill", "indicator"):
+            values = np.where(np.isnan(values), np.float32(spec.fill or 0.0), values)
+        parts.append(values)
     return np.concatenate(parts, axis=1)
 
 

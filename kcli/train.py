@@ -101,6 +101,9 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
         with_data = with_data or (ports.tabular and not ports.inputs)
         splits = data_mod.load(cfg.data, cfg.seed, ports, registry) if with_data else None
         ports = ports_mod.of(cfg.model, cfg.data)
+        if splits is not None and cfg.distribute == "multi_worker" and getattr(splits.train, "epoch_setter", None):
+            raise ConfigError("a streamed table is not split across workers yet (each would read every file): "
+                              "set data.stream: false to read it whole, or train in one process", key="data.stream")
         if splits is not None:
             data_mod.check_features(splits, ports)
             if cfg.data.one_hot is True:
@@ -112,7 +115,8 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
             model_mod.compile_model(model, cfg.compile, registry)
         if splits is not None:   # Normalization layers learn mean and variance from the training split only
             with _strategy_scope(cfg):
-                done = tabular.adapt(model, splits.train, cfg.data.columns, ports) if ports.tabular else ()
+                done = (tabular.adapt(model, splits.train, cfg.data.columns, ports, splits.column_stats)
+                        if ports.tabular else ())
                 preprocess.adapt(model, splits.train, ports, done)
         outcomes = (warmstart.warm_start(model, cfg.model.init_from, cfg.model.skip_mismatch, registry.classes)
                     if warm and cfg.model.init_from else [])
@@ -381,7 +385,8 @@ def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display,
     if isinstance(splits.train, Stream):   # the user's own datasets, as they made them
         validation = splits.validation.dataset if isinstance(splits.validation, Stream) else None
         steps: int | None = splits.train.batches
-        inputs = pipeline.FitInput(splits.train.dataset)
+        setter = splits.train.epoch_setter   # a streamed table's order depends on (seed, epoch)
+        inputs = pipeline.FitInput(splits.train.dataset, callbacks=[setter.callback()] if setter else [])
     else:
         validation = pipeline.validation(splits.validation, cfg.data)
         steps = math.ceil(len(splits.train) / cfg.data.batch_size)

@@ -24,6 +24,7 @@ import numpy as np
 from kcli import ports as ports_mod
 from kcli.config import DataConfig, SplitSource
 from kcli.data import images, keras_datasets, python_source, tables
+from kcli.data import stream as stream_mod
 from kcli.data.checks import (
     _file_key,
     check_features,
@@ -68,36 +69,74 @@ def load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None = 
         (x, y), (x_test, y_test) = keras_datasets.load(data.name or "", data.num_words, data.maxlen, "data")
         train, validation, test = Arrays(x, y), None, Arrays(x_test, y_test)
     elif ports.tabular:
-        train, validation, test = _read_tables(data)
+        files = stream_mod.table_files(data.path or "", data.source, "data")
+        if stream_mod.should_stream(files, data):
+            return _stream_tables(data, seed, ports, files)
+        train, validation, test = _read_tables(data, files)
     else:
         train = read(None, "data")
         validation = read(data.validation, "data.validation", train.columns) if data.validation else None
         test = read(data.test, "data.test", train.columns) if data.test else None
     train, validation, test = _hold_out(train, validation, test, data, seed)
     if ports.tabular:   # vocabularies and fill values from the training split only, recorded in the config
-        data.columns = tables.learn(data.columns or {}, train)
+        assert isinstance(train.x, dict)
+        data.columns = tables.learn(data.columns or {}, tables.stats_of(train.x, data.columns or {}))
     splits = Splits(train, validation, test)
     if isinstance(train.y, np.ndarray) and train.y.dtype.kind == "U":   # class names from a CSV label column
         splits.class_names = encode_class_names(splits, sorted(set(train.y.tolist())))
     return _preprocess(splits, data, ports)
 
 
-def _read_tables(data: DataConfig) -> tuple[Arrays, Arrays | None, Arrays | None]:
-    """Train, validation and test of a table source: column kinds from data.columns or the training file."""
-    path = Path(data.path or "")
-    table = tables.read_table(path, data.source, "data")
-    data.columns = tables.infer(table, data, path)
-    train = tables.read_split(table, data.columns, path, "data", data.label, data.sample_weight)
+def _read_tables(data: DataConfig, files: list[Path]) -> tuple[Arrays, Arrays | None, Arrays | None]:
+    """Train, validation and test of a table source read whole: column kinds from data.columns or the training
+    file(s)."""
+    table = tables.read_tables(files, data.source, "data")
+    data.columns = tables.infer(table, data, files[0])
+    train = tables.read_split(table, data.columns, files[0], "data", data.label, data.sample_weight)
     splits: list[Arrays | None] = []
     for key, sub in (("data.validation", data.validation), ("data.test", data.test)):
         if sub is None:
             splits.append(None)
             continue
         src = _source_of(data, sub)
-        sub_path = Path(src["path"] or "")
-        splits.append(tables.read_split(tables.read_table(sub_path, src["source"], key), data.columns, sub_path,
-                                        key, src["label"], data.sample_weight))
+        sub_files = stream_mod.table_files(src["path"] or "", src["source"], key)
+        splits.append(tables.read_split(tables.read_tables(sub_files, src["source"], key), data.columns,
+                                        sub_files[0], key, src["label"], data.sample_weight))
     return train, splits[0], splits[1]
+
+
+def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[Path]) -> Splits:
+    """Train, validation and test of a table too large to read whole, as Streams (see stream.py)."""
+    held_out = [k for k in ("validation_split", "test_split") if getattr(data, k) is not None]
+    if held_out:
+        raise DataError(f"a streamed table is split by its files: give data.{held_out[0].split('_')[0]}: "
+                        "{path: ...} instead (or data.stream: false to read it whole)", key=f"data.{held_out[0]}")
+    learned = stream_mod.learn(files, data)
+    data.columns = tables.learn(learned.columns, learned.stats)
+    ports = ports_mod.with_columns(ports, data)
+    ids = {name: i for i, name in enumerate(learned.class_names)} if learned.class_names else None
+    classes = None
+    if data.one_hot:
+        classes = len(learned.class_names) if learned.class_names else learned.largest_id + 1
+        classes = classes if data.one_hot is True else int(data.one_hot)
+
+    def reader(key: str, split_files: list[Path], label: str | None, shuffle: bool, rows: int) -> Stream:
+        return stream_mod.stream(stream_mod.TableReader(
+            split_files, data, ports, key, seed, shuffle, label, ids, classes, weights=data.sample_weight is not None,
+            rows=rows, labels=learned.labels))
+
+    train = reader("data", files, data.label, bool(data.shuffle), learned.rows)
+    others: list[Stream | None] = []
+    for key, sub in (("data.validation", data.validation), ("data.test", data.test)):
+        src = _source_of(data, sub) if sub is not None else None
+        if src is None:
+            others.append(None)
+            continue
+        split_files = stream_mod.table_files(src["path"] or "", src["source"], key)
+        others.append(reader(key, split_files, src["label"], False,
+                             stream_mod.count_rows(split_files, src["source"], key)))
+    return Splits(train, others[0], others[1], classes=classes, class_names=learned.class_names,
+                  column_stats=learned.stats)
 
 
 def encode_class_names(splits: Splits, names: list[str]) -> list[str]:

@@ -36,6 +36,7 @@ class Stream:
     dataset: Any
     batches: int | None   # None: unknown (a dataset without a known cardinality)
     columns: None = None
+    epoch_setter: Any = None   # a streamed table: tells its reader which epoch begins (its .callback())
 
     @property
     def x(self) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +39,7 @@ class Splits:
     test: Arrays | Stream | None = None
     classes: int | None = None   # the one-hot class count, when labels were one-hot encoded
     class_names: list[str] | None = None   # an image folder's classes, by class id
+    column_stats: dict[str, Any] | None = None   # a streamed table: its columns' statistics (Normalization)
 
 
 def _present(splits: Splits) -> list[Arrays]:

@@ -11,6 +11,7 @@ text becomes "", whole-number codes -1), see kcli/tabular.py.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,25 @@ def read_table(path: Path, source: str, key: str) -> Any:
     return table
 
 
+def read_tables(files: list[Path], source: str, key: str) -> Any:
+    """Several files of one table (shards), read whole and joined in file order."""
+    import pyarrow as pa
+
+    parts = [read_table(f, source, key) for f in files]
+    if len(parts) == 1:
+        return parts[0]
+    for f, part in zip(files[1:], parts[1:]):
+        if part.column_names != parts[0].column_names:
+            raise DataError(f"{f} has the columns {', '.join(part.column_names)}; {files[0]} has "
+                            f"{', '.join(parts[0].column_names)}: the files of a table need the same columns",
+                            key=_file_key(key))
+    try:
+        return pa.concat_tables(parts, promote_options="permissive")
+    except pa.ArrowException as exc:
+        raise DataError(f"the files of {files[0].parent} do not join into one table: {exc}",
+                        key=_file_key(key)) from None
+
+
 def infer(table: Any, data: DataConfig, path: Path) -> dict[str, ColumnConfig]:
     """Every column's kind (declared, or inferred from its type) and missing policy; label and sample-weight
     columns are not features. Declared columns the file lacks are an error naming the key."""
@@ -95,17 +115,25 @@ def infer(table: Any, data: DataConfig, path: Path) -> dict[str, ColumnConfig]:
     return columns
 
 
-def integer_codes(table: Any, name: str) -> bool:
-    """Whether a category column holds whole numbers (-> IntegerLookup) rather than text (-> StringLookup)."""
-    import pyarrow as pa
+@dataclass(frozen=True)
+class Where:
+    """Where rows come from, for messages: the file, the config key, and the data row number of the first row
+    (blocks of a streamed file start further down)."""
 
-    return bool(pa.types.is_integer(table.schema.field(name).type))
+    path: Path
+    key: str
+    first_row: int = 0
+
+    def row(self, index: int) -> int:
+        """The 1-based data row (as editors count, after the header) of row `index` of this block."""
+        return self.first_row + index + 1
 
 
 def read_split(table: Any, columns: dict[str, ColumnConfig], path: Path, key: str, label: str | None,
-               weight: str | None = None) -> Arrays:
+               weight: str | None = None, first_row: int = 0) -> Arrays:
     """The feature arrays (one (n, 1) array per input name), labels (`label` column; none: zeros) and sample
-    weights (`weight` column) of one file."""
+    weights (`weight` column) of one file (or of a block of it whose first row is data row `first_row` + 1)."""
+    where = Where(path, key, first_row)
     x: dict[str, np.ndarray] = {}
     names = [str(n) for n in table.column_names]
     for name, spec in columns.items():
@@ -114,35 +142,37 @@ def read_split(table: Any, columns: dict[str, ColumnConfig], path: Path, key: st
         if name not in names:
             raise DataError(f"{path} lacks the feature column {name!r} the model takes; it has: {', '.join(names)}",
                             key=_file_key(key))
-        x[input_name(name)] = _feature(table, name, spec, path, key)
+        x[input_name(name)] = _feature(table.column(name), name, spec, where)
     y: np.ndarray = np.zeros(table.num_rows, np.int64)
     if label is not None:
         if label not in names:
             raise DataError(f"{path} has no label column {label!r}; columns: {', '.join(names)}",
                             key=f"{key}.label" if key == "data" else _file_key(key))
-        y = _label(table, label, path, key)
-    w = _weights(table, weight, path, key) if weight is not None else None
+        y = _label(table.column(label), label, where)
+    w = _weights(table.column(weight), weight, where) if weight is not None else None
     return Arrays(x, y, None, w)
 
 
-def _feature(table: Any, name: str, spec: ColumnConfig, path: Path, key: str) -> np.ndarray:
-    column = table.column(name)
+def _feature(column: Any, name: str, spec: ColumnConfig, where: Where) -> np.ndarray:
     if spec.kind == "number":
-        values = _numbers(column, name, path, key)
+        values = _numbers(column, name, where)
         bad = np.isinf(values)
         if bad.any():
-            raise DataError(f"{path}: data row {int(np.argmax(bad)) + 1}, column {name!r}: {values[bad][0]} is "
-                            "not a finite number", key=_file_key(key))
-        _check_missing(np.isnan(values), name, spec, path, key)
+            raise DataError(f"{where.path}: data row {where.row(int(np.argmax(bad)))}, column {name!r}: "
+                            f"{values[bad][0]} is not a finite number", key=_file_key(where.key))
+        _check_missing(np.isnan(values), name, spec, where)
         return values.astype(np.float32).reshape(-1, 1)
     if _is_int_column(column, spec):
-        values = _numbers(column, name, path, key)
+        values = _numbers(column, name, where)
         missing = np.isnan(values)
-        _check_missing(missing, name, spec, path, key)
+        _check_missing(missing, name, spec, where)
         return np.where(missing, MISSING_CODE, values).astype(np.int64).reshape(-1, 1)
-    texts = column.cast(_string_type()).to_pylist()
-    _check_missing(np.array([t is None for t in texts]), name, spec, path, key)
-    return np.array([t.strip() if t is not None else "" for t in texts], dtype=object).reshape(-1, 1)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    texts = pc.utf8_trim_whitespace(column.cast(pa.string()))
+    _check_missing(pc.is_null(texts).to_numpy(zero_copy_only=False), name, spec, where)
+    return pc.fill_null(texts, "").to_numpy(zero_copy_only=False).astype(object).reshape(-1, 1)
 
 
 def _is_int_column(column: Any, spec: ColumnConfig) -> bool:
@@ -153,13 +183,7 @@ def _is_int_column(column: Any, spec: ColumnConfig) -> bool:
     return bool(pa.types.is_integer(column.type))
 
 
-def _string_type() -> Any:
-    import pyarrow as pa
-
-    return pa.string()
-
-
-def _numbers(column: Any, name: str, path: Path, key: str) -> np.ndarray:
+def _numbers(column: Any, name: str, where: Where) -> np.ndarray:
     """A column as float64, nulls as NaN; a cell that is not a number names its row."""
     import pyarrow as pa
 
@@ -167,14 +191,15 @@ def _numbers(column: Any, name: str, path: Path, key: str) -> np.ndarray:
         texts = column.to_pylist()
         for row, text in enumerate(texts):
             if text is not None and not _is_number(text):
-                raise DataError(f"{path}: data row {row + 1}, column {name!r} is {text!r}, not a number "
-                                f"(text columns are categories: data.columns.{name}.kind: category)",
-                                key=_file_key(key))
+                raise DataError(f"{where.path}: data row {where.row(row)}, column {name!r} is {text!r}, not a "
+                                f"number (text columns are categories: data.columns.{name}.kind: category)",
+                                key=_file_key(where.key))
         return np.array([float(t) if t is not None else np.nan for t in texts], dtype=np.float64)
     try:
         return column.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
     except pa.ArrowException as exc:
-        raise DataError(f"{path}: column {name!r} cannot be read as numbers ({exc})", key=_file_key(key)) from None
+        raise DataError(f"{where.path}: column {name!r} cannot be read as numbers ({exc})",
+                        key=_file_key(where.key)) from None
 
 
 def _is_number(text: str) -> bool:
@@ -185,62 +210,115 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _check_missing(missing: np.ndarray, name: str, spec: ColumnConfig, path: Path, key: str) -> None:
+def _check_missing(missing: np.ndarray, name: str, spec: ColumnConfig, where: Where) -> None:
     if spec.missing == "error" and missing.any():
-        raise DataError(f"{path}: data row {int(np.argmax(missing)) + 1}, column {name!r} is empty "
-                        f"({int(missing.sum())} missing in this column); set data.missing (or data.columns.{name}."
-                        "missing) to fill or indicator to let the model fill them", key="data.missing")
+        raise DataError(f"{where.path}: data row {where.row(int(np.argmax(missing)))}, column {name!r} is empty "
+                        f"({int(missing.sum())} missing in this column{' block' if where.first_row else ''}); set "
+                        f"data.missing (or data.columns.{name}.missing) to fill or indicator to let the model fill "
+                        "them", key="data.missing")
 
 
-def _label(table: Any, name: str, path: Path, key: str) -> np.ndarray:
+def _label(column: Any, name: str, where: Where) -> np.ndarray:
     """Labels: class names (text) as str, whole numbers as int64 class ids, other numbers as float."""
     import pyarrow as pa
 
-    column = table.column(name)
     if column.null_count:
         row = next(i for i, v in enumerate(column.to_pylist()) if v is None)
-        raise DataError(f"{path}: data row {row + 1}: the label {name!r} is empty; every row needs a label",
-                        key=_file_key(key))
+        raise DataError(f"{where.path}: data row {where.row(row)}: the label {name!r} is empty; every row needs a "
+                        "label", key=_file_key(where.key))
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type):
         y = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
         if not np.isfinite(y).all():
-            raise DataError(f"{path}: data row {int(np.argmax(~np.isfinite(y))) + 1}: the label {name!r} is "
-                            f"{y[~np.isfinite(y)][0]}", key=_file_key(key))
+            raise DataError(f"{where.path}: data row {where.row(int(np.argmax(~np.isfinite(y))))}: the label "
+                            f"{name!r} is {y[~np.isfinite(y)][0]}", key=_file_key(where.key))
         return y.astype(np.int64) if np.all(y == np.round(y)) else y.astype(np.float32)
     return np.array([str(v).strip() for v in column.to_pylist()], dtype=str)
 
 
-def _weights(table: Any, name: str, path: Path, key: str) -> np.ndarray:
-    w = _numbers(table.column(name), name, path, key)
+def _weights(column: Any, name: str, where: Where) -> np.ndarray:
+    w = _numbers(column, name, where)
     bad = ~np.isfinite(w) | (w < 0)
     if bad.any():
-        raise DataError(f"{path}: data row {int(np.argmax(bad)) + 1}: the sample weight {name!r} is "
+        raise DataError(f"{where.path}: data row {where.row(int(np.argmax(bad)))}: the sample weight {name!r} is "
                         f"{w[bad][0]}; weights are finite numbers >= 0", key="data.sample_weight")
     return w.astype(np.float32)
 
 
-def learn(columns: dict[str, ColumnConfig], train: Arrays) -> dict[str, ColumnConfig]:
+@dataclass
+class ColumnStats:
+    """What the training rows say about one feature column: its values (categories), or the count, shifted sum
+    and sum of squares of its present values and the count of missing ones (numbers)."""
+
+    values: set[Any] = field(default_factory=set)
+    present: int = 0
+    missing: int = 0
+    shift: float | None = None
+    total: float = 0.0
+    squares: float = 0.0
+    mean: float | None = None   # in memory: numpy's mean of the present values (exactly a script's np.mean)
+
+    def add(self, values: np.ndarray, kind: str | None) -> None:
+        """Count one block of the column ((n, 1) as read_split makes it)."""
+        flat = values[:, 0]
+        if kind == "category":
+            self.values.update(flat.tolist())
+            return
+        present = flat[~np.isnan(flat)].astype(np.float64)
+        self.missing += len(flat) - len(present)
+        if not len(present):
+            return
+        if self.shift is None:
+            self.shift = float(present[0])
+        shifted = present - self.shift
+        self.present += len(present)
+        self.total += float(shifted.sum())
+        self.squares += float((shifted * shifted).sum())
+
+    def filled_moments(self, fill: float) -> tuple[float, float]:
+        """Mean and (population) variance of the column with its missing values set to `fill`."""
+        shift = self.shift if self.shift is not None else fill
+        n = self.present + self.missing
+        total = self.total + self.missing * (fill - shift)
+        squares = self.squares + self.missing * (fill - shift) ** 2
+        mean = total / n
+        return shift + mean, max(squares / n - mean * mean, 0.0)
+
+
+def stats_of(x: dict[str, np.ndarray], columns: dict[str, ColumnConfig]) -> dict[str, ColumnStats]:
+    """The statistics of an in-memory training split."""
+    stats = {}
+    for name, spec in columns.items():
+        if spec.kind == "ignore":
+            continue
+        values = x[input_name(name)]
+        stats[name] = ColumnStats()
+        stats[name].add(values, spec.kind)
+        if spec.kind == "number":
+            present = values[~np.isnan(values)]
+            stats[name].mean = float(np.mean(present.astype(np.float64))) if len(present) else None
+    return stats
+
+
+def learn(columns: dict[str, ColumnConfig], stats: dict[str, ColumnStats]) -> dict[str, ColumnConfig]:
     """What the model needs from the training split, for every feature column: vocabularies (sorted), encodings,
     embedding widths, fill values; what the config already says is kept."""
-    assert isinstance(train.x, dict)
     learned = {}
     for name, spec in columns.items():
         spec = spec.model_copy()
         if spec.kind == "number":
-            values = train.x[input_name(name)][:, 0]
+            column = stats[name]
             spec.normalize = True if spec.normalize is None else spec.normalize
             if spec.missing != "error" and spec.fill is None:
-                present = values[~np.isnan(values)]
-                if not len(present):
+                if not column.present:
                     raise DataError(f"column {name!r} is empty in every training row: nothing to fill it with; "
                                     f"give data.columns.{name}.fill or ignore it", key=f"data.columns.{name}")
-                spec.fill = float(np.mean(present.astype(np.float64)))
+                spec.fill = column.mean if column.mean is not None else column.shift + column.total / column.present
         elif spec.kind == "category":
-            values = train.x[input_name(name)][:, 0]
             if spec.vocabulary is None:
-                found = sorted({int(v) for v in values} - {MISSING_CODE}) if values.dtype.kind == "i" \
-                    else sorted({str(v) for v in values})
-                spec.vocabulary = found  # type: ignore[assignment]
+                values = stats[name].values
+                ints = bool(values) and all(isinstance(v, int) for v in values)
+                spec.vocabulary = sorted(v for v in values if v != MISSING_CODE) if ints else \
+                    sorted(str(v) for v in values)  # type: ignore[assignment]
             if not spec.vocabulary:
                 raise DataError(f"column {name!r} has no values in the training rows; ignore it (kind: ignore)",
                                 key=f"data.columns.{name}")

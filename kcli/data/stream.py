@@ -1,0 +1,287 @@
+"""Tables larger than memory: CSV / Parquet files (one file, a folder of them, or a glob of shards) read in blocks
+by pyarrow and fed to `fit` as a tf.data dataset, so memory holds a shuffle window, not the table.
+
+kcli streams a table by itself when its files are large (`data.stream: auto`, the default: more than
+STREAM_ABOVE bytes, or more than a quarter of the memory available); `stream: true` / `false` force either way.
+Before training, one pass over the training files learns what the model needs (column kinds from the first
+block, vocabularies, fill values, the mean and variance of the standardized numbers, class names, the row count).
+
+The order of epoch e depends only on (seed, e): the files in a permutation drawn from numpy's
+`default_rng([seed, e])`, then the rows of every window of WINDOW_ROWS rows permuted by the same generator
+(`shuffle: false`: file order). So a run resumed at epoch e sees the very batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kcli.config import ColumnConfig, DataConfig
+from kcli.data import tables
+from kcli.data.checks import _file_key
+from kcli.data.python_source import Stream
+from kcli.data.splits import Arrays
+from kcli.errors import DataError
+from kcli.ports import Ports, input_name
+
+STREAM_ABOVE = 512 << 20     # bytes of files above which `stream: auto` streams
+WINDOW_ROWS = 65536          # rows shuffled together (a shuffle buffer; memory: this many rows)
+BLOCK_BYTES = 8 << 20        # bytes of CSV pyarrow parses per block
+PARQUET_ROWS = 65536         # rows per Parquet batch
+SUFFIXES = {"csv": (".csv",), "parquet": (".parquet", ".pq")}
+
+
+def table_files(path: str, source: str, key: str) -> list[Path]:
+    """The files of `path`: a file, a folder (its .csv / .parquet files) or a glob, sorted by name."""
+    p = Path(path)
+    if any(c in path for c in "*?["):
+        files = sorted(Path(f) for f in glob.glob(path, recursive=True) if Path(f).is_file())
+        if not files:
+            raise DataError(f"no file matches {path}", key=_file_key(key))
+        return files
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES[source])
+        if not files:
+            raise DataError(f"the folder {p} holds no {' / '.join(SUFFIXES[source])} files", key=_file_key(key))
+        return files
+    if not p.exists():
+        raise DataError(f"data file not found: {p}", key=_file_key(key))
+    return [p]
+
+
+def should_stream(files: list[Path], data: DataConfig) -> bool:
+    """`data.stream`, or for auto (None): whether the files are too large to read whole comfortably."""
+    if data.stream is not None and data.stream != "auto":
+        return bool(data.stream)
+    size = sum(f.stat().st_size for f in files)
+    return size > min(STREAM_ABOVE, _available_memory() // 4)
+
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 << 30
+
+
+def blocks(path: Path, source: str, key: str) -> Iterator[Any]:
+    """The file as pyarrow Tables of a few MB each, in file order."""
+    import pyarrow as pa
+
+    try:
+        if source == "parquet":
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=PARQUET_ROWS):
+                yield pa.Table.from_batches([batch])
+            return
+        from pyarrow import csv
+
+        reader = csv.open_csv(path, read_options=csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=True),
+                              convert_options=csv.ConvertOptions(strings_can_be_null=True))
+        for batch in reader:
+            yield pa.Table.from_batches([batch])
+    except (pa.ArrowException, OSError) as exc:
+        text = " ".join(str(exc).split())
+        if "Empty CSV file" in text:
+            text = "it is empty; expected a header line with column names"
+        raise DataError(f"cannot read {path} as {source}: {text} (in a streamed table every block must hold the "
+                        "kinds of values its first block had)", key=_file_key(key)) from None
+
+
+def count_rows(files: list[Path], source: str, key: str) -> int:
+    """The data rows of a split's files (Parquet: from its metadata; CSV: one pass of pyarrow's reader), so that
+    Keras knows the number of batches (with an unknown number, Keras 3.15 warns that the input "ran out of data"
+    at the end of every validation)."""
+    if source == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for damaged files
+            raise DataError(f"cannot read {files[0]} as parquet: {exc}", key=_file_key(key)) from None
+    return sum(block.num_rows for f in files for block in blocks(f, source, key))
+
+
+@dataclass
+class Learned:
+    """What one pass over the training files found."""
+
+    columns: dict[str, ColumnConfig]
+    stats: dict[str, tables.ColumnStats]
+    rows: int
+    class_names: list[str] | None
+    labels: str = "ids"   # ids | names | values
+    largest_id: int = 0   # the largest class id among the labels (ids)
+
+
+def learn(files: list[Path], data: DataConfig) -> Learned:
+    """One pass over the training files: kinds (from the first block), statistics, class names, rows."""
+    columns: dict[str, ColumnConfig] | None = None
+    stats: dict[str, tables.ColumnStats] = {}
+    names: set[str] = set()
+    labels = "ids"
+    rows = largest = 0
+    for path in files:
+        first_row = 0
+        for block in blocks(path, data.source, "data"):
+            if columns is None:
+                columns = tables.infer(block, data, path)
+                stats = {n: tables.ColumnStats() for n, c in columns.items() if c.kind != "ignore"}
+            arrays = tables.read_split(block, columns, path, "data", data.label, data.sample_weight, first_row)
+            assert isinstance(arrays.x, dict)
+            for name, column in stats.items():
+                column.add(arrays.x[input_name(name)], columns[name].kind)
+            y = np.asarray(arrays.y)
+            if y.dtype.kind == "U":
+                names.update(y.tolist())
+                labels = "names"
+            elif y.dtype.kind == "f":
+                labels = "values"
+            elif len(y):
+                largest = max(largest, int(y.max()))
+            first_row += block.num_rows
+        rows += first_row
+    if columns is None or rows == 0:
+        raise DataError(f"{files[0]} has a header but no rows", key="data.path")
+    return Learned(columns, stats, rows, sorted(names) if names else None, labels, largest)
+
+
+@dataclass
+class TableReader:
+    """The batches of one split's files, epoch by epoch (the epoch is set by EpochSetter before each epoch)."""
+
+    files: list[Path]
+    data: DataConfig
+    ports: Ports
+    key: str
+    seed: int
+    shuffle: bool
+    label: str | None
+    class_ids: dict[str, int] | None
+    classes: int | None = None   # one_hot: the class count
+    epoch: int = 0
+    weights: bool = False
+    rows: int = 0            # 0: unknown (validation / test files are not counted ahead)
+    labels: str = "ids"      # ids | names | values (regression)
+    _columns: dict[str, ColumnConfig] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._columns = dict(self.data.columns or {})
+
+    def batches(self) -> Iterator[tuple[Any, ...]]:
+        """Batches of data.batch_size rows (the last one partial) in epoch `self.epoch`'s order."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.files)) if self.shuffle else np.arange(len(self.files))
+        pending: list[Arrays] = []
+        held = 0
+        for i in order:
+            path, first_row = self.files[int(i)], 0
+            for block in blocks(path, self.data.source, self.key):
+                arrays = tables.read_split(block, self._columns, path, self.key, self.label,
+                                           self.data.sample_weight if self.weights else None, first_row)
+                first_row += block.num_rows
+                pending.append(arrays)
+                held += len(arrays)
+                if held >= WINDOW_ROWS:
+                    rest = yield from self._emit(_join(pending), rng, last=False)
+                    pending, held = ([rest], len(rest)) if rest is not None else ([], 0)
+        if pending:
+            yield from self._emit(_join(pending), rng, last=True)
+
+    def _emit(self, window: Arrays, rng: np.random.Generator, last: bool) -> Iterator[tuple[Any, ...]]:
+        """The window's rows (permuted when shuffling) as full batches; the rows left over are returned to go
+        into the next window (or, for the last window, a final partial batch)."""
+        if self.shuffle:
+            window = window.take(rng.permutation(len(window)))
+        size = self.data.batch_size
+        full = len(window) // size * size
+        for start in range(0, full, size):
+            yield self._batch(window.take(np.arange(start, start + size)))
+        if full == len(window):
+            return None
+        rest = window.take(np.arange(full, len(window)))
+        if last:
+            yield self._batch(rest)
+            return None
+        return rest
+
+    def _batch(self, arrays: Arrays) -> tuple[Any, ...]:
+        y = np.asarray(arrays.y)
+        if self.class_ids is not None:
+            y = self._ids(y)
+        if self.classes:
+            y = np.eye(self.classes, dtype=np.float32)[y]
+        elif y.dtype.kind == "f":
+            y = y.astype(np.float32)
+        assert isinstance(arrays.x, dict)
+        x = {p.name: arrays.x[p.name] for p in self.ports.inputs}
+        return (x, y) if arrays.w is None else (x, y, arrays.w)
+
+    def _ids(self, names: np.ndarray) -> np.ndarray:
+        assert self.class_ids is not None
+        try:
+            return np.array([self.class_ids[n] for n in names.tolist()], dtype=np.int64)
+        except KeyError as exc:
+            raise DataError(f"the {self.key.removeprefix('data.') if '.' in self.key else 'training'} labels hold "
+                            f"class {exc.args[0]!r}, which the training files do not have",
+                            key=self.key) from None
+
+
+def _join(parts: list[Arrays]) -> Arrays:
+    if len(parts) == 1:
+        return parts[0]
+    x = {k: np.concatenate([p.x[k] for p in parts]) for k in parts[0].x}  # type: ignore[union-attr]
+    y = np.concatenate([np.asarray(p.y) for p in parts])
+    w = np.concatenate([p.w for p in parts]) if parts[0].w is not None else None  # type: ignore[misc]
+    return Arrays(x, y, None, w)
+
+
+def stream(reader: TableReader) -> Stream:
+    """The reader as a tf.data dataset of batches (with its known number of batches) and the callback that
+    tells it the epoch."""
+    import tensorflow as tf
+
+    specs = {p.name: tf.TensorSpec((None, 1), tf.string if p.dtype == "string" else tf.as_dtype(p.dtype))
+             for p in reader.ports.inputs}
+    if reader.classes:
+        label = tf.TensorSpec((None, reader.classes), tf.float32)
+    else:
+        label = tf.TensorSpec((None,), tf.float32 if reader.labels == "values" else tf.int64)
+    signature: tuple[Any, ...] = (specs, label)
+    if reader.weights:
+        signature = (*signature, tf.TensorSpec((None,), tf.float32))
+    dataset = tf.data.Dataset.from_generator(reader.batches, output_signature=signature)
+    steps = math.ceil(reader.rows / reader.data.batch_size) if reader.rows else None
+    if steps is not None:
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
+    return Stream(dataset.prefetch(tf.data.AUTOTUNE), steps, epoch_setter=EpochSetter(reader))
+
+
+class EpochSetter:
+    """Tells a TableReader which epoch begins (Keras's on_epoch_begin; absolute after a resume)."""
+
+    def __init__(self, reader: TableReader) -> None:
+        self.reader = reader
+
+    def callback(self) -> Any:
+        import keras
+
+        reader = self.reader
+
+        class _SetEpoch(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+                reader.epoch = epoch
+
+        return _SetEpoch()
+
