@@ -78,8 +78,11 @@ class Start:
     state: dict[str, Any] | None = None
 
 
+STREAM_CACHE = ".stream-cache"
+
+
 def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = True,
-            warm: bool = True, runs_dir: Path = Path("runs")) -> Prepared:
+            warm: bool = True, runs_dir: Path = Path("runs"), stream_cache: Path | None = None) -> Prepared:
     """Load the config, the user's imports and the data; build and compile the model (warm-started from
     model.init_from unless `warm` is off: a resumed run has its own state); check they fit."""
     loaded = config_mod.load(path, overrides)
@@ -99,7 +102,8 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
             distribute.strategy(cfg.distribute, distribute.LIMITS)   # collectives are configured at start-up
         # the inputs of a table's columns are known once its columns are read (or all declared)
         with_data = with_data or (ports.tabular and not ports.inputs)
-        splits = data_mod.load(cfg.data, cfg.seed, ports, registry) if with_data else None
+        # a streamed table keeps its rows as read in `stream_cache` (training: RUNS/.stream-cache) while it trains
+        splits = data_mod.load(cfg.data, cfg.seed, ports, registry, stream_cache) if with_data else None
         ports = ports_mod.of(cfg.model, cfg.data)
         if splits is not None and cfg.distribute == "multi_worker" and getattr(splits.train, "epoch_setter", None):
             raise ConfigError("a streamed table is not split across workers yet (each would read every file): "
@@ -219,7 +223,7 @@ def _train(path: Path | None, runs_dir: Path, display: Display, overrides: list[
         tracking.reachable(prep.cfg)
     else:
         assert path is not None
-        prep = prepare(path, overrides, runs_dir=init_runs or runs_dir)
+        prep = prepare(path, overrides, runs_dir=init_runs or runs_dir, stream_cache=runs_dir / STREAM_CACHE)
         try:
             tracking.reachable(prep.cfg)
         except KcliError as exc:
@@ -276,6 +280,9 @@ def _train(path: Path | None, runs_dir: Path, display: Display, overrides: list[
             record.finish("failed", error=f"{type(exc).__name__}: {exc}")
         display.run_dir(run_dir, "failed")
         raise
+    finally:
+        if splits.cache is not None:   # a streamed table's rows as read: not needed after training
+            splits.cache.close()
     record.finish("completed")
     if tracked is not None:   # after run.json says completed, so that the uploaded copy says so too
         try:
@@ -345,7 +352,7 @@ def _resume(path: Path | None, overrides: list[str] | None, ref: str, runs_dir: 
         raise RunError(f"the data changed since this run started: {', '.join(changed)}; continuing would train "
                        "on other data. Restore the files, or pass --allow-data-change to continue on the new "
                        "contents", key="--resume")
-    prep = prepare(run_dir / runs.CONFIG, warm=False)
+    prep = prepare(run_dir / runs.CONFIG, warm=False, stream_cache=run_dir.parent / STREAM_CACHE)
     if changed:
         display.warning(f"continuing on changed data: {', '.join(changed)} (--allow-data-change)")
         record["data_files"] = data_mod.fingerprints(prep.cfg.data)

@@ -63,7 +63,7 @@ def tiny_npz(folder: Path, name: str = "train.npz", n: int = 64, features: int =
 
 def only_run(runs_dir: Path) -> Path:
     """The single run directory under runs_dir."""
-    found = [p for p in runs_dir.iterdir() if p.is_dir()]
+    found = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert len(found) == 1, found
     return found[0]
 

@@ -162,6 +162,9 @@ def test_sigkill_then_resume_of_a_shuffled_stream_equals_an_uninterrupted_run(tm
     assert run_json(run_dir)["resumed"][0]["epoch"] == 2
     assert [r["epoch"] for r in json.loads((run_dir / "history.json").read_text())] == [1, 2, 3, 4]
     assert_same_run(run_dir, only_run(tmp_path / "reference"))
+    # the killed process's cache of the rows was removed by the resumed one, which removed its own
+    assert not (tmp_path / "killed" / ".stream-cache").exists()
+    assert not (tmp_path / "reference" / ".stream-cache").exists()
 
 
 def test_stream_mistakes_are_one_line(tmp_path: Path, shards: Path, monkeypatch: pytest.MonkeyPatch) -> None:

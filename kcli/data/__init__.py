@@ -52,9 +52,11 @@ __all__ = ["Arrays", "Splits", "check_features", "check_inputs", "check_numbers"
            "_file_key"]
 
 
-def load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None = None) -> Splits:
+def load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None = None,
+         cache_root: Path | None = None) -> Splits:
     """Read, split and preprocess the data a (resolved) config describes (`source: python`: the datasets the
-    user's function makes, as Streams; `registry` records its file)."""
+    user's function makes, as Streams; `registry` records its file). A streamed table caches its rows as read
+    under `cache_root` when given (training: every epoch reads them again)."""
     if data.source == "python":
         return Splits(*python_source.load(data, seed, ports, registry))
     if data.source == "images":
@@ -71,7 +73,7 @@ def load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None = 
     elif ports.tabular:
         files = stream_mod.table_files(data.path or "", data.source, "data")
         if stream_mod.should_stream(files, data):
-            return _stream_tables(data, seed, ports, files)
+            return _stream_tables(data, seed, ports, files, cache_root)
         train, validation, test = _read_tables(data, files)
     else:
         train = read(None, "data")
@@ -105,13 +107,22 @@ def _read_tables(data: DataConfig, files: list[Path]) -> tuple[Arrays, Arrays | 
     return train, splits[0], splits[1]
 
 
-def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[Path]) -> Splits:
+def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache_root: Path | None) -> Splits:
     """Train, validation and test of a table too large to read whole, as Streams (see stream.py)."""
     held_out = [k for k in ("validation_split", "test_split") if getattr(data, k) is not None]
     if held_out:
         raise DataError(f"a streamed table is split by its files: give data.{held_out[0].split('_')[0]}: "
                         "{path: ...} instead (or data.stream: false to read it whole)", key=f"data.{held_out[0]}")
-    learned = stream_mod.learn(files, data)
+    cache = stream_mod.Cache(cache_root, sum(f.stat().st_size for f in files))
+    try:
+        return _streams(data, seed, ports, files, cache)
+    except BaseException:
+        cache.close()
+        raise
+
+
+def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache: stream_mod.Cache) -> Splits:
+    learned = stream_mod.learn(files, data, cache)
     data.columns = tables.learn(learned.columns, learned.stats)
     ports = ports_mod.with_columns(ports, data)
     ids = {name: i for i, name in enumerate(learned.class_names)} if learned.class_names else None
@@ -123,7 +134,7 @@ def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[Path])
     def reader(key: str, split_files: list[Path], label: str | None, shuffle: bool, rows: int) -> Stream:
         return stream_mod.stream(stream_mod.TableReader(
             split_files, data, ports, key, seed, shuffle, label, ids, classes, weights=data.sample_weight is not None,
-            rows=rows, labels=learned.labels))
+            rows=rows, labels=learned.labels, cache=cache))
 
     train = reader("data", files, data.label, bool(data.shuffle), learned.rows)
     others: list[Stream | None] = []
@@ -133,10 +144,10 @@ def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[Path])
             others.append(None)
             continue
         split_files = stream_mod.table_files(src["path"] or "", src["source"], key)
-        others.append(reader(key, split_files, src["label"], False,
-                             stream_mod.count_rows(split_files, src["source"], key)))
+        rows = stream_mod.split_pass(split_files, data, key, src["label"], data.sample_weight is not None, cache)
+        others.append(reader(key, split_files, src["label"], False, rows))
     return Splits(train, others[0], others[1], classes=classes, class_names=learned.class_names,
-                  column_stats=learned.stats)
+                  column_stats=learned.stats, cache=cache)
 
 
 def encode_class_names(splits: Splits, names: list[str]) -> list[str]:

@@ -24,8 +24,8 @@ class Arrays:
     def __len__(self) -> int:
         return ports_mod.rows(self.x)
 
-    def take(self, index: np.ndarray) -> Arrays:
-        """The rows at `index`."""
+    def take(self, index: np.ndarray | slice) -> Arrays:
+        """The rows at `index` (an index array, or a slice: views, no copy)."""
         return Arrays(ports_mod.take(self.x, index), ports_mod.take(self.y, index), self.columns,
                       self.w[index] if self.w is not None else None)
 
@@ -40,6 +40,7 @@ class Splits:
     classes: int | None = None   # the one-hot class count, when labels were one-hot encoded
     class_names: list[str] | None = None   # an image folder's classes, by class id
     column_stats: dict[str, Any] | None = None   # a streamed table: its columns' statistics (Normalization)
+    cache: Any = None   # a streamed table: its rows as read, cached while training (stream.Cache; close() it)
 
 
 def _present(splits: Splits) -> list[Arrays]:

@@ -13,8 +13,13 @@ The order of epoch e depends only on (seed, e): the files in a permutation drawn
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import glob
 import math
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +37,7 @@ from kcli.ports import Ports, input_name
 
 STREAM_ABOVE = 512 << 20     # bytes of files above which `stream: auto` streams
 WINDOW_ROWS = 65536          # rows shuffled together (a shuffle buffer; memory: this many rows)
-BLOCK_BYTES = 8 << 20        # bytes of CSV pyarrow parses per block
+BLOCK_BYTES = 1 << 20        # bytes of CSV pyarrow parses per block (larger blocks: more memory, no faster)
 PARQUET_ROWS = 65536         # rows per Parquet batch
 SUFFIXES = {"csv": (".csv",), "parquet": (".parquet", ".pq")}
 
@@ -99,18 +104,171 @@ def blocks(path: Path, source: str, key: str) -> Iterator[Any]:
                         "kinds of values its first block had)", key=_file_key(key)) from None
 
 
-def count_rows(files: list[Path], source: str, key: str) -> int:
-    """The data rows of a split's files (Parquet: from its metadata; CSV: one pass of pyarrow's reader), so that
-    Keras knows the number of batches (with an unknown number, Keras 3.15 warns that the input "ran out of data"
-    at the end of every validation)."""
-    if source == "parquet":
-        import pyarrow.parquet as pq
+class Cache:
+    """The rows of a split as read (features converted, labels, weights), one Arrow IPC file per source file, so
+    that every epoch reads binary columns instead of parsing the CSV again (as tf.data's `cache(filename)`, but
+    written during the pass before training). Lives in a folder of its own under `root`, removed when the process
+    ends (a killed process's folder is removed by the next one). Without room on the disk (or any write error)
+    the split is simply parsed again each epoch."""
 
+    def __init__(self, root: Path | None, size_hint: int) -> None:
+        self.files: dict[Path, Path] = {}
+        self.folder: Path | None = None
+        self.root, self.size_hint = root, size_hint
+        self.made: list[Path] = []   # folders this cache created (removed again when empty)
+        self.off = root is None
+
+    def writer(self, source: Path) -> _CacheWriter | None:
+        if self.folder is None and not self.off:
+            self._open()
+        if self.folder is None:
+            return None
+        return _CacheWriter(self, source, self.folder / f"{len(self.files):05d}.arrow")
+
+    def _open(self) -> None:
+        """The cache's own folder, made on first use (a mistake found before anything is cached writes nothing)."""
+        assert self.root is not None
+        self.off = True
         try:
-            return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-        except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for damaged files
-            raise DataError(f"cannot read {files[0]} as parquet: {exc}", key=_file_key(key)) from None
-    return sum(block.num_rows for f in files for block in blocks(f, source, key))
+            self.made = [p for p in (self.root.parent, self.root) if not p.exists()]
+            self.root.mkdir(parents=True, exist_ok=True)
+            _prune(self.root)
+            if shutil.disk_usage(self.root).free < self.size_hint * 1.2 + (256 << 20):
+                self._remove_made()
+                return
+            self.folder = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self.root))
+        except OSError:
+            return
+        atexit.register(self.close)
+
+    def drop(self) -> None:
+        """Stop caching (a write failed): remove what was written."""
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder, self.files = None, {}
+
+    def close(self) -> None:
+        """Remove the cache, and the folders it made when nothing else is in them."""
+        self.drop()
+        self._remove_made()
+
+    def _remove_made(self) -> None:
+        for folder in reversed(self.made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if self.root is not None:
+            with contextlib.suppress(OSError):
+                self.root.rmdir()   # no other process's cache in it
+
+
+class _CacheWriter:
+    def __init__(self, cache: Cache, source: Path, target: Path) -> None:
+        self.cache, self.source, self.target = cache, source, target
+        self.sink: Any = None
+        self.writer: Any = None
+
+    def write(self, arrays: Arrays) -> None:
+        import pyarrow as pa
+
+        if self.cache.folder is None:
+            return
+        batch = _to_record_batch(arrays)
+        try:
+            if self.writer is None:
+                self.sink = pa.OSFile(str(self.target), "wb")
+                self.writer = pa.ipc.new_file(self.sink, batch.schema)
+            self.writer.write_batch(batch)
+        except (OSError, pa.ArrowException):
+            self._close()
+            self.cache.drop()
+
+    def close(self) -> None:
+        if self._close() and self.cache.folder is not None:
+            self.cache.files[self.source] = self.target
+
+    def _close(self) -> bool:
+        try:
+            if self.writer is not None:
+                self.writer.close()
+            if self.sink is not None:
+                self.sink.close()
+        except (OSError, Exception):  # pyarrow raises ArrowIOError/OSError on a full disk
+            self.cache.drop()
+            return False
+        return self.writer is not None
+
+
+def _to_record_batch(arrays: Arrays) -> Any:
+    import pyarrow as pa
+
+    assert isinstance(arrays.x, dict)
+    columns = {f"x:{k}": _arrow(v[:, 0]) for k, v in arrays.x.items()}
+    columns["y"] = _arrow(np.asarray(arrays.y))
+    if arrays.w is not None:
+        columns["w"] = pa.array(arrays.w)
+    return pa.RecordBatch.from_pydict(columns)
+
+
+def _arrow(values: np.ndarray) -> Any:
+    import pyarrow as pa
+
+    if values.dtype.kind in "OU":
+        return pa.array(values.astype(object), type=pa.string())
+    return pa.array(values)
+
+
+def _from_record_batch(batch: Any) -> Arrays:
+    names = batch.schema.names
+    numpy = lambda name: batch.column(names.index(name)).to_numpy(zero_copy_only=False)  # noqa: E731
+    x = {n[2:]: numpy(n).reshape(-1, 1) for n in names if n.startswith("x:")}
+    w = numpy("w").astype(np.float32) if "w" in names else None
+    return Arrays(x, numpy("y"), None, w)
+
+
+def cached_blocks(path: Path) -> Iterator[Arrays]:
+    import pyarrow as pa
+
+    with pa.OSFile(str(path)) as fh:
+        reader = pa.ipc.open_file(fh)
+        for i in range(reader.num_record_batches):
+            yield _from_record_batch(reader.get_batch(i))
+
+
+def _prune(root: Path) -> None:
+    """Remove the cache folders of processes that are gone (killed before they could remove their own)."""
+    for folder in root.iterdir():
+        pid = folder.name.split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def split_pass(files: list[Path], data: DataConfig, key: str, label: str | None, weights: bool,
+               cache: Cache | None = None) -> int:
+    """One pass over a validation / test split's files: its rows (so that Keras knows the number of batches;
+    with an unknown number Keras 3.15 warns that the input "ran out of data" after every validation), cached."""
+    rows = 0
+    for path in files:
+        writer = cache.writer(path) if cache is not None else None
+        first_row = 0
+        for block in blocks(path, data.source, key):
+            if writer is not None:
+                writer.write(tables.read_split(block, data.columns or {}, path, key, label,
+                                               data.sample_weight if weights else None, first_row))
+            first_row += block.num_rows
+        if writer is not None:
+            writer.close()
+        rows += first_row
+    return rows
 
 
 @dataclass
@@ -125,8 +283,9 @@ class Learned:
     largest_id: int = 0   # the largest class id among the labels (ids)
 
 
-def learn(files: list[Path], data: DataConfig) -> Learned:
-    """One pass over the training files: kinds (from the first block), statistics, class names, rows."""
+def learn(files: list[Path], data: DataConfig, cache: Cache | None = None) -> Learned:
+    """One pass over the training files: kinds (from the first block), statistics, class names, rows (and the
+    rows as read into `cache`)."""
     columns: dict[str, ColumnConfig] | None = None
     stats: dict[str, tables.ColumnStats] = {}
     names: set[str] = set()
@@ -134,12 +293,15 @@ def learn(files: list[Path], data: DataConfig) -> Learned:
     rows = largest = 0
     for path in files:
         first_row = 0
+        writer = cache.writer(path) if cache is not None else None
         for block in blocks(path, data.source, "data"):
             if columns is None:
                 columns = tables.infer(block, data, path)
                 stats = {n: tables.ColumnStats() for n, c in columns.items() if c.kind != "ignore"}
             arrays = tables.read_split(block, columns, path, "data", data.label, data.sample_weight, first_row)
             assert isinstance(arrays.x, dict)
+            if writer is not None:
+                writer.write(arrays)
             for name, column in stats.items():
                 column.add(arrays.x[input_name(name)], columns[name].kind)
             y = np.asarray(arrays.y)
@@ -151,6 +313,8 @@ def learn(files: list[Path], data: DataConfig) -> Learned:
             elif len(y):
                 largest = max(largest, int(y.max()))
             first_row += block.num_rows
+        if writer is not None:
+            writer.close()
         rows += first_row
     if columns is None or rows == 0:
         raise DataError(f"{files[0]} has a header but no rows", key="data.path")
@@ -174,6 +338,7 @@ class TableReader:
     weights: bool = False
     rows: int = 0            # 0: unknown (validation / test files are not counted ahead)
     labels: str = "ids"      # ids | names | values (regression)
+    cache: Cache | None = None
     _columns: dict[str, ColumnConfig] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -181,16 +346,18 @@ class TableReader:
 
     def batches(self) -> Iterator[tuple[Any, ...]]:
         """Batches of data.batch_size rows (the last one partial) in epoch `self.epoch`'s order."""
+        for group in self.groups():
+            yield from (_structure(group, i) for i in range(len(group[1])))
+
+    def groups(self) -> Iterator[tuple[Any, ...]]:
+        """The batches of epoch `self.epoch`, a window at a time: arrays of shape (batches, batch_size, ...)
+        (tf.data unbatches them in C++: one Python call per window instead of one per batch)."""
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(len(self.files)) if self.shuffle else np.arange(len(self.files))
         pending: list[Arrays] = []
         held = 0
         for i in order:
-            path, first_row = self.files[int(i)], 0
-            for block in blocks(path, self.data.source, self.key):
-                arrays = tables.read_split(block, self._columns, path, self.key, self.label,
-                                           self.data.sample_weight if self.weights else None, first_row)
-                first_row += block.num_rows
+            for arrays in self._blocks(self.files[int(i)]):
                 pending.append(arrays)
                 held += len(arrays)
                 if held >= WINDOW_ROWS:
@@ -199,6 +366,18 @@ class TableReader:
         if pending:
             yield from self._emit(_join(pending), rng, last=True)
 
+    def _blocks(self, path: Path) -> Iterator[Arrays]:
+        """The rows of one file as read: from the cache when it holds the file, else parsed again."""
+        cached = self.cache.files.get(path) if self.cache is not None else None
+        if cached is not None and cached.exists():
+            yield from cached_blocks(cached)
+            return
+        first_row = 0
+        for block in blocks(path, self.data.source, self.key):
+            yield tables.read_split(block, self._columns, path, self.key, self.label,
+                                    self.data.sample_weight if self.weights else None, first_row)
+            first_row += block.num_rows
+
     def _emit(self, window: Arrays, rng: np.random.Generator, last: bool) -> Iterator[tuple[Any, ...]]:
         """The window's rows (permuted when shuffling) as full batches; the rows left over are returned to go
         into the next window (or, for the last window, a final partial batch)."""
@@ -206,17 +385,18 @@ class TableReader:
             window = window.take(rng.permutation(len(window)))
         size = self.data.batch_size
         full = len(window) // size * size
-        for start in range(0, full, size):
-            yield self._batch(window.take(np.arange(start, start + size)))
+        if full:
+            yield self._group(window.take(slice(0, full)), full // size, size)
         if full == len(window):
             return None
-        rest = window.take(np.arange(full, len(window)))
+        rest = window.take(slice(full, len(window)))
         if last:
-            yield self._batch(rest)
+            yield self._group(rest, 1, len(rest))
             return None
         return rest
 
-    def _batch(self, arrays: Arrays) -> tuple[Any, ...]:
+    def _group(self, arrays: Arrays, count: int, size: int) -> tuple[Any, ...]:
+        """`count` batches of `size` rows as arrays of shape (count, size, ...)."""
         y = np.asarray(arrays.y)
         if self.class_ids is not None:
             y = self._ids(y)
@@ -225,8 +405,9 @@ class TableReader:
         elif y.dtype.kind == "f":
             y = y.astype(np.float32)
         assert isinstance(arrays.x, dict)
-        x = {p.name: arrays.x[p.name] for p in self.ports.inputs}
-        return (x, y) if arrays.w is None else (x, y, arrays.w)
+        shaped = lambda a: a.reshape(count, size, *a.shape[1:])  # noqa: E731
+        x = {p.name: shaped(arrays.x[p.name]) for p in self.ports.inputs}
+        return (x, shaped(y)) if arrays.w is None else (x, shaped(y), shaped(arrays.w))
 
     def _ids(self, names: np.ndarray) -> np.ndarray:
         assert self.class_ids is not None
@@ -236,6 +417,11 @@ class TableReader:
             raise DataError(f"the {self.key.removeprefix('data.') if '.' in self.key else 'training'} labels hold "
                             f"class {exc.args[0]!r}, which the training files do not have",
                             key=self.key) from None
+
+
+def _structure(group: tuple[Any, ...], i: int) -> tuple[Any, ...]:
+    """Batch i of a group."""
+    return ({k: v[i] for k, v in group[0].items()}, *(part[i] for part in group[1:]))
 
 
 def _join(parts: list[Arrays]) -> Arrays:
@@ -252,16 +438,17 @@ def stream(reader: TableReader) -> Stream:
     tells it the epoch."""
     import tensorflow as tf
 
-    specs = {p.name: tf.TensorSpec((None, 1), tf.string if p.dtype == "string" else tf.as_dtype(p.dtype))
+    specs = {p.name: tf.TensorSpec((None, None, 1), tf.string if p.dtype == "string" else tf.as_dtype(p.dtype))
              for p in reader.ports.inputs}
     if reader.classes:
-        label = tf.TensorSpec((None, reader.classes), tf.float32)
+        label = tf.TensorSpec((None, None, reader.classes), tf.float32)
     else:
-        label = tf.TensorSpec((None,), tf.float32 if reader.labels == "values" else tf.int64)
+        label = tf.TensorSpec((None, None), tf.float32 if reader.labels == "values" else tf.int64)
     signature: tuple[Any, ...] = (specs, label)
     if reader.weights:
-        signature = (*signature, tf.TensorSpec((None,), tf.float32))
-    dataset = tf.data.Dataset.from_generator(reader.batches, output_signature=signature)
+        signature = (*signature, tf.TensorSpec((None, None), tf.float32))
+    # groups of batches (one Python call per window), split into batches in C++
+    dataset = tf.data.Dataset.from_generator(reader.groups, output_signature=signature).unbatch()
     steps = math.ceil(reader.rows / reader.data.batch_size) if reader.rows else None
     if steps is not None:
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))

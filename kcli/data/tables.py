@@ -149,6 +149,9 @@ def read_split(table: Any, columns: dict[str, ColumnConfig], path: Path, key: st
             raise DataError(f"{path} has no label column {label!r}; columns: {', '.join(names)}",
                             key=f"{key}.label" if key == "data" else _file_key(key))
         y = _label(table.column(label), label, where)
+    if weight is not None and weight not in names:
+        raise DataError(f"{path} has no sample-weight column {weight!r}; columns: {', '.join(names)}",
+                        key="data.sample_weight")
     w = _weights(table.column(weight), weight, where) if weight is not None else None
     return Arrays(x, y, None, w)
 
