@@ -31,8 +31,8 @@ from kcli.overrides import apply_overrides, blame_override
 
 SaveFormat = Literal["keras", "h5", "weights", "savedmodel"]
 ALL_SAVE_FORMATS: tuple[str, ...] = ("keras", "h5", "weights", "savedmodel")
-DataSource = Literal["builtin", "keras", "npz", "csv", "parquet", "synthetic", "python", "images"]
-TABLES = ("csv", "parquet")   # sources of named columns (kcli builds the model's inputs from them)
+DataSource = Literal["builtin", "keras", "npz", "csv", "parquet", "tfrecord", "synthetic", "python", "images"]
+TABLES = ("csv", "parquet", "tfrecord")   # sources of named columns (kcli builds the model's inputs from them)
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housing", "imdb", "reuters")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 MAX_NAME = 100
@@ -95,9 +95,10 @@ _SOURCE_KEYS: dict[str, set[str]] = {
     "npz": {"path", "x_key", "y_key", "labels"},
     "csv": {"path", "label", "labels", "columns", "missing", "sample_weight", "stream"},
     "parquet": {"path", "label", "columns", "missing", "sample_weight", "stream"},
+    "tfrecord": {"path", "label", "columns", "missing", "sample_weight", "stream", "features"},
     "synthetic": {"samples", "classes"},
     "python": {"function", "args"},
-    "images": {"path", "image_size", "color_mode", "interpolation"},
+    "images": {"path", "image_size", "color_mode", "interpolation", "skip_bad_images"},
 }
 
 
@@ -149,6 +150,8 @@ class DataConfig(_Strict):
     columns: dict[str, ColumnConfig] | None = None
     missing: MissingPolicy | None = None   # csv / parquet: the default policy for empty cells (error)
     sample_weight: str | None = None   # csv / parquet: a column of per-row weights (fit's sample_weight)
+    # tfrecord: the feature spec of the tf.train.Example records, name -> float | int | string (one value each)
+    features: dict[str, Literal["float", "int", "string"]] | None = None
     # csv / parquet columns (path: a file, a folder or a glob): read in blocks during training instead of whole;
     # auto (default) streams files larger than 512 MiB (or a quarter of the available memory)
     stream: bool | Literal["auto"] | None = None
@@ -162,6 +165,9 @@ class DataConfig(_Strict):
     # images: tf.image.resize's method (default bilinear)
     interpolation: Literal["bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian",
                            "mitchellcubic"] | None = None
+    # images: leave out files that are not images (empty, damaged, another format) and say how many, instead of
+    # stopping at the first with one line naming it
+    skip_bad_images: bool | None = None
     samples: int | None = Field(None, ge=1, le=MAX_SYNTHETIC)   # synthetic: number of examples (default 1000)
     classes: int | None = Field(None, ge=2)  # synthetic: number of classes (default 2)
     validation: SplitSource | None = None
@@ -196,6 +202,11 @@ class DataConfig(_Strict):
             _check_python_source(self)
         if self.source == "images":
             _check_image_source(self)
+        if self.source == "tfrecord" and not self.features:
+            raise ValueError("source tfrecord needs `features`: {name: float | int | string, ...}, the feature spec "
+                             "of its records (the label among them)")
+        if self.features is not None and self.label is not None and self.label not in self.features:
+            raise ValueError(f"the label {self.label!r} is not among `features` ({', '.join(self.features)})")
         if (self.validation_split or 0) + (self.test_split or 0) >= 1:
             raise ValueError("validation_split + test_split must leave some data for training")
         return self
@@ -240,7 +251,8 @@ def _check_source_keys(obj: BaseModel, source: str, prefix: str) -> None:
     for other, keys in _SOURCE_KEYS.items():
         for key in sorted((keys - own) & obj.model_fields_set):
             raise ValueError(f"`{prefix}{key}` is only used with source {other}, not {source}")
-    if source in ("npz", "csv", "parquet", "images") and "path" not in obj.model_fields_set and not prefix:
+    if source in ("npz", "csv", "parquet", "tfrecord", "images") and "path" not in obj.model_fields_set and \
+            not prefix:
         what = "a folder with one sub-folder per class" if source == "images" else "a file"
         raise ValueError(f"source {source} needs `path` ({what}, relative to the config file)")
     if source in TABLES and not prefix and not {"label", "labels"} & obj.model_fields_set:
@@ -452,6 +464,9 @@ class Config(_Strict):
     def _inputs_known(self) -> Config:
         model, data = self.model, self.data
         if model.inputs is not None or model.input_shape is not None:
+            if data.source == "tfrecord":
+                raise ValueError("source tfrecord: kcli builds the model's inputs from its features; leave out "
+                                 "model.input_shape / model.inputs")
             given = [f"data.{k}" for k in ("columns", "missing", "sample_weight", "stream")
                      if getattr(data, k) is not None]
             if given:

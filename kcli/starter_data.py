@@ -1,8 +1,9 @@
 """`kcli init --data FILE.csv --label COL` (or `--data FOLDER` of images): a working config for your data.
 
-The column kinds are inferred from the file (every row is read) and written into the config as comments, so
-they can be checked and edited; the model is a sensible start: Normalization (adapted on the training split),
-two hidden layers, and the head and loss the label asks for. TensorFlow-free (it only reads the file).
+The column kinds are inferred from the file (every row is read: numbers, text categories, empty cells) and
+written into the config as `data.columns`, so they can be checked and edited; the model is a sensible start:
+the inputs kcli builds from the columns, two hidden layers, and the head and loss the label asks for.
+TensorFlow-free (it only reads the file).
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ MAX_CLASS_IDS = 20   # whole-number labels with at most this many distinct value
 @dataclass
 class Column:
     name: str
-    kind: str     # numeric | label: class names | label: class ids | label: numbers
-    detail: str   # range, or classes
+    kind: str     # number | category | label: class names | label: class ids | label: numbers
+    detail: str   # range, or values / classes
+    missing: int = 0   # empty cells
 
 
 def describe_csv(path: Path, label: str | None) -> list[Column]:
-    """Every column's kind; the label must be given and every other column must be numeric."""
+    """Every column's kind: numbers, categories (text), the label; empty cells counted."""
     header, rows = _read(path)
     if label is None or label not in header:
         raise DataError(f"{path} has the columns {', '.join(header)}; name the label column with --label "
@@ -37,19 +39,24 @@ def describe_csv(path: Path, label: str | None) -> list[Column]:
     columns = []
     for i, name in enumerate(header):
         values = [row[i].strip() for row in rows]
-        empty = next((n for n, v in enumerate(values) if v == ""), None)
-        if empty is not None:
-            raise DataError(f"{path}: data row {empty + 1}, column {name!r} is empty; kcli does not fill missing "
-                            "values yet: fill or drop those rows first", key="--data")
-        numbers = _numbers(values)
+        present = [v for v in values if v != ""]
         if name == label:
-            columns.append(_label(name, values, numbers))
-        elif numbers is None:
-            bad = next(v for v in values if _number(v) is None)
-            raise DataError(f"{path}: column {name!r} holds text ({bad!r}); kcli reads numeric feature columns "
-                            "only for now: encode it as numbers, or drop the column", key="--data")
+            empty = next((n for n, v in enumerate(values) if v == ""), None)
+            if empty is not None:
+                raise DataError(f"{path}: data row {empty + 1}: the label {name!r} is empty; every row needs a "
+                                "label (drop those rows)", key="--label")
+            columns.append(_label(name, values, _numbers(values)))
+            continue
+        if not present:
+            raise DataError(f"{path}: column {name!r} is empty in every row; drop it", key="--data")
+        numbers = _numbers(present)
+        if numbers is None:
+            distinct = sorted(set(present))
+            detail = f"{len(distinct)} values: {', '.join(distinct[:5])}{', ...' if len(distinct) > 5 else ''}"
+            columns.append(Column(name, "category", detail, len(values) - len(present)))
         else:
-            columns.append(Column(name, "numeric", f"{min(numbers):g} .. {max(numbers):g}"))
+            columns.append(Column(name, "number", f"{min(numbers):g} .. {max(numbers):g}",
+                                  len(values) - len(present)))
     return columns
 
 
@@ -102,30 +109,39 @@ def classes_of(column: Column) -> int | None:
 
 
 def csv_config(path: Path, label: str, columns: list[Column], config: Path) -> str:
-    """The config text for a CSV file (its path written relative to the config)."""
+    """The config text for a CSV file (its path written relative to the config): no input_shape, so kcli builds
+    one input per column, with the kinds it found written out as data.columns (edit them freely)."""
     target = next(c for c in columns if c.name == label)
     features = [c for c in columns if c.name != label]
     classes = classes_of(target)
     head = classes or 1
     loss = "{SparseCategoricalCrossentropy: {from_logits: true}}" if classes else "mse"
     metrics = "[accuracy]" if classes else "[mae]"
-    kinds = "\n".join(f"#   {c.name}: {c.kind} ({c.detail})" for c in columns)
+    width = max(len(c.name) for c in features) + 20
+    entries = "\n".join(f"    {_yaml_key(c.name)}: {{kind: {c.kind}}}".ljust(width + 6) + f"# {c.detail}"
+                         + (f"; {c.missing} empty" if c.missing else "") for c in features)
+    missing = sum(c.missing for c in features)
+    what = target.kind.removeprefix("label: ")
+    policy = (f"  missing: fill              # {missing} empty cell(s): numbers get the training mean, text a "
+              "category of its own\n") if missing else ""
     return f"""# yaml-language-server: $schema={SCHEMA_FILE.resolve().as_uri()}
-# Written by `kcli init --data {path.name} --label {label}`. The columns as kcli read them (edit if wrong):
-{kinds}
+# Written by `kcli init --data {path.name} --label {label}`. The label holds {what} ({target.detail}).
+# No model.input_shape: kcli builds one input per column and the preprocessing inside the model (numbers are
+# standardized by a Normalization adapted on the training split; categories one-hot encoded, or embedded
+# above 50 values). The kinds below are what kcli read; change a kind (number / category / ignore) as you like.
 name: {_name(path)}
 seed: 42
 data:
   source: csv
   path: {_relative(path, config)}
-  label: {label}
+  label: {_yaml_key(label)}
+{policy}  columns:
+{entries}
   validation_split: 0.2
   test_split: 0.1
   batch_size: 32
 model:
-  input_shape: [{len(features)}]
   layers:
-    - Normalization                       # standardizes each feature, adapted on the training split only
     - Dense: {{units: 64, activation: relu}}
     - Dense: {{units: 64, activation: relu}}
     - Dense: {{units: {head}}}                  # {"one logit per class" if classes else "the predicted value"}
@@ -138,6 +154,12 @@ fit:
   callbacks:
     - EarlyStopping: {{monitor: val_loss, patience: 5, restore_best_weights: true}}
 """
+
+
+def _yaml_key(name: str) -> str:
+    """A column name as a YAML key (quoted unless plain)."""
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_ .-]*", name) and not name.endswith(" ") else \
+        '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def describe_images(folder: Path) -> list[Column]:

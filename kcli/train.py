@@ -241,6 +241,10 @@ def _train(path: Path | None, runs_dir: Path, display: Display, overrides: list[
     assert splits is not None
     description = summary_mod.describe(model)
     display.config(_short_config(cfg, splits))
+    for note in splits.notes:
+        display.warning(note)
+    if splits.notes:
+        start.record.update(data_notes=list(splits.notes))
     display.summary(description)
     if prep.warm:
         display.warm_start(cfg.model.init_from or "", prep.warm)

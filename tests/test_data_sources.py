@@ -340,6 +340,24 @@ def test_a_file_that_is_not_an_image_is_one_line_naming_it(tmp_path: Path) -> No
                       "data.image_size: the train batches have features of shape [9, 8, 3]")
 
 
+def test_bad_images_are_skipped_and_counted_when_the_config_says_so(tmp_path: Path) -> None:
+    """data.skip_bad_images: the damaged files are left out (and said, and kept in run.json); the good ones train
+    exactly as the hand-written script on the folder without them."""
+    _image_folder(tmp_path / "pics")
+    config = write_config(tmp_path, IMG_CONFIG.replace("batch_size: 8}", "batch_size: 8, skip_bad_images: true}"))
+    (tmp_path / "pics" / "dark" / "0a-notes.png").write_text("not a picture")
+    (tmp_path / "pics" / "bright" / "empty.jpg").write_bytes(b"")
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 0, result.stderr
+    said = " ".join((result.stdout + result.stderr).split())
+    assert "skipped 2 file(s) of" in said and "dark/0a-notes.png" in said
+    run_dir = only_run(tmp_path / "runs")
+    assert json.loads((run_dir / "run.json").read_text())["data_notes"][0].startswith("skipped 2 file(s)")
+    for bad in ("dark/0a-notes.png", "bright/empty.jpg"):
+        (tmp_path / "pics" / bad).unlink()
+    assert_same_as_plain_script(run_dir, PLAIN_IMAGES, tmp_path)
+
+
 # ---- CSV labels that are class names ----
 
 def test_csv_class_names_are_learned_on_train_and_predicted_by_name(tmp_path: Path) -> None:

@@ -45,33 +45,39 @@ def test_init_never_overwrites(tmp_path: Path) -> None:
 
 
 def test_init_from_a_csv_writes_a_config_that_trains(tmp_path: Path) -> None:
-    """`kcli init --data FILE.csv --label COL`: kinds inferred and shown (numeric features on any scale, a
-    regression or class-name label), a config that trains as written (Normalization first)."""
+    """`kcli init --data FILE.csv --label COL`: kinds inferred and shown (numbers on any scale, a text column, empty
+    cells, a regression or class-id label) and written as data.columns; the config trains as written."""
     import numpy as np
+    import yaml
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 3)) * [1, 100, 10000]
     kind = np.where(x[:, 0] > 0, "big", "small")
-    rows = [f"{a:.3f},{b:.3f},{c:.3f},{k},{a + b / 100:.4f}" for (a, b, c), k in zip(x, kind)]
+    rows = [f"{a:.3f},{'' if i % 9 == 4 else f'{b:.3f}'},{c:.3f},{k},{a + b / 100:.4f}"
+            for i, ((a, b, c), k) in enumerate(zip(x, kind))]
     (tmp_path / "houses.csv").write_text("rooms,area,price_paid,kind,score\n" + "\n".join(rows) + "\n")
     text = tmp_path / "houses.csv"
-    refused = run_cli("init", "--data", text, "--label", "score", "--output", tmp_path / "a.yaml")
-    assert_user_error(refused, "column 'kind' holds text ('big')")
-    (tmp_path / "houses.csv").write_text("rooms,area,price_paid,kind,score\n" + "\n".join(
-        r.replace(",big,", ",1,").replace(",small,", ",0,") for r in rows) + "\n")
     assert_user_error(run_cli("init", "--data", text, "--output", tmp_path / "a.yaml"),
                       "name the label column with --label")
     result = run_cli("init", "--data", text, "--label", "score", "--output", tmp_path / "reg.yaml")
     assert result.exit_code == 0, result.stderr
-    out = " ".join(result.stdout.split())
-    assert "area | numeric" in out or "area numeric" in out.replace("|", "").replace("  ", " ")
-    assert "label: numbers" in out and "input_shape: [4]" in (tmp_path / "reg.yaml").read_text()
+    out = " ".join(result.stdout.replace("|", " ").split())
+    assert "area number" in out and "kind category 2 values: big, small" in out and "label: numbers" in out
+    written = yaml.safe_load((tmp_path / "reg.yaml").read_text())
+    assert "input_shape" not in written["model"] and written["data"]["missing"] == "fill"
+    assert written["data"]["columns"]["kind"] == {"kind": "category"}
+    assert "# -5540.13 .. " not in (tmp_path / "reg.yaml").read_text()   # ranges are comments, kinds are YAML
     trained = run_cli("train", tmp_path / "reg.yaml", "--runs-dir", tmp_path / "runs", "--set", "fit.epochs=2")
     assert trained.exit_code == 0, trained.stderr
-    result = run_cli("init", "--data", text, "--label", "kind", "--output", tmp_path / "cls.yaml")
+    (tmp_path / "ids.csv").write_text("rooms,area,kind\n" + "\n".join(f"{i % 5},{i * 3.5},{i % 2}"
+                                                                       for i in range(40)) + "\n")
+    result = run_cli("init", "--data", tmp_path / "ids.csv", "--label", "kind", "--output", tmp_path / "cls.yaml")
     assert result.exit_code == 0 and "label: class ids" in result.stdout
-    written = (tmp_path / "cls.yaml").read_text()
-    assert "SparseCategoricalCrossentropy" in written and "units: 2}" in written
+    written_text = (tmp_path / "cls.yaml").read_text()
+    assert "SparseCategoricalCrossentropy" in written_text and "units: 2}" in written_text
+    (tmp_path / "bad.csv").write_text("a,b\n1,\n2,x\n")
+    assert_user_error(run_cli("init", "--data", tmp_path / "bad.csv", "--label", "b", "--output", tmp_path / "b.yaml"),
+                      "data row 1: the label 'b' is empty")
 
 
 def test_init_from_an_image_folder_writes_a_config_that_trains(tmp_path: Path) -> None:

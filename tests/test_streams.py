@@ -100,6 +100,29 @@ def test_a_streamed_table_trains_like_a_hand_written_tf_data_script(tmp_path: Pa
     result = run_cli("predict", run_dir, "--input", tmp_path / "val" / "part-00.csv", "--output", tmp_path / "p.csv")
     assert result.exit_code == 0, result.stderr
 
+    # the same rows as TFRecord files of tf.train.Example records (a feature spec in the config): the same run
+    for folder in ("shards", "val"):
+        for part in (tmp_path / folder).glob("*.csv"):
+            write_tfrecord(part, part.with_suffix(".tfrecord"))
+    text = shards.read_text().replace("source: csv", "source: tfrecord")
+    text = text.replace("val/part-00.csv", "val/part-00.tfrecord").replace(
+        "path: shards", "path: shards/*.tfrecord\n  features: {a: float, b: float, c: float, label: int}")
+    result = run_cli("train", write_config(tmp_path, text, "records.yaml"), "--runs-dir", tmp_path / "records")
+    assert result.exit_code == 0, result.stderr
+    assert_same_run(only_run(tmp_path / "records"), run_dir)
+
+
+def write_tfrecord(csv_path: Path, target: Path) -> None:
+    """A CSV's rows as tf.train.Example records (float features a, b, c; int64 label)."""
+    import tensorflow as tf
+
+    table = np.loadtxt(csv_path, delimiter=",", skiprows=1, ndmin=2)
+    with tf.io.TFRecordWriter(str(target)) as writer:
+        for a, b, c, label in table:
+            feature = {k: tf.train.Feature(float_list=tf.train.FloatList(value=[v])) for k, v in zip("abc", (a, b, c))}
+            feature["label"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)]))
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+
 
 def test_every_row_once_per_epoch_in_an_order_of_seed_and_epoch(tmp_path: Path, shards: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:

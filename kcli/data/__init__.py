@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from kcli import ports as ports_mod
-from kcli.config import DataConfig, SplitSource
+from kcli.config import TABLES, DataConfig, SplitSource
 from kcli.data import images, keras_datasets, python_source, tables
 from kcli.data import stream as stream_mod
 from kcli.data.checks import (
@@ -60,8 +60,8 @@ def load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None = 
     if data.source == "python":
         return Splits(*python_source.load(data, seed, ports, registry))
     if data.source == "images":
-        train, validation, test, names = images.load(data, seed, ports)
-        return Splits(train, validation, test, class_names=names)
+        train, validation, test, names, notes = images.load(data, seed, ports)
+        return Splits(train, validation, test, class_names=names, notes=notes)
     def read(sub: SplitSource | None, key: str, columns: list[str] | None = None) -> Arrays:
         if ports.named or ports.several_outputs:
             return read_ports(_source_of(data, sub), key, data, ports)
@@ -92,7 +92,7 @@ def load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None = 
 def _read_tables(data: DataConfig, files: list[Path]) -> tuple[Arrays, Arrays | None, Arrays | None]:
     """Train, validation and test of a table source read whole: column kinds from data.columns or the training
     file(s)."""
-    table = tables.read_tables(files, data.source, "data")
+    table = tables.read_tables(files, data.source, "data", data.features)
     data.columns = tables.infer(table, data, files[0])
     train = tables.read_split(table, data.columns, files[0], "data", data.label, data.sample_weight)
     splits: list[Arrays | None] = []
@@ -102,7 +102,7 @@ def _read_tables(data: DataConfig, files: list[Path]) -> tuple[Arrays, Arrays | 
             continue
         src = _source_of(data, sub)
         sub_files = stream_mod.table_files(src["path"] or "", src["source"], key)
-        splits.append(tables.read_split(tables.read_tables(sub_files, src["source"], key), data.columns,
+        splits.append(tables.read_split(tables.read_tables(sub_files, src["source"], key, data.features), data.columns,
                                         sub_files[0], key, src["label"], data.sample_weight))
     return train, splits[0], splits[1]
 
@@ -206,10 +206,12 @@ def load_file(path: Path, data: DataConfig, key: str, ports: Ports, label: str |
 def read_table_file(path: Path, data: DataConfig, key: str, label: str | None) -> tuple[Arrays, str | None]:
     """A .csv / .parquet file read as a run of table columns reads it, and the label column it had (labels are
     zeros without one); the sample-weight column is read when present."""
-    source = path.suffix.lower().lstrip(".")
-    if source not in ("csv", "parquet"):
-        raise DataError(f"{path}: the run was trained on table columns; give a .csv or .parquet file", key=key)
-    table = tables.read_table(path, source, key)
+    source = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".tfrecord": "tfrecord",
+              ".tfrecords": "tfrecord", ".tfrec": "tfrecord"}.get(path.suffix.lower())
+    if source is None:
+        raise DataError(f"{path}: the run was trained on table columns; give a .csv, .parquet or .tfrecord file",
+                        key=key)
+    table = tables.read_table(path, source, key, data.features)
     names = [str(n) for n in table.column_names]
     weight = data.sample_weight if data.sample_weight in names else None
     found = label if label in names else None
@@ -342,8 +344,21 @@ def balanced_class_weight(train: Arrays | Stream) -> dict[int, float]:
 
 
 def fingerprints(data: DataConfig) -> dict[str, dict[str, Any]]:
-    """sha256 and size of every data file a (resolved) config reads, by absolute path."""
-    paths = [h.path for h in (data, data.validation, data.test) if h is not None and h.path]
+    """sha256 and size of every data file a (resolved) config reads, by absolute path (each file of a table's
+    folder or glob)."""
+    paths: list[str] = []
+    for part in (data, data.validation, data.test):
+        if part is None or not part.path:
+            continue
+        source = part.source or data.source
+        several = Path(part.path).is_dir() or any(c in part.path for c in "*?[")
+        if source in TABLES and several:
+            try:
+                paths += [str(f) for f in stream_mod.table_files(part.path, source, "data")]
+            except DataError:
+                pass
+        else:
+            paths.append(part.path)
     return {p: _fingerprint(Path(p)) for p in dict.fromkeys(paths)}
 
 

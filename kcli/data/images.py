@@ -17,6 +17,9 @@ JPEG, PNG, GIF or BMP is one line naming it (TensorFlow would fail mid-epoch wit
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +32,10 @@ EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".gif")   # what image_dataset_fr
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 
 
-def load(data: Any, seed: int, ports: Ports) -> tuple[Stream, Stream | None, Stream | None, list[str]]:
-    """(train, validation, test, class names)."""
-    root = _folder(data.path, "data.path")
+def load(data: Any, seed: int, ports: Ports) -> tuple[Stream, Stream | None, Stream | None, list[str], list[str]]:
+    """(train, validation, test, class names, notes: the bad images skipped)."""
+    notes: list[str] = []
+    root = _good_images(_folder(data.path, "data.path"), data, notes)
     classes = check_folder(root, "data.path")
     split = data.validation_split
     if split is not None:
@@ -39,16 +43,41 @@ def load(data: Any, seed: int, ports: Ports) -> tuple[Stream, Stream | None, Str
     else:
         train, validation = _dataset(root, data, seed), None
         if data.validation is not None:
-            validation = _split_dataset(data.validation.path, data, seed, classes, "data.validation")
-    test = _split_dataset(data.test.path, data, seed, classes, "data.test") if data.test is not None else None
+            validation = _split_dataset(data.validation.path, data, seed, classes, "data.validation", notes)
+    test = _split_dataset(data.test.path, data, seed, classes, "data.test", notes) if data.test is not None else None
     def stream(dataset: Any, name: str) -> Stream | None:
         return stream_of(dataset, name, ports, "data.image_size", HINT) if dataset is not None else None
 
-    return stream(train, "train"), stream(validation, "validation"), stream(test, "test"), classes
+    return stream(train, "train"), stream(validation, "validation"), stream(test, "test"), classes, notes
 
 
-def _split_dataset(path: str | None, data: Any, seed: int, classes: list[str], key: str) -> Any:
-    root = _folder(path, f"{key}.path")
+def _good_images(root: Path, data: Any, notes: list[str]) -> Path:
+    """With data.skip_bad_images: a temporary copy of the folder tree holding links to its good images only (the
+    same names, so Keras lists them in the same order as the original folder without the bad files); the bad
+    ones are counted in `notes`. Without it: the folder itself."""
+    if not data.skip_bad_images:
+        return root
+    bad = [f for f in images_in(root) if _problem(f) is not None]
+    if not bad:
+        return root
+    shown = ", ".join(str(f.relative_to(root)) for f in bad[:3]) + (", ..." if len(bad) > 3 else "")
+    notes.append(f"skipped {len(bad)} file(s) of {root} that are not images (data.skip_bad_images): {shown}")
+    linked = Path(tempfile.mkdtemp(prefix="kcli-images-"))
+    atexit.register(shutil.rmtree, linked, True)
+    skip = set(bad)
+    for file in images_in(root):
+        if file not in skip:
+            target = linked / file.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(file.resolve())
+    for folder in (p for p in root.iterdir() if p.is_dir()):
+        (linked / folder.name).mkdir(exist_ok=True)   # a class whose images are all bad stays a class
+    return linked
+
+
+def _split_dataset(path: str | None, data: Any, seed: int, classes: list[str], key: str,
+                   notes: list[str] | None = None) -> Any:
+    root = _good_images(_folder(path, f"{key}.path"), data, notes if notes is not None else [])
     found = check_folder(root, f"{key}.path")
     if found != classes:
         raise DataError(f"{root} has the classes {found}; the training folder has {classes}", key=f"{key}.path")
@@ -89,16 +118,24 @@ def check_folder(root: Path, key: str) -> list[str]:
 
 def check_image(file: Path, key: str) -> None:
     """An image file must start like a JPEG, PNG, GIF or BMP."""
+    problem = _problem(file)
+    if problem is not None:
+        hint = " (or set data.skip_bad_images: true to leave such files out)" if key.startswith("data") else ""
+        raise DataError(f"{file} {problem}; remove it or replace it{hint}", key=key)
+
+
+def _problem(file: Path) -> str | None:
+    """What is wrong with an image file, or None."""
     try:
         with file.open("rb") as fh:
             head = fh.read(8)
     except OSError as exc:
-        raise DataError(f"cannot read {file}: {exc.strerror}", key=key) from None
+        return f"cannot be read ({exc.strerror})"
     if not head:
-        raise DataError(f"{file} is empty, not an image; remove it or replace it", key=key)
+        return "is empty, not an image"
     if not head.startswith(_MAGIC):
-        raise DataError(f"{file} is not a JPEG, PNG, GIF or BMP image (damaged, or another format with an image "
-                        "name); remove it or replace it", key=key)
+        return "is not a JPEG, PNG, GIF or BMP image (damaged, or another format with an image name)"
+    return None
 
 
 def images_in(folder: Path) -> list[Path]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,7 @@ class Splits:
     class_names: list[str] | None = None   # an image folder's classes, by class id
     column_stats: dict[str, Any] | None = None   # a streamed table: its columns' statistics (Normalization)
     cache: Any = None   # a streamed table: its rows as read, cached while training (stream.Cache; close() it)
+    notes: list[str] = field(default_factory=list)   # what the reader left out (shown, kept in run.json)
 
 
 def _present(splits: Splits) -> list[Arrays]:

@@ -39,7 +39,7 @@ STREAM_ABOVE = 512 << 20     # bytes of files above which `stream: auto` streams
 WINDOW_ROWS = 65536          # rows shuffled together (a shuffle buffer; memory: this many rows)
 BLOCK_BYTES = 1 << 20        # bytes of CSV pyarrow parses per block (larger blocks: more memory, no faster)
 PARQUET_ROWS = 65536         # rows per Parquet batch
-SUFFIXES = {"csv": (".csv",), "parquet": (".parquet", ".pq")}
+SUFFIXES = {"csv": (".csv",), "parquet": (".parquet", ".pq"), "tfrecord": (".tfrecord", ".tfrecords", ".tfrec")}
 
 
 def table_files(path: str, source: str, key: str) -> list[Path]:
@@ -79,10 +79,15 @@ def _available_memory() -> int:
     return 8 << 30
 
 
-def blocks(path: Path, source: str, key: str) -> Iterator[Any]:
-    """The file as pyarrow Tables of a few MB each, in file order."""
+def blocks(path: Path, source: str, key: str, features: dict[str, str] | None = None) -> Iterator[Any]:
+    """The file as pyarrow Tables of a few MB each, in file order (TFRecord: records parsed with `features`)."""
     import pyarrow as pa
 
+    if source == "tfrecord":
+        from kcli.data import tfrecords
+
+        yield from tfrecords.blocks(path, features, key)
+        return
     try:
         if source == "parquet":
             import pyarrow.parquet as pq
@@ -260,7 +265,7 @@ def split_pass(files: list[Path], data: DataConfig, key: str, label: str | None,
     for path in files:
         writer = cache.writer(path) if cache is not None else None
         first_row = 0
-        for block in blocks(path, data.source, key):
+        for block in blocks(path, data.source, key, data.features):
             if writer is not None:
                 writer.write(tables.read_split(block, data.columns or {}, path, key, label,
                                                data.sample_weight if weights else None, first_row))
@@ -294,7 +299,7 @@ def learn(files: list[Path], data: DataConfig, cache: Cache | None = None) -> Le
     for path in files:
         first_row = 0
         writer = cache.writer(path) if cache is not None else None
-        for block in blocks(path, data.source, "data"):
+        for block in blocks(path, data.source, "data", data.features):
             if columns is None:
                 columns = tables.infer(block, data, path)
                 stats = {n: tables.ColumnStats() for n, c in columns.items() if c.kind != "ignore"}
@@ -373,7 +378,7 @@ class TableReader:
             yield from cached_blocks(cached)
             return
         first_row = 0
-        for block in blocks(path, self.data.source, self.key):
+        for block in blocks(path, self.data.source, self.key, self.data.features):
             yield tables.read_split(block, self._columns, path, self.key, self.label,
                                     self.data.sample_weight if self.weights else None, first_row)
             first_row += block.num_rows

@@ -27,10 +27,14 @@ ONE_HOT_UP_TO = 50   # categories with more values get an embedding by default
 MISSING_CODE = -1    # a missing whole-number category: IntegerLookup's out-of-vocabulary token
 
 
-def read_table(path: Path, source: str, key: str) -> Any:
-    """The whole file as a pyarrow Table (header line = column names for CSV)."""
+def read_table(path: Path, source: str, key: str, features: dict[str, str] | None = None) -> Any:
+    """The whole file as a pyarrow Table (header line = column names for CSV; TFRecord: the `features`)."""
     import pyarrow as pa
 
+    if source == "tfrecord":
+        from kcli.data import tfrecords
+
+        return tfrecords.read_table(path, features, key)
     if not path.is_file():
         raise DataError(f"data file not found: {path}" if not path.exists() else f"{path} is not a file",
                         key=_file_key(key))
@@ -58,11 +62,11 @@ def read_table(path: Path, source: str, key: str) -> Any:
     return table
 
 
-def read_tables(files: list[Path], source: str, key: str) -> Any:
+def read_tables(files: list[Path], source: str, key: str, features: dict[str, str] | None = None) -> Any:
     """Several files of one table (shards), read whole and joined in file order."""
     import pyarrow as pa
 
-    parts = [read_table(f, source, key) for f in files]
+    parts = [read_table(f, source, key, features) for f in files]
     if len(parts) == 1:
         return parts[0]
     for f, part in zip(files[1:], parts[1:]):

@@ -1,0 +1,89 @@
+"""`source: tfrecord`: TFRecord files of tf.train.Example records, read as a table of named columns.
+
+    data:
+      source: tfrecord
+      path: data/train-*.tfrecord      # a file, a folder or a glob
+      features: {age: float, city: string, zone: int, label: int}   # the feature spec: float | int | string
+      label: label
+
+Each feature holds one value per record (a record without it is a missing cell, handled by `data.missing`);
+they are parsed with `tf.io.parse_example` and `VarLenFeature`s, a block of records at a time, and from there
+on are columns like a CSV's: kinds, vocabularies, Normalization, streaming and its seeded order all apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kcli.data.checks import _file_key
+from kcli.errors import DataError
+
+RECORDS = 65536   # records parsed per block
+KINDS = ("float", "int", "string")
+
+
+def blocks(path: Path, features: dict[str, str] | None, key: str) -> Iterator[Any]:
+    """The records of one file as pyarrow Tables of up to RECORDS rows, one column per feature."""
+    import tensorflow as tf
+
+    if not features:
+        raise DataError("source tfrecord needs `features`: the name and kind (float, int, string) of every "
+                        "feature to read", key="data.features")
+    dtypes = {"float": tf.float32, "int": tf.int64, "string": tf.string}
+    spec = {name: tf.io.VarLenFeature(dtypes[kind]) for name, kind in features.items()}
+    first = 0
+    try:
+        for serialized in tf.data.TFRecordDataset(str(path)).batch(RECORDS):
+            parsed = tf.io.parse_example(serialized, spec)
+            rows = int(serialized.shape[0])
+            yield _table({name: _column(parsed[name], rows, features[name], name, first, path, key)
+                          for name in features})
+            first += rows
+    except tf.errors.OpError as exc:
+        message = " ".join(str(exc.message).split("\n")[0].split())
+        raise DataError(f"cannot read {path} as TFRecord (after record {first}): {message}",
+                        key=_file_key(key)) from None
+
+
+def _column(sparse: Any, rows: int, kind: str, name: str, first: int, path: Path, key: str) -> Any:
+    """One feature as a pyarrow array, null where a record lacks it."""
+    import pyarrow as pa
+
+    row_of = sparse.indices.numpy()[:, 0]
+    counts = np.bincount(row_of, minlength=rows)
+    if counts.size and counts.max() > 1:
+        record = int(np.argmax(counts > 1))
+        raise DataError(f"{path}: record {first + record + 1}: feature {name!r} holds {int(counts[record])} values; "
+                        "kcli reads one value per feature and record", key=_file_key(key))
+    values = sparse.values.numpy()
+    missing = counts == 0
+    if kind == "string":
+        texts: list[str | None] = [None] * rows
+        for row, value in zip(row_of.tolist(), values.tolist()):
+            texts[row] = value.decode("utf-8", errors="replace")
+        return pa.array(texts, type=pa.string())
+    dense = np.zeros(rows, np.float32 if kind == "float" else np.int64)
+    dense[row_of] = values
+    return pa.array(dense, mask=missing)
+
+
+def _table(columns: dict[str, Any]) -> Any:
+    import pyarrow as pa
+
+    return pa.table(columns)
+
+
+def read_table(path: Path, features: dict[str, str] | None, key: str) -> Any:
+    """The whole file as one pyarrow Table."""
+    import pyarrow as pa
+
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}", key=_file_key(key))
+    parts = list(blocks(path, features, key))
+    if not parts or sum(p.num_rows for p in parts) == 0:
+        raise DataError(f"{path} holds no records", key=_file_key(key))
+    return pa.concat_tables(parts)
