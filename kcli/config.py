@@ -475,7 +475,7 @@ class Config(_Strict):
             return self
         if data.source not in TABLES:
             raise ValueError("model: give `input_shape` (one input) or `inputs` (named inputs of a graph); only a "
-                             "csv / parquet source lets kcli build the inputs from its columns")
+                             "csv / parquet / tfrecord source lets kcli build the inputs from its columns")
         if model.class_ is not None:
             raise ValueError("model.class: a Model class takes `input_shape`; kcli builds the inputs of columns "
                              "for `layers` or `graph`")

@@ -8,6 +8,9 @@ what `fit` gets). One module per source, all returning `Arrays` (or `Stream`s) t
 - npz_files: .npz files and the bundled datasets     - csv_files: CSV with a header (class-name labels too)
 - named: several named inputs / outputs from CSV or npz  - keras_datasets: `source: keras` (keras.datasets)
 - python_source: `source: python` (your tf.data)     - images: `source: images` (a folder per class)
+- tables: CSV / Parquet / TFRecord as named columns (no model.input_shape; kcli/tabular.py builds the inputs)
+- stream, stream_cache: tables larger than memory, read in blocks with a seeded per-epoch order
+- tfrecords: `source: tfrecord` records parsed into columns
 - preprocess: Keras preprocessing layers adapted on the training split
 - splits: Arrays / Splits; checks: numbers, shapes and file keys every reader shares
 """

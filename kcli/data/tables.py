@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from kcli.config import ColumnConfig, DataConfig
-from kcli.data.checks import _file_key
+from kcli.data.checks import _file_key, is_number
 from kcli.data.splits import Arrays
 from kcli.errors import DataError
 from kcli.ports import input_name
@@ -197,7 +197,7 @@ def _numbers(column: Any, name: str, where: Where) -> np.ndarray:
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         texts = column.to_pylist()
         for row, text in enumerate(texts):
-            if text is not None and not _is_number(text):
+            if text is not None and not is_number(text):
                 raise DataError(f"{where.path}: data row {where.row(row)}, column {name!r} is {text!r}, not a "
                                 f"number (text columns are categories: data.columns.{name}.kind: category)",
                                 key=_file_key(where.key))
@@ -208,13 +208,6 @@ def _numbers(column: Any, name: str, where: Where) -> np.ndarray:
         raise DataError(f"{where.path}: column {name!r} cannot be read as numbers ({exc})",
                         key=_file_key(where.key)) from None
 
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _check_missing(missing: np.ndarray, name: str, spec: ColumnConfig, where: Where) -> None:
