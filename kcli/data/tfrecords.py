@@ -13,6 +13,7 @@ on are columns like a CSV's: kinds, vocabularies, Normalization, streaming and i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ def blocks(path: Path, features: dict[str, str] | None, key: str) -> Iterator[An
             first += rows
     except tf.errors.OpError as exc:
         message = " ".join(str(exc.message).split("\n")[0].split())
+        message = re.sub(r"\s*\[Op:.*$", "", re.sub(r"\{\{.*?\}\}\s*", "", message))   # TensorFlow's op details
         raise DataError(f"cannot read {path} as TFRecord (after record {first}): {message}",
                         key=_file_key(key)) from None
 
