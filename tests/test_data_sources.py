@@ -390,3 +390,15 @@ def test_csv_class_names_are_learned_on_train_and_predicted_by_name(tmp_path: Pa
     (tmp_path / "odd.csv").write_text("a,species,b\n1.0,tulip,0.0\n")
     line = assert_user_error(run_cli("evaluate", run_dir, "--data", tmp_path / "odd.csv"), "'tulip'")
     assert "does not have" in line
+
+
+def test_the_shipped_image_folder_example_trains(tmp_path: Path) -> None:
+    from tests.conftest import CONFIGS
+
+    result = run_cli("train", CONFIGS / "shapes_images.yaml", "--runs-dir", tmp_path, "--set", "fit.epochs=2",
+                     "--set", "save=[keras]")
+    assert result.exit_code == 0, result.stderr
+    record = json.loads((only_run(tmp_path) / "run.json").read_text())
+    assert record["classes"] == ["circle", "square"]
+    assert record["data_notes"] == [f"skipped 1 file(s) of {CONFIGS / 'data' / 'shapes'} that are not images "
+                                    "(data.skip_bad_images): square/notes.png"]

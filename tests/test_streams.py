@@ -171,10 +171,9 @@ def test_sigkill_then_resume_of_a_shuffled_stream_equals_an_uninterrupted_run(tm
     text = shards.read_text().replace("shuffle: false", "shuffle: true").replace("epochs: 3", "epochs: 4")
     config = write_config(tmp_path, "imports: [signaller.py]\n" + text.replace(
         "fit: {epochs: 4}", "fit: {epochs: 4, callbacks: [Signaller], checkpoint: {interval: 0}}"), "kill.yaml")
+    reference = run_cli("train", config, "--runs-dir", tmp_path / "reference")   # uninterrupted, in this process
+    assert reference.exit_code == 0, reference.stderr
     command = [sys.executable, "-m", "kcli", "train", str(config), "--runs-dir"]
-    reference = subprocess.run([*command, str(tmp_path / "reference")], cwd=REPO, capture_output=True, text=True,
-                               timeout=300)
-    assert reference.returncode == 0, reference.stderr
     killed = subprocess.run([*command, str(tmp_path / "killed")], cwd=REPO, capture_output=True, text=True,
                             timeout=300, env={**os.environ, "KCLI_TEST_EPOCH": "3"})   # killed in epoch 3
     assert killed.returncode == -9

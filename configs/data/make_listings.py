@@ -1,4 +1,6 @@
-"""Writes listings.csv: a small generated table of flats for sale for configs/houses_columns.yaml (seeded).
+"""Writes listings.csv: a small generated table of flats for sale for configs/houses_columns.yaml (seeded), and
+the same rows as listings.parquet (configs/houses_parquet.yaml) and listings.tfrecord (tf.train.Example
+records, configs/houses_tfrecord.yaml; an empty cell is a feature the record lacks).
 
 Columns as a real export has them: numbers (rooms, area in m2, age in years, some ages unknown = empty cells),
 text (district, heating; some heating unknown), and the label `band` as a class name (cheap / fair / pricey).
@@ -32,5 +34,29 @@ def main(rows: int = 600, seed: int = 11) -> None:
                              "" if rng.random() < 0.05 else heating, band])
 
 
+def copies(csv_path: Path) -> None:
+    """listings.parquet and listings.tfrecord with the rows of listings.csv."""
+    import pyarrow.parquet as pq
+    import tensorflow as tf
+    from pyarrow import csv as pacsv
+
+    table = pacsv.read_csv(csv_path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+    pq.write_table(table, csv_path.with_suffix(".parquet"))
+    with tf.io.TFRecordWriter(str(csv_path.with_suffix(".tfrecord"))) as writer:
+        for row in table.to_pylist():
+            feature = {}
+            for name, value in row.items():
+                if value is None:
+                    continue   # an empty cell: the record lacks the feature
+                if isinstance(value, str):
+                    feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+                elif isinstance(value, int):
+                    feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+                else:
+                    feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+
+
 if __name__ == "__main__":
     main()
+    copies(Path(__file__).with_name("listings.csv"))
