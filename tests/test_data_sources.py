@@ -390,8 +390,9 @@ def test_csv_class_names_are_learned_on_train_and_predicted_by_name(tmp_path: Pa
     assert result.exit_code == 0, result.stderr
     assert [line.split(",")[0] for line in out.read_text().splitlines()[1:]] == ["virginica", "setosa", "versicolor"]
     (tmp_path / "odd.csv").write_text("a,species,b\n1.0,tulip,0.0\n")
-    line = assert_user_error(run_cli("evaluate", run_dir, "--data", tmp_path / "odd.csv"), "'tulip'")
-    assert "does not have" in line
+    line = assert_user_error(run_cli("evaluate", run_dir, "--data", tmp_path / "odd.csv"),
+                             "odd.csv: the labels hold class(es) 'tulip' that the run was not trained on")
+    assert line.startswith("error: --data: ")
 
 
 def test_the_shipped_image_folder_example_trains(tmp_path: Path) -> None:

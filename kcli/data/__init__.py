@@ -153,9 +153,9 @@ def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache
                   column_stats=learned.stats, cache=cache)
 
 
-def encode_class_names(splits: Splits, names: list[str]) -> list[str]:
+def encode_class_names(splits: Splits, names: list[str], file: tuple[Path, str] | None = None) -> list[str]:
     """String labels -> class ids in the order of `names` (the training split's sorted class names); a name the
-    training split lacks is one line naming it."""
+    training split lacks is one line naming it (and, for another file of a finished run, the file and its key)."""
     ids = {name: i for i, name in enumerate(names)}
     for split, arrays in (("data", splits.train), ("data.validation", splits.validation), ("data.test", splits.test)):
         if not isinstance(arrays, Arrays) or arrays is None:
@@ -163,9 +163,13 @@ def encode_class_names(splits: Splits, names: list[str]) -> list[str]:
         y = np.asarray(arrays.y)
         unknown = sorted(set(y.astype(str).tolist()) - set(ids))
         if unknown:
+            classes = f"({', '.join(map(repr, names[:10]))}{', ...' if len(names) > 10 else ''})"
+            found = ", ".join(map(repr, unknown[:5]))
+            if file is not None:
+                raise DataError(f"{file[0]}: the labels hold class(es) {found} that the run was not trained on "
+                                f"{classes}", key=file[1])
             raise DataError(f"the {split.removeprefix('data.') if '.' in split else 'training'} labels hold class(es) "
-                            f"{', '.join(map(repr, unknown[:5]))} that the training split does not have "
-                            f"({', '.join(map(repr, names[:10]))}{', ...' if len(names) > 10 else ''})",
+                            f"{found} that the training split does not have {classes}",
                             key=f"{split}.label" if split == "data" else split)
         arrays.y = np.array([ids[v] for v in y.astype(str).tolist()], dtype=np.int64)
     return names
@@ -202,7 +206,7 @@ def load_file(path: Path, data: DataConfig, key: str, ports: Ports, label: str |
     if isinstance(arrays.y, np.ndarray) and arrays.y.dtype.kind == "U":
         if not class_names:
             raise DataError(f"{path}: the labels are names, but the run was trained on class ids", key=key)
-        encode_class_names(Splits(arrays), class_names)
+        encode_class_names(Splits(arrays), class_names, (path, key))
     return _preprocess(Splits(arrays), data, ports).train
 
 
