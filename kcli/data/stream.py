@@ -16,7 +16,7 @@ from __future__ import annotations
 import glob
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,15 +94,12 @@ def blocks(path: Path, source: str, key: str, features: dict[str, str] | None = 
         from pyarrow import csv
 
         reader = csv.open_csv(path, read_options=csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=True),
-                              convert_options=csv.ConvertOptions(strings_can_be_null=True))
+                              convert_options=tables.csv_options())
         for batch in reader:
             yield pa.Table.from_batches([batch])
     except (pa.ArrowException, OSError) as exc:
-        text = " ".join(str(exc).split())
-        if "Empty CSV file" in text:
-            text = "it is empty; expected a header line with column names"
-        raise DataError(f"cannot read {path} as {source}: {text} (in a streamed table every block must hold the "
-                        "kinds of values its first block had)", key=_file_key(key)) from None
+        raise DataError(f"cannot read {path} as {source}: {tables.arrow_problem(exc)} (in a streamed table every "
+                        "block must hold the kinds of values its first block had)", key=_file_key(key)) from None
 
 
 def split_pass(files: list[Path], data: DataConfig, key: str, label: str | None, weights: bool,
@@ -192,10 +189,6 @@ class TableReader:
     rows: int = 0            # 0: unknown (validation / test files are not counted ahead)
     labels: str = "ids"      # ids | names | values (regression)
     cache: Cache | None = None
-    _columns: dict[str, ColumnConfig] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self._columns = dict(self.data.columns or {})
 
     def batches(self) -> Iterator[tuple[Any, ...]]:
         """Batches of data.batch_size rows (the last one partial) in epoch `self.epoch`'s order."""
@@ -227,7 +220,7 @@ class TableReader:
             return
         first_row = 0
         for block in blocks(path, self.data.source, self.key, self.data.features):
-            yield tables.read_split(block, self._columns, path, self.key, self.label,
+            yield tables.read_split(block, self.data.columns or {}, path, self.key, self.label,
                                     self.data.sample_weight if self.weights else None, first_row)
             first_row += block.num_rows
 

@@ -46,20 +46,36 @@ def read_table(path: Path, source: str, key: str, features: dict[str, str] | Non
         else:
             from pyarrow import csv
 
-            table = csv.read_csv(path, convert_options=csv.ConvertOptions(strings_can_be_null=True))
+            table = csv.read_csv(path, convert_options=csv_options())
     except (pa.ArrowException, OSError) as exc:
-        text = " ".join(str(exc).split())
-        if "Empty CSV file" in text:
-            text = "it is empty; expected a header line with column names"
-        raise DataError(f"cannot read {path} as {source}: {text}", key=_file_key(key)) from None
+        raise DataError(f"cannot read {path} as {source}: {arrow_problem(exc)}", key=_file_key(key)) from None
+    column_names(table, path, key)
+    if table.num_rows == 0:
+        raise DataError(f"{path} has a header but no rows", key=_file_key(key))
+    return table
+
+
+def column_names(table: Any, path: Path, key: str) -> list[str]:
+    """A table's column names, each once (a name twice in a header is one line naming it)."""
     names = [str(n) for n in table.column_names]
     doubled = sorted({n for n in names if names.count(n) > 1})
     if doubled:
         raise DataError(f"{path}: the column name(s) {', '.join(map(repr, doubled))} appear more than once",
                         key=_file_key(key))
-    if table.num_rows == 0:
-        raise DataError(f"{path} has a header but no rows", key=_file_key(key))
-    return table
+    return names
+
+
+def csv_options() -> Any:
+    """How pyarrow converts CSV cells (whole and streamed reads alike): an empty text cell is missing too."""
+    from pyarrow import csv
+
+    return csv.ConvertOptions(strings_can_be_null=True)
+
+
+def arrow_problem(exc: BaseException) -> str:
+    """pyarrow's complaint about a file, on one line (an empty CSV said as such)."""
+    text = " ".join(str(exc).split())
+    return "it is empty; expected a header line with column names" if "Empty CSV file" in text else text
 
 
 def read_tables(files: list[Path], source: str, key: str, features: dict[str, str] | None = None) -> Any:
@@ -86,7 +102,7 @@ def infer(table: Any, data: DataConfig, path: Path) -> dict[str, ColumnConfig]:
     columns are not features. Declared columns the file lacks are an error naming the key."""
     import pyarrow as pa
 
-    names = [str(n) for n in table.column_names]
+    names = column_names(table, path, "data")
     declared = data.columns or {}
     for name in declared:
         if name not in names:
