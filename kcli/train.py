@@ -41,10 +41,12 @@ from kcli import summary as summary_mod
 from kcli import trial as trial_mod
 from kcli.config import Config, LoadedConfig
 from kcli.data import Splits, preprocess
+from kcli.data import stream as stream_mod
 from kcli.data.python_source import Stream
 from kcli.display import Display
 from kcli.errors import (
     ConfigError,
+    DataError,
     ExportFailed,
     Interrupted,
     KcliError,
@@ -417,7 +419,8 @@ def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display,
     monitor = cfg.fit.checkpoint.monitor or ("val_loss" if validation is not None else None)
     checkpointer = callbacks_mod.Checkpointer(run_dir, monitor, cfg.fit.checkpoint.mode, user,
                                                cfg.fit.checkpoint.interval, start.state)
-    with display.progress(cfg.fit.epochs, steps, start.epoch) as progress, _flushed(checkpointer):
+    with (display.progress(cfg.fit.epochs, steps, start.epoch) as progress, _flushed(checkpointer),
+          _stream_failures(prep, run_dir)):
         model.fit(inputs.x, inputs.y, batch_size=inputs.batch_size,
                   epochs=cfg.fit.epochs, initial_epoch=start.epoch, validation_data=validation,
                   validation_freq=cfg.fit.validation_freq, shuffle=inputs.shuffle, sample_weight=inputs.sample_weight,
@@ -435,6 +438,22 @@ def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display,
         start.record.update(pruned_at_epoch=report.pruned_at)
         display.note(f"pruned by the sweep after epoch {report.pruned_at}: its metric lags the other trials'")
     return recorder.rows
+
+
+@contextlib.contextmanager
+def _stream_failures(prep: Prepared, run_dir: Path) -> Iterator[None]:
+    """A streamed file that vanished or changed during fit: its own one-line error (not tf.data's wrapping),
+    and how to go on from the last saved epoch."""
+    try:
+        yield
+    except Exception:
+        splits = prep.splits
+        failed = stream_mod.failure(splits.train, splits.validation, splits.test) if splits is not None else None
+        if failed is None:
+            raise
+        saved = state.saved_epoch(run_dir)
+        then = f"; the state after epoch {saved} is saved: mend it, then kcli train --resume {run_dir}" if saved else ""
+        raise prep.loaded.locate(DataError(f"{failed.message}{then}", key=failed.key)) from None
 
 
 @contextlib.contextmanager
@@ -462,9 +481,10 @@ def _finish_model(model: keras.Model, prep: Prepared, run_dir: Path, record: run
         display.note("--keep-best: nothing was monitored (no validation data and no fit.checkpoint.monitor); "
                      "keeping the last weights")
     if splits.test is not None:
-        metrics = (model_mod.evaluate(model, splits.test.dataset, None, None) if isinstance(splits.test, Stream)
-                   else model_mod.evaluate(model, splits.test.x, splits.test.y, prep.cfg.data.batch_size,
-                                           splits.test.w))
+        with _stream_failures(prep, run_dir):
+            metrics = (model_mod.evaluate(model, splits.test.dataset, None, None) if isinstance(splits.test, Stream)
+                       else model_mod.evaluate(model, splits.test.x, splits.test.y, prep.cfg.data.batch_size,
+                                               splits.test.w))
         runs.write_json(run_dir / runs.METRICS, metrics)
         display.metrics("Test metrics", metrics)
     if not chief:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -53,6 +54,7 @@ CONFIG = """\
 PLAIN = """
 import json, sys
 from pathlib import Path
+from typing import Any
 import numpy as np, keras, tensorflow as tf
 
 folder = Path(sys.argv[1])
@@ -210,3 +212,26 @@ def test_stream_mistakes_are_one_line(tmp_path: Path, shards: Path, monkeypatch:
     assert_user_error(run_cli("train", shards, "--runs-dir", tmp_path / "runs"),
                       "part-02.csv: data row 41, column 'b' is empty")
     assert not (tmp_path / "runs").exists()
+    # a file that vanishes during training (no cache: the disk had no room) stops the run with its own line;
+    # the epochs done stay resumable
+    lines[41] = "1.0,2.0,3.0,1"
+    part.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(stream.Cache, "writer", lambda self, source: None)
+    blocks = stream.TableReader._blocks
+
+    def vanishing(reader: stream.TableReader, path: Path) -> Any:
+        if reader.epoch == 1 and path == part:
+            path.unlink()
+        return blocks(reader, path)
+
+    monkeypatch.setattr(stream.TableReader, "_blocks", vanishing)
+    line = assert_user_error(run_cli("train", shards, "--runs-dir", tmp_path / "runs"),
+                             f"data.path: {part} is gone (it was there when the run began)")
+    run_dir = next((tmp_path / "runs").iterdir())
+    assert run_json(run_dir)["status"] == "failed" and run_json(run_dir)["epochs_completed"] == 1
+    assert f"kcli train --resume {run_dir}" in line
+    monkeypatch.undo()
+    part.write_text("\n".join(lines) + "\n")   # put back: the run goes on from epoch 2
+    resumed = run_cli("train", "--resume", run_dir)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert run_json(run_dir)["status"] == "completed" and run_json(run_dir)["epochs_completed"] == 3

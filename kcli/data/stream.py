@@ -97,6 +97,8 @@ def blocks(path: Path, source: str, key: str, features: dict[str, str] | None = 
                               convert_options=tables.csv_options())
         for batch in reader:
             yield pa.Table.from_batches([batch])
+    except FileNotFoundError:
+        raise DataError(f"{path} is gone (it was there when the run began)", key=_file_key(key)) from None
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cannot read {path} as {source}: {tables.arrow_problem(exc)} (in a streamed table every "
                         "block must hold the kinds of values its first block had)", key=_file_key(key)) from None
@@ -189,6 +191,7 @@ class TableReader:
     rows: int = 0            # 0: unknown (validation / test files are not counted ahead)
     labels: str = "ids"      # ids | names | values (regression)
     cache: Cache | None = None
+    failure: DataError | None = None   # what stopped the last pass (tf.data hands fit only its text)
 
     def batches(self) -> Iterator[tuple[Any, ...]]:
         """Batches of data.batch_size rows (the last one partial) in epoch `self.epoch`'s order."""
@@ -197,7 +200,19 @@ class TableReader:
 
     def groups(self) -> Iterator[tuple[Any, ...]]:
         """The batches of epoch `self.epoch`, a window at a time: arrays of shape (batches, batch_size, ...)
-        (tf.data unbatches them in C++: one Python call per window instead of one per batch)."""
+        (tf.data unbatches them in C++: one Python call per window instead of one per batch). A file that
+        vanishes or breaks during training is kept in `failure` (see `failure()`)."""
+        try:
+            yield from self._groups()
+        except DataError as exc:
+            self.failure = exc
+            raise
+        except OSError as exc:   # the cache removed under the run, a read error
+            self.failure = DataError(f"cannot read {exc.filename or 'the data'} during training: {exc.strerror or exc}",
+                                     key=_file_key(self.key))
+            raise
+
+    def _groups(self) -> Iterator[tuple[Any, ...]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(len(self.files)) if self.shuffle else np.arange(len(self.files))
         pending: list[Arrays] = []
@@ -299,6 +314,16 @@ def stream(reader: TableReader) -> Stream:
     if steps is not None:
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
     return Stream(dataset.prefetch(tf.data.AUTOTUNE), steps, epoch_setter=EpochSetter(reader))
+
+
+def failure(*streams: Any) -> DataError | None:
+    """What stopped a streamed table's reader during fit / evaluate (a file that vanished or changed), if any of
+    `streams` (Streams or None) is one: tf.data hands on only an error of its own."""
+    for item in streams:
+        setter = getattr(item, "epoch_setter", None)
+        if isinstance(setter, EpochSetter) and setter.reader.failure is not None:
+            return setter.reader.failure
+    return None
 
 
 class EpochSetter:
