@@ -40,18 +40,23 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
         arrays, label = _split(run, split)
     _note_fallback(run, display)
     model_mod.check_labels(Splits(arrays), model, model.loss, run.ports)
-    metrics = model_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size, arrays.w)
+    if isinstance(arrays, Stream):   # a streamed table: metrics and counts batch by batch, never all rows at once
+        metrics = model_mod.evaluate(model, arrays.dataset, None, None)
+        matrix, examples = _streamed_matrix(run, model, arrays)
+    else:
+        metrics = model_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size, arrays.w)
+        classes = _classes(run, model, model.predict(model_mod.keras_inputs(arrays.x), batch_size=1024, verbose=0),
+                           arrays.y)
+        matrix, examples = (confusion_matrix(*classes) if classes else None), len(arrays)
     out = run.path / f"eval-{label}.json"
-    classes = _classes(run, model, arrays)
-    report: dict[str, Any] = {"data": str(data_file) if data_file else label, "examples": len(arrays), **metrics}
-    if classes is not None:
-        matrix = confusion_matrix(*classes)
+    report: dict[str, Any] = {"data": str(data_file) if data_file else label, "examples": examples, **metrics}
+    if matrix is not None:
         report["confusion_matrix"] = matrix.tolist()   # rows: true class, columns: predicted class
         report["per_class"] = per_class(matrix, run.record.get("classes"))
     runs.write_json(out, report)
-    display.note(f"{run.path} on {label} ({len(arrays)} examples)")
+    display.note(f"{run.path} on {label} ({examples} examples)")
     display.metrics("Evaluation", metrics)
-    if classes is not None:
+    if matrix is not None:
         display.per_class(report["per_class"])
         picture = run.path / f"eval-{label}-confusion.png"
         pictures.confusion(matrix, picture, f"{run.path.name} on {label}: confusion matrix")
@@ -60,19 +65,36 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
     return out
 
 
-def _classes(run: runs.FinishedRun, model: Any, arrays: Arrays) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """(true class ids, predicted class ids, class count) for a one-output classifier, else None."""
-    if isinstance(arrays.y, dict):
+def _streamed_matrix(run: runs.FinishedRun, model: Any, stream: Stream) -> tuple[np.ndarray | None, int]:
+    """The confusion matrix (None: not a classifier) and the number of examples of a streamed split, summed over
+    its batches."""
+    matrix: np.ndarray | None = None
+    examples, classifier = 0, True
+    for batch in stream.dataset:
+        examples += len(batch[1])
+        classes = _classes(run, model, model.predict_on_batch(batch[0]), np.asarray(batch[1])) if classifier else None
+        if classes is None:
+            classifier = False
+            continue
+        counts = confusion_matrix(*classes)
+        matrix = counts if matrix is None else matrix + counts
+    return (matrix if classifier else None), examples
+
+
+def _classes(run: runs.FinishedRun, model: Any, raw: Any, y: Any) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """(true class ids, predicted class ids, class count) for a one-output classifier's outputs `raw` on rows
+    labelled `y`, else None."""
+    if isinstance(y, dict):
         return None
     from kcli.predict import Head
 
-    raw = np.asarray(model.predict(model_mod.keras_inputs(arrays.x), batch_size=1024, verbose=0))
+    raw = np.asarray(raw)
     width = int(np.prod(raw.shape[1:]))
     head = Head.of(run, width)
     classified = head.classify(raw)
     if classified is None:
         return None
-    y = np.asarray(arrays.y).reshape(len(raw), -1)
+    y = np.asarray(y).reshape(len(raw), -1)
     true = np.argmax(y, axis=1) if y.shape[1] > 1 else np.rint(y[:, 0]).astype(np.int64)
     count = width if head.kind == "multiclass" else 2
     if true.min() < 0 or true.max() >= count:
@@ -99,7 +121,7 @@ def per_class(matrix: np.ndarray, names: list[str] | None = None) -> list[dict[s
     return out
 
 
-def _split(run: runs.FinishedRun, split: str | None) -> tuple[Arrays, str]:
+def _split(run: runs.FinishedRun, split: str | None) -> tuple[Arrays | Stream, str]:
     """The run's own split, re-created from its saved config exactly as training made it."""
     cfg = run.config
     if cfg.data.source == "python":   # the data function as the run copied it into RUN/code/
@@ -118,7 +140,7 @@ def _split(run: runs.FinishedRun, split: str | None) -> tuple[Arrays, str]:
     arrays = getattr(splits, split)
     if arrays is None:
         raise DataError(f"the run has no {split} data", key="--split")
-    if isinstance(arrays, Stream):   # the user's dataset: its batches, gathered for metrics and the confusion matrix
+    if isinstance(arrays, Stream) and arrays.epoch_setter is None:   # the user's dataset: its batches, gathered
         arrays = Arrays(*python_source.to_arrays(arrays))
     return arrays, split
 

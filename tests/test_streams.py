@@ -101,6 +101,16 @@ def test_a_streamed_table_trains_like_a_hand_written_tf_data_script(tmp_path: Pa
     assert_same_as_plain_script(run_dir, PLAIN, tmp_path)
     result = run_cli("predict", run_dir, "--input", tmp_path / "val" / "part-00.csv", "--output", tmp_path / "p.csv")
     assert result.exit_code == 0, result.stderr
+    # kcli evaluate streams the split too: its metrics are the last epoch's validation metrics, and the confusion
+    # matrix (summed batch by batch) counts every row
+    result = run_cli("evaluate", run_dir)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((run_dir / "eval-validation.json").read_text())
+    last = json.loads((run_dir / "history.json").read_text())[-1]
+    assert report["examples"] == 30 and np.sum(report["confusion_matrix"]) == 30
+    assert report["loss"] == pytest.approx(last["val_loss"], abs=1e-6)
+    assert report["accuracy"] == pytest.approx(np.trace(report["confusion_matrix"]) / 30, abs=1e-6)
+    assert report["accuracy"] == pytest.approx(last["val_accuracy"], abs=1e-6)
 
 
 def write_tfrecord(csv_path: Path, target: Path) -> None:

@@ -33,6 +33,7 @@ from kcli.ports import Ports, input_name
 
 STREAM_ABOVE = 512 << 20     # bytes of files above which `stream: auto` streams
 WINDOW_ROWS = 65536          # rows shuffled together (a shuffle buffer; memory: this many rows)
+WINDOWS_AHEAD = 2            # windows read ahead of training
 BLOCK_BYTES = 1 << 20        # bytes of CSV pyarrow parses per block (larger blocks: more memory, no faster)
 PARQUET_ROWS = 65536         # rows per Parquet batch
 SUFFIXES = {"csv": (".csv",), "parquet": (".parquet", ".pq"), "tfrecord": (".tfrecord", ".tfrecords", ".tfrec")}
@@ -308,8 +309,10 @@ def stream(reader: TableReader) -> Stream:
     signature: tuple[Any, ...] = (specs, label)
     if reader.weights:
         signature = (*signature, tf.TensorSpec((None, None), tf.float32))
-    # groups of batches (one Python call per window), split into batches in C++
-    dataset = tf.data.Dataset.from_generator(reader.groups, output_signature=signature).unbatch()
+    # groups of batches (one Python call per window), split into batches in C++; the next windows are read
+    # (from the disk: the cache may have left the page cache) while the model trains on this one
+    windows = tf.data.Dataset.from_generator(reader.groups, output_signature=signature)
+    dataset = windows.prefetch(WINDOWS_AHEAD).unbatch()
     steps = math.ceil(reader.rows / reader.data.batch_size) if reader.rows else None
     if steps is not None:
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
