@@ -92,9 +92,6 @@ def interleaved(folder: Path, big: Path, small: Path, small_rows: int, rounds: i
     streamed epoch, then as many in-memory epochs as make the same number of rows), so that this VM's drift
     hits both alike: the same model and fit settings, kcli's own datasets (the streamed one with its reader's
     epoch callback). The first turn of each is not counted (it traces the graph, fills the cache)."""
-    import keras
-    import yaml
-
     from kcli import pipeline, train
 
     prepared = {}
@@ -121,7 +118,6 @@ def interleaved(folder: Path, big: Path, small: Path, small_rows: int, rounds: i
                 seconds["memory"] += time.perf_counter() - middle
     finally:
         streamed.splits.cache.close()
-    keras.backend.clear_session()
     return rows * rounds / seconds["streamed"], small_rows * repeat * rounds / seconds["memory"]
 
 

@@ -11,6 +11,7 @@ from kcli import artifacts, pictures, runs
 from kcli import data as data_mod
 from kcli import model as model_mod
 from kcli.data import Arrays, Splits, python_source
+from kcli.data import stream as stream_mod
 from kcli.data.python_source import Stream
 from kcli.display import Display
 from kcli.errors import DataError
@@ -41,8 +42,9 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
     _note_fallback(run, display)
     model_mod.check_labels(Splits(arrays), model, model.loss, run.ports)
     if isinstance(arrays, Stream):   # a streamed table: metrics and counts batch by batch, never all rows at once
-        metrics = model_mod.evaluate(model, arrays.dataset, None, None)
-        matrix, examples = _streamed_matrix(run, model, arrays)
+        with stream_mod.reader_errors(arrays):
+            metrics = model_mod.evaluate(model, arrays.dataset, None, None)
+            matrix, examples = _streamed_matrix(run, model, arrays), arrays.epoch_setter.reader.rows
     else:
         metrics = model_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size, arrays.w)
         classes = _classes(run, model, model.predict(model_mod.keras_inputs(arrays.x), batch_size=1024, verbose=0),
@@ -65,20 +67,16 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
     return out
 
 
-def _streamed_matrix(run: runs.FinishedRun, model: Any, stream: Stream) -> tuple[np.ndarray | None, int]:
-    """The confusion matrix (None: not a classifier) and the number of examples of a streamed split, summed over
-    its batches."""
+def _streamed_matrix(run: runs.FinishedRun, model: Any, stream: Stream) -> np.ndarray | None:
+    """The confusion matrix of a streamed split, summed over its batches (None: not a classifier)."""
     matrix: np.ndarray | None = None
-    examples, classifier = 0, True
     for batch in stream.dataset:
-        examples += len(batch[1])
-        classes = _classes(run, model, model.predict_on_batch(batch[0]), np.asarray(batch[1])) if classifier else None
+        classes = _classes(run, model, model.predict_on_batch(batch[0]), np.asarray(batch[1]))
         if classes is None:
-            classifier = False
-            continue
+            return None
         counts = confusion_matrix(*classes)
         matrix = counts if matrix is None else matrix + counts
-    return (matrix if classifier else None), examples
+    return matrix
 
 
 def _classes(run: runs.FinishedRun, model: Any, raw: Any, y: Any) -> tuple[np.ndarray, np.ndarray, int] | None:

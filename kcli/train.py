@@ -444,16 +444,14 @@ def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display,
 def _stream_failures(prep: Prepared, run_dir: Path) -> Iterator[None]:
     """A streamed file that vanished or changed during fit: its own one-line error (not tf.data's wrapping),
     and how to go on from the last saved epoch."""
+    splits = prep.splits
     try:
-        yield
-    except Exception:
-        splits = prep.splits
-        failed = stream_mod.failure(splits.train, splits.validation, splits.test) if splits is not None else None
-        if failed is None:
-            raise
+        with stream_mod.reader_errors(*((splits.train, splits.validation, splits.test) if splits else ())):
+            yield
+    except DataError as exc:
         saved = state.saved_epoch(run_dir)
         then = f"; the state after epoch {saved} is saved: mend it, then kcli train --resume {run_dir}" if saved else ""
-        raise prep.loaded.locate(DataError(f"{failed.message}{then}", key=failed.key)) from None
+        raise prep.loaded.locate(DataError(f"{exc.message}{then}", key=exc.key)) from None
 
 
 @contextlib.contextmanager

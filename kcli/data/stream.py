@@ -13,6 +13,7 @@ The order of epoch e depends only on (seed, e): the files in a permutation drawn
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import math
 from collections.abc import Iterator
@@ -202,7 +203,7 @@ class TableReader:
     def groups(self) -> Iterator[tuple[Any, ...]]:
         """The batches of epoch `self.epoch`, a window at a time: arrays of shape (batches, batch_size, ...)
         (tf.data unbatches them in C++: one Python call per window instead of one per batch). A file that
-        vanishes or breaks during training is kept in `failure` (see `failure()`)."""
+        vanishes or breaks during training is kept in `failure` (see `reader_errors`)."""
         try:
             yield from self._groups()
         except DataError as exc:
@@ -319,14 +320,20 @@ def stream(reader: TableReader) -> Stream:
     return Stream(dataset.prefetch(tf.data.AUTOTUNE), steps, epoch_setter=EpochSetter(reader))
 
 
-def failure(*streams: Any) -> DataError | None:
-    """What stopped a streamed table's reader during fit / evaluate (a file that vanished or changed), if any of
-    `streams` (Streams or None) is one: tf.data hands on only an error of its own."""
-    for item in streams:
-        setter = getattr(item, "epoch_setter", None)
-        if isinstance(setter, EpochSetter) and setter.reader.failure is not None:
-            return setter.reader.failure
-    return None
+@contextlib.contextmanager
+def reader_errors(*streams: Any) -> Iterator[None]:
+    """Inside, fit / evaluate over `streams` (Streams or None): when a streamed table's reader stopped (a file
+    that vanished or changed), its own DataError instead of tf.data's wrapping of it."""
+    try:
+        yield
+    except DataError:
+        raise
+    except Exception:
+        for item in streams:
+            setter = getattr(item, "epoch_setter", None)
+            if isinstance(setter, EpochSetter) and setter.reader.failure is not None:
+                raise setter.reader.failure from None
+        raise
 
 
 class EpochSetter:
