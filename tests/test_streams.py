@@ -211,6 +211,13 @@ def test_stream_mistakes_are_one_line(tmp_path: Path, shards: Path, monkeypatch:
     assert_user_error(run_cli("train", write_config(tmp_path, text.replace("path: shards", "path: nowhere/*.csv"),
                                                     "glob.yaml"), "--runs-dir", tmp_path / "runs"),
                       "no file matches")
+    # a validation file with only its header: one line (it trained with 0 validation rows and Keras's warning)
+    header_only = tmp_path / "empty-val"
+    header_only.mkdir()
+    (header_only / "part-00.csv").write_text("a,b,c,label\n")
+    assert_user_error(run_cli("train", write_config(tmp_path, text.replace("val/part-00.csv", "empty-val/part-00.csv"),
+                                                    "empty.yaml"), "--runs-dir", tmp_path / "runs"),
+                      "data.validation.path: " + str(header_only / "part-00.csv") + " has a header but no rows")
     # a bad cell far down a later file names that file and its row, counted across blocks
     from kcli.data import stream
 

@@ -86,24 +86,27 @@ def blocks(path: Path, source: str, key: str, features: dict[str, str] | None = 
 
         yield from tfrecords.blocks(path, features, key)
         return
+    read = 0
     try:
         if source == "parquet":
             import pyarrow.parquet as pq
 
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=PARQUET_ROWS):
-                yield pa.Table.from_batches([batch])
-            return
-        from pyarrow import csv
+            batches: Any = pq.ParquetFile(path).iter_batches(batch_size=PARQUET_ROWS)
+        else:
+            from pyarrow import csv
 
-        reader = csv.open_csv(path, read_options=csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=True),
-                              convert_options=tables.csv_options())
-        for batch in reader:
+            batches = csv.open_csv(path, read_options=csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=True),
+                                   convert_options=tables.csv_options())
+        for batch in batches:
             yield pa.Table.from_batches([batch])
+            read += 1
     except FileNotFoundError:
         raise DataError(f"{path} is gone (it was there when the run began)", key=_file_key(key)) from None
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"cannot read {path} as {source}: {tables.arrow_problem(exc)} (in a streamed table every "
-                        "block must hold the kinds of values its first block had)", key=_file_key(key)) from None
+        later = (" (in a streamed table every block must hold the kinds of values its first block had)"
+                 if read else "")
+        raise DataError(f"cannot read {path} as {source}: {tables.arrow_problem(exc)}{later}",
+                        key=_file_key(key)) from None
 
 
 def split_pass(files: list[Path], data: DataConfig, key: str, label: str | None, weights: bool,
@@ -122,6 +125,8 @@ def split_pass(files: list[Path], data: DataConfig, key: str, label: str | None,
         if writer is not None:
             writer.close()
         rows += first_row
+    if rows == 0:
+        raise DataError(f"{files[0]} has a header but no rows", key=_file_key(key))
     return rows
 
 
