@@ -507,10 +507,12 @@ def _verify_artifacts(model: keras.Model, prep: Prepared, run_dir: Path, written
     x = verify.samples(ports_mod.of(prep.cfg.model, prep.cfg.data), real)
     expected = verify.reference(model, x)
     custom = prep.registry.classes
+    compute = verify.compute_dtype(model)
     report: dict[str, str] = {}
     for fmt, name in written.items():
         try:
-            diff = verify.check(fmt, run_dir / name, x, expected, custom, lambda: model_mod.rebuild(prep.cfg, custom))
+            diff = verify.check(fmt, run_dir / name, x, expected, custom, lambda: model_mod.rebuild(prep.cfg, custom),
+                                compute)
         except verify.NotReloadable as exc:
             fallback = ("kcli evaluate/predict/export rebuild the model from config.yaml, code/ and "
                         "model.weights.h5 instead" if "weights" in written else

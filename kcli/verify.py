@@ -22,6 +22,13 @@ from kcli.ports import Ports, Tree
 SAMPLES = 8
 # Largest allowed |difference| to the Keras model's outputs; converted graphs reorder float operations.
 TOLERANCE = {"savedmodel": 1e-5, "keras": 1e-6, "h5": 1e-6, "weights": 1e-6, "onnx": 1e-4, "tflite": 1e-4}
+# Unit roundoff (half the relative step) of the 16-bit types a mixed precision policy computes in. How a CPU computes
+# them differs (oneDNN runs bf16 matmuls natively on CPUs with avx512_bf16 and fuses bias adds in traced graphs, so
+# a value is rounded once instead of twice): two correct runs of one mixed model can differ by a few roundings.
+ROUNDOFF = {"float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}
+# How many roundings of the largest output a 16-bit model's artifact may differ by. A wrong export (other weights,
+# active dropout, lost preprocessing) differs by the outputs' own scale; 16 roundings are 0.8% (float16's 0.05%).
+MIXED_ROUNDINGS = 16
 
 Rebuild = Callable[[], keras.Model]
 Custom = dict[str, type]
@@ -61,8 +68,27 @@ def infer(model: keras.Model, x: Tree) -> np.ndarray:
     return ports_mod.flat_outputs(keras.tree.map_structure(keras.ops.convert_to_numpy, out))
 
 
-def check(fmt: str, path: Path, x: Tree, expected: np.ndarray, custom: Custom, rebuild: Rebuild) -> float:
-    """Load `path` with its own runtime, run it twice on `x`; the largest difference to `expected`.
+def compute_dtype(model: keras.Model) -> str:
+    """The narrowest type any of the model's layers computes in ("float32" unless a mixed policy is in use)."""
+    found = {str(getattr(layer.dtype_policy, "compute_dtype", "float32"))
+             for layer in model._flatten_layers(include_self=True)}
+    return next((d for d in ROUNDOFF if d in found), "float32")
+
+
+def allowed(fmt: str, expected: np.ndarray, compute: str = "float32") -> float:
+    """The largest difference an artifact of `fmt` may show: the format's own tolerance, or for a model that
+    computes in 16 bits what that type can promise (MIXED_ROUNDINGS roundings at the largest output's scale)."""
+    roundoff = ROUNDOFF.get(compute)
+    if roundoff is None or not expected.size:
+        return TOLERANCE[fmt]
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    return max(TOLERANCE[fmt], MIXED_ROUNDINGS * roundoff * scale)
+
+
+def check(fmt: str, path: Path, x: Tree, expected: np.ndarray, custom: Custom, rebuild: Rebuild,
+          compute: str = "float32") -> float:
+    """Load `path` with its own runtime, run it twice on `x`; the largest difference to `expected`, which may be
+    at most `allowed(fmt, expected, compute)` (`compute`: the model's narrowest compute dtype).
 
     Raises NotReloadable when Keras cannot deserialize a .keras/.h5 file, ExportFailed on any mismatch."""
     try:
@@ -80,9 +106,11 @@ def check(fmt: str, path: Path, x: Tree, expected: np.ndarray, custom: Custom, r
         raise ExportFailed(f"{path.name}: the {fmt} model returns {first.size} values for {ports_mod.rows(x)} inputs, "
                            f"the Keras model {expected.size}")
     diff = float(np.max(np.abs(first.reshape(expected.shape) - expected))) if expected.size else 0.0
-    if not np.isfinite(diff) or diff > TOLERANCE[fmt]:
+    limit = allowed(fmt, expected, compute)
+    if not np.isfinite(diff) or diff > limit:
+        dtype = f" for a model computing in {compute}" if compute in ROUNDOFF else ""
         raise ExportFailed(f"{path.name}: the {fmt} model's outputs differ from the Keras model's by {diff:.3g} "
-                           f"(allowed {TOLERANCE[fmt]:g})")
+                           f"(allowed {limit:.3g}{dtype})")
     return diff
 
 
