@@ -631,7 +631,12 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
+def mapping(cfg: Config) -> dict[str, Any]:
+    """The config as the mapping its YAML holds (aliases such as `class`, no unset values)."""
+    return cfg.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 def dump(cfg: Config) -> str:
     """The config as YAML, in the same language the user writes."""
-    data = cfg.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data = mapping(cfg)
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
