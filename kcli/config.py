@@ -60,6 +60,10 @@ class Spec(BaseModel):
                 args = {}
             if not isinstance(name, str) or not isinstance(args, dict):
                 raise ValueError(f"the arguments of {name!r} must be a mapping like {{units: 10}}")
+            label = args.get("name")
+            if isinstance(label, str) and not label.isprintable():   # it is shown, logged and saved as text
+                raise ValueError(f"{name}.name {label!r} holds a control or invisible character; a name is "
+                                 "printed and saved as text: use printable characters")
             return {"name": name, "args": args}
         raise ValueError("expected a name (e.g. ReLU) or a one-key mapping (e.g. Dense: {units: 10})")
 

@@ -164,3 +164,85 @@ def test_resume_runs_the_runs_own_trusted_code(received: Path, tmp_path: Path,
     result = run_cli("train", "--resume", received, "--trust-code")
     assert result.exit_code == 0, result.stderr
     assert run_json(received)["status"] == "completed"
+
+
+# ---- names from data are printed as text: never markup, never terminal control ----
+
+CLASS_NAMES = ["[/]", "[link=http://x]a[/link]", "\x1b]0;pwned\x07", "<b>", ":smile:"]
+SHOWN = ["[/]", "[link=http://x]a[/link]", "\\x1b]0;pwned\\x07", "<b>", ":smile:"]   # how each reads on screen
+
+
+def _no_control(result: Any) -> None:
+    """Neither stream carries a raw ESC, BEL or other control character (newlines and tabs aside)."""
+    for stream in (result.stdout, result.stderr):
+        assert not [c for c in stream if not c.isprintable() and c not in "\n\t"], stream
+
+
+def _first_column(stdout: str, title: str) -> list[str]:
+    """The first cells of the ASCII table titled `title` (without its header row)."""
+    lines = stdout.splitlines()
+    rows = []
+    for line in lines[[i for i, line in enumerate(lines) if line.strip() == title][0] + 1:]:
+        if not line.startswith(("|", "+")):
+            break
+        if line.startswith("|") and not line.startswith("|-"):
+            rows.append(line.split("|")[1].strip())
+    return rows[1:]
+
+
+@pytest.fixture(scope="module")
+def named_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CSV run whose string labels are hostile class names."""
+    folder = tmp_path_factory.mktemp("names")
+    rng = np.random.default_rng(0)
+    rows = [f"{a:.3f},{b:.3f},{CLASS_NAMES[i % 5]}" for i, (a, b) in enumerate(rng.normal(size=(50, 2)))]
+    (folder / "t.csv").write_text("a,b,target\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    config = folder / "config.yaml"
+    config.write_text("seed: 1\ndata: {source: csv, path: t.csv, label: target, test_split: 0.4}\n"
+                      "model: {input_shape: [2], layers: [{Dense: {units: 5}}]}\n"
+                      "compile: {loss: {SparseCategoricalCrossentropy: {from_logits: true}}}\n"
+                      "fit: {epochs: 1}\nsave: [keras]\n")
+    run = train_ok(config, folder / "runs")
+    assert sorted(run_json(run)["classes"]) == sorted(CLASS_NAMES)
+    return run
+
+
+def test_class_names_are_shown_as_text_by_evaluate(named_run: Path) -> None:
+    result = run_cli("evaluate", named_run)
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    _no_control(result)
+    assert sorted(_first_column(result.stdout, "Per class")) == sorted(SHOWN)
+    assert [r["class"] for r in json.loads((named_run / "eval-test.json").read_text())["per_class"]] == \
+        run_json(named_run)["classes"]   # the file keeps the names as they are
+
+
+def test_class_names_are_shown_as_text_by_predict(named_run: Path, tmp_path: Path) -> None:
+    rows = np.random.default_rng(3).normal(size=(40, 2)).astype(np.float32)
+    np.save(tmp_path / "x.npy", rows)
+    out = tmp_path / "p.csv"
+    assert run_cli("predict", named_run, "--input", tmp_path / "x.npy", "--output", out).exit_code == 0
+    import csv
+    predicted = {row["predicted"] for row in csv.DictReader(out.open(encoding="utf-8"))}
+    assert len(predicted) > 1 and "\x1b]0;pwned\x07" in predicted
+    result = run_cli("predict", named_run, "--input", tmp_path / "x.npy")
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    _no_control(result)
+    counted = _first_column(result.stdout, "Predicted classes")
+    assert sorted(counted) == sorted(SHOWN[CLASS_NAMES.index(p)] for p in predicted)
+
+
+def test_error_lines_show_data_as_text(named_run: Path, tmp_path: Path) -> None:
+    hostile = tmp_path / "\x1b]0;pwned\x07[/]x[link=http:x]y.csv"
+    line = assert_user_error(run_cli("evaluate", named_run, "--data", hostile),
+                             "data file not found: " + str(tmp_path) + "/\\x1b]0;pwned\\x07[/]x[link=http:x]y.csv")
+    assert "\x1b" not in line and "\x07" not in line
+
+
+@pytest.mark.parametrize("name, shown", [("a\x1b[31mb", "'a\\x1b[31mb'"), ("a\nb", "'a\\nb'"),
+                                         ("a\u202eb", "'a\\u202eb'")])
+def test_a_layer_name_with_control_characters_is_refused(tmp_path: Path, name: str, shown: str) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"model": {"input_shape": [2], "layers": ["Flatten", {"Dense": {
+        "units": 2, "name": name}}]}, "compile": {"loss": "mse"}}))
+    line = assert_user_error(run_cli("validate", config), f"model.layers[1]: Dense.name {shown} holds a control")
+    assert "\x1b" not in line
