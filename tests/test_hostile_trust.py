@@ -246,3 +246,11 @@ def test_a_layer_name_with_control_characters_is_refused(tmp_path: Path, name: s
         "units": 2, "name": name}}]}, "compile": {"loss": "mse"}}))
     line = assert_user_error(run_cli("validate", config), f"model.layers[1]: Dense.name {shown} holds a control")
     assert "\x1b" not in line
+
+
+def test_names_in_pictures_are_text_not_mathtext(tmp_path: Path) -> None:
+    from kcli import pictures
+
+    pictures.confusion(np.eye(2, dtype=np.int64), tmp_path / "c.png", "run on $\\fooo$ (a data file's name)")
+    pictures.history([{"epoch": 1, "$\\x$": 0.5}], tmp_path / "h.png", "$\\undefined{")
+    assert (tmp_path / "c.png").stat().st_size > 0 and (tmp_path / "h.png").stat().st_size > 0
