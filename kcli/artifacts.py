@@ -24,6 +24,7 @@ from kcli.runs import ARTIFACTS, CONFIG, METRICS, FinishedRun, atomic_target
 if TYPE_CHECKING:
     import keras
 
+    from kcli.imports import Registry
     from kcli.ports import Ports
 
 
@@ -113,23 +114,21 @@ def remove_final_artifacts(run_dir: Path) -> None:
             path.unlink()
 
 
+def run_registry(run: FinishedRun) -> Registry:
+    """The run's code in a registry locked to it (see trust.py), imported once per opened run."""
+    from kcli import config as config_mod
+    from kcli import trust
+
+    if run.registry is None:
+        raw = config_mod.mapping(run.config)
+        run.registry = trust.run_registry(run.path, run.record, run.trust_code, raw)
+    return run.registry
+
+
 def custom_objects(run: FinishedRun) -> dict[str, type]:
     """The classes of the code the run copied into code/ (and the modules it imported), by name; only code
     that may run (see trust.py)."""
-    from kcli.errors import KcliError
-    from kcli.imports import Registry
-    from kcli.trust import allowed_code
-
-    code = allowed_code(run.path, run.record, run.trust_code)
-    registry = Registry()
-    try:
-        for path in code.files:
-            registry.load(str(path), "RUN code")
-        for module in code.modules:
-            registry.load(module, "RUN imports")
-    except KcliError as exc:
-        raise RunError(f"the run's custom code cannot be loaded: {exc.message}", key="RUN") from None
-    return registry.classes
+    return run_registry(run).classes
 
 
 def load_model(run: FinishedRun) -> keras.Model:
@@ -139,7 +138,8 @@ def load_model(run: FinishedRun) -> keras.Model:
     import keras
 
     artifacts = run.record.get("artifacts") or {}
-    classes = custom_objects(run)
+    registry = run_registry(run)
+    classes = registry.classes
     problem = f"run {run.path} has no model.keras (its config's `save` left it out)"
     if "keras" in artifacts:
         try:
@@ -155,7 +155,7 @@ def load_model(run: FinishedRun) -> keras.Model:
     from kcli import model as model_mod
 
     try:
-        model = model_mod.rebuild(run.config, classes)
+        model = model_mod.rebuild(run.config, registry)
         model.load_weights(run.path / ARTIFACTS["weights"])
     except Exception as exc:  # a damaged weights file, or code that no longer builds
         raise RunError(f"{problem}; rebuilding from {CONFIG} and {ARTIFACTS['weights']} failed too: "

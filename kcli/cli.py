@@ -111,6 +111,7 @@ def train(
     allow_data_change: Annotated[bool, typer.Option(
         "--allow-data-change", help="With --resume: continue although a data file changed since the run "
                                     "started (refused otherwise).")] = False,
+    trust_code: TrustOpt = False,
     workers: Annotated[int | None, typer.Option(
         "--workers", min=1, help="Train as a cluster of N local worker processes (distribute: multi_worker on "
                                  "localhost ports); worker 0 is the chief and writes the run.", show_default=False)]
@@ -139,6 +140,7 @@ def train(
                     *(a for s in (set_ or []) for a in ("--set", s)),
                     *(["--set", "distribute=multi_worker"] if resume is None else ["--resume", resume]),
                     *(["--keep-best"] if keep_best else []), *(["--allow-data-change"] if allow_data_change else []),
+                    *(["--trust-code"] if trust_code else []),
                     "--startup-timeout", str(startup_timeout), "--peer-timeout", str(peer_timeout)]
             return launch(workers, args, Display(), peer_timeout)
         from kcli import distribute
@@ -150,7 +152,8 @@ def train(
             from kcli.train import fast_dev_run as run_fast_dev_run
             run_fast_dev_run(config, Display(), set_, runs_dir)
             return
-        train_run(config, runs_dir, Display(), set_, resume, keep_best, allow_data_change)
+        train_run(config, runs_dir, Display(), set_, resume, keep_best, allow_data_change,
+                  trust_code=trust_code)
     code = _run(action)
     if code:
         raise typer.Exit(code)

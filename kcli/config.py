@@ -60,6 +60,10 @@ class Spec(BaseModel):
                 args = {}
             if not isinstance(name, str) or not isinstance(args, dict):
                 raise ValueError(f"the arguments of {name!r} must be a mapping like {{units: 10}}")
+            label = args.get("name")
+            if isinstance(label, str) and not label.isprintable():   # it is shown, logged and saved as text
+                raise ValueError(f"{name}.name {label!r} holds a control or invisible character; a name is "
+                                 "printed and saved as text: use printable characters")
             return {"name": name, "args": args}
         raise ValueError("expected a name (e.g. ReLU) or a one-key mapping (e.g. Dense: {units: 10})")
 
@@ -631,7 +635,12 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
+def mapping(cfg: Config) -> dict[str, Any]:
+    """The config as the mapping its YAML holds (aliases such as `class`, no unset values)."""
+    return cfg.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 def dump(cfg: Config) -> str:
     """The config as YAML, in the same language the user writes."""
-    data = cfg.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data = mapping(cfg)
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)

@@ -10,6 +10,7 @@ import io
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,12 +18,28 @@ from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _escape_markup
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 if TYPE_CHECKING:
     from kcli.summary import ModelSummary
+
+
+# C0 and C1 control characters, DEL, and the invisible format characters that reorder or hide text (bidi
+# overrides, zero-width marks): a terminal acts on them, so data never reaches it with them raw.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ufeff]")
+
+
+def visible(value: Any) -> str:
+    """`value` as text whose control characters show as their escapes (ESC as \\x1b, a newline as \\n)."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(value))
+
+
+def text(value: Any) -> str:
+    """Anything that came from data (a file, a label, a config, a message quoting them) as Rich-safe text:
+    never markup, never a control character."""
+    return _escape_markup(visible(value))
 
 
 def _fmt(value: Any) -> str:
@@ -37,8 +54,9 @@ class Display:
     """The terminal: stdout for results, stderr for errors."""
 
     def __init__(self, out: Console | None = None, err: Console | None = None) -> None:
-        self.out = out or Console(highlight=False)
-        self.err = err or Console(stderr=True, highlight=False)
+        # emoji off: `:smile:` in a class name is data, not a picture
+        self.out = out or Console(highlight=False, emoji=False)
+        self.err = err or Console(stderr=True, highlight=False, emoji=False)
         if out is None and not self.out.is_terminal and "COLUMNS" not in os.environ:
             self.out.width = 150  # logs and pipes: room for wide tables instead of Rich's 80 columns
 
@@ -48,21 +66,22 @@ class Display:
         return self.out.is_terminal
 
     def _table(self, title: str | None = None) -> Table:
-        return Table(title=title, box=box.ROUNDED if self.live else box.ASCII, title_justify="left")
+        shown = text(title) if title is not None else None   # titles quote names (model, source, sweep)
+        return Table(title=shown, box=box.ROUNDED if self.live else box.ASCII, title_justify="left")
 
     def error(self, message: str) -> None:
         """One red line on stderr (a message that spans lines is joined into one)."""
         line = " ".join(part.strip() for part in message.splitlines() if part.strip())
-        self.err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
+        self.err.print(f"[bold red]error:[/] {text(line)}", soft_wrap=True)
 
     def warning(self, message: str) -> None:
         """One yellow line on stderr: something the user should know, not an error."""
         line = " ".join(part.strip() for part in message.splitlines() if part.strip())
-        self.err.print(f"[bold yellow]warning:[/] {escape(line)}", soft_wrap=True)
+        self.err.print(f"[bold yellow]warning:[/] {text(line)}", soft_wrap=True)
 
     def note(self, message: str) -> None:
         """A dim informational line."""
-        self.out.print(f"[dim]{escape(message)}[/]", soft_wrap=True)
+        self.out.print(f"[dim]{text(message)}[/]", soft_wrap=True)
 
     def data_columns(self, columns: Sequence[Any]) -> None:
         """What `kcli init --data` found: each column (or class folder), its kind and range."""
@@ -70,14 +89,14 @@ class Display:
         for name in ("column", "kind", "values"):
             table.add_column(name)
         for column in columns:
-            table.add_row(escape(column.name), escape(column.kind), escape(column.detail))
+            table.add_row(text(column.name), text(column.kind), text(column.detail))
         self.out.print(table)
 
     def config(self, lines: Sequence[tuple[str, str]]) -> None:
         """The resolved config, short: one `key  value` line each."""
         table = Table.grid(padding=(0, 2))
         for key, value in lines:
-            table.add_row(f"[bold]{escape(key)}[/]", escape(value))
+            table.add_row(f"[bold]{text(key)}[/]", text(value))
         self.out.print(table)
 
     def summary(self, summary: ModelSummary, variables: bool = False) -> None:
@@ -99,9 +118,9 @@ class Display:
         if frozen:
             table.add_column("Trainable")
         for row in summary.rows:
-            cells = [escape(f"{row.name} ({row.kind})"), escape(row.output_shape), f"{row.params:,}"]
-            cells += [escape(row.connected or "-")] if graph else []
-            cells += [escape(row.frozen or "yes")] if frozen else []
+            cells = [text(f"{row.name} ({row.kind})"), text(row.output_shape), f"{row.params:,}"]
+            cells += [text(row.connected or "-")] if graph else []
+            cells += [text(row.frozen or "yes")] if frozen else []
             table.add_row(*cells)
         return table
 
@@ -111,13 +130,13 @@ class Display:
         table.add_column("Shape")
         for path, shape, trainable in summary.variables:
             if trainable:
-                table.add_row(escape(path), str(shape))
+                table.add_row(text(path), str(shape))
         return table
 
     def summary_text(self, summary: ModelSummary) -> str:
         """The summary as plain text, for summary.txt."""
         buf = io.StringIO()
-        plain = Display(Console(file=buf, width=100, color_system=None, highlight=False))
+        plain = Display(Console(file=buf, width=100, color_system=None, highlight=False, emoji=False))
         plain.summary(summary, variables=True)
         return buf.getvalue()
 
@@ -136,18 +155,18 @@ class Display:
         table.add_column("metric")
         table.add_column("value", justify="right")
         for key, value in values.items():
-            table.add_row(escape(key), _fmt(float(value)))
+            table.add_row(text(key), _fmt(float(value)))
         self.out.print(table)
 
     def predictions(self, preview: Sequence[tuple[Any, Any, Any, Any]], counts: Mapping[int, int], rows: int,
                     note: str, label: str | None, output: Path | None, show_rows: bool) -> None:
         """The first predictions (when not written to a file), counts per class, and where they went."""
         if show_rows:
-            self.out.print(f"[bold]Predictions[/]: first {len(preview)} of {rows:,} ({escape(note)})", soft_wrap=True)
+            self.out.print(f"[bold]Predictions[/]: first {len(preview)} of {rows:,} ({text(note)})", soft_wrap=True)
             table = self._table()
             table.add_column("row", justify="right")
             if label is not None:
-                table.add_column(escape(label), justify="right")
+                table.add_column(text(label), justify="right")
             classifier = bool(preview) and preview[0][1] is not None
             if classifier:
                 table.add_column("predicted", justify="right")
@@ -155,7 +174,7 @@ class Display:
             table.add_column("outputs")
             for i, (lab, cls, prob, raw) in enumerate(preview):
                 cells = [str(i)] + ([f"{float(lab):g}" if lab is not None else ""] if label is not None else [])
-                cells += [str(cls), _fmt(prob)] if classifier else []
+                cells += [text(cls), _fmt(prob)] if classifier else []
                 values = " ".join(f"{float(v):.4g}" for v in raw[:8]) + (" ..." if len(raw) > 8 else "")
                 table.add_row(*cells, values)
             self.out.print(table)
@@ -165,11 +184,11 @@ class Display:
             table.add_column("count", justify="right")
             table.add_column("share", justify="right")
             for cls, n in sorted(counts.items()):
-                table.add_row(str(cls), f"{n:,}", f"{n / max(rows, 1):.1%}")
+                table.add_row(text(cls), f"{n:,}", f"{n / max(rows, 1):.1%}")
             self.out.print(table)
         if output is not None:
             what = note if output.suffix.lower() == ".csv" else "raw model outputs"
-            self.out.print(f"[green]wrote {rows:,} predictions:[/] {escape(str(output))}  ({escape(what)})",
+            self.out.print(f"[green]wrote {rows:,} predictions:[/] {text(str(output))}  ({text(what)})",
                            soft_wrap=True)
 
     def compare(self, first: str, second: str, differ: Mapping[str, tuple[Any, Any]],
@@ -177,9 +196,9 @@ class Display:
         """`kcli compare`: the config keys that differ, then the numbers with their difference."""
         table = self._table("Config differences")
         for col in ("key", first, second):
-            table.add_column(escape(col))
+            table.add_column(text(col))
         for key, (a, b) in differ.items():
-            table.add_row(escape(key), escape("" if a is None else str(a)), escape("" if b is None else str(b)))
+            table.add_row(text(key), text("" if a is None else str(a)), text("" if b is None else str(b)))
         if differ:
             self.out.print(table)
         else:
@@ -187,10 +206,10 @@ class Display:
         table = self._table("Numbers")
         table.add_column("value")
         for col in (first, second, "second - first"):
-            table.add_column(escape(col), justify="right")
+            table.add_column(text(col), justify="right")
         for key, a, b in rows:
             delta = f"{b - a:+.4f}" if a is not None and b is not None else ""
-            table.add_row(escape(key), _fmt(a), _fmt(b), delta)
+            table.add_row(text(key), _fmt(a), _fmt(b), delta)
         self.out.print(table)
 
     def per_class(self, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -199,18 +218,18 @@ class Display:
         for col in ("class", "precision", "recall", "support"):
             table.add_column(col, justify="right")
         for row in rows:
-            table.add_row(str(row["class"]), _fmt(row["precision"]), _fmt(row["recall"]), str(row["support"]))
+            table.add_row(text(row["class"]), _fmt(row["precision"]), _fmt(row["recall"]), str(row["support"]))
         self.out.print(table)
 
     def exported(self, fmt: str, path: Path, samples: int, diff: float) -> None:
         """Where an export went and how it was checked."""
-        self.out.print(f"[green]exported {fmt}:[/] {escape(str(path))}", soft_wrap=True)
+        self.out.print(f"[green]exported {fmt}:[/] {text(str(path))}", soft_wrap=True)
         self.note(f"checked: reloaded with its own runtime, {samples} inputs, max |difference| {diff:.2g}")
 
     def run_dir(self, path: Path, status: str) -> None:
         """Where the run was written."""
         colour = "green" if status == "completed" else "yellow"
-        self.out.print(f"[{colour}]run {status}:[/] {escape(str(path))}", soft_wrap=True)
+        self.out.print(f"[{colour}]run {status}:[/] {text(str(path))}", soft_wrap=True)
 
     def progress(self, epochs: int, steps: int | None, initial_epoch: int = 0) -> TrainingProgress:
         """A progress display for `epochs` epochs of `steps` batches (starting after `initial_epoch`)."""
@@ -230,8 +249,8 @@ class Display:
         for column in ("layer", "", "detail"):
             table.add_column(column, overflow="fold")
         for layer, status, detail in outcomes:
-            table.add_row(escape(layer), f"[green]{status}[/]" if status == "loaded" else f"[yellow]{status}[/]",
-                          escape(detail))
+            table.add_row(text(layer), f"[green]{status}[/]" if status == "loaded" else f"[yellow]{status}[/]",
+                          text(detail))
         self.out.print(table)
 
     def origins(self, rows: Sequence[tuple[str, Any, str]]) -> None:
@@ -240,14 +259,14 @@ class Display:
         if not self.live:
             for key, value, origin in rows:
                 shown = json.dumps(value) if not isinstance(value, str) else value
-                self.out.print(f"{key}: {shown}  # {origin}", markup=False, highlight=False, soft_wrap=True)
+                self.out.print(visible(f"{key}: {shown}  # {origin}"), markup=False, highlight=False, soft_wrap=True)
             return
         table = self._table("Resolved config")
         for column in ("key", "value", "from"):
             table.add_column(column, overflow="fold")
         for key, value, origin in rows:
-            table.add_row(escape(key), escape(json.dumps(value) if not isinstance(value, str) else value),
-                          escape(origin))
+            table.add_row(text(key), text(json.dumps(value) if not isinstance(value, str) else value),
+                          text(origin))
         self.out.print(table)
 
     def runs(self, rows: Sequence[Sequence[str]]) -> None:
@@ -257,7 +276,7 @@ class Display:
             table.add_column(col, justify="right" if col in ("epochs", "age") else "left")
         colours = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
         for run, status, *rest in rows:
-            table.add_row(escape(run), f"[{colours.get(status, 'white')}]{escape(status)}[/]", *map(escape, rest))
+            table.add_row(text(run), f"[{colours.get(status, 'white')}]{text(status)}[/]", *map(text, rest))
         self.out.print(table)
 
     def sweep(self, name: str, metric: str, direction: str, rows: Sequence[Mapping[str, Any]], best: int | None,
@@ -266,20 +285,20 @@ class Display:
         table = self._table(f"Sweep {name}: {direction} {metric}")
         keys = list(dict.fromkeys(k for row in rows for k in row["params"]))
         for col in ("trial", "state", *keys, metric, "seconds", "run"):
-            table.add_column(escape(col), justify="right" if col not in ("state", "run") else "left")
+            table.add_column(text(col), justify="right" if col not in ("state", "run") else "left")
         colours = {"complete": "green", "pruned": "yellow", "fail": "red", "running": "cyan"}
         for row in rows:
             mark = " *" if row["trial"] == best else ""
-            params = [f"{v:.4g}" if isinstance(v, float) else escape(str(v if v is not None else ""))
+            params = [f"{v:.4g}" if isinstance(v, float) else text(str(v if v is not None else ""))
                       for v in (row["params"].get(k) for k in keys)]
             seconds = f"{row['seconds']:.1f}" if row["seconds"] is not None else ""
-            table.add_row(f"{row['trial']}{mark}", f"[{colours.get(row['state'], 'white')}]{escape(row['state'])}[/]",
-                          *params, _fmt(row["value"]), seconds, escape(row["run"]))
+            table.add_row(f"{row['trial']}{mark}", f"[{colours.get(row['state'], 'white')}]{text(row['state'])}[/]",
+                          *params, _fmt(row["value"]), seconds, text(row["run"]))
         self.out.print(table)
         if best is None:
             self.note("no trial has completed yet")
             return
-        self.out.print(f"[green]best: trial {best}[/] (*); its config: {escape(str(best_file))}", soft_wrap=True)
+        self.out.print(f"[green]best: trial {best}[/] (*); its config: {text(str(best_file))}", soft_wrap=True)
 
 
 class TrainingProgress:
@@ -334,7 +353,7 @@ class TrainingProgress:
 
 
 def _line(logs: Mapping[str, float]) -> str:
-    return "  ".join(f"{k} {_fmt(float(v))}" for k, v in logs.items())
+    return "  ".join(f"{text(k)} {_fmt(float(v))}" for k, v in logs.items())
 
 
 def _totals(summary: ModelSummary) -> str:

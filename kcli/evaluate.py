@@ -122,10 +122,8 @@ def per_class(matrix: np.ndarray, names: list[str] | None = None) -> list[dict[s
 def _split(run: runs.FinishedRun, split: str | None) -> tuple[Arrays | Stream, str]:
     """The run's own split, re-created from its saved config exactly as training made it."""
     cfg = run.config
-    if cfg.data.source == "python":   # the data function as the run copied it into RUN/code/
-        cfg.data.function = _own_copy(run, cfg.data.function or "")
-    try:
-        splits = data_mod.load(cfg.data, cfg.seed or 0, run.ports)
+    try:   # a data function runs as the run copied it into RUN/code/ (the run's locked registry maps it there)
+        splits = data_mod.load(cfg.data, cfg.seed or 0, run.ports, artifacts.run_registry(run))
     except DataError as exc:  # e.g. the training data moved: point at the run's config
         raise exc.located(run.path / runs.CONFIG) from None
     if split is None:
@@ -141,15 +139,6 @@ def _split(run: runs.FinishedRun, split: str | None) -> tuple[Arrays | Stream, s
     if isinstance(arrays, Stream) and arrays.epoch_setter is None:   # the user's dataset: its batches, gathered
         arrays = Arrays(*python_source.to_arrays(arrays))
     return arrays, split
-
-
-def _own_copy(run: runs.FinishedRun, function: str) -> str:
-    """`file.py:function` pointing at the run's copy of the file (RUN/code/file.py) when it has one."""
-    target, name = function.rsplit(":", 1)
-    for copied in run.record.get("imports", {}).get("files", []):
-        if Path(copied).name == Path(target).name:
-            return f"{run.path / copied}:{name}"
-    return function
 
 
 def _note_fallback(run: runs.FinishedRun, display: Display) -> None:

@@ -63,7 +63,8 @@ def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, display: Dis
         _write(fmt, written, tmp, ports)
         try:
             diff = verify.check(fmt, tmp, x_written, expected, custom,
-                                lambda: model_mod.rebuild(run.config, custom), verify.compute_dtype(model))
+                                lambda: model_mod.rebuild(run.config, artifacts.run_registry(run)),
+                                verify.compute_dtype(model))
         except verify.NotReloadable as exc:
             raise ExportFailed(f"export check failed: the {fmt} file cannot be loaded back ({exc}); "
                                f"{verify.not_reloadable_hint(model, custom)}; nothing was written") from None

@@ -186,9 +186,10 @@ def _build_graph(cfg: Config, registry: Registry) -> keras.Model:
     return keras.Model(inputs, output, name="functional")
 
 
-def rebuild(cfg: Config, classes: dict[str, type]) -> keras.Model:
+def rebuild(cfg: Config, code: Registry) -> keras.Model:
     """The run's model built and compiled again from its saved config ("re-create the network, then
-    load_weights"), with `file.py:Class` references resolved by class name among `classes` (the run's code/)."""
+    load_weights"), with `file.py:Class` references resolved by class name among the classes of `code` (the
+    run's code/); anything else goes through its lock."""
     cfg = cfg.model_copy(deep=True)
     cfg.imports = []
     local = lambda spec: Spec.of(_short(spec.name), spec.args)  # noqa: E731
@@ -203,7 +204,7 @@ def rebuild(cfg: Config, classes: dict[str, type]) -> keras.Model:
     cc.loss = {k: local(v) for k, v in cc.loss.items()} if isinstance(cc.loss, dict) else local(cc.loss)
     cc.metrics = ({k: [local(m) for m in v] for k, v in cc.metrics.items()} if isinstance(cc.metrics, dict)
                   else [local(m) for m in cc.metrics])
-    registry = Registry(classes=dict(classes))
+    registry = Registry(classes=dict(code.classes), lock=code.lock)
     with _fresh_names():
         model = build(cfg, registry)
     compile_model(model, cfg.compile, registry)

@@ -141,6 +141,10 @@ def confusion(matrix: np.ndarray, path: Path, title: str) -> None:
 
 
 def _save(fig: Any, path: Path) -> None:
+    from matplotlib.text import Text
+
+    for label in fig.findobj(Text):   # titles and legends quote names from data: `$x$` is text, not mathtext
+        label.set_parse_math(False)
     fig.tight_layout()
     with atomic_target(path, replace=True) as tmp:
         fig.savefig(tmp, format="png")

@@ -25,6 +25,7 @@ from kcli.errors import RunError
 
 if TYPE_CHECKING:
     from kcli.config import Config
+    from kcli.imports import Registry
     from kcli.ports import Ports
 
 RUN_JSON = "run.json"
@@ -328,6 +329,7 @@ class FinishedRun:
     config: Config
     trust_code: bool = False          # --trust-code: run the code in RUN/code/ although this user did not train it
     loaded_from: str | None = None    # which artifact load_model used
+    registry: Registry | None = None  # the run's code, locked to it (artifacts.run_registry)
 
     @property
     def ports(self) -> Ports:

@@ -54,7 +54,7 @@ from kcli.errors import (
     TrainingFailed,
     WorkerLost,
 )
-from kcli.imports import Registry, load_imports
+from kcli.imports import CodeLock, Registry, load_imports
 
 
 @dataclass
@@ -84,9 +84,11 @@ STREAM_CACHE = ".stream-cache"
 
 
 def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = True,
-            warm: bool = True, runs_dir: Path = Path("runs"), stream_cache: Path | None = None) -> Prepared:
+            warm: bool = True, runs_dir: Path = Path("runs"), stream_cache: Path | None = None,
+            lock: CodeLock | None = None) -> Prepared:
     """Load the config, the user's imports and the data; build and compile the model (warm-started from
-    model.init_from unless `warm` is off: a resumed run has its own state); check they fit."""
+    model.init_from unless `warm` is off: a resumed run has its own state); check they fit. `lock`: a run's
+    config (resume) loads only that run's own code."""
     loaded = config_mod.load(path, overrides)
     try:
         cfg = resolve_mod.resolve(loaded)
@@ -96,7 +98,7 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
             cfg.model.init_from = str(found.resolve())
         if with_data:
             _check_cluster(cfg)
-        registry = load_imports(cfg.imports)
+        registry = load_imports(cfg.imports, lock)
         ports = ports_mod.of(cfg.model, cfg.data)
         keras.backend.clear_session()  # fresh layer names (sequential/dense/...) as in a new process
         keras.utils.set_random_seed(cfg.seed)  # before anything random, as a hand-written script does
@@ -190,7 +192,7 @@ def fast_dev_run(path: Path, display: Display, overrides: list[str] | None = Non
 
 def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[str] | None = None,
           resume: str | None = None, keep_best: bool = False, allow_data_change: bool = False,
-          one_batch: bool = False, init_runs: Path | None = None) -> Path:
+          one_batch: bool = False, init_runs: Path | None = None, trust_code: bool = False) -> Path:
     """Train what the config describes and write a complete run directory; returns its path. `init_runs`: where
     `init_from: latest:NAME` looks (default: runs_dir). A worker of a cluster (TF_CONFIG) other than the chief
     trains alike but in a temporary directory that is removed: only the chief writes under runs_dir."""
@@ -200,11 +202,11 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
             if resume is not None:
                 resume = str(_private_copy(runs.find_run(resume, runs_dir, "--resume", resumable=True), Path(tmp)))
             _train(path, Path(tmp), display, overrides, resume, keep_best, allow_data_change, one_batch,
-                   init_runs or runs_dir, cluster)
+                   init_runs or runs_dir, cluster, trust_code)
         display.note(f"{cluster.task} done; the chief writes the run directory")
         return runs_dir
     return _train(path, runs_dir, display, overrides, resume, keep_best, allow_data_change, one_batch, init_runs,
-                  cluster)
+                  cluster, trust_code)
 
 
 def _private_copy(run_dir: Path, tmp: Path) -> Path:
@@ -219,9 +221,9 @@ def _private_copy(run_dir: Path, tmp: Path) -> Path:
 
 def _train(path: Path | None, runs_dir: Path, display: Display, overrides: list[str] | None, resume: str | None,
            keep_best: bool, allow_data_change: bool, one_batch: bool, init_runs: Path | None,
-           cluster: cluster_mod.Cluster | None) -> Path:
+           cluster: cluster_mod.Cluster | None, trust_code: bool = False) -> Path:
     if resume is not None:
-        prep, start = _resume(path, overrides, resume, runs_dir, allow_data_change, display)
+        prep, start = _resume(path, overrides, resume, runs_dir, allow_data_change, display, trust_code)
         tracking.reachable(prep.cfg)
     else:
         assert path is not None
@@ -347,7 +349,7 @@ def _write_run_files(prep: Prepared, run_dir: Path, record: runs.RunRecord, summ
 
 
 def _resume(path: Path | None, overrides: list[str] | None, ref: str, runs_dir: Path, allow_data_change: bool,
-            display: Display) -> tuple[Prepared, Start]:
+            display: Display, trust_code: bool = False) -> tuple[Prepared, Start]:
     """Rebuild the run's model from its saved config and load the state of its last completed epoch."""
     run_dir = runs.find_run(ref, runs_dir, "--resume", resumable=True)
     record = state.resumable_record(run_dir)
@@ -358,7 +360,10 @@ def _resume(path: Path | None, overrides: list[str] | None, ref: str, runs_dir: 
         raise RunError(f"the data changed since this run started: {', '.join(changed)}; continuing would train "
                        "on other data. Restore the files, or pass --allow-data-change to continue on the new "
                        "contents", key="--resume")
-    prep = prepare(run_dir / runs.CONFIG, warm=False, stream_cache=run_dir.parent / STREAM_CACHE)
+    # the run's config.yaml is data like any run file: it runs the run's own trusted code/, nothing it names else
+    saved = config_mod.mapping(config_mod.load(run_dir / runs.CONFIG).config)
+    lock = trust.run_lock(run_dir, record, trust_code, saved)
+    prep = prepare(run_dir / runs.CONFIG, warm=False, stream_cache=run_dir.parent / STREAM_CACHE, lock=lock)
     if changed:
         display.warning(f"continuing on changed data: {', '.join(changed)} (--allow-data-change)")
         record["data_files"] = data_mod.fingerprints(prep.cfg.data)
@@ -511,8 +516,8 @@ def _verify_artifacts(model: keras.Model, prep: Prepared, run_dir: Path, written
     report: dict[str, str] = {}
     for fmt, name in written.items():
         try:
-            diff = verify.check(fmt, run_dir / name, x, expected, custom, lambda: model_mod.rebuild(prep.cfg, custom),
-                                compute)
+            diff = verify.check(fmt, run_dir / name, x, expected, custom,
+                                lambda: model_mod.rebuild(prep.cfg, prep.registry), compute)
         except verify.NotReloadable as exc:
             fallback = ("kcli evaluate/predict/export rebuild the model from config.yaml, code/ and "
                         "model.weights.h5 instead" if "weights" in written else

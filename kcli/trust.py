@@ -6,6 +6,10 @@ small store in the user's data folder. Loading a run later runs its code only wh
 RUN/code/ and was trained by this user with these exact contents (and every module was imported by a
 training of this user), or when the user passes --trust-code. A run directory received from someone else
 (or a run.json edited to point elsewhere) therefore runs nothing by surprise.
+
+Whatever else a run's files name as code (config.yaml's data.function, `file.py:Class` and `module:Class`
+references, schedules, callbacks) is looked up through a Registry locked to that code (imports.CodeLock), for
+evaluate, predict, export and `train --resume` alike.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kcli.errors import RunError
+from kcli.errors import KcliError, RunError
+from kcli.imports import CodeLock, Registry, named_code
 from kcli.runs import write_text
 
 STORE_NAME = "trusted-code.json"
@@ -96,3 +101,27 @@ def allowed_code(run_dir: Path, record: dict[str, Any], trust_code: bool) -> Run
                        "trained by you on this machine (or changed since). Read it, then pass --trust-code to "
                        "allow it", key="RUN")
     return RunCode(files, [str(m) for m in modules])
+
+
+def run_lock(run_dir: Path, record: dict[str, Any], trust_code: bool, config: dict[str, Any]) -> CodeLock:
+    """The lock that admits only the run's own code, if it may run (else allowed_code's RunError); a run whose
+    config.yaml (its YAML mapping `config`) names any other code is refused whole, whichever command uses it."""
+    code = allowed_code(run_dir, record, trust_code)
+    lock = CodeLock(run_dir, tuple(code.files), tuple(code.modules))
+    for key, target in named_code(config):
+        lock.admit(target, key)
+    return lock
+
+
+def run_registry(run_dir: Path, record: dict[str, Any], trust_code: bool, config: dict[str, Any]) -> Registry:
+    """The run's own code imported into a registry locked to it: its classes, and nothing else may load."""
+    lock = run_lock(run_dir, record, trust_code, config)
+    registry = Registry(lock=lock)
+    try:
+        for path in lock.files:
+            registry.load(str(path), "RUN code")
+        for module in lock.modules:
+            registry.load(module, "RUN imports")
+    except KcliError as exc:
+        raise RunError(f"the run's custom code cannot be loaded: {exc.message}", key="RUN") from None
+    return registry
