@@ -19,3 +19,47 @@ def test_a_tracking_store_that_cannot_be_used_is_one_line_before_the_run_folder(
     result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
     assert_user_error(result, f"tracking.mlflow.uri: cannot log to MLflow at {uri}")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def _tfrecord_project(folder: Path, records: int = 60) -> tuple[Path, Path, list[int]]:
+    """A TFRecord file of `records` examples (x, y) and a config reading it; returns (config, file, the byte where
+    each record begins)."""
+    import tensorflow as tf
+
+    path, starts = folder / "train.tfrecord", []
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for i in range(records):
+            starts.append(path.stat().st_size if path.exists() else 0)
+            feature = {"x": tf.train.Feature(float_list=tf.train.FloatList(value=[i / records])),
+                       "y": tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 2]))}
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+            writer.flush()
+    config = tiny_project(folder, splits=(), data={"source": "tfrecord", "path": "train.tfrecord", "label": "y",
+                                                   "features": {"x": "float", "y": "int"}, "validation": None,
+                                                   "test": None, "one_hot": None, "batch_size": 8},
+                          model={"input_shape": None, "layers": [{"Dense": {"units": 2}}]},
+                          compile={"optimizer": "adam", "loss": {"SparseCategoricalCrossentropy": {"from_logits": True}},
+                                   "metrics": None}, fit={"epochs": 1})
+    return config, path, starts
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("where", ["header", "data", "checksum"])
+def test_a_damaged_tfrecord_file_names_its_record_and_byte_before_training(tmp_path: Path, where: str,
+                                                                           stream: bool) -> None:
+    config, path, starts = _tfrecord_project(tmp_path)
+    content = path.read_bytes()
+    if where == "checksum":
+        damaged = bytearray(content)
+        damaged[starts[40] + 14] ^= 0xFF   # a byte of record 41's data
+        path.write_bytes(bytes(damaged))
+        expected = f"data.path: {path} is damaged: record 41 (at byte {starts[40]}) does not match its checksum"
+    else:
+        cut = starts[40] + (5 if where == "header" else 20)   # inside record 41's length field, or its data
+        path.write_bytes(content[:cut])
+        expected = (f"data.path: {path} is damaged: it ends inside record 41 (byte {starts[40]}; the file has {cut} "
+                    "bytes)" if where == "header" else
+                    f"data.path: {path} is damaged: record 41 (at byte {starts[40]}) is cut short")
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs", "--set", f"data.stream={str(stream).lower()}")
+    assert_user_error(result, expected)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
