@@ -9,6 +9,8 @@ import pytest
 from tests.conftest import run_cli
 from tests.helpers import assert_user_error, tiny_project
 
+SPARSE = {"SparseCategoricalCrossentropy": {"from_logits": True}}
+
 
 @pytest.mark.parametrize("uri", ["file:///etc", "sqlite:///{tmp}/text.db", "mysql://kcli:pw@127.0.0.1:9/none"])
 def test_a_tracking_store_that_cannot_be_used_is_one_line_before_the_run_folder(tmp_path: Path, uri: str) -> None:
@@ -38,8 +40,7 @@ def _tfrecord_project(folder: Path, records: int = 60) -> tuple[Path, Path, list
                                                    "features": {"x": "float", "y": "int"}, "validation": None,
                                                    "test": None, "one_hot": None, "batch_size": 8},
                           model={"input_shape": None, "layers": [{"Dense": {"units": 2}}]},
-                          compile={"optimizer": "adam", "loss": {"SparseCategoricalCrossentropy": {"from_logits": True}},
-                                   "metrics": None}, fit={"epochs": 1})
+                          compile={"loss": SPARSE, "metrics": None}, fit={"epochs": 1})
     return config, path, starts
 
 
@@ -63,3 +64,53 @@ def test_a_damaged_tfrecord_file_names_its_record_and_byte_before_training(tmp_p
     result = run_cli("train", config, "--runs-dir", tmp_path / "runs", "--set", f"data.stream={str(stream).lower()}")
     assert_user_error(result, expected)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_init_refuses_a_header_with_empty_names_and_training_too(tmp_path: Path) -> None:
+    (tmp_path / "blank.csv").write_text("a,,,label\n1,2,3,0\n4,5,6,1\n")
+    assert_user_error(run_cli("init", "--data", tmp_path / "blank.csv", "--label", "label", "--output",
+                              tmp_path / "blank.yaml"),
+                      f"--data: {tmp_path / 'blank.csv'}: column(s) 2, 3 of the header have no name")
+    assert not (tmp_path / "blank.yaml").exists()
+    (tmp_path / "one.csv").write_text("a,,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20)))
+    config = tiny_project(tmp_path, splits=(), data={"source": "csv", "path": "one.csv", "label": "label",
+                                                     "validation": None, "test": None, "one_hot": None},
+                          model={"input_shape": None, "layers": [{"Dense": {"units": 2}}]},
+                          compile={"loss": SPARSE})
+    assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"),
+                      f"data.path: {tmp_path / 'one.csv'}: column(s) 2 of the header have no name")
+
+
+def test_init_keeps_header_names_as_training_reads_them(tmp_path: Path) -> None:
+    (tmp_path / "spaced.csv").write_text("a, b ,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(30)))
+    assert run_cli("init", "--data", tmp_path / "spaced.csv", "--label", "label", "--output",
+                   tmp_path / "spaced.yaml").exit_code == 0
+    assert '" b ": {kind: number}' in (tmp_path / "spaced.yaml").read_text()
+    result = run_cli("train", tmp_path / "spaced.yaml", "--runs-dir", tmp_path / "runs", "--set", "fit.epochs=1")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_init_reads_a_large_sparse_csv_in_bounded_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from kcli import starter_data
+
+    line = "".join(f"{i % 7},{'' if i % 50 else i},,{'x' if i % 2 else ''},{i * 0.5},,{i % 2}\n"
+                   for i in range(1000))
+    path = tmp_path / "sparse.csv"
+    with path.open("w") as fh:
+        fh.write("a,b,c,d,e,f,label\n")
+        fh.write("1,,2,,,3,0\n")
+        for _ in range(400):   # 400k rows, 7 MB
+            fh.write(line)
+    tracemalloc.start()
+    try:
+        columns = starter_data.describe_csv(path, "label")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak   # every row held as Python lists took > 100 MB
+    kinds = {c.name: (c.kind, c.detail, c.missing) for c in columns}
+    assert kinds["a"] == ("number", "0 .. 6", 0) and kinds["d"] == ("category", "1 values: x", 200_001)
+    assert kinds["b"] == ("number", "0 .. 950", 392_001) and kinds["c"][2] == 400_000
+    assert kinds["label"][0] == "label: class ids"

@@ -58,11 +58,20 @@ def read_table(path: Path, source: str, key: str, features: dict[str, str] | Non
 def column_names(table: Any, path: Path, key: str) -> list[str]:
     """A table's column names, each once (a name twice in a header is one line naming it)."""
     names = [str(n) for n in table.column_names]
+    check_names(names, path, _file_key(key))
+    return names
+
+
+def check_names(names: list[str], path: Path, key: str) -> None:
+    """A header's names must be non-empty and each once (a column is its name: data.columns, inputs, --label)."""
+    empty = [str(i + 1) for i, n in enumerate(names) if not n.strip()]
+    if empty:
+        raise DataError(f"{path}: column(s) {', '.join(empty)} of the header have no name; give every column a "
+                        "name in the header line", key=key)
     doubled = sorted({n for n in names if names.count(n) > 1})
     if doubled:
         raise DataError(f"{path}: the column name(s) {', '.join(map(repr, doubled))} appear more than once",
-                        key=_file_key(key))
-    return names
+                        key=key)
 
 
 def csv_options() -> Any:
