@@ -114,3 +114,50 @@ def test_init_reads_a_large_sparse_csv_in_bounded_memory(tmp_path: Path) -> None
     assert kinds["a"] == ("number", "0 .. 6", 0) and kinds["d"] == ("category", "1 values: x", 200_001)
     assert kinds["b"] == ("number", "0 .. 950", 392_001) and kinds["c"][2] == 400_000
     assert kinds["label"][0] == "label: class ids"
+
+
+def _image_folder(folder: Path, cut: tuple[str, ...] = ()) -> Path:
+    """Two classes of 16 x 16 JPEG and PNG images; the files named in `cut` lose their second half."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (folder / "pics" / label).mkdir(parents=True)
+        for i in range(4):
+            pixels = tf.constant(rng.integers(0, 255, (16, 16, 3)), tf.uint8)
+            for suffix, encode in ((".jpg", tf.io.encode_jpeg), (".png", tf.io.encode_png)):
+                name = folder / "pics" / label / f"{i}{suffix}"
+                content = encode(pixels).numpy()
+                name.write_bytes(content[:len(content) // 2] if f"{label}/{name.name}" in cut else content)
+    return folder / "pics"
+
+
+def _image_config(folder: Path, **data: object) -> Path:
+    return tiny_project(folder, splits=(), data={"source": "images", "path": "pics", "image_size": [16, 16],
+                                                 "validation": None, "test": None, "one_hot": None, "batch_size": 4,
+                                                 **data},
+                        model={"input_shape": [16, 16, 3], "layers": ["Flatten", {"Dense": {"units": 2}}]},
+                        compile={"loss": SPARSE}, fit={"epochs": 1})
+
+
+def test_a_truncated_image_is_one_line_naming_it_before_training(tmp_path: Path) -> None:
+    pics = _image_folder(tmp_path, cut=("b/2.jpg", "b/3.png"))
+    result = run_cli("train", _image_config(tmp_path), "--runs-dir", tmp_path / "runs")
+    assert_user_error(result, f"data.path: {pics / 'b' / '2.jpg'} is damaged or cut short: it does not decode as an "
+                              "image (and 1 more bad image file(s)); remove it or replace it")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_skip_bad_images_leaves_out_truncated_images_and_says_so(tmp_path: Path) -> None:
+    import json
+
+    pics = _image_folder(tmp_path, cut=("a/0.png", "b/1.jpg"))
+    result = run_cli("train", _image_config(tmp_path, skip_bad_images=True), "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 0, result.stderr
+    run = next((tmp_path / "runs").iterdir())
+    assert json.loads((run / "run.json").read_text())["data_notes"] == [
+        f"skipped 2 file(s) of {pics} that are not images (data.skip_bad_images): a/0.png, b/1.jpg"]
+    # kcli predict on a cut image names it too (TensorFlow's decode failed with "unexpected InvalidArgumentError")
+    assert_user_error(run_cli("predict", run, "--input", pics / "a" / "0.png", "--output", tmp_path / "p.csv"),
+                      f"--input: {pics / 'a' / '0.png'} is damaged or cut short")
