@@ -88,6 +88,7 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
     """Load the config, the user's imports and the data; build and compile the model (warm-started from
     model.init_from unless `warm` is off: a resumed run has its own state); check they fit."""
     loaded = config_mod.load(path, overrides)
+    splits: Splits | None = None
     try:
         cfg = resolve_mod.resolve(loaded)
         init = cfg.model.init_from
@@ -133,6 +134,8 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
             callbacks_mod.check_monitors(cfg, registry, model_mod.metric_names(cfg.compile, registry),
                                          splits.validation is not None)
     except KcliError as exc:
+        if splits is not None and splits.cache is not None:   # a mistake found after a streamed table was read
+            splits.cache.close()
         raise loaded.locate(exc) from None
     return Prepared(loaded, cfg, registry, splits, model, outcomes)
 

@@ -161,3 +161,62 @@ def test_skip_bad_images_leaves_out_truncated_images_and_says_so(tmp_path: Path)
     # kcli predict on a cut image names it too (TensorFlow's decode failed with "unexpected InvalidArgumentError")
     assert_user_error(run_cli("predict", run, "--input", pics / "a" / "0.png", "--output", tmp_path / "p.csv"),
                       f"--input: {pics / 'a' / '0.png'} is damaged or cut short")
+
+
+def _streamed_csv(folder: Path, name: str = "train.csv", rows: int = 200, **changed: str) -> Path:
+    """A CSV of `rows` rows (a, b, label 0/1); `changed` maps a 0-based row index (as text) to its whole line."""
+    lines = [f"{i * 0.1:.1f},{i % 7},{i % 2}" for i in range(rows)]
+    for index, line in changed.items():
+        lines[int(index)] = line
+    path = folder / name
+    path.write_text("a,b,label\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def _stream_config(folder: Path, loss: object = SPARSE, **data: object) -> Path:
+    return tiny_project(folder, splits=(), data={"source": "csv", "path": "train.csv", "label": "label",
+                                                 "stream": True, "validation": None, "test": None, "one_hot": None,
+                                                 "batch_size": 8, **data},
+                        model={"input_shape": None, "layers": [{"Dense": {"units": 2}}]},
+                        compile={"loss": loss, "metrics": None}, fit={"epochs": 1})
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streamed CSVs parsed in blocks of 256 bytes: a small file has many blocks."""
+    from kcli.data import stream
+
+    monkeypatch.setattr(stream, "BLOCK_BYTES", 256)
+
+
+def test_a_streamed_label_outside_the_classes_names_its_file_and_row(tmp_path: Path, small_blocks: None) -> None:
+    path = _streamed_csv(tmp_path, **{"170": "1.0,2,7"})
+    result = run_cli("train", _stream_config(tmp_path), "--runs-dir", tmp_path / "runs")
+    assert_user_error(result, f"compile.loss: the data labels (shape [] per example) do not fit loss "
+                              f"SparseCategoricalCrossentropy with model output (None, 2): class ids must lie in 0..1, "
+                              f"found 0..7 ({path}: data row 171 holds 7)")
+    assert not (tmp_path / "runs").exists()
+    # one-hot labels: a validation id the training labels lack (np.eye failed mid-run with an IndexError)
+    _streamed_csv(tmp_path)
+    val = _streamed_csv(tmp_path, "val.csv", rows=30, **{"20": "1.0,2,5"})
+    config = _stream_config(tmp_path, {"CategoricalCrossentropy": {"from_logits": True}}, one_hot=True,
+                            validation={"path": "val.csv"})
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert_user_error(result, f"data.validation.path: {val}: data row 21 holds 5, a class id outside 0..1")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_bad_cell_far_down_a_streamed_csv_names_its_row_and_column(tmp_path: Path, small_blocks: None) -> None:
+    path = _streamed_csv(tmp_path, **{"150": "oops,2,1"})
+    line = assert_user_error(run_cli("train", _stream_config(tmp_path), "--runs-dir", tmp_path / "runs"),
+                             f"data.path: {path}: data row 151, column 'a' is 'oops', not a number as in its first "
+                             "rows (a streamed table takes each column's kind from its first block of rows")
+    assert "CSV conversion" not in line
+    path = _streamed_csv(tmp_path, **{"150": "1.5,2,1,9"})   # a row of 4 values: not a matter of blocks
+    line = assert_user_error(run_cli("train", _stream_config(tmp_path), "--runs-dir", tmp_path / "runs"),
+                             f"data.path: {path}: data row 151: CSV parse error: Expected 3 columns, got 4")
+    assert "block" not in line
+    path = _streamed_csv(tmp_path, **{"150": "1.5,2.5,1"})   # a decimal among whole numbers
+    assert_user_error(run_cli("train", _stream_config(tmp_path), "--runs-dir", tmp_path / "runs"),
+                      f"data.path: {path}: data row 151, column 'b' is '2.5', not a whole number as in its first rows")
+    assert not (tmp_path / "runs").exists()

@@ -172,17 +172,23 @@ def read_split(table: Any, columns: dict[str, ColumnConfig], path: Path, key: st
             raise DataError(f"{path} lacks the feature column {name!r} the model takes; it has: {', '.join(names)}",
                             key=_file_key(key))
         x[input_name(name)] = _feature(table.column(name), name, spec, where)
-    y: np.ndarray = np.zeros(table.num_rows, np.int64)
-    if label is not None:
-        if label not in names:
-            raise DataError(f"{path} has no label column {label!r}; columns: {', '.join(names)}",
-                            key=f"{key}.label" if key == "data" else _file_key(key))
-        y = _label(table.column(label), label, where)
+    y = read_labels(table, path, key, label, first_row)
     if weight is not None and weight not in names:
         raise DataError(f"{path} has no sample-weight column {weight!r}; columns: {', '.join(names)}",
                         key="data.sample_weight")
     w = _weights(table.column(weight), weight, where) if weight is not None else None
     return Arrays(x, y, None, w)
+
+
+def read_labels(table: Any, path: Path, key: str, label: str | None, first_row: int = 0) -> np.ndarray:
+    """The `label` column of a file (or of a block whose first row is data row `first_row` + 1); none: zeros."""
+    if label is None:
+        return np.zeros(table.num_rows, np.int64)
+    names = [str(n) for n in table.column_names]
+    if label not in names:
+        raise DataError(f"{path} has no label column {label!r}; columns: {', '.join(names)}",
+                        key=f"{key}.label" if key == "data" else _file_key(key))
+    return _label(table.column(label), label, Where(path, key, first_row))
 
 
 def _feature(column: Any, name: str, spec: ColumnConfig, where: Where) -> np.ndarray:
