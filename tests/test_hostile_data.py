@@ -220,3 +220,12 @@ def test_a_bad_cell_far_down_a_streamed_csv_names_its_row_and_column(tmp_path: P
     assert_user_error(run_cli("train", _stream_config(tmp_path), "--runs-dir", tmp_path / "runs"),
                       f"data.path: {path}: data row 151, column 'b' is '2.5', not a whole number as in its first rows")
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_image_decoders_complaints_are_not_shown_beside_kclis_line() -> None:
+    from kcli import quiet
+
+    assert quiet.is_noise(b"Improper call to JPEG library in state 201\n")
+    assert quiet.is_noise(b"E0000 00:00:1796489558.477257    3761 jpeg_mem.cc:331] Premature end of JPEG data. "
+                          b"Stopped at line 0/16\n")
+    assert not quiet.is_noise(b"E0000 00:00:1796489558.477257    3761 op_kernel.cc:12] something else\n")
