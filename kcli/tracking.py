@@ -55,6 +55,11 @@ def _store_opens(uri: str) -> None:
         from mlflow.tracking import MlflowClient
     except ImportError:
         return   # check() says how to install MLflow
+    import logging
+
+    log = logging.getLogger("mlflow")
+    level = log.level
+    log.setLevel(logging.CRITICAL)   # its warnings about the same failure: the line below says it
     try:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except ModuleNotFoundError as exc:   # mysql://, postgresql://, ... without their driver
@@ -64,6 +69,8 @@ def _store_opens(uri: str) -> None:
         said = re.sub(r"\s*(\[SQL:|\(Background on this error).*", "", " ".join(str(exc).split()))   # SQLAlchemy's tail
         raise ConfigError(f"cannot log to MLflow at {uri}: {short(RuntimeError(said))}",
                           key="tracking.mlflow.uri") from None
+    finally:
+        log.setLevel(level)
 
 
 def check(cfg: Config) -> None:
