@@ -115,7 +115,8 @@ def _header(path: Path) -> list[str]:
     from pyarrow import csv
 
     try:
-        with csv.open_csv(path, read_options=csv.ReadOptions(block_size=BLOCK_BYTES)) as reader:
+        with csv.open_csv(path, read_options=csv.ReadOptions(block_size=BLOCK_BYTES),   # rows: see _blocks
+                          parse_options=csv.ParseOptions(invalid_row_handler=lambda row: "skip")) as reader:
             names = [str(n) for n in reader.schema.names]
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cannot read {path}: {tables.arrow_problem(exc)}", key="--data") from None
@@ -142,10 +143,14 @@ def _blocks(path: Path, header: list[str]) -> Iterator[Any]:
             for batch in reader:
                 yield pa.Table.from_batches([batch])
     except (pa.ArrowException, OSError) as exc:
-        if bad:
-            raise DataError(f"{path}: line {bad[0].number} has {bad[0].actual_columns} values, the header "
+        if bad:   # pyarrow counts the header as row 1
+            raise DataError(f"{path}: data row {bad[0].number - 1} has {bad[0].actual_columns} values, the header "
                             f"{bad[0].expected_columns}", key="--data") from None
-        raise DataError(f"cannot read {path}: {tables.arrow_problem(exc)}", key="--data") from None
+        text = tables.arrow_problem(exc)
+        row = re.search(r"Row #(\d+): ", text)
+        where = f": data row {int(row[1]) - 1}" if row else ""
+        raise DataError(f"cannot read {path}{where}: {text.replace(row[0], '') if row else text}",
+                        key="--data") from None
 
 
 def _label(name: str, tally: _Tally, path: Path) -> Column:

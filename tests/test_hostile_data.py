@@ -72,6 +72,9 @@ def test_init_refuses_a_header_with_empty_names_and_training_too(tmp_path: Path)
                               tmp_path / "blank.yaml"),
                       f"--data: {tmp_path / 'blank.csv'}: column(s) 2, 3 of the header have no name")
     assert not (tmp_path / "blank.yaml").exists()
+    (tmp_path / "wide.csv").write_text("a,b,label\n1,2,0\n1,2,3,4\n")
+    assert_user_error(run_cli("init", "--data", tmp_path / "wide.csv", "--label", "label", "--output",
+                              tmp_path / "wide.yaml"), "wide.csv: data row 2 has 4 values, the header 3")
     (tmp_path / "one.csv").write_text("a,,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20)))
     config = tiny_project(tmp_path, splits=(), data={"source": "csv", "path": "one.csv", "label": "label",
                                                      "validation": None, "test": None, "one_hot": None},
