@@ -136,11 +136,11 @@ def _image_folder(folder: Path, cut: tuple[str, ...] = ()) -> Path:
     return folder / "pics"
 
 
-def _image_config(folder: Path, **data: object) -> Path:
+def _image_config(folder: Path, channels: int = 3, **data: object) -> Path:
     return tiny_project(folder, splits=(), data={"source": "images", "path": "pics", "image_size": [16, 16],
                                                  "validation": None, "test": None, "one_hot": None, "batch_size": 4,
                                                  **data},
-                        model={"input_shape": [16, 16, 3], "layers": ["Flatten", {"Dense": {"units": 2}}]},
+                        model={"input_shape": [16, 16, channels], "layers": ["Flatten", {"Dense": {"units": 2}}]},
                         compile={"loss": SPARSE}, fit={"epochs": 1})
 
 
@@ -149,6 +149,17 @@ def test_a_truncated_image_is_one_line_naming_it_before_training(tmp_path: Path)
     result = run_cli("train", _image_config(tmp_path), "--runs-dir", tmp_path / "runs")
     assert_user_error(result, f"data.path: {pics / 'b' / '2.jpg'} is damaged or cut short: it does not decode as an "
                               "image (and 1 more bad image file(s)); remove it or replace it")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_image_keras_cannot_decode_to_the_color_mode_is_one_line(tmp_path: Path) -> None:
+    pics = _image_folder(tmp_path)
+    gif = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
+    (pics / "a" / "9.gif").write_bytes(gif)   # TensorFlow decodes a GIF to 3 channels only
+    result = run_cli("train", _image_config(tmp_path, channels=1, color_mode="grayscale"), "--runs-dir",
+                     tmp_path / "runs")
+    assert_user_error(result, f"data.path: {pics / 'a' / '9.gif'} decodes, but not to 1 channel(s) as "
+                              "data.color_mode asks")
     assert not (tmp_path / "runs").exists()
 
 
