@@ -490,20 +490,25 @@ def check_labels(splits: Splits, model: keras.Model, loss: Any, ports: Ports) ->
     names = list(ports.outputs) or [None]
     losses = loss if isinstance(loss, dict) else {None: loss}
     for split, arrays in (("data", splits.train), ("data.validation", splits.validation), ("data.test", splits.test)):
-        if arrays is None or not hasattr(arrays, "y"):   # a Stream (source python): Keras checks its batches
+        ids = getattr(arrays, "class_ids", None)   # a streamed table: the range of its class ids, and their rows
+        if arrays is None or not (hasattr(arrays, "y") or ids is not None):   # a Stream: Keras checks its batches
             continue
         for name, out in zip(names, outs):
-            y = arrays.y[name] if isinstance(arrays.y, dict) and name is not None else arrays.y
+            if ids is not None:
+                y: Any = np.array([ids.low, ids.high]) if ids.low is not None else np.zeros(0, np.int64)
+            else:
+                y = arrays.y[name] if isinstance(arrays.y, dict) and name is not None else arrays.y
             fn = losses.get(name)
-            if fn is None:
+            if fn is None or not len(y):
                 continue
             loss_name = (getattr(fn, "name", None) or getattr(fn, "__name__", "") or "").replace("_", "").lower()
             problem = _label_problem(np.asarray(y), out, loss_name)
             if problem:
                 what = f"the {split} labels" + (f" of output {name!r}" if name else "")
                 shown = type(fn).__name__ if not inspect.isfunction(fn) else fn.__name__
+                where = ids.outside(out[-1]) if ids is not None and out[-1] is not None else None
                 raise DataError(f"{what} (shape {list(np.shape(y)[1:])} per example) do not fit loss {shown} with "
-                                f"model output {out}: {problem}",
+                                f"model output {out}: {problem}" + (f" ({where})" if where else ""),
                                 key=f"compile.loss.{name}" if name else "compile.loss")
 
 

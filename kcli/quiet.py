@@ -39,11 +39,17 @@ _PEER_ABORT_MORE = (b"/job:", b"The tasks have crashed", b"The error could be fr
                     b"This is usually caused by an earlier error", b" [type.googleapis.com/tensorflow")
 
 
+# Image decoders complaining about a damaged file (libjpeg's own line, TensorFlow's ERROR lines): kcli decodes
+# every image once before training and names a damaged file in one line of its own (kcli/data/images.py).
+_DECODER = re.compile(rb"^(Improper call to JPEG library in state \d+|"
+                      rb"E\d{4} [\d:.]+\s+\d+ (jpeg_mem|jpeg_handle|png_io|gif_io|decode_image_op)\.cc:\d+\] )")
+
+
 def is_noise(line: bytes) -> bool:
-    """Whether a stderr line is TensorFlow's native INFO/WARNING chatter, or its logging of a lost peer (which
-    kcli reports itself)."""
+    """Whether a stderr line is TensorFlow's native INFO/WARNING chatter, or its logging of a lost peer or of a
+    damaged image (which kcli reports itself)."""
     text = line.rstrip(b"\r\n")
-    return (bool(_ABSL_INFO.match(line) or _PEER_ABORT.match(line)) or text.startswith(_BANNERS)
+    return (bool(_ABSL_INFO.match(line) or _PEER_ABORT.match(line) or _DECODER.match(line)) or text.startswith(_BANNERS)
             or line.startswith(_PEER_ABORT_MORE) or not text.strip())
 
 

@@ -1,6 +1,6 @@
 """`kcli init --data FILE.csv --label COL` (or `--data FOLDER` of images): a working config for your data.
 
-The column kinds are inferred from the file (every row is read: numbers, text categories, empty cells) and
+The column kinds are inferred from the file (every row is read, in blocks: numbers, text categories, empty cells) and
 written into the config as `data.columns`, so they can be checked and edited; the model is a sensible start:
 the inputs kcli builds from the columns, two hidden layers, and the head and loss the label asks for.
 TensorFlow-free (it only reads the file).
@@ -8,12 +8,15 @@ TensorFlow-free (it only reads the file).
 
 from __future__ import annotations
 
-import csv
+import math
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from kcli.data import tables
 from kcli.data.images import images_in
 from kcli.errors import DataError
 from kcli.runs import write_text
@@ -31,74 +34,137 @@ class Column:
 
 
 def describe_csv(path: Path, label: str | None) -> list[Column]:
-    """Every column's kind: numbers, categories (text), the label; empty cells counted."""
-    header, rows = _read(path)
+    """Every column's kind: numbers, categories (text), the label; empty cells counted. The file is read as
+    training reads it (pyarrow: the same names, the same empty cells) in blocks, so memory stays bounded."""
+    header = _header(path)
     if label is None or label not in header:
         raise DataError(f"{path} has the columns {', '.join(header)}; name the label column with --label "
                         "(what the model should predict)", key="--label")
+    tallies = {name: _Tally() for name in header}
+    rows = 0
+    for block in _blocks(path, header):
+        for name, tally in tallies.items():
+            empty = tally.add(block.column(name))
+            if name == label and empty is not None:
+                raise DataError(f"{path}: data row {rows + empty + 1}: the label {name!r} is empty; every row needs "
+                                "a label (drop those rows)", key="--label")
+        rows += block.num_rows
+    if rows == 0:
+        raise DataError(f"{path} needs a header line and at least one row", key="--data")
     columns = []
-    for i, name in enumerate(header):
-        values = [row[i].strip() for row in rows]
-        present = [v for v in values if v != ""]
+    for name, tally in tallies.items():
         if name == label:
-            empty = next((n for n, v in enumerate(values) if v == ""), None)
-            if empty is not None:
-                raise DataError(f"{path}: data row {empty + 1}: the label {name!r} is empty; every row needs a "
-                                "label (drop those rows)", key="--label")
-            columns.append(_label(name, values, _numbers(values)))
-            continue
-        if not present:
+            columns.append(_label(name, tally, path))
+        elif not tally.present:
             raise DataError(f"{path}: column {name!r} is empty in every row; drop it", key="--data")
-        numbers = _numbers(present)
-        if numbers is None:
-            distinct = sorted(set(present))
-            detail = f"{len(distinct)} values: {', '.join(distinct[:5])}{', ...' if len(distinct) > 5 else ''}"
-            columns.append(Column(name, "category", detail, len(values) - len(present)))
+        elif not tally.numbers:
+            shown = sorted(tally.values)
+            count = f"more than {MAX_VALUES}" if tally.more else str(len(shown))
+            detail = f"{count} values: {', '.join(shown[:5])}{', ...' if len(shown) > 5 else ''}"
+            columns.append(Column(name, "category", detail, tally.missing))
         else:
-            columns.append(Column(name, "number", f"{min(numbers):g} .. {max(numbers):g}",
-                                  len(values) - len(present)))
+            columns.append(Column(name, "number", f"{tally.low:g} .. {tally.high:g}", tally.missing))
     return columns
 
 
-def _read(path: Path) -> tuple[list[str], list[list[str]]]:
+MAX_VALUES = 10_000   # distinct values remembered per column: memory stays bounded on any file
+BLOCK_BYTES = 1 << 20   # bytes of CSV parsed per block
+
+
+@dataclass
+class _Tally:
+    """What the rows said about one column so far."""
+
+    present: int = 0
+    missing: int = 0
+    numbers: bool = True   # every present cell is a number
+    low: float = float("inf")
+    high: float = float("-inf")
+    values: set[str] = field(default_factory=set)   # up to MAX_VALUES distinct present values
+    more: bool = False   # there were more
+
+    def add(self, column: Any) -> int | None:
+        """Count a block of the column (text, empty cells null); the index of its first empty cell, if any."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        nulls = column.null_count
+        present = pc.drop_null(column)
+        self.missing += nulls
+        self.present += len(present)
+        if self.numbers and len(present):
+            try:
+                bounds = pc.min_max(pc.cast(present, pa.float64()))
+                self.low = min(self.low, bounds["min"].as_py())
+                self.high = max(self.high, bounds["max"].as_py())
+                self.numbers = math.isfinite(self.low) and math.isfinite(self.high)
+            except pa.ArrowInvalid:   # a cell that is not a number
+                self.numbers = False
+        if not self.more:
+            self.values.update(str(v) for v in pc.unique(present).to_pylist())
+            if len(self.values) > MAX_VALUES:
+                self.values, self.more = set(sorted(self.values)[:MAX_VALUES]), True
+        if not nulls:
+            return None
+        return int(pc.index(pc.is_null(column), True).as_py())
+
+
+def _header(path: Path) -> list[str]:
+    """The column names as pyarrow reads them (the names training will use); empty or doubled names refused."""
+    import pyarrow as pa
+    from pyarrow import csv
+
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            header = [h.strip() for h in next(reader, [])]
-            rows = [row for row in reader if row and any(v.strip() for v in row)]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {path}: {exc}", key="--data") from None
-    if not header or not rows:
-        raise DataError(f"{path} needs a header line and at least one row", key="--data")
-    short = next((n for n, row in enumerate(rows) if len(row) != len(header)), None)
-    if short is not None:
-        raise DataError(f"{path}: data row {short + 1} has {len(rows[short])} values, the header "
-                        f"{len(header)}", key="--data")
-    return header, rows
+        with csv.open_csv(path, read_options=csv.ReadOptions(block_size=BLOCK_BYTES),   # rows: see _blocks
+                          parse_options=csv.ParseOptions(invalid_row_handler=lambda row: "skip")) as reader:
+            names = [str(n) for n in reader.schema.names]
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"cannot read {path}: {tables.arrow_problem(exc)}", key="--data") from None
+    tables.check_names(names, path, "--data")
+    return names
 
 
-def _number(text: str) -> float | None:
+def _blocks(path: Path, header: list[str]) -> Iterator[Any]:
+    """The rows as pyarrow Tables of about BLOCK_BYTES, every column text (empty cells, NA, ... null)."""
+    import pyarrow as pa
+    from pyarrow import csv
+
+    bad: list[Any] = []
+
+    def wrong_width(row: Any) -> str:
+        bad.append(row)
+        return "error"
+
+    options = csv.ConvertOptions(column_types={name: pa.string() for name in header}, strings_can_be_null=True)
     try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if value == value and abs(value) != float("inf") else None
+        with csv.open_csv(path, read_options=csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
+                          parse_options=csv.ParseOptions(invalid_row_handler=wrong_width),
+                          convert_options=options) as reader:
+            for batch in reader:
+                yield pa.Table.from_batches([batch])
+    except (pa.ArrowException, OSError) as exc:
+        if bad:   # pyarrow counts the header as row 1
+            raise DataError(f"{path}: data row {bad[0].number - 1} has {bad[0].actual_columns} values, the header "
+                            f"{bad[0].expected_columns}", key="--data") from None
+        text = tables.arrow_problem(exc)
+        row = re.search(r"Row #(\d+): ", text)
+        where = f": data row {int(row[1]) - 1}" if row else ""
+        raise DataError(f"cannot read {path}{where}: {text.replace(row[0], '') if row else text}",
+                        key="--data") from None
 
 
-def _numbers(values: list[str]) -> list[float] | None:
-    numbers = [_number(v) for v in values]
-    return None if any(n is None for n in numbers) else [float(n) for n in numbers if n is not None]
-
-
-def _label(name: str, values: list[str], numbers: list[float] | None) -> Column:
-    if numbers is None:
-        classes = sorted(set(values))
+def _label(name: str, tally: _Tally, path: Path) -> Column:
+    if not tally.numbers:
+        if tally.more:
+            raise DataError(f"{path}: the label {name!r} holds more than {MAX_VALUES} different values: too many "
+                            "classes to start from; is it the right column?", key="--label")
+        classes = sorted(tally.values)
         return Column(name, "label: class names", f"{len(classes)} classes: {', '.join(classes[:6])}"
                       + (", ..." if len(classes) > 6 else ""))
-    distinct = sorted(set(numbers))
-    if all(v == int(v) and v >= 0 for v in distinct) and len(distinct) <= MAX_CLASS_IDS:
+    distinct = sorted({float(v) for v in tally.values}) if not tally.more else []
+    if distinct and all(v == int(v) and v >= 0 for v in distinct) and len(distinct) <= MAX_CLASS_IDS:
         return Column(name, "label: class ids", f"{int(max(distinct)) + 1} classes (0 .. {int(max(distinct))})")
-    return Column(name, "label: numbers", f"{min(numbers):g} .. {max(numbers):g} (regression)")
+    return Column(name, "label: numbers", f"{tally.low:g} .. {tally.high:g} (regression)")
 
 
 def classes_of(column: Column) -> int | None:

@@ -32,11 +32,13 @@ RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_
 
 
 def reachable(cfg: Config) -> None:
-    """An http(s) tracking server answers its /health within 10 s: checked before a run directory exists."""
+    """The tracking store answers, checked before a run directory exists: an http(s) server its /health within
+    10 s; any other URI (a database, a folder) by opening it with MLflow's own client, as the run will."""
     if cfg.tracking is None or cfg.tracking.mlflow is None:
         return
     uri = cfg.tracking.mlflow.uri
     if not uri.startswith(("http://", "https://")):
+        _store_opens(uri)
         return
     import urllib.request
 
@@ -45,6 +47,30 @@ def reachable(cfg: Config) -> None:
             pass
     except OSError as exc:
         raise ConfigError(f"cannot log to MLflow at {uri}: {short(exc)}", key="tracking.mlflow.uri") from None
+
+
+def _store_opens(uri: str) -> None:
+    """MLflow opens a non-http store (SQLite file, database server, folder) and reads from it."""
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        return   # check() says how to install MLflow
+    import logging
+
+    log = logging.getLogger("mlflow")
+    level = log.level
+    log.setLevel(logging.CRITICAL)   # its warnings about the same failure: the line below says it
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except ModuleNotFoundError as exc:   # mysql://, postgresql://, ... without their driver
+        raise ConfigError(f"cannot log to MLflow at {uri}: its database driver {exc.name!r} is not installed; "
+                          "install it, or use an http(s) server or sqlite:///FILE", key="tracking.mlflow.uri") from None
+    except Exception as exc:  # MlflowException, SQLAlchemy's errors, OSError: any store that cannot be used
+        said = re.sub(r"\s*(\[SQL:|\(Background on this error).*", "", " ".join(str(exc).split()))   # SQLAlchemy's tail
+        raise ConfigError(f"cannot log to MLflow at {uri}: {short(RuntimeError(said))}",
+                          key="tracking.mlflow.uri") from None
+    finally:
+        log.setLevel(level)
 
 
 def check(cfg: Config) -> None:

@@ -90,6 +90,7 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
     model.init_from unless `warm` is off: a resumed run has its own state); check they fit. `lock`: a run's
     config (resume) loads only that run's own code."""
     loaded = config_mod.load(path, overrides)
+    splits: Splits | None = None
     try:
         cfg = resolve_mod.resolve(loaded)
         init = cfg.model.init_from
@@ -135,6 +136,8 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
             callbacks_mod.check_monitors(cfg, registry, model_mod.metric_names(cfg.compile, registry),
                                          splits.validation is not None)
     except KcliError as exc:
+        if splits is not None and splits.cache is not None:   # a mistake found after a streamed table was read
+            splits.cache.close()
         raise loaded.locate(exc) from None
     return Prepared(loaded, cfg, registry, splits, model, outcomes)
 

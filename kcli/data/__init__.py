@@ -128,18 +128,24 @@ def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache
     learned = stream_mod.learn(files, data, cache)
     data.columns = tables.learn(learned.columns, learned.stats)
     ports = ports_mod.with_columns(ports, data)
-    ids = {name: i for i, name in enumerate(learned.class_names)} if learned.class_names else None
+    class_ids = {name: i for i, name in enumerate(learned.class_names)} if learned.class_names else None
     classes = None
     if data.one_hot:
         classes = len(learned.class_names) if learned.class_names else learned.largest_id + 1
         classes = classes if data.one_hot is True else int(data.one_hot)
 
-    def reader(key: str, split_files: list[Path], label: str | None, shuffle: bool, rows: int) -> Stream:
-        return stream_mod.stream(stream_mod.TableReader(
-            split_files, data, ports, key, seed, shuffle, label, ids, classes, weights=data.sample_weight is not None,
-            rows=rows, labels=learned.labels, cache=cache))
+    def reader(key: str, split_files: list[Path], label: str | None, shuffle: bool, rows: int,
+               ids: stream_mod.ClassIds) -> Stream:
+        if classes is not None and learned.labels == "ids" and ids.outside(classes) is not None:
+            raise DataError(f"{ids.outside(classes)}, a class id outside 0..{classes - 1} (data.one_hot: "
+                            f"{classes} classes)", key=f"{key}.path" if key != "data" else "data.one_hot")
+        made = stream_mod.stream(stream_mod.TableReader(
+            split_files, data, ports, key, seed, shuffle, label, class_ids, classes,
+            weights=data.sample_weight is not None, rows=rows, labels=learned.labels, cache=cache))
+        made.class_ids = ids if classes is None and learned.labels == "ids" else None   # checked against the model
+        return made
 
-    train = reader("data", files, data.label, bool(data.shuffle), learned.rows)
+    train = reader("data", files, data.label, bool(data.shuffle), learned.rows, learned.ids or stream_mod.ClassIds())
     others: list[Stream | None] = []
     for key, sub in (("data.validation", data.validation), ("data.test", data.test)):
         src = _source_of(data, sub) if sub is not None else None
@@ -147,8 +153,9 @@ def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache
             others.append(None)
             continue
         split_files = stream_mod.table_files(src["path"] or "", src["source"], key)
-        rows = stream_mod.split_pass(split_files, data, key, src["label"], data.sample_weight is not None, cache)
-        others.append(reader(key, split_files, src["label"], False, rows))
+        ids = stream_mod.ClassIds()
+        rows = stream_mod.split_pass(split_files, data, key, src["label"], data.sample_weight is not None, cache, ids)
+        others.append(reader(key, split_files, src["label"], False, rows, ids))
     return Splits(train, others[0], others[1], classes=classes, class_names=learned.class_names,
                   column_stats=learned.stats, cache=cache)
 

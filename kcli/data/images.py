@@ -11,8 +11,9 @@ validation split), so the numbers are that script's.
       test: {path: flowers-test/}
 
 Labels are class ids in the order of the sorted sub-folder names; the names are kept in run.json (`classes`) and
-`kcli predict` writes them. Every file Keras would read is checked first: an empty file or one that is not a
-JPEG, PNG, GIF or BMP is one line naming it (TensorFlow would fail mid-epoch without saying which file).
+`kcli predict` writes them. Every file Keras would read is checked first: an empty file, one that is not a
+JPEG, PNG, GIF or BMP, or one that does not decode whole (cut short, damaged; each decoded once) is one line naming
+it (TensorFlow would fail mid-epoch without saying which file).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def load(data: Any, seed: int, ports: Ports) -> tuple[Stream, Stream | None, Str
     """(train, validation, test, class names, notes: the bad images skipped)."""
     notes: list[str] = []
     root = _good_images(_folder(data.path, "data.path"), data, notes)
-    classes = check_folder(root, "data.path")
+    classes = check_folder(root, "data.path", CHANNELS[data.color_mode])
     split = data.validation_split
     if split is not None:
         train, validation = _dataset(root, data, seed, split, "both")
@@ -57,7 +58,7 @@ def _good_images(root: Path, data: Any, notes: list[str]) -> Path:
     ones are counted in `notes`. Without it: the folder itself."""
     if not data.skip_bad_images:
         return root
-    bad = [f for f in images_in(root) if _problem(f) is not None]
+    bad = list(bad_images(images_in(root), CHANNELS[data.color_mode]))
     if not bad:
         return root
     shown = ", ".join(str(f.relative_to(root)) for f in bad[:3]) + (", ..." if len(bad) > 3 else "")
@@ -78,7 +79,7 @@ def _good_images(root: Path, data: Any, notes: list[str]) -> Path:
 def _split_dataset(path: str | None, data: Any, seed: int, classes: list[str], key: str,
                    notes: list[str] | None = None) -> Any:
     root = _good_images(_folder(path, f"{key}.path"), data, notes if notes is not None else [])
-    found = check_folder(root, f"{key}.path")
+    found = check_folder(root, f"{key}.path", CHANNELS[data.color_mode])
     if found != classes:
         raise DataError(f"{root} has the classes {found}; the training folder has {classes}", key=f"{key}.path")
     return _dataset(root, data, seed, shuffle=False)
@@ -102,30 +103,64 @@ def _folder(path: str | None, key: str) -> Path:
     return root
 
 
-def check_folder(root: Path, key: str) -> list[str]:
-    """The class names (sorted sub-folders); every image file must look like an image."""
+def check_folder(root: Path, key: str, channels: int = 0) -> list[str]:
+    """The class names (sorted sub-folders); every image file must be an image TensorFlow decodes whole."""
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     if len(classes) < 2:
         raise DataError(f"{root} needs one sub-folder per class (at least 2); found {classes or 'none'}", key=key)
+    files: list[Path] = []
     for name in classes:
-        files = images_in(root / name)
-        if not files:
+        found = images_in(root / name)
+        if not found:
             raise DataError(f"{root / name} holds no images ({', '.join(EXTENSIONS)})", key=key)
-        for file in files:
-            check_image(file, key)
+        files += found
+    check_images(files, key, channels)
     return classes
 
 
-def check_image(file: Path, key: str) -> None:
-    """An image file must start like a JPEG, PNG, GIF or BMP."""
-    problem = _problem(file)
-    if problem is not None:
+def check_images(files: list[Path], key: str, channels: int = 0) -> None:
+    """Every file must be a JPEG, PNG, GIF or BMP image that decodes whole: the first that is not is one line."""
+    bad = bad_images(files, channels)
+    if bad:
+        file, problem = next(iter(bad.items()))
         hint = " (or set data.skip_bad_images: true to leave such files out)" if key.startswith("data") else ""
-        raise DataError(f"{file} {problem}; remove it or replace it{hint}", key=key)
+        more = f" (and {len(bad) - 1} more bad image file(s))" if len(bad) > 1 else ""
+        raise DataError(f"{file} {problem}{more}; remove it or replace it{hint}", key=key)
+
+
+def bad_images(files: list[Path], channels: int = 0) -> dict[Path, str]:
+    """The files that are not images Keras can read, in the order given, each with what is wrong: not a known
+    format by its first bytes, or (decoded once, in full, as image_dataset_from_directory will) damaged or cut
+    short; TensorFlow would otherwise fail mid-epoch without naming the file."""
+    problems = {f: problem for f in files if (problem := _problem(f)) is not None}
+    failed = _undecodable([f for f in files if f not in problems], channels)
+    whole = set(failed) - set(_undecodable(failed, 0)) if channels and failed else set()   # as stored, they decode
+    for file in failed:
+        problems[file] = (f"decodes, but not to {channels} channel(s) as data.color_mode asks (a GIF reads as rgb "
+                          "only): convert it, or change data.color_mode" if file in whole else
+                          "is damaged or cut short: it does not decode as an image")
+    return {f: problems[f] for f in files if f in problems}
+
+
+def _undecodable(files: list[Path], channels: int) -> list[Path]:
+    """The files tf.io.decode_image (Keras's decoder, to `channels` as Keras asks; 0: as stored) fails on, each
+    decoded once, in parallel."""
+    if not files:
+        return []
+    import tensorflow as tf
+
+    def decode(name: Any) -> Any:
+        image = tf.io.decode_image(tf.io.read_file(name), channels=channels, expand_animations=False)
+        return name, tf.size(image)   # the size needs the whole decode
+
+    names = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
+    decoded = names.map(decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+    good = {name.decode() for name, _ in decoded.as_numpy_iterator()}
+    return [f for f in files if str(f) not in good]
 
 
 def _problem(file: Path) -> str | None:
-    """What is wrong with an image file, or None."""
+    """What is wrong with an image file by its first bytes, or None."""
     try:
         with file.open("rb") as fh:
             head = fh.read(8)
@@ -153,8 +188,7 @@ def image_files(path: Path, key: str) -> list[Path]:
             raise DataError(f"{path} holds no images ({', '.join(EXTENSIONS)})", key=key)
     else:
         raise DataError(f"not found: {path}", key=key)
-    for file in files:
-        check_image(file, key)
+    check_images(files, key)
     return files
 
 

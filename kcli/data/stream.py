@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,24 +104,57 @@ def blocks(path: Path, source: str, key: str, features: dict[str, str] | None = 
     except FileNotFoundError:
         raise DataError(f"{path} is gone (it was there when the run began)", key=_file_key(key)) from None
     except (pa.ArrowException, OSError) as exc:
-        later = (" (in a streamed table every block must hold the kinds of values its first block had)"
-                 if read else "")
-        raise DataError(f"cannot read {path} as {source}: {tables.arrow_problem(exc)}{later}",
+        located = _located(path, batches.schema, exc) if read and source == "csv" else None
+        raise DataError(located or f"cannot read {path} as {source}: {tables.arrow_problem(exc)}",
                         key=_file_key(key)) from None
 
 
+def _located(path: Path, schema: Any, exc: BaseException) -> str | None:
+    """pyarrow's complaint about a later block of a streamed CSV with the data row (and column) it is about: its
+    threaded reader names no row, so the file is read again unthreaded, with the kinds of its first block."""
+    import pyarrow as pa
+    from pyarrow import csv
+
+    options = csv.ConvertOptions(column_types=dict(zip(schema.names, schema.types)), strings_can_be_null=True)
+    try:
+        for _ in csv.open_csv(path, read_options=csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
+                              convert_options=options):
+            pass
+    except (pa.ArrowException, OSError) as again:
+        text = " ".join(str(again).split())
+    else:
+        return None
+    found = re.search(r"In CSV column #(\d+): Row #(\d+): CSV conversion error to (\w+): invalid value '(.*)'$", text)
+    if found is not None:   # a kind the first block decided: the one case where blocks are the cause
+        column, row, kind, value = int(found[1]), int(found[2]) - 1, found[3], found[4]
+        what = {"int64": "a whole number", "double": "a number"}.get(kind, f"a {kind}")
+        return (f"{path}: data row {row}, column {schema.names[column]!r} is {value!r}, not {what} as in its first "
+                "rows (a streamed table takes each column's kind from its first block of rows: fix the cell, or "
+                "set data.stream: false to read the table whole)")
+    found = re.search(r"Row #(\d+): ", text)
+    if found is None:
+        return None
+    return f"{path}: data row {int(found[1]) - 1}: {text.replace(found[0], '')}"
+
+
 def split_pass(files: list[Path], data: DataConfig, key: str, label: str | None, weights: bool,
-               cache: Cache | None = None) -> int:
+               cache: Cache | None = None, ids: ClassIds | None = None) -> int:
     """One pass over a validation / test split's files: its rows (so that Keras knows the number of batches;
-    with an unknown number Keras 3.15 warns that the input "ran out of data" after every validation), cached."""
+    with an unknown number Keras 3.15 warns that the input "ran out of data" after every validation), cached;
+    its class ids counted into `ids`."""
+    ids = ids if ids is not None else ClassIds()
     rows = 0
     for path in files:
         writer = cache.writer(path) if cache is not None else None
         first_row = 0
         for block in blocks(path, data.source, key, data.features):
             if writer is not None:
-                writer.write(tables.read_split(block, data.columns or {}, path, key, label,
-                                               data.sample_weight if weights else None, first_row))
+                arrays = tables.read_split(block, data.columns or {}, path, key, label,
+                                           data.sample_weight if weights else None, first_row)
+                writer.write(arrays)
+                ids.add(np.asarray(arrays.y), path, first_row)
+            else:
+                ids.add(tables.read_labels(block, path, key, label, first_row), path, first_row)
             first_row += block.num_rows
         if writer is not None:
             writer.close()
@@ -128,6 +162,34 @@ def split_pass(files: list[Path], data: DataConfig, key: str, label: str | None,
     if rows == 0:
         raise DataError(f"{files[0]} has a header but no rows", key=_file_key(key))
     return rows
+
+
+@dataclass
+class ClassIds:
+    """The smallest and largest class id among a split's labels (whole numbers) and the data row of each."""
+
+    low: int | None = None
+    high: int | None = None
+    low_at: str = ""
+    high_at: str = ""
+
+    def add(self, y: np.ndarray, path: Path, first_row: int) -> None:
+        """Count one block's labels (class names or other numbers are not ids: ignored)."""
+        if y.dtype.kind not in "iu" or not len(y):
+            return
+        low, high = int(y.min()), int(y.max())
+        if self.low is None or low < self.low:
+            self.low, self.low_at = low, f"{path}: data row {first_row + int(np.argmin(y)) + 1}"
+        if self.high is None or high > self.high:
+            self.high, self.high_at = high, f"{path}: data row {first_row + int(np.argmax(y)) + 1}"
+
+    def outside(self, classes: int) -> str | None:
+        """Where a class id outside 0..classes-1 is (`FILE: data row N holds ID`), or None."""
+        if self.low is not None and self.low < 0:
+            return f"{self.low_at} holds {self.low}"
+        if self.high is not None and self.high >= classes:
+            return f"{self.high_at} holds {self.high}"
+        return None
 
 
 @dataclass
@@ -140,6 +202,7 @@ class Learned:
     class_names: list[str] | None
     labels: str = "ids"   # ids | names | values
     largest_id: int = 0   # the largest class id among the labels (ids)
+    ids: ClassIds | None = None   # the range of the class ids and where they are
 
 
 def learn(files: list[Path], data: DataConfig, cache: Cache | None = None) -> Learned:
@@ -150,6 +213,7 @@ def learn(files: list[Path], data: DataConfig, cache: Cache | None = None) -> Le
     names: set[str] = set()
     labels = "ids"
     rows = largest = 0
+    ids = ClassIds()
     for path in files:
         first_row = 0
         writer = cache.writer(path) if cache is not None else None
@@ -171,13 +235,14 @@ def learn(files: list[Path], data: DataConfig, cache: Cache | None = None) -> Le
                 labels = "values"
             elif len(y):
                 largest = max(largest, int(y.max()))
+            ids.add(y, path, first_row)
             first_row += block.num_rows
         if writer is not None:
             writer.close()
         rows += first_row
     if columns is None or rows == 0:
         raise DataError(f"{files[0]} has a header but no rows", key="data.path")
-    return Learned(columns, stats, rows, sorted(names) if names else None, labels, largest)
+    return Learned(columns, stats, rows, sorted(names) if names else None, labels, largest, ids)
 
 
 @dataclass

@@ -58,11 +58,20 @@ def read_table(path: Path, source: str, key: str, features: dict[str, str] | Non
 def column_names(table: Any, path: Path, key: str) -> list[str]:
     """A table's column names, each once (a name twice in a header is one line naming it)."""
     names = [str(n) for n in table.column_names]
+    check_names(names, path, _file_key(key))
+    return names
+
+
+def check_names(names: list[str], path: Path, key: str) -> None:
+    """A header's names must be non-empty and each once (a column is its name: data.columns, inputs, --label)."""
+    empty = [str(i + 1) for i, n in enumerate(names) if not n.strip()]
+    if empty:
+        raise DataError(f"{path}: column(s) {', '.join(empty)} of the header have no name; give every column a "
+                        "name in the header line", key=key)
     doubled = sorted({n for n in names if names.count(n) > 1})
     if doubled:
         raise DataError(f"{path}: the column name(s) {', '.join(map(repr, doubled))} appear more than once",
-                        key=_file_key(key))
-    return names
+                        key=key)
 
 
 def csv_options() -> Any:
@@ -163,17 +172,23 @@ def read_split(table: Any, columns: dict[str, ColumnConfig], path: Path, key: st
             raise DataError(f"{path} lacks the feature column {name!r} the model takes; it has: {', '.join(names)}",
                             key=_file_key(key))
         x[input_name(name)] = _feature(table.column(name), name, spec, where)
-    y: np.ndarray = np.zeros(table.num_rows, np.int64)
-    if label is not None:
-        if label not in names:
-            raise DataError(f"{path} has no label column {label!r}; columns: {', '.join(names)}",
-                            key=f"{key}.label" if key == "data" else _file_key(key))
-        y = _label(table.column(label), label, where)
+    y = read_labels(table, path, key, label, first_row)
     if weight is not None and weight not in names:
         raise DataError(f"{path} has no sample-weight column {weight!r}; columns: {', '.join(names)}",
                         key="data.sample_weight")
     w = _weights(table.column(weight), weight, where) if weight is not None else None
     return Arrays(x, y, None, w)
+
+
+def read_labels(table: Any, path: Path, key: str, label: str | None, first_row: int = 0) -> np.ndarray:
+    """The `label` column of a file (or of a block whose first row is data row `first_row` + 1); none: zeros."""
+    if label is None:
+        return np.zeros(table.num_rows, np.int64)
+    names = [str(n) for n in table.column_names]
+    if label not in names:
+        raise DataError(f"{path} has no label column {label!r}; columns: {', '.join(names)}",
+                        key=f"{key}.label" if key == "data" else _file_key(key))
+    return _label(table.column(label), label, Where(path, key, first_row))
 
 
 def _feature(column: Any, name: str, spec: ColumnConfig, where: Where) -> np.ndarray:

@@ -36,7 +36,7 @@ def blocks(path: Path, features: dict[str, str] | None, key: str) -> Iterator[An
                         "feature to read", key="data.features")
     dtypes = {"float": tf.float32, "int": tf.int64, "string": tf.string}
     spec = {name: tf.io.VarLenFeature(dtypes[kind]) for name, kind in features.items()}
-    first = 0
+    first = end = 0   # records parsed, and the byte where the last of them ended
     try:
         for serialized in tf.data.TFRecordDataset(str(path)).batch(RECORDS):
             parsed = tf.io.parse_example(serialized, spec)
@@ -44,11 +44,45 @@ def blocks(path: Path, features: dict[str, str] | None, key: str) -> Iterator[An
             yield _table({name: _column(parsed[name], rows, features[name], name, first, path, key)
                           for name in features})
             first += rows
+            end += FRAMING * rows + int(tf.reduce_sum(tf.strings.length(serialized)))
     except tf.errors.OpError as exc:
-        message = " ".join(str(exc.message).split("\n")[0].split())
+        raise _damaged(path, str(exc.message), first, end, key) from None
+    size = path.stat().st_size
+    if end != size:   # TensorFlow ends quietly where a cut leaves part of a record's header
+        raise DataError(f"{path} is damaged: it ends inside record {first + 1} (byte {end}; the file has {size} "
+                        "bytes): the file was cut short, copy it again", key=_file_key(key))
+
+
+FRAMING = 16   # bytes around each record: its length (8), the length's checksum (4), the data's checksum (4)
+
+
+def _damaged(path: Path, message: str, first: int, start: int, key: str) -> DataError:
+    """TensorFlow's complaint about a record as one line naming the record and its byte (TensorFlow says only the
+    byte; `first` records end at byte `start`)."""
+    found = re.search(r"(truncated|corrupted) record at (\d+)", message)
+    if found is None:
+        message = " ".join(message.split("\n")[0].split())
         message = re.sub(r"\s*\[Op:.*$", "", re.sub(r"\{\{.*?\}\}\s*", "", message))   # TensorFlow's op details
-        raise DataError(f"cannot read {path} as TFRecord (after record {first}): {message}",
-                        key=_file_key(key)) from None
+        return DataError(f"cannot read {path} as TFRecord (after record {first}): {message}", key=_file_key(key))
+    before, begin = _record_at(path, start, int(found.group(2)))
+    what = "is cut short" if found.group(1) == "truncated" else "does not match its checksum"
+    return DataError(f"{path} is damaged: record {first + before + 1} (at byte {begin}) {what}; copy the file again",
+                     key=_file_key(key))
+
+
+def _record_at(path: Path, start: int, offset: int) -> tuple[int, int]:
+    """(how many whole records lie between byte `start` and the record holding byte `offset`, the byte where that
+    record begins), walking the records' length fields (TensorFlow names its header's or its data's byte)."""
+    count, begin = 0, start
+    with path.open("rb") as fh:
+        fh.seek(start)
+        while True:
+            head = fh.read(8)
+            end = begin + FRAMING + int.from_bytes(head, "little") if len(head) == 8 else offset + 1
+            if end > offset:
+                return count, begin
+            fh.seek(end)
+            count, begin = count + 1, end
 
 
 def _column(sparse: Any, rows: int, kind: str, name: str, first: int, path: Path, key: str) -> Any:
