@@ -1,0 +1,157 @@
+"""Which files kcli may read: regular files inside the folder the user (or a run) named.
+
+One rule for every folder walk (image classes, table folders and globs, `kcli init --data`, a run directory):
+a symbolic link is read only when its target stays inside that folder; a link out of it (`cats -> /`) or a link
+that loops is refused in one line naming the link; links to folders are never walked (as Keras's own image walk);
+and only regular files are opened, so a FIFO or a device (`/dev/zero`) never blocks or floods a read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from kcli.errors import DataError, KcliError
+
+
+def inside(path: Path, root: Path) -> bool:
+    """Whether `path`, its links resolved, is `root` or lies under it (a loop counts as outside)."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):   # RuntimeError: Python 3.11's "Symlink loop"
+        return False
+
+
+def problem(path: Path, root: Path | None = None) -> str | None:
+    """Why `path` may not be read as a file (a link loop, a link out of `root`, not a regular file), or None."""
+    try:
+        target = path.resolve(strict=True)
+    except RuntimeError:
+        return "is a symbolic link loop"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link loop"
+        return "is a link that points at nothing" if path.is_symlink() else "does not exist"
+    if root is not None and not target.is_relative_to(root.resolve()):
+        return f"leads out of {root} through a symbolic link (to {target}); copy the file into the folder instead"
+    try:
+        mode = target.stat().st_mode
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if not stat.S_ISREG(mode):
+        return "is a folder, not a file" if stat.S_ISDIR(mode) else f"is not a regular file (a {_kind(mode)})"
+    return None
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return name
+    return "special file"
+
+
+def regular(path: Path, key: str, root: Path | None = None, error: type[KcliError] = DataError) -> Path:
+    """`path` when it may be read as a file (see `problem`); otherwise one line naming it and `key`."""
+    why = problem(path, root)
+    if why is not None:
+        raise error(f"{path} {why}", key=key)
+    return path
+
+
+@contextlib.contextmanager
+def open_regular(path: Path) -> Iterator[BinaryIO]:
+    """Open a file for reading only if it is a regular file: the check is made on the opened file itself, and
+    the open does not wait for a FIFO's writer; OSError (EINVAL for anything else) otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        os.set_blocking(fd, True)
+        fh = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with fh:
+        yield fh
+
+
+def read_bytes(path: Path, root: Path | None = None) -> bytes | None:
+    """The bytes of a regular file (inside `root` when given), or None when it may not or cannot be read."""
+    if problem(path, root) is not None:
+        return None
+    try:
+        with open_regular(path) as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def read_text(path: Path, root: Path | None = None) -> str | None:
+    """The text of a regular file (inside `root` when given; undecodable bytes replaced), or None."""
+    data = read_bytes(path, root)
+    return None if data is None else data.decode("utf-8", errors="replace")
+
+
+def files_under(folder: Path, key: str, suffixes: tuple[str, ...], root: Path | None = None,
+                recursive: bool = True, error: type[KcliError] = DataError) -> list[Path]:
+    """The files named *suffix under `folder` (sorted; any depth unless not `recursive`) that a reader would
+    open, each checked: a link must stay inside `root` (default: `folder`) and not loop, and every file must be a
+    regular file (one line naming it otherwise). Sub-folders reached through links are not walked."""
+    base = root if root is not None else folder
+    found: list[Path] = []
+    for path in _entries(folder, recursive):
+        if path.name.lower().endswith(suffixes):
+            found.append(regular(path, key, base, error))
+    return sorted(found)
+
+
+def _entries(folder: Path, recursive: bool) -> Iterator[Path]:
+    """Every entry under `folder` (not itself), descending only into real sub-folders (never through a link)."""
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        path = folder / entry.name
+        if recursive and entry.is_dir(follow_symlinks=False):
+            yield from _entries(path, recursive)
+        elif not entry.is_dir(follow_symlinks=False):
+            yield path
+
+
+def subfolders(root: Path, key: str, error: type[KcliError] = DataError) -> list[Path]:
+    """The sub-folders of `root` (sorted, hidden ones left out, as Keras lists classes); a link to a folder counts
+    when it stays inside `root` (and is not `root` itself), a link out of it or a loop is refused."""
+    found = []
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_symlink():
+            why = problem(entry, root)
+            if why == "is a folder, not a file":
+                if entry.resolve() == root.resolve():
+                    raise error(f"{entry} is a link to its own folder {root} (a loop)", key=key)
+                found.append(entry)
+            elif why is not None and why.startswith(("leads out", "is a symbolic link loop")):
+                raise error(f"{entry} {why}", key=key)
+        elif entry.is_dir():
+            found.append(entry)
+    return found
+
+
+def tree_size(folder: Path) -> int:
+    """Bytes of the regular files under `folder`, links neither followed nor counted."""
+    total = 0
+    for path in _entries(folder, True):
+        with contextlib.suppress(OSError):
+            info = path.lstat()
+            if stat.S_ISREG(info.st_mode):
+                total += info.st_size
+    return total
