@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from kcli import files, pictures, runs
+from kcli import pictures, readable, runs
 from kcli.display import Display
 from kcli.errors import RunError
 
@@ -79,12 +79,12 @@ def _section(title: str, content: str) -> list[str]:
 
 
 def _pre(run: Path, name: str) -> str:
-    text = files.read_text(run / name, run)   # a regular file inside the run, never a link out of it
+    text = readable.read_text(run / name, run)   # a regular file inside the run, never a link out of it
     return f"<pre>{_e(text)}</pre>" if text is not None else "<p>(none)</p>"
 
 
 def _image(run: Path, name: str, alt: str) -> str:
-    data = files.read_bytes(run / name, run)
+    data = readable.read_bytes(run / name, run)
     if data is None:
         return "<p>(none)</p>"
     if not data.startswith(PNG):   # only a PNG goes into a data:image/png URI
@@ -108,7 +108,7 @@ def _evaluations(run: Path) -> list[tuple[Path, dict[str, Any] | None]]:
     for path in [run / runs.METRICS, *sorted(run.glob("eval-*.json"))]:
         if not path.exists() and not path.is_symlink():
             continue
-        text = files.read_text(path, run)
+        text = readable.read_text(path, run)
         try:
             values = json.loads(text) if text is not None else None
         except ValueError:
@@ -161,7 +161,7 @@ def _artifacts(run: Path) -> str:
         if stat.S_ISLNK(info.st_mode):
             rows.append((f"{path.name} (a link, not followed)", ""))
         elif stat.S_ISDIR(info.st_mode):
-            rows.append((path.name + "/", _size(files.tree_size(path))))
+            rows.append((path.name + "/", _size(readable.tree_size(path))))
         elif stat.S_ISREG(info.st_mode):
             rows.append((path.name, _size(info.st_size)))
         else:

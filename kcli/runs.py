@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kcli import __version__, files
+from kcli import __version__, readable
 from kcli.errors import RunError
 
 if TYPE_CHECKING:
@@ -208,7 +208,7 @@ def write_history(run_dir: Path, rows: list[dict[str, Any]], validation: bool) -
 
 def read_history(run_dir: Path) -> list[dict[str, Any]]:
     """history.json rows (empty if none yet); missing validation values are dropped."""
-    text = files.read_text(run_dir / HISTORY_JSON, run_dir)
+    text = readable.read_text(run_dir / HISTORY_JSON, run_dir)
     try:
         rows = json.loads(text) if text is not None else []
     except ValueError:
@@ -349,7 +349,7 @@ def open_run(ref: str, runs_dir: Path, trust_code: bool = False) -> FinishedRun:
 
     path = find_run(ref, runs_dir)
     record = read_record(path)
-    files.regular(path / CONFIG, "RUN", path, RunError)   # never a FIFO or a file outside the run
+    readable.regular(path / CONFIG, "RUN", path, RunError)   # never a FIFO or a file outside the run
     try:
         cfg = config_mod.load(path / CONFIG).config
     except RunError:
@@ -361,7 +361,7 @@ def open_run(ref: str, runs_dir: Path, trust_code: bool = False) -> FinishedRun:
 
 def load_record(run_dir: Path, key: str) -> dict[str, Any]:
     """run.json as a dict, or a RunError naming `key`."""
-    why = files.problem(run_dir / RUN_JSON, run_dir)   # a FIFO or a link out of the run is never opened
+    why = readable.problem(run_dir / RUN_JSON, run_dir)   # a FIFO or a link out of the run is never opened
     if why is not None:
         raise RunError(f"{run_dir / RUN_JSON} {why}", key=key)
     try:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,108 @@ def test_a_run_json_linked_from_outside_the_run_is_one_line(tmp_path: Path) -> N
     (run / "run.json").symlink_to(elsewhere / "run.json")
     assert_user_error(run_cli("report", run), "run.json leads out of")
     assert not (run / "report.html").exists()
+
+
+# ---- one rule for every folder walk: image classes, table folders and globs, init --data ----
+
+def png(path: Path) -> Path:
+    """A valid 8x8 RGB PNG."""
+    raw = b"".join(b"\0" + bytes((x * 40 + y * 7) % 256 for x in range(8) for _ in range(3)) for y in range(8))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(PNG[:8] + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
+def image_folder(folder: Path, classes: tuple[str, ...] = ("cat", "dog")) -> Path:
+    """folder/imgs/<class>/{0,1,2}.png."""
+    for name in classes:
+        (folder / "imgs" / name).mkdir(parents=True, exist_ok=True)
+        for i in range(3):
+            png(folder / "imgs" / name / f"{i}.png")
+    return folder / "imgs"
+
+
+IMAGES_CONFIG = """\
+name: p
+seed: 1
+data: {source: images, path: imgs, image_size: [8, 8], batch_size: 4, validation_split: 0.25}
+model: {input_shape: [8, 8, 3], layers: [Flatten, {Dense: {units: 2}}]}
+compile: {optimizer: adam, loss: {SparseCategoricalCrossentropy: {from_logits: true}}}
+fit: {epochs: 1}
+"""
+
+
+def table_config(folder: Path, path: str, stream: bool = False) -> Path:
+    """A table config (one input per column, label y) reading `path`."""
+    config = folder / "table.yaml"
+    config.write_text(f"name: t\nseed: 1\ndata: {{source: csv, path: {json.dumps(path)}, label: y, batch_size: 8, "
+                      f"stream: {str(stream).lower()}}}\nmodel: {{layers: [{{Dense: {{units: 2}}}}]}}\n"
+                      "compile: {optimizer: adam, loss: {SparseCategoricalCrossentropy: {from_logits: true}}}\n"
+                      "fit: {epochs: 1}\n")
+    return config
+
+
+def table(path: Path, rows: int = 24) -> Path:
+    path.write_text("a,b,y\n" + "".join(f"{i % 7},{i * 3 % 5},{i % 2}\n" for i in range(rows)))
+    return path
+
+
+def test_an_image_class_folder_linked_out_of_the_data_folder_is_refused(tmp_path: Path) -> None:
+    image_folder(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    png(elsewhere / "private.png")
+    (tmp_path / "imgs" / "zebra").symlink_to(elsewhere)
+    (tmp_path / "c.yaml").write_text(IMAGES_CONFIG)
+    runs = tmp_path / "runs"
+    assert_user_error(run_cli("train", tmp_path / "c.yaml", "--runs-dir", runs), "imgs/zebra leads out of")
+    assert not runs.exists() or not any(runs.iterdir())
+    assert_user_error(run_cli("init", "--data", tmp_path / "imgs", "--output", tmp_path / "x.yaml"),
+                      "imgs/zebra leads out of")
+    assert not (tmp_path / "x.yaml").exists()
+
+
+@pytest.mark.parametrize("kind", ["link out", "loop", "fifo"])
+def test_an_image_that_is_not_a_regular_file_inside_the_folder_is_one_line(tmp_path: Path, kind: str) -> None:
+    image_folder(tmp_path)
+    bad = tmp_path / "imgs" / "cat" / "bad.png"
+    if kind == "link out":
+        bad.symlink_to(png(tmp_path / "private.png"))
+    elif kind == "loop":
+        bad.symlink_to(bad)
+    else:
+        os.mkfifo(bad)
+    expected = {"link out": "leads out of", "loop": "is a symbolic link loop", "fifo": "is not a regular file (a FIFO)"}
+    result = run_cli("init", "--data", tmp_path / "imgs", "--output", tmp_path / "x.yaml")   # no TensorFlow
+    assert_user_error(result, f"cat/bad.png {expected[kind]}")
+
+
+def test_table_folders_and_globs_refuse_links_out_and_never_walk_through_links(tmp_path: Path) -> None:
+    from kcli.data.stream import table_files
+    from kcli.errors import DataError
+
+    shards = tmp_path / "shards"
+    (shards / "deep").mkdir(parents=True)
+    table(shards / "a.csv")
+    table(shards / "deep" / "b.csv")
+    (shards / "up").symlink_to(tmp_path)           # a loop for `**`, and a way out of the folder (like `-> /`)
+    table(tmp_path / "outside.csv")
+    found = table_files(f"{shards}/**/*.csv", "csv", "data")
+    assert found == [shards / "a.csv", shards / "deep" / "b.csv"]
+    (shards / "c.csv").symlink_to(tmp_path / "outside.csv")
+    for path in (str(shards), f"{shards}/*.csv", f"{shards}/**/*.csv"):
+        with pytest.raises(DataError, match="c.csv leads out of"):
+            table_files(path, "csv", "data")
+
+
+def test_a_table_folder_with_a_link_out_is_refused_by_train(tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    table(tmp_path / "t" / "a.csv")
+    (tmp_path / "t" / "b.csv").symlink_to(table(tmp_path / "outside.csv"))
+    result = run_cli("train", table_config(tmp_path, "t"), "--runs-dir", tmp_path / "runs")
+    assert_user_error(result, "data.path: ")
+    assert "t/b.csv leads out of" in result.stderr

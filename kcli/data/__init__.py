@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from kcli import ports as ports_mod
+from kcli import readable
 from kcli.config import TABLES, DataConfig, SplitSource
 from kcli.data import images, keras_datasets, python_source, tables
 from kcli.data import stream as stream_mod
@@ -257,6 +259,8 @@ def _read(src: dict[str, Any], key: str, data: DataConfig, seed: int,
           feature_shape: tuple[int | None, ...], features: list[str] | None = None) -> Arrays:
     """One split as its source describes it; a CSV split takes the training columns by name (any order)."""
     source = src["source"]
+    if source in ("npz", "csv") and src["path"]:
+        readable.present(Path(src["path"]), _file_key(key))   # a FIFO or a device is never opened
     if source == "builtin":
         return read_builtin(src["name"], key)
     if source == "npz":
@@ -371,13 +375,14 @@ def fingerprints(data: DataConfig) -> dict[str, dict[str, Any]]:
 
 def _fingerprint(path: Path) -> dict[str, Any]:
     digest = hashlib.sha256()
-    try:
-        with path.open("rb") as fh:
+    try:   # only a regular file: a received run.json may name /dev/zero or a FIFO
+        with readable.open_regular(path) as fh:
+            size = os.fstat(fh.fileno()).st_size
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
     except OSError:
         return {"sha256": None, "bytes": None}
-    return {"sha256": digest.hexdigest(), "bytes": path.stat().st_size}
+    return {"sha256": digest.hexdigest(), "bytes": size}
 
 
 def changed_files(recorded: dict[str, dict[str, Any]]) -> list[str]:

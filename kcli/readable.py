@@ -64,6 +64,15 @@ def regular(path: Path, key: str, root: Path | None = None, error: type[KcliErro
     return path
 
 
+def present(path: Path, key: str, error: type[KcliError] = DataError) -> bool:
+    """Whether `path` is there (False: the caller says "not found" its own way); a path that is there but may
+    not be read as a file (a FIFO, a device, a link loop, a folder) is one line naming it."""
+    if not os.path.lexists(path):
+        return False
+    regular(path, key, None, error)
+    return True
+
+
 @contextlib.contextmanager
 def open_regular(path: Path) -> Iterator[BinaryIO]:
     """Open a file for reading only if it is a regular file: the check is made on the opened file itself, and
@@ -120,10 +129,38 @@ def _entries(folder: Path, recursive: bool) -> Iterator[Path]:
         return
     for entry in entries:
         path = folder / entry.name
-        if recursive and entry.is_dir(follow_symlinks=False):
-            yield from _entries(path, recursive)
-        elif not entry.is_dir(follow_symlinks=False):
+        if entry.is_dir(follow_symlinks=False):
+            if recursive:
+                yield from _entries(path, recursive)
+        elif not (entry.is_symlink() and _is_dir(path)):   # a link to a folder is neither walked nor a file
             yield path
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, RuntimeError):
+        return False
+
+
+def glob_files(pattern: str, key: str, error: type[KcliError] = DataError) -> list[Path]:
+    """The files a glob matches (sorted; folders left out; hidden names only when the pattern names them, as
+    glob.glob), each checked as in `files_under` against the glob's fixed leading folder. `**` never descends
+    through a link (glob.glob would: `data/**/*.csv` with `data/up -> /` walked the whole disk)."""
+    parts = Path(pattern).parts
+    fixed = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts))
+    root = Path(*parts[:fixed]) if fixed else Path(".")
+    rest = "/".join(parts[fixed:])
+    if not rest or not root.is_dir():
+        return []
+    hidden_ok = any(part.startswith(".") for part in parts[fixed:])
+    found = []
+    for path in root.glob(rest):
+        relative = path.relative_to(root).parts
+        if (not hidden_ok and any(part.startswith(".") for part in relative)) or _is_dir(path):
+            continue
+        found.append(regular(path, key, root, error))
+    return sorted(found)
 
 
 def subfolders(root: Path, key: str, error: type[KcliError] = DataError) -> list[Path]:
