@@ -25,6 +25,14 @@ if TYPE_CHECKING:
     from kcli.summary import ModelSummary
 
 
+def _text(message: str) -> str:
+    """A message as printable text: a file name's undecodable bytes (lone surrogates, b'\\xff') as \\xff."""
+    try:
+        return message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:   # a surrogate that is no escaped byte (say from JSON's "\\ud800")
+        return message.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _fmt(value: Any) -> str:
     if value is None or value == "":
         return ""
@@ -52,17 +60,17 @@ class Display:
 
     def error(self, message: str) -> None:
         """One red line on stderr (a message that spans lines is joined into one)."""
-        line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+        line = " ".join(part.strip() for part in _text(message).splitlines() if part.strip())
         self.err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
 
     def warning(self, message: str) -> None:
         """One yellow line on stderr: something the user should know, not an error."""
-        line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+        line = " ".join(part.strip() for part in _text(message).splitlines() if part.strip())
         self.err.print(f"[bold yellow]warning:[/] {escape(line)}", soft_wrap=True)
 
     def note(self, message: str) -> None:
         """A dim informational line."""
-        self.out.print(f"[dim]{escape(message)}[/]", soft_wrap=True)
+        self.out.print(f"[dim]{escape(_text(message))}[/]", soft_wrap=True)
 
     def data_columns(self, columns: Sequence[Any]) -> None:
         """What `kcli init --data` found: each column (or class folder), its kind and range."""

@@ -18,17 +18,12 @@ from typing import BinaryIO
 
 from kcli.errors import DataError, KcliError
 
-
-def inside(path: Path, root: Path) -> bool:
-    """Whether `path`, its links resolved, is `root` or lies under it (a loop counts as outside)."""
-    try:
-        return path.resolve().is_relative_to(root.resolve())
-    except (OSError, RuntimeError):   # RuntimeError: Python 3.11's "Symlink loop"
-        return False
+NOT_UTF8 = "has a name that is not UTF-8 text; rename it"
 
 
 def problem(path: Path, root: Path | None = None) -> str | None:
-    """Why `path` may not be read as a file (a link loop, a link out of `root`, not a regular file), or None."""
+    """Why `path` may not be read as a file (a link loop, a link out of `root`, not a regular file, a name that
+    is not UTF-8), or None."""
     try:
         target = path.resolve(strict=True)
     except RuntimeError:
@@ -38,14 +33,23 @@ def problem(path: Path, root: Path | None = None) -> str | None:
             return "is a symbolic link loop"
         return "is a link that points at nothing" if path.is_symlink() else "does not exist"
     if root is not None and not target.is_relative_to(root.resolve()):
-        return f"leads out of {root} through a symbolic link (to {target}); copy the file into the folder instead"
+        return f"leads out of {root} through a symbolic link (to {target}); copy it into the folder instead"
     try:
         mode = target.stat().st_mode
     except OSError as exc:
         return f"cannot be read ({exc.strerror})"
     if not stat.S_ISREG(mode):
         return "is a folder, not a file" if stat.S_ISDIR(mode) else f"is not a regular file (a {_kind(mode)})"
-    return None
+    return None if utf8(str(path)) else NOT_UTF8
+
+
+def utf8(name: str) -> bool:
+    """Whether a file name is text (TensorFlow and the run's records need UTF-8; b'\\xff.png' is not)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _kind(mode: int) -> str:
@@ -172,14 +176,17 @@ def subfolders(root: Path, key: str, error: type[KcliError] = DataError) -> list
             continue
         if entry.is_symlink():
             why = problem(entry, root)
-            if why == "is a folder, not a file":
-                if entry.resolve() == root.resolve():
-                    raise error(f"{entry} is a link to its own folder {root} (a loop)", key=key)
-                found.append(entry)
-            elif why is not None and why.startswith(("leads out", "is a symbolic link loop")):
+            if why is not None and why.startswith(("leads out", "is a symbolic link loop")):
                 raise error(f"{entry} {why}", key=key)
-        elif entry.is_dir():
-            found.append(entry)
+            if why != "is a folder, not a file":
+                continue
+            if entry.resolve() == root.resolve():
+                raise error(f"{entry} is a link to its own folder {root} (a loop)", key=key)
+        elif not entry.is_dir():
+            continue
+        if not utf8(str(entry)):
+            raise error(f"{entry} {NOT_UTF8}", key=key)
+        found.append(entry)
     return found
 
 

@@ -224,20 +224,24 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
     """One summary per run directory under runs_dir (newest first)."""
     found = []
     for run_json in runs_dir.glob(f"*/{RUN_JSON}"):
-        try:
-            record = json.loads(run_json.read_text())
-        except (OSError, ValueError):
-            continue
+        record = _json_in_run(run_json)
         if not isinstance(record, dict):   # a damaged or foreign run.json: not a run to list
             continue
         run_dir = run_json.parent
         history = read_history(run_dir)
-        try:
-            metrics = json.loads((run_dir / METRICS).read_text())
-        except (OSError, ValueError):
-            metrics = {}
+        metrics = _json_in_run(run_dir / METRICS)
+        metrics = metrics if isinstance(metrics, dict) else {}
         found.append({"dir": run_dir, "record": record, "history": history, "metrics": metrics})
     return sorted(found, key=lambda r: r["record"].get("started") or "", reverse=True)
+
+
+def _json_in_run(path: Path) -> Any:
+    """A JSON file of a run directory (a regular file inside it: never a FIFO or a link out), or None."""
+    text = readable.read_text(path, path.parent)
+    try:
+        return json.loads(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 def overview(runs_dir: Path, now: datetime | None = None) -> list[tuple[str, ...]]:
@@ -301,10 +305,7 @@ def _latest(runs_dir: Path, key: str, resumable: bool, name: str | None = None) 
     """Newest by end time (completed) or start time (resumable); the directory name breaks ties."""
     best: tuple[str, str, Path] | None = None
     for run_json in runs_dir.glob(f"{name + '-' if name else ''}*/{RUN_JSON}"):
-        try:
-            record = json.loads(run_json.read_text())
-        except (OSError, ValueError):
-            continue
+        record = _json_in_run(run_json)
         if not isinstance(record, dict) or (record.get("status") == FINISHED) == resumable:
             continue
         if name is not None and record.get("name") != name:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, run_cli
-from tests.helpers import assert_user_error
+from tests.helpers import assert_user_error, tiny_project, train_ok
 
 HOSTILE = ("<script>alert(1)</script>", "\"><img src=x onerror=alert(1)>", "'><svg onload=alert(1)>")
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16
@@ -208,3 +208,74 @@ def test_a_table_folder_with_a_link_out_is_refused_by_train(tmp_path: Path) -> N
     result = run_cli("train", table_config(tmp_path, "t"), "--runs-dir", tmp_path / "runs")
     assert_user_error(result, "data.path: ")
     assert "t/b.csv leads out of" in result.stderr
+
+
+# ---- only regular files are read: FIFOs, devices, link loops, names that are not UTF-8 ----
+
+def kcli_process(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`kcli ARGS` in its own process, stopped after 180 s: a read that blocks fails the test, not the suite."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "kcli", *map(str, args)], capture_output=True, text=True,
+                          timeout=180, cwd=cwd, env=env)
+
+
+def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+def test_a_fifo_as_data_path_is_one_line_and_never_opened(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "x.csv")
+    for stream in (True, False):
+        result = kcli_process("train", table_config(tmp_path, "x.csv", stream), "--runs-dir", "runs", cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        lines = error_lines(result)
+        expected = f"data.path: {tmp_path}/x.csv is not a regular file (a FIFO)"
+        assert len(lines) == 1 and lines[0].endswith(expected), result.stderr
+    result = kcli_process("init", "--data", "x.csv", "--label", "y", cwd=tmp_path)
+    assert result.returncode == 2 and error_lines(result) == ["error: --data: x.csv is not a regular file (a FIFO)"]
+
+
+def test_evaluate_does_not_read_devices_or_fifos_a_received_run_json_names(tmp_path: Path) -> None:
+    config = tiny_project(tmp_path, fit={"epochs": 1})
+    run = train_ok(config, tmp_path / "runs")
+    os.mkfifo(tmp_path / "pipe.npz")
+    record = json.loads((run / "run.json").read_text())
+    record["data_files"].update({"/dev/zero": {"sha256": "0" * 64}, str(tmp_path / "pipe.npz"): {"sha256": "1"}})
+    (run / "run.json").write_text(json.dumps(record))
+    result = kcli_process("evaluate", run, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "/dev/zero" in result.stderr and "changed since training" in result.stderr
+    (run / "model.keras").unlink()
+    os.mkfifo(run / "model.keras")   # not opened: the model is rebuilt from config.yaml and model.weights.h5
+    result = kcli_process("evaluate", run, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (tmp_path / "runs" / "other").mkdir()
+    os.mkfifo(tmp_path / "runs" / "other" / "run.json")
+    result = kcli_process("runs", "--runs-dir", "runs", cwd=tmp_path)
+    assert result.returncode == 0 and run.name in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("source", ["npz", "table"])
+def test_a_symlink_loop_as_data_path_is_one_line(tmp_path: Path, source: str) -> None:
+    (tmp_path / "loop.data").symlink_to(tmp_path / "loop.data")
+    if source == "npz":
+        config = tiny_project(tmp_path, data={"path": "loop.data"})
+    else:
+        config = table_config(tmp_path, "loop.data")
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert_user_error(result, "data.path: ")
+    assert "loop.data is a symbolic link loop" in result.stderr
+
+
+def test_file_names_that_are_not_utf8_are_one_line(tmp_path: Path) -> None:
+    folder = image_folder(tmp_path)
+    png(Path(os.fsdecode(os.fsencode(folder / "cat") + b"/\xff.png")))
+    (tmp_path / "c.yaml").write_text(IMAGES_CONFIG)
+    result = run_cli("train", tmp_path / "c.yaml", "--runs-dir", tmp_path / "runs")
+    assert_user_error(result, "cat/\\xff.png has a name that is not UTF-8 text; rename it")
+    assert_user_error(run_cli("init", "--data", folder, "--output", tmp_path / "x.yaml"), "\\xff.png has a name")
+    (tmp_path / "t").mkdir()
+    table(tmp_path / "t" / "a.csv")
+    table(Path(os.fsdecode(os.fsencode(tmp_path / "t") + b"/\xfe.csv")))
+    result = run_cli("train", table_config(tmp_path, "t"), "--runs-dir", tmp_path / "runs")
+    assert_user_error(result, "t/\\xfe.csv has a name that is not UTF-8 text")

@@ -182,6 +182,7 @@ def load_file(path: Path, data: DataConfig, key: str, ports: Ports, label: str |
     """Another .npz/.csv file, read with a run's preprocessing (scale, one_hot, label column); a CSV's feature
     columns are matched by the names the run was trained on (`features`), in any order. Named inputs and
     several outputs read the same columns / arrays as training."""
+    readable.present(path, key)   # a FIFO or a device is never opened
     suffix = path.suffix.lower()
     if ports.tabular:
         arrays, _ = read_table_file(path, data, key, label or data.label)
