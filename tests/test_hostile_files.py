@@ -62,6 +62,16 @@ def test_report_of_a_damaged_evaluation_says_so_in_the_page(tmp_path: Path, cont
     assert "eval-test" in page
 
 
+@pytest.mark.parametrize(("name", "content"), [("history.json", '[{"loss": 1.0}]'), ("history.json", '{"epoch": 1}'),
+                                               ("metrics.json", "[1]"), ("run.json", '{"versions": [1, 2]}')])
+def test_report_of_a_damaged_history_metrics_or_record_is_still_written(tmp_path: Path, name: str,
+                                                                          content: str) -> None:
+    run = fake_run(tmp_path)
+    (run / name).write_text(content if name != "run.json" else json.dumps({"status": "completed",
+                                                                           **json.loads(content)}))
+    report_page(run)
+
+
 # ---- report: only regular files inside the run ----
 
 def test_report_does_not_follow_links_out_of_the_run(tmp_path: Path) -> None:
