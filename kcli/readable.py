@@ -176,9 +176,9 @@ def subfolders(root: Path, key: str, error: type[KcliError] = DataError) -> list
             continue
         if entry.is_symlink():
             why = problem(entry, root)
-            if why is not None and why.startswith(("leads out", "is a symbolic link loop")):
+            if why == "is a symbolic link loop" or (why or "").startswith("leads out") and _is_dir(entry):
                 raise error(f"{entry} {why}", key=key)
-            if why != "is a folder, not a file":
+            if why != "is a folder, not a file":   # a link to a file beside the classes is no class: never read
                 continue
             if entry.resolve() == root.resolve():
                 raise error(f"{entry} is a link to its own folder {root} (a loop)", key=key)

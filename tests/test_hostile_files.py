@@ -178,6 +178,16 @@ def test_an_image_class_folder_linked_out_of_the_data_folder_is_refused(tmp_path
     assert not (tmp_path / "x.yaml").exists()
 
 
+def test_an_image_class_folder_that_links_to_its_own_folder_is_a_loop(tmp_path: Path) -> None:
+    folder = image_folder(tmp_path)
+    (folder / "again").symlink_to(folder)
+    (folder / "notes.txt").symlink_to(tmp_path / "c.yaml")   # a file beside the classes is never read: no matter
+    result = run_cli("init", "--data", folder, "--output", tmp_path / "x.yaml")
+    assert_user_error(result, "imgs/again is a link to its own folder")
+    (folder / "again").unlink()
+    assert run_cli("init", "--data", folder, "--output", tmp_path / "x.yaml").exit_code == 0
+
+
 @pytest.mark.parametrize("kind", ["link out", "loop", "fifo"])
 def test_an_image_that_is_not_a_regular_file_inside_the_folder_is_one_line(tmp_path: Path, kind: str) -> None:
     image_folder(tmp_path)
