@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kcli import readable
 from kcli.errors import RunError, first_line
 from kcli.runs import ARTIFACTS, CONFIG, METRICS, FinishedRun, atomic_target
 
@@ -141,7 +142,10 @@ def load_model(run: FinishedRun) -> keras.Model:
     registry = run_registry(run)
     classes = registry.classes
     problem = f"run {run.path} has no model.keras (its config's `save` left it out)"
-    if "keras" in artifacts:
+    why = readable.problem(run.path / ARTIFACTS["keras"], run.path)   # never a FIFO or a file outside the run
+    if "keras" in artifacts and why is not None:
+        problem = f"cannot load {run.path / ARTIFACTS['keras']}: it {why}"
+    elif "keras" in artifacts:
         try:
             with quiet_absl():
                 model = keras.models.load_model(run.path / ARTIFACTS["keras"], custom_objects=classes,
@@ -154,6 +158,9 @@ def load_model(run: FinishedRun) -> keras.Model:
         raise RunError(problem, key="RUN")
     from kcli import model as model_mod
 
+    why = readable.problem(run.path / ARTIFACTS["weights"], run.path)
+    if why is not None:
+        raise RunError(f"{problem}; and {run.path / ARTIFACTS['weights']} {why}", key="RUN")
     try:
         model = model_mod.rebuild(run.config, registry)
         model.load_weights(run.path / ARTIFACTS["weights"])

@@ -31,9 +31,18 @@ if TYPE_CHECKING:
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ufeff]")
 
 
+def _decodable(message: str) -> str:
+    """A file name's undecodable bytes (lone surrogates from the OS, b'\\xff') as \\xff."""
+    try:
+        return message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:   # a surrogate that is no escaped byte (say from JSON's "\\ud800")
+        return message.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def visible(value: Any) -> str:
-    """`value` as text whose control characters show as their escapes (ESC as \\x1b, a newline as \\n)."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(value))
+    """`value` as text whose control characters show as their escapes (ESC as \\x1b, a newline as \\n) and
+    whose undecodable bytes show as \\xff."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), _decodable(str(value)))
 
 
 def text(value: Any) -> str:

@@ -5,16 +5,20 @@ embedded as data URIs, the style is inline, and there is no script."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
-from kcli import pictures, runs
+from kcli import pictures, readable, runs
 from kcli.display import Display
 from kcli.errors import RunError
 
 REPORT = "report.html"
+PNG = b"\x89PNG\r\n\x1a\n"
+PER_CLASS = ("class", "precision", "recall", "support")
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
@@ -35,27 +39,30 @@ def report(ref: str, runs_dir: Path, output: Path | None, display: Display) -> P
     if not target.parent.is_dir():
         raise RunError(f"the folder {target.parent} does not exist; create it first", key="--output")
     history_png = run / pictures.HISTORY_PNG
-    if not history_png.is_file() and (run / runs.HISTORY_JSON).is_file():   # a run from before pictures
-        pictures.history(json.loads((run / runs.HISTORY_JSON).read_text()), history_png, run.name)
+    rows = runs.read_history(run)
+    if rows and not history_png.exists() and not history_png.is_symlink():   # a run from before pictures
+        with contextlib.suppress(TypeError, KeyError, ValueError):   # hand-edited rows: no curves, still a report
+            pictures.history(rows, history_png, run.name)
     runs.write_text(target, page(run, record))
     display.note(f"written: {target}")
     return target
 
 
 def page(run: Path, record: dict[str, Any]) -> str:
-    """The whole HTML document."""
+    """The whole HTML document: every value that came from the run's files is escaped."""
     status = str(record.get("status", "unknown"))
+    versions = record.get("versions")
     parts = [f"<h1>{_e(run.name)}</h1>",
              f"<p>status <b class='status-{_e(status)}'>{_e(status)}</b>; started {_e(record.get('started'))}, "
              f"ended {_e(record.get('ended'))}; seed {_e(record.get('seed'))}; "
              f"{_e(record.get('epochs_completed'))} epochs</p>"]
-    parts += _section("Curves", _image(run / pictures.HISTORY_PNG, "training history"))
+    parts += _section("Curves", _image(run, pictures.HISTORY_PNG, "training history"))
     parts += _section("Metrics", _metrics(run))
     parts += _section("Confusion matrices", _confusions(run))
-    parts += _section("Model summary", _pre(run / "summary.txt"))
-    parts += _section("Config (config.yaml)", _pre(run / runs.CONFIG))
+    parts += _section("Model summary", _pre(run, runs.SUMMARY))
+    parts += _section("Config (config.yaml)", _pre(run, runs.CONFIG))
     parts += _section("Environment", _table([("host", record.get("host")),
-                                             *sorted((record.get("versions") or {}).items())]))
+                                             *sorted((versions if isinstance(versions, dict) else {}).items())]))
     parts += _section("Artifacts", _artifacts(run))
     body = "\n".join(parts)
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>kcli report: {_e(run.name)}"
@@ -63,22 +70,26 @@ def page(run: Path, record: dict[str, Any]) -> str:
 
 
 def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
+    """Text (from the run's files, names or labels) as HTML text or a quoted attribute value."""
+    return html.escape("" if value is None else str(value), quote=True)
 
 
 def _section(title: str, content: str) -> list[str]:
     return [f"<h2>{_e(title)}</h2>", content]
 
 
-def _pre(path: Path) -> str:
-    return f"<pre>{_e(path.read_text(errors='replace'))}</pre>" if path.is_file() else "<p>(none)</p>"
+def _pre(run: Path, name: str) -> str:
+    text = readable.read_text(run / name, run)   # a regular file inside the run, never a link out of it
+    return f"<pre>{_e(text)}</pre>" if text is not None else "<p>(none)</p>"
 
 
-def _image(path: Path, alt: str) -> str:
-    if not path.is_file():
+def _image(run: Path, name: str, alt: str) -> str:
+    data = readable.read_bytes(run / name, run)
+    if data is None:
         return "<p>(none)</p>"
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f"<img alt='{_e(alt)}' src='data:image/png;base64,{data}'>"
+    if not data.startswith(PNG):   # only a PNG goes into a data:image/png URI
+        return f"<p>({_e(name)} is not a PNG picture)</p>"
+    return f"<img alt='{_e(alt)}' src='data:image/png;base64,{base64.b64encode(data).decode('ascii')}'>"
 
 
 def _table(rows: list[tuple[Any, Any]], header: tuple[str, str] | None = None) -> str:
@@ -91,14 +102,30 @@ def _number(value: Any) -> Any:
     return f"{value:.4f}" if isinstance(value, float) else value
 
 
+def _evaluations(run: Path) -> list[tuple[Path, dict[str, Any] | None]]:
+    """metrics.json and every eval-*.json of the run, each parsed (None: unreadable, not JSON, not an object)."""
+    found = []
+    for path in [run / runs.METRICS, *sorted(run.glob("eval-*.json"))]:
+        if not path.exists() and not path.is_symlink():
+            continue
+        text = readable.read_text(path, run)
+        try:
+            values = json.loads(text) if text is not None else None
+        except ValueError:
+            values = None
+        found.append((path, values if isinstance(values, dict) else None))
+    return found
+
+
+def _damaged(path: Path) -> str:
+    return f"<p>{_e(path.name)}: left out (not a readable JSON object in the run)</p>"
+
+
 def _metrics(run: Path) -> str:
     out = []
-    for path in [run / runs.METRICS, *sorted(run.glob("eval-*.json"))]:
-        if not path.is_file():
-            continue
-        try:
-            values = json.loads(path.read_text())
-        except ValueError:
+    for path, values in _evaluations(run):
+        if values is None:
+            out.append(_damaged(path))
             continue
         flat = [(k, v) for k, v in values.items() if isinstance(v, (int, float, str)) and k != "data"]
         out.append(f"<h3>{_e(path.name)}</h3>" + _table(flat, ("metric", "value")))
@@ -107,28 +134,38 @@ def _metrics(run: Path) -> str:
 
 def _confusions(run: Path) -> str:
     out = []
-    for path in sorted(run.glob("eval-*.json")):
-        try:
-            values = json.loads(path.read_text())
-        except ValueError:
+    for path, values in _evaluations(run):
+        if values is None or path.name == runs.METRICS or "confusion_matrix" not in values:
             continue
-        if "confusion_matrix" not in values:
-            continue
-        out.append(f"<h3>{_e(path.stem)}</h3>" + _image(path.with_name(f"{path.stem}-confusion.png"), path.stem))
-        rows = "".join(f"<tr><td class='n'>{c['class']}</td><td class='n'>{_e(_number(c['precision']))}</td>"
-                       f"<td class='n'>{_e(_number(c['recall']))}</td><td class='n'>{c['support']}</td></tr>"
-                       for c in values.get("per_class", []))
-        out.append(f"<table><tr><th>class</th><th>precision</th><th>recall</th><th>support</th></tr>{rows}</table>")
+        out.append(f"<h3>{_e(path.stem)}</h3>" + _image(run, f"{path.stem}-confusion.png", path.stem))
+        per_class = values.get("per_class")
+        rows = [c for c in per_class if isinstance(c, dict)] if isinstance(per_class, list) else []
+        cells = "".join("<tr>" + "".join(f"<td class='n'>{_e(_number(c.get(k)))}</td>" for k in PER_CLASS) + "</tr>"
+                        for c in rows)
+        head = "".join(f"<th>{k}</th>" for k in PER_CLASS)
+        out.append(f"<table><tr>{head}</tr>{cells}</table>")
     return "".join(out) or "<p>(none yet: <code>kcli evaluate RUN</code> of a classifier adds one)</p>"
 
 
 def _artifacts(run: Path) -> str:
+    """Every entry of the run with its size; a link is listed as a link (never followed), a folder is summed
+    without following links."""
     rows = []
     for path in sorted(run.iterdir()):
         if path.name == REPORT or path.name.startswith(".tmp-"):
             continue
-        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
-        rows.append((path.name + ("/" if path.is_dir() else ""), _size(size)))
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            rows.append((f"{path.name} (a link, not followed)", ""))
+        elif stat.S_ISDIR(info.st_mode):
+            rows.append((path.name + "/", _size(readable.tree_size(path))))
+        elif stat.S_ISREG(info.st_mode):
+            rows.append((path.name, _size(info.st_size)))
+        else:
+            rows.append((f"{path.name} (not a regular file)", ""))
     return _table(rows, ("file", "size"))
 
 

@@ -22,7 +22,7 @@ from kcli.config import (
     Spec,
     did_you_mean,
 )
-from kcli.errors import ConfigError, KcliError
+from kcli.errors import ConfigError, DataError, KcliError
 
 
 def resolve(loaded: LoadedConfig) -> Config:
@@ -103,9 +103,12 @@ def _resolve_data_paths(data: DataConfig, base: Path) -> None:
         data.color_mode, data.interpolation = data.color_mode or "rgb", data.interpolation or "bilinear"
     if data.source == "synthetic":
         data.samples, data.classes = data.samples or 1000, data.classes or 2
-    for holder in (data, data.validation, data.test):
+    for key, holder in (("data", data), ("data.validation", data.validation), ("data.test", data.test)):
         if holder is not None and holder.path:
-            holder.path = str((base / holder.path).resolve())
+            try:
+                holder.path = str((base / holder.path).resolve())
+            except RuntimeError:   # Python 3.11's "Symlink loop" (later Pythons leave it to the reader)
+                raise DataError(f"{base / holder.path} is a symbolic link loop", key=f"{key}.path") from None
 
 
 def check_graph(model: ModelConfig) -> None:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kcli import __version__
+from kcli import __version__, readable
 from kcli.errors import RunError
 
 if TYPE_CHECKING:
@@ -209,9 +209,10 @@ def write_history(run_dir: Path, rows: list[dict[str, Any]], validation: bool) -
 
 def read_history(run_dir: Path) -> list[dict[str, Any]]:
     """history.json rows (empty if none yet); missing validation values are dropped."""
+    text = readable.read_text(run_dir / HISTORY_JSON, run_dir)
     try:
-        rows = json.loads((run_dir / HISTORY_JSON).read_text())
-    except (OSError, ValueError):
+        rows = json.loads(text) if text is not None else []
+    except ValueError:
         return []
     if not isinstance(rows, list):
         return []
@@ -224,20 +225,24 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
     """One summary per run directory under runs_dir (newest first)."""
     found = []
     for run_json in runs_dir.glob(f"*/{RUN_JSON}"):
-        try:
-            record = json.loads(run_json.read_text())
-        except (OSError, ValueError):
-            continue
+        record = _json_in_run(run_json)
         if not isinstance(record, dict):   # a damaged or foreign run.json: not a run to list
             continue
         run_dir = run_json.parent
         history = read_history(run_dir)
-        try:
-            metrics = json.loads((run_dir / METRICS).read_text())
-        except (OSError, ValueError):
-            metrics = {}
+        metrics = _json_in_run(run_dir / METRICS)
+        metrics = metrics if isinstance(metrics, dict) else {}
         found.append({"dir": run_dir, "record": record, "history": history, "metrics": metrics})
     return sorted(found, key=lambda r: r["record"].get("started") or "", reverse=True)
+
+
+def _json_in_run(path: Path) -> Any:
+    """A JSON file of a run directory (a regular file inside it: never a FIFO or a link out), or None."""
+    text = readable.read_text(path, path.parent)
+    try:
+        return json.loads(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 def overview(runs_dir: Path, now: datetime | None = None) -> list[tuple[str, ...]]:
@@ -301,10 +306,7 @@ def _latest(runs_dir: Path, key: str, resumable: bool, name: str | None = None) 
     """Newest by end time (completed) or start time (resumable); the directory name breaks ties."""
     best: tuple[str, str, Path] | None = None
     for run_json in runs_dir.glob(f"{name + '-' if name else ''}*/{RUN_JSON}"):
-        try:
-            record = json.loads(run_json.read_text())
-        except (OSError, ValueError):
-            continue
+        record = _json_in_run(run_json)
         if not isinstance(record, dict) or (record.get("status") == FINISHED) == resumable:
             continue
         if name is not None and record.get("name") != name:
@@ -350,6 +352,7 @@ def open_run(ref: str, runs_dir: Path, trust_code: bool = False) -> FinishedRun:
 
     path = find_run(ref, runs_dir)
     record = read_record(path)
+    readable.regular(path / CONFIG, "RUN", path, RunError)   # never a FIFO or a file outside the run
     try:
         cfg = config_mod.load(path / CONFIG).config
     except RunError:
@@ -361,6 +364,9 @@ def open_run(ref: str, runs_dir: Path, trust_code: bool = False) -> FinishedRun:
 
 def load_record(run_dir: Path, key: str) -> dict[str, Any]:
     """run.json as a dict, or a RunError naming `key`."""
+    why = readable.problem(run_dir / RUN_JSON, run_dir)   # a FIFO or a link out of the run is never opened
+    if why is not None:
+        raise RunError(f"{run_dir / RUN_JSON} {why}", key=key)
     try:
         record = json.loads((run_dir / RUN_JSON).read_text())
     except (OSError, ValueError) as exc:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kcli import readable
 from kcli.data import tables
 from kcli.data.images import images_in
 from kcli.errors import DataError
@@ -230,8 +231,8 @@ def _yaml_key(name: str) -> str:
 
 def describe_images(folder: Path) -> list[Column]:
     """One column per class sub-folder, with its image count."""
-    classes = sorted(p for p in folder.iterdir() if p.is_dir())
-    counts = [(c.name, len(images_in(c))) for c in classes]
+    classes = readable.subfolders(folder, "--data")
+    counts = [(c.name, len(images_in(c, "--data", folder))) for c in classes]
     counts = [(name, n) for name, n in counts if n]
     if len(counts) < 2:
         raise DataError(f"{folder} needs one sub-folder of images per class (at least 2 with images); found "
@@ -285,7 +286,7 @@ def _relative(path: Path, config: Path) -> str:
 
 def init(data: Path, label: str | None, output: Path | None) -> tuple[Path, list[Column]]:
     """Write the config for `data`; returns its path and the columns (or classes) found."""
-    if not data.exists():
+    if not data.is_dir() and not readable.present(data, "--data"):   # a FIFO or a link loop: one line
         raise DataError(f"not found: {data}", key="--data")
     target = output or Path(f"{_name(data)}.yaml")
     if target.exists():

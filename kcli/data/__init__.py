@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from kcli import ports as ports_mod
+from kcli import readable
 from kcli.config import TABLES, DataConfig, SplitSource
 from kcli.data import images, keras_datasets, python_source, tables
 from kcli.data import stream as stream_mod
@@ -187,6 +189,7 @@ def load_file(path: Path, data: DataConfig, key: str, ports: Ports, label: str |
     """Another .npz/.csv file, read with a run's preprocessing (scale, one_hot, label column); a CSV's feature
     columns are matched by the names the run was trained on (`features`), in any order. Named inputs and
     several outputs read the same columns / arrays as training."""
+    readable.present(path, key)   # a FIFO or a device is never opened
     suffix = path.suffix.lower()
     if ports.tabular:
         arrays, _ = read_table_file(path, data, key, label or data.label)
@@ -264,6 +267,8 @@ def _read(src: dict[str, Any], key: str, data: DataConfig, seed: int,
           feature_shape: tuple[int | None, ...], features: list[str] | None = None) -> Arrays:
     """One split as its source describes it; a CSV split takes the training columns by name (any order)."""
     source = src["source"]
+    if source in ("npz", "csv") and src["path"]:
+        readable.present(Path(src["path"]), _file_key(key))   # a FIFO or a device is never opened
     if source == "builtin":
         return read_builtin(src["name"], key)
     if source == "npz":
@@ -378,13 +383,14 @@ def fingerprints(data: DataConfig) -> dict[str, dict[str, Any]]:
 
 def _fingerprint(path: Path) -> dict[str, Any]:
     digest = hashlib.sha256()
-    try:
-        with path.open("rb") as fh:
+    try:   # only a regular file: a received run.json may name /dev/zero or a FIFO
+        with readable.open_regular(path) as fh:
+            size = os.fstat(fh.fileno()).st_size
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
     except OSError:
         return {"sha256": None, "bytes": None}
-    return {"sha256": digest.hexdigest(), "bytes": path.stat().st_size}
+    return {"sha256": digest.hexdigest(), "bytes": size}
 
 
 def changed_files(recorded: dict[str, dict[str, Any]]) -> list[str]:

@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from kcli import readable
 from kcli.data.python_source import Stream, stream_of
 from kcli.errors import DataError
 from kcli.ports import Ports
@@ -36,8 +37,9 @@ _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 def load(data: Any, seed: int, ports: Ports) -> tuple[Stream, Stream | None, Stream | None, list[str], list[str]]:
     """(train, validation, test, class names, notes: the bad images skipped)."""
     notes: list[str] = []
-    root = _good_images(_folder(data.path, "data.path"), data, notes)
-    classes = check_folder(root, "data.path", CHANNELS[data.color_mode])
+    folder = _folder(data.path, "data.path")
+    root = _good_images(folder, data, notes)
+    classes = check_folder(root, "data.path", CHANNELS[data.color_mode], folder)
     split = data.validation_split
     if split is not None:
         train, validation = _dataset(root, data, seed, split, "both")
@@ -58,7 +60,7 @@ def _good_images(root: Path, data: Any, notes: list[str]) -> Path:
     ones are counted in `notes`. Without it: the folder itself."""
     if not data.skip_bad_images:
         return root
-    bad = list(bad_images(images_in(root), CHANNELS[data.color_mode]))
+    bad = list(bad_images(images_in(root, "data.path"), CHANNELS[data.color_mode]))
     if not bad:
         return root
     shown = ", ".join(str(f.relative_to(root)) for f in bad[:3]) + (", ..." if len(bad) > 3 else "")
@@ -66,20 +68,21 @@ def _good_images(root: Path, data: Any, notes: list[str]) -> Path:
     linked = Path(tempfile.mkdtemp(prefix="kcli-images-"))
     atexit.register(shutil.rmtree, linked, True)
     skip = set(bad)
-    for file in images_in(root):
+    for file in images_in(root, "data.path"):
         if file not in skip:
             target = linked / file.relative_to(root)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.symlink_to(file.resolve())
-    for folder in (p for p in root.iterdir() if p.is_dir()):
+    for folder in readable.subfolders(root, "data.path"):
         (linked / folder.name).mkdir(exist_ok=True)   # a class whose images are all bad stays a class
     return linked
 
 
 def _split_dataset(path: str | None, data: Any, seed: int, classes: list[str], key: str,
                    notes: list[str] | None = None) -> Any:
-    root = _good_images(_folder(path, f"{key}.path"), data, notes if notes is not None else [])
-    found = check_folder(root, f"{key}.path", CHANNELS[data.color_mode])
+    folder = _folder(path, f"{key}.path")
+    root = _good_images(folder, data, notes if notes is not None else [])
+    found = check_folder(root, f"{key}.path", CHANNELS[data.color_mode], folder)
     if found != classes:
         raise DataError(f"{root} has the classes {found}; the training folder has {classes}", key=f"{key}.path")
     return _dataset(root, data, seed, shuffle=False)
@@ -98,19 +101,23 @@ def _dataset(root: Path, data: Any, seed: int, split: float | None = None, subse
 def _folder(path: str | None, key: str) -> Path:
     root = Path(path or "")
     if not root.is_dir():
-        raise DataError(f"image folder not found: {root}" if not root.exists() else
-                        f"{root} is a file; give the folder that holds one sub-folder per class", key=key)
+        why = readable.problem(root)   # a link loop or a FIFO is said as such
+        if why == "does not exist":
+            raise DataError(f"image folder not found: {root}", key=key)
+        raise DataError(f"{root} {why or 'is a file; give the folder that holds one sub-folder per class'}", key=key)
     return root
 
 
-def check_folder(root: Path, key: str, channels: int = 0) -> list[str]:
-    """The class names (sorted sub-folders); every image file must be an image TensorFlow decodes whole."""
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+def check_folder(root: Path, key: str, channels: int = 0, within: Path | None = None) -> list[str]:
+    """The class names (sorted sub-folders, as Keras lists them); every image file must be a regular file inside
+    `within` (default: `root`; the data folder behind data.skip_bad_images's linked copy) that TensorFlow decodes
+    whole."""
+    classes = [p.name for p in readable.subfolders(root, key)]
     if len(classes) < 2:
         raise DataError(f"{root} needs one sub-folder per class (at least 2); found {classes or 'none'}", key=key)
     files: list[Path] = []
     for name in classes:
-        found = images_in(root / name)
+        found = images_in(root / name, key, within or root)
         if not found:
             raise DataError(f"{root / name} holds no images ({', '.join(EXTENSIONS)})", key=key)
         files += found
@@ -162,7 +169,7 @@ def _undecodable(files: list[Path], channels: int) -> list[Path]:
 def _problem(file: Path) -> str | None:
     """What is wrong with an image file by its first bytes, or None."""
     try:
-        with file.open("rb") as fh:
+        with readable.open_regular(file) as fh:   # a FIFO named x.png would block an open()
             head = fh.read(8)
     except OSError as exc:
         return f"cannot be read ({exc.strerror})"
@@ -173,9 +180,10 @@ def _problem(file: Path) -> str | None:
     return None
 
 
-def images_in(folder: Path) -> list[Path]:
-    """The image files under a folder (any depth, sorted), as image_dataset_from_directory finds them."""
-    return sorted(f for f in folder.rglob("*") if f.suffix.lower() in EXTENSIONS and f.is_file())
+def images_in(folder: Path, key: str, root: Path | None = None) -> list[Path]:
+    """The image files under a folder (any depth, sorted), as image_dataset_from_directory finds them; a link
+    out of `root` (default: `folder`), a link loop or a file that is not a regular file is one line naming it."""
+    return readable.files_under(folder, key, EXTENSIONS, root)
 
 
 def image_files(path: Path, key: str) -> list[Path]:
@@ -183,7 +191,7 @@ def image_files(path: Path, key: str) -> list[Path]:
     if path.is_file():
         files = [path]
     elif path.is_dir():
-        files = images_in(path)
+        files = images_in(path, key)
         if not files:
             raise DataError(f"{path} holds no images ({', '.join(EXTENSIONS)})", key=key)
     else:

@@ -14,7 +14,6 @@ The order of epoch e depends only on (seed, e): the files in a permutation drawn
 from __future__ import annotations
 
 import contextlib
-import glob
 import math
 import re
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from kcli import readable
 from kcli.config import ColumnConfig, DataConfig
 from kcli.data import tables
 from kcli.data.checks import _file_key
@@ -45,16 +45,16 @@ def table_files(path: str, source: str, key: str) -> list[Path]:
     """The files of `path`: a file, a folder (its .csv / .parquet files) or a glob, sorted by name."""
     p = Path(path)
     if any(c in path for c in "*?["):
-        files = sorted(Path(f) for f in glob.glob(path, recursive=True) if Path(f).is_file())
+        files = readable.glob_files(path, _file_key(key))
         if not files:
             raise DataError(f"no file matches {path}", key=_file_key(key))
         return files
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES[source])
+        files = readable.files_under(p, _file_key(key), SUFFIXES[source], recursive=False)
         if not files:
             raise DataError(f"the folder {p} holds no {' / '.join(SUFFIXES[source])} files", key=_file_key(key))
         return files
-    if not p.exists():
+    if not readable.present(p, _file_key(key)):   # a FIFO, a device or a link loop is one line, never opened
         raise DataError(f"data file not found: {p}", key=_file_key(key))
     return [p]
 

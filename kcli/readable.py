@@ -1,0 +1,201 @@
+"""Which files kcli may read: regular files inside the folder the user (or a run) named.
+
+One rule for every folder walk (image classes, table folders and globs, `kcli init --data`, a run directory):
+a symbolic link is read only when its target stays inside that folder; a link out of it (`cats -> /`) or a link
+that loops is refused in one line naming the link; links to folders are never walked (as Keras's own image walk);
+and only regular files are opened, so a FIFO or a device (`/dev/zero`) never blocks or floods a read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from kcli.errors import DataError, KcliError
+
+NOT_UTF8 = "has a name that is not UTF-8 text; rename it"
+
+
+def problem(path: Path, root: Path | None = None) -> str | None:
+    """Why `path` may not be read as a file (a link loop, a link out of `root`, not a regular file, a name that
+    is not UTF-8), or None."""
+    try:
+        target = path.resolve(strict=True)
+    except RuntimeError:
+        return "is a symbolic link loop"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link loop"
+        return "is a link that points at nothing" if path.is_symlink() else "does not exist"
+    if root is not None and not target.is_relative_to(root.resolve()):
+        return f"leads out of {root} through a symbolic link (to {target}); copy it into the folder instead"
+    try:
+        mode = target.stat().st_mode
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if not stat.S_ISREG(mode):
+        return "is a folder, not a file" if stat.S_ISDIR(mode) else f"is not a regular file (a {_kind(mode)})"
+    return None if utf8(str(path)) else NOT_UTF8
+
+
+def utf8(name: str) -> bool:
+    """Whether a file name is text (TensorFlow and the run's records need UTF-8; b'\\xff.png' is not)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return name
+    return "special file"
+
+
+def regular(path: Path, key: str, root: Path | None = None, error: type[KcliError] = DataError) -> Path:
+    """`path` when it may be read as a file (see `problem`); otherwise one line naming it and `key`."""
+    why = problem(path, root)
+    if why is not None:
+        raise error(f"{path} {why}", key=key)
+    return path
+
+
+def present(path: Path, key: str, error: type[KcliError] = DataError) -> bool:
+    """Whether `path` is there (False: the caller says "not found" its own way); a path that is there but may
+    not be read as a file (a FIFO, a device, a link loop, a folder) is one line naming it."""
+    if not os.path.lexists(path):
+        return False
+    regular(path, key, None, error)
+    return True
+
+
+@contextlib.contextmanager
+def open_regular(path: Path) -> Iterator[BinaryIO]:
+    """Open a file for reading only if it is a regular file: the check is made on the opened file itself, and
+    the open does not wait for a FIFO's writer; OSError (EINVAL for anything else) otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        os.set_blocking(fd, True)
+        fh = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with fh:
+        yield fh
+
+
+def read_bytes(path: Path, root: Path | None = None) -> bytes | None:
+    """The bytes of a regular file (inside `root` when given), or None when it may not or cannot be read."""
+    if problem(path, root) is not None:
+        return None
+    try:
+        with open_regular(path) as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def read_text(path: Path, root: Path | None = None) -> str | None:
+    """The text of a regular file (inside `root` when given; undecodable bytes replaced), or None."""
+    data = read_bytes(path, root)
+    return None if data is None else data.decode("utf-8", errors="replace")
+
+
+def files_under(folder: Path, key: str, suffixes: tuple[str, ...], root: Path | None = None,
+                recursive: bool = True, error: type[KcliError] = DataError) -> list[Path]:
+    """The files named *suffix under `folder` (sorted; any depth unless not `recursive`) that a reader would
+    open, each checked: a link must stay inside `root` (default: `folder`) and not loop, and every file must be a
+    regular file (one line naming it otherwise). Sub-folders reached through links are not walked."""
+    base = root if root is not None else folder
+    found: list[Path] = []
+    for path in _entries(folder, recursive):
+        if path.name.lower().endswith(suffixes):
+            found.append(regular(path, key, base, error))
+    return sorted(found)
+
+
+def _entries(folder: Path, recursive: bool) -> Iterator[Path]:
+    """Every entry under `folder` (not itself), descending only into real sub-folders (never through a link)."""
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        path = folder / entry.name
+        if entry.is_dir(follow_symlinks=False):
+            if recursive:
+                yield from _entries(path, recursive)
+        elif not (entry.is_symlink() and _is_dir(path)):   # a link to a folder is neither walked nor a file
+            yield path
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, RuntimeError):
+        return False
+
+
+def glob_files(pattern: str, key: str, error: type[KcliError] = DataError) -> list[Path]:
+    """The files a glob matches (sorted; folders left out; hidden names only when the pattern names them, as
+    glob.glob), each checked as in `files_under` against the glob's fixed leading folder. `**` never descends
+    through a link (glob.glob would: `data/**/*.csv` with `data/up -> /` walked the whole disk)."""
+    parts = Path(pattern).parts
+    fixed = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts))
+    root = Path(*parts[:fixed]) if fixed else Path(".")
+    rest = "/".join(parts[fixed:])
+    if not rest or not root.is_dir():
+        return []
+    hidden_ok = any(part.startswith(".") for part in parts[fixed:])
+    found = []
+    for path in root.glob(rest):
+        relative = path.relative_to(root).parts
+        if (not hidden_ok and any(part.startswith(".") for part in relative)) or _is_dir(path):
+            continue
+        found.append(regular(path, key, root, error))
+    return sorted(found)
+
+
+def subfolders(root: Path, key: str, error: type[KcliError] = DataError) -> list[Path]:
+    """The sub-folders of `root` (sorted, hidden ones left out, as Keras lists classes); a link to a folder counts
+    when it stays inside `root` (and is not `root` itself), a link out of it or a loop is refused."""
+    found = []
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_symlink():
+            why = problem(entry, root)
+            if why == "is a symbolic link loop" or (why or "").startswith("leads out") and _is_dir(entry):
+                raise error(f"{entry} {why}", key=key)
+            if why != "is a folder, not a file":   # a link to a file beside the classes is no class: never read
+                continue
+            if entry.resolve() == root.resolve():
+                raise error(f"{entry} is a link to its own folder {root} (a loop)", key=key)
+        elif not entry.is_dir():
+            continue
+        if not utf8(str(entry)):
+            raise error(f"{entry} {NOT_UTF8}", key=key)
+        found.append(entry)
+    return found
+
+
+def tree_size(folder: Path) -> int:
+    """Bytes of the regular files under `folder`, links neither followed nor counted."""
+    total = 0
+    for path in _entries(folder, True):
+        with contextlib.suppress(OSError):
+            info = path.lstat()
+            if stat.S_ISREG(info.st_mode):
+                total += info.st_size
+    return total
