@@ -411,4 +411,11 @@ def main() -> None:
         from kcli import quiet
 
         quiet.install()
+    if args and args[0] == "train" and os.environ.get("TF_CONFIG", "").strip() and not os.environ.get(
+            "KCLI_SUPERVISED") and not {"--help", "-h"} & set(args):
+        from kcli.display import Display
+        from kcli.workers import supervise
+
+        # a worker of a cluster must stop when told to, also while TensorFlow holds the GIL
+        raise SystemExit(supervise(args, Display()))
     app()

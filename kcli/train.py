@@ -196,7 +196,7 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
     trains alike but in a temporary directory that is removed: only the chief writes under runs_dir."""
     cluster = cluster_mod.from_env()
     if cluster is not None and cluster.workers > 1 and not cluster.is_chief:
-        with tempfile.TemporaryDirectory(prefix="kcli-worker-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="kcli-worker-") as tmp, distribute.removed_at_exit(Path(tmp)):
             if resume is not None:
                 resume = str(_private_copy(runs.find_run(resume, runs_dir, "--resume", resumable=True), Path(tmp)))
             _train(path, Path(tmp), display, overrides, resume, keep_best, allow_data_change, one_batch,
