@@ -110,6 +110,10 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
         if splits is not None and cfg.distribute == "multi_worker" and getattr(splits.train, "epoch_setter", None):
             raise ConfigError("a streamed table is not split across workers yet (each would read every file): "
                               "set data.stream: false to read it whole, or train in one process", key="data.stream")
+        if splits is not None and cfg.distribute == "multi_worker" and not isinstance(splits.train, Stream):
+            uneven = distribute.uneven_batches(len(splits.train), cfg.data.batch_size, distribute.replicas())
+            if uneven:
+                splits.notes.append(uneven)
         if splits is not None:
             data_mod.check_features(splits, ports)
             if cfg.data.one_hot is True:

@@ -160,3 +160,31 @@ def _worker_of(launcher: int) -> int | None:
         except OSError:
             continue
     return None
+
+
+@pytest.mark.parametrize(("rows", "batch", "replicas", "same"), [
+    (150, 32, 1, True), (150, 32, 2, True), (141, 30, 3, True),   # measured: 1e-7 from one process
+    (150, 32, 3, False), (140, 30, 3, False), (152, 32, 3, False), (149, 32, 2, False),   # 5e-6 to 5e-5
+    (150, 32, 16, False),
+])
+def test_when_workers_give_the_numbers_of_one_process(rows: int, batch: int, replicas: int, same: bool) -> None:
+    """The condition measured with 1 vs 2 and 3 workers (2 epochs, tiny data): every training batch divides by
+    the replicas, i.e. the batch size and the training rows both do."""
+    note = distribute.uneven_batches(rows, batch, replicas)
+    assert (note is None) == same, note
+    if note:
+        assert note.startswith("data.batch_size: the numbers will differ slightly") and f"by {replicas}" in note
+
+
+def test_workers_warn_when_their_batches_do_not_divide(tmp_path: Path) -> None:
+    """2 workers, 49 training rows in batches of 16 (the last of 1 row): one warning line naming data.batch_size
+    (said by the chief; README states the condition), recorded in run.json; the run completes."""
+    config = tiny_project(tmp_path, splits=(("train.npz", 0, 49), ("val.npz", 1, 16), ("test.npz", 2, 16)),
+                          data={"batch_size": 16}, fit={"epochs": 1})
+    launcher = _start(["train", config, "--runs-dir", tmp_path / "runs", "--workers", "2"], {})
+    _, err = _finish(launcher)
+    assert launcher.returncode == 0, err[-3000:]
+    warnings = [line for line in err.splitlines() if "data.batch_size: the numbers will differ" in line]
+    assert len(warnings) == 1 and "(here: the last batch of 1 of 49 training rows)" in warnings[0], err[-3000:]
+    record = run_json(only_run(tmp_path / "runs"))
+    assert record["status"] == "completed" and any("data.batch_size" in n for n in record["data_notes"])
