@@ -411,8 +411,9 @@ def main() -> None:
         from kcli import quiet
 
         quiet.install()
+    launcher = any(a == "--workers" or a.startswith("--workers=") for a in args)   # it supervises its workers
     if args and args[0] == "train" and os.environ.get("TF_CONFIG", "").strip() and not os.environ.get(
-            "KCLI_SUPERVISED") and not {"--help", "-h"} & set(args):
+            "KCLI_SUPERVISED") and not {"--help", "-h"} & set(args) and not launcher:
         from kcli.display import Display
         from kcli.workers import supervise
 

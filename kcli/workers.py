@@ -75,7 +75,8 @@ def supervise(argv: list[str], display: Display) -> int:
     Returns the exit code the child ended with (128 + N for signal N)."""
     received: list[tuple[int, float]] = []   # (signal, when)
     with tempfile.TemporaryDirectory(prefix="kcli-task-") as tmp:   # what the child leaves when it is killed goes
-        env = {**os.environ, SUPERVISED_ENV: "1", "TMPDIR": tmp}
+        run_dir_file = Path(tmp) / "run_dir"
+        env = {RUN_DIR_ENV: str(run_dir_file), **os.environ, SUPERVISED_ENV: "1", "TMPDIR": tmp}
         # its own process group: a terminal's Ctrl-C reaches this process only, and is passed on once
         child = subprocess.Popen([sys.executable, "-m", "kcli", *argv], env=env, preexec_fn=die_with_parent,
                                  process_group=0)
@@ -92,8 +93,12 @@ def supervise(argv: list[str], display: Display) -> int:
         if child.poll() is None:
             _kill(child)
             name = signal.Signals(received[0][0]).name
+            run = _mark_interrupted(run_dir_file, f"stopped by {name}")
+            if run is not None and Path(tmp).resolve() in run.resolve().parents:
+                run = None   # a non-chief worker's temporary run, removed with this folder
             display.error(f"stopped by {name}: the worker did not stop within {SIGNAL_GRACE:g} s (TensorFlow was "
-                          "waiting for its cluster), so it was killed; nothing more was written")
+                          "waiting for its cluster or a peer), so it was killed; "
+                          + (f"{run} is recorded as interrupted" if run else "nothing was written"))
             return 128 + received[0][0]
         return child.returncode if child.returncode >= 0 else 128 - child.returncode
 
