@@ -414,4 +414,12 @@ def main() -> None:
         from kcli import quiet
 
         quiet.install()
+    launcher = any(a == "--workers" or a.startswith("--workers=") for a in args)   # it supervises its workers
+    if args and args[0] == "train" and os.environ.get("TF_CONFIG", "").strip() and not os.environ.get(
+            "KCLI_SUPERVISED") and not {"--help", "-h"} & set(args) and not launcher:
+        from kcli.display import Display
+        from kcli.workers import supervise
+
+        # a worker of a cluster must stop when told to, also while TensorFlow holds the GIL
+        raise SystemExit(supervise(args, Display()))
     app()

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import reprlib
 import socket
 from dataclasses import dataclass
 from typing import Any
 
-from kcli.errors import KcliError
+from kcli.errors import KcliError, listed
 
 ENV = "TF_CONFIG"
 JOBS = ("chief", "worker")   # the jobs MultiWorkerMirroredStrategy trains with ("evaluator"/"ps" are not kcli's)
@@ -23,6 +24,17 @@ JOBS = ("chief", "worker")   # the jobs MultiWorkerMirroredStrategy trains with 
 STARTUP_TIMEOUT = 60.0
 # Seconds without a heartbeat before a peer counts as lost (TensorFlow's coordination service; its default is 10).
 PEER_TIMEOUT = 10.0
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0", "::1", "[::1]")   # names of this machine in an address
+
+
+def _quoting() -> reprlib.Repr:
+    """How much of a TF_CONFIG value a message quotes (a value may be thousands of addresses, or nested deep)."""
+    quote = reprlib.Repr()
+    quote.maxlevel, quote.maxlist, quote.maxdict, quote.maxstring, quote.maxother = 2, 3, 3, 80, 80
+    return quote
+
+
+_QUOTE = _quoting()
 
 
 class ClusterError(KcliError):
@@ -71,9 +83,13 @@ def from_env(environ: dict[str, str] | None = None) -> Cluster | None:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ClusterError(f"does not parse as JSON ({exc.msg} at character {exc.pos + 1}); expected "
-                           '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}',
-                           key=ENV) from None
+                           f"{_EXPECTED}", key=ENV) from None
+    except RecursionError:
+        raise ClusterError(f"nests too deeply to read; expected {_EXPECTED}", key=ENV) from None
     return parse(raw)
+
+
+_EXPECTED = '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}'
 
 
 def parse(raw: Any) -> Cluster:
@@ -83,38 +99,55 @@ def parse(raw: Any) -> Cluster:
     jobs: dict[str, list[str]] = {}
     for job, addresses in raw["cluster"].items():
         if not isinstance(addresses, list) or not all(isinstance(a, str) and _host_port(a) for a in addresses):
-            raise ClusterError(f"cluster.{job} must be a list of \"host:port\" strings, got {addresses!r}", key=ENV)
+            name = job if job.isidentifier() else _QUOTE.repr(job)
+            raise ClusterError(f"cluster.{name} must be a list of \"host:port\" strings, got "
+                               f"{_QUOTE.repr(addresses)}", key=ENV)
         jobs[job] = addresses
     if not any(jobs.get(j) for j in JOBS):
         raise ClusterError("the cluster has no \"worker\" (or \"chief\") addresses", key=ENV)
     unknown = set(jobs) - set(JOBS)
     if unknown:
-        raise ClusterError(f"job(s) {', '.join(sorted(unknown))}: MultiWorkerMirroredStrategy trains with "
-                           "\"chief\" and \"worker\" only (parameter servers and evaluators are not supported)",
-                           key=ENV)
+        raise ClusterError(f"job(s) {listed([_QUOTE.repr(j) for j in sorted(unknown)])}: MultiWorkerMirroredStrategy "
+                           "trains with \"chief\" and \"worker\" only (parameter servers and evaluators are not "
+                           "supported)", key=ENV)
     if len(jobs.get("chief", [])) > 1:
         raise ClusterError("a cluster has at most one chief", key=ENV)
     task = raw.get("task")
-    if not isinstance(task, dict) or task.get("type") not in jobs or not isinstance(task.get("index"), int) \
-            or isinstance(task.get("index"), bool):
+    index = task.get("index") if isinstance(task, dict) else None
+    if not isinstance(task, dict) or not isinstance(task.get("type"), str) or task["type"] not in jobs \
+            or not isinstance(index, int) or isinstance(index, bool):
         raise ClusterError(f"\"task\" must name this process: {{\"type\": one of {sorted(jobs)}, \"index\": N}}, "
-                           f"got {task!r}", key=ENV)
-    if not 0 <= task["index"] < len(jobs[task["type"]]):
-        raise ClusterError(f"task index {task['index']} is outside cluster.{task['type']} "
+                           f"got {_QUOTE.repr(task)}", key=ENV)
+    _check_distinct(jobs)
+    if not 0 <= index < len(jobs[task["type"]]):
+        raise ClusterError(f"task index {index} is outside cluster.{task['type']} "
                            f"({len(jobs[task['type']])} addresses)", key=ENV)
-    return Cluster(jobs, task["type"], task["index"])
+    return Cluster(jobs, task["type"], index)
+
+
+def _check_distinct(jobs: dict[str, list[str]]) -> None:
+    """Every task needs a port of its own (two tasks at one address would wait for each other until the timeout)."""
+    seen: dict[tuple[str, str], str] = {}
+    for job in JOBS:
+        for index, address in enumerate(jobs.get(job, [])):
+            host, _, port = address.rpartition(":")
+            where = ("localhost" if host.lower() in LOCAL_HOSTS else host.lower(), str(int(port)))
+            if where in seen:
+                raise ClusterError(f"{seen[where]} and cluster.{job}[{index}] are the same address ({address}); give "
+                                   "every task a port of its own", key=ENV)
+            seen[where] = f"cluster.{job}[{index}]"
 
 
 def _host_port(address: str) -> bool:
     host, _, port = address.rpartition(":")
-    return bool(host) and port.isdigit() and 0 < int(port) < 65536
+    return bool(host) and port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) < 65536
 
 
 def check_own_port(cluster: Cluster) -> None:
     """This task's port must be free before TensorFlow starts its server there (TensorFlow would abort the
     process with a C++ error instead)."""
     host, _, port = cluster.address.rpartition(":")
-    if host not in ("localhost", "127.0.0.1", "0.0.0.0", "::1", socket.gethostname()):
+    if host not in (*LOCAL_HOSTS, socket.gethostname()):
         return   # another machine's name in a local test, or a DNS name of a pod: TensorFlow binds all interfaces
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # a port in TIME_WAIT is free (gRPC reuses it)

@@ -50,6 +50,12 @@ def first_line(exc: BaseException) -> str:
     return re.sub(r" (on|by allocator) /job:\S+| by allocator \S+", "", line)
 
 
+def listed(items: list[str], shown: int = 3) -> str:
+    """Items for a one-line message: at most `shown` of them, then how many more ("a, b, c ... 2,996 more")."""
+    head = ", ".join(items[:shown])
+    return f"{head} ... {len(items) - shown:,} more" if len(items) > shown else head
+
+
 class ConfigError(KcliError):
     """The YAML config is malformed, or names something that does not exist."""
 

@@ -113,6 +113,10 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
         if splits is not None and cfg.distribute == "multi_worker" and getattr(splits.train, "epoch_setter", None):
             raise ConfigError("a streamed table is not split across workers yet (each would read every file): "
                               "set data.stream: false to read it whole, or train in one process", key="data.stream")
+        if splits is not None and cfg.distribute == "multi_worker" and not isinstance(splits.train, Stream):
+            uneven = distribute.uneven_batches(len(splits.train), cfg.data.batch_size, distribute.replicas())
+            if uneven:
+                splits.notes.append(uneven)
         if splits is not None:
             data_mod.check_features(splits, ports)
             if cfg.data.one_hot is True:
@@ -201,7 +205,7 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
     trains alike but in a temporary directory that is removed: only the chief writes under runs_dir."""
     cluster = cluster_mod.from_env()
     if cluster is not None and cluster.workers > 1 and not cluster.is_chief:
-        with tempfile.TemporaryDirectory(prefix="kcli-worker-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="kcli-worker-") as tmp, distribute.removed_at_exit(Path(tmp)):
             if resume is not None:
                 resume = str(_private_copy(runs.find_run(resume, runs_dir, "--resume", resumable=True), Path(tmp)))
             _train(path, Path(tmp), display, overrides, resume, keep_best, allow_data_change, one_batch,

@@ -20,12 +20,16 @@ import time
 from pathlib import Path
 
 from kcli import cluster as cluster_mod
-from kcli import runs
+from kcli import runs, state
 from kcli.display import Display
 from kcli.errors import KcliError
 
 GRACE = 20.0   # seconds the others get to finish after the chief ended or a worker failed, beyond the peer timeout
 RUN_DIR_ENV = "KCLI_RUN_DIR_FILE"   # where the chief writes its run directory's path (for this launcher)
+SUPERVISED_ENV = "KCLI_SUPERVISED"   # set in a worker whose parent (this launcher, or `supervise`) stops it
+# Seconds a supervised worker gets to stop after SIGINT/SIGTERM (recording its run as interrupted) before it is
+# killed; a second signal kills it at once.
+SIGNAL_GRACE = 5.0
 
 
 def die_with_parent() -> None:
@@ -57,14 +61,50 @@ def launch(n: int, args: list[str], display: Display, peer_timeout: float) -> in
         # the chief was killed (by someone else, or by this launcher after another worker failed): it could
         # not record that itself
         why = f"worker {failed[0][0]} failed" if stopped and failed else f"the chief was killed by signal {-code}"
-        run = _mark_interrupted(run_dir_file, why) or "RUN"
-        display.error(f"{why}; the chief was stopped. Resume with: kcli train --resume {run} --workers {n}"
-                      if stopped else f"{why}; resume with: kcli train --resume {run} --workers {n}")
+        run = _mark_interrupted(run_dir_file, why)
+        stop = "; the chief was stopped" if stopped else ""
+        display.error(f"{why}{stop}. Resume with: kcli train --resume {run} --workers {n}" if run is not None and
+                      state.saved_epoch(run) else f"{why}{stop} before the first epoch was saved; nothing to resume")
         return failed[0][1] if stopped and failed and failed[0][1] > 0 else 128 - code
 
 
+def supervise(argv: list[str], display: Display) -> int:
+    """`kcli ARGV` as a child of this process, which passes SIGINT/SIGTERM on (as SIGINT: the child records its
+    run as interrupted) and kills the child when it does not stop within SIGNAL_GRACE: TensorFlow holds the GIL
+    while it registers with a cluster, so no handler of the child runs then (and its own swallows SIGTERM).
+    Returns the exit code the child ended with (128 + N for signal N)."""
+    received: list[tuple[int, float]] = []   # (signal, when)
+    with tempfile.TemporaryDirectory(prefix="kcli-task-") as tmp:   # what the child leaves when it is killed goes
+        run_dir_file = Path(tmp) / "run_dir"
+        env = {RUN_DIR_ENV: str(run_dir_file), **os.environ, SUPERVISED_ENV: "1", "TMPDIR": tmp}
+        # its own process group: a terminal's Ctrl-C reaches this process only, and is passed on once
+        child = subprocess.Popen([sys.executable, "-m", "kcli", *argv], env=env, preexec_fn=die_with_parent,
+                                 process_group=0)
+
+        def on_signal(signum: int, _frame: object) -> None:
+            received.append((signum, time.monotonic()))
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGINT if len(received) == 1 else signal.SIGKILL)
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, on_signal)
+        while child.poll() is None and not (received and time.monotonic() > received[0][1] + SIGNAL_GRACE):
+            time.sleep(0.1)
+        if child.poll() is None:
+            _kill(child)
+            name = signal.Signals(received[0][0]).name
+            run = _mark_interrupted(run_dir_file, f"stopped by {name}")
+            if run is not None and Path(tmp).resolve() in run.resolve().parents:
+                run = None   # a non-chief worker's temporary run, removed with this folder
+            display.error(f"stopped by {name}: the worker did not stop within {SIGNAL_GRACE:g} s (TensorFlow was "
+                          "waiting for its cluster or a peer), so it was killed; "
+                          + (f"{run} is recorded as interrupted" if run else "nothing was written"))
+            return 128 + received[0][0]
+        return child.returncode if child.returncode >= 0 else 128 - child.returncode
+
+
 def _start(index: int, ports: list[int], args: list[str], log: Path, run_dir_file: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, cluster_mod.ENV: cluster_mod.local_config(ports, index)}
+    env = {**os.environ, cluster_mod.ENV: cluster_mod.local_config(ports, index), SUPERVISED_ENV: "1"}
     if index > 0:   # a worker's temporary run folder lives in this launcher's, which goes even if the worker is killed
         tmp = log.parent / f"worker-{index}-tmp"
         tmp.mkdir()
