@@ -406,6 +406,9 @@ class SweepParam(_Strict):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"`{name}` must be a finite number, not {value}")
+        if any(isinstance(c, float) and not math.isfinite(c) for c in self.choices or []):
+            raise ValueError("choices must be finite numbers (a trial passes each as --set KEY=VALUE, where nan and "
+                             "inf would be read as text)")
         if self.step is not None and self.step <= 0:
             raise ValueError(f"`step` must be above 0, not {self.step:g}")
         if self.low is not None and self.high is not None and not self.low < self.high:

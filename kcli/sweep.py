@@ -213,19 +213,21 @@ def sets(params: dict[str, Any]) -> list[str]:
 
 
 def check(sweep: Sweep) -> None:
-    """Every parameter key applies to the config (each value's first choice or low end), the result passes
+    """Every parameter key applies to the config (each choice, or a range's both ends), the result passes
     `kcli validate` (names and arguments against Keras's source), and the metric is a value training logs:
     before any trial runs, without importing TensorFlow (each trial imports it anyway)."""
     from kcli.check import check as validate_config
     from kcli.resolve import resolve
 
     first = {k: (p.choices[0] if p.choices is not None else p.low) for k, p in sweep.spec.parameters.items()}
-    for key, value in first.items():
-        try:
-            config_mod.load(sweep.config, [*sweep.overrides, *sets({key: value})])
-        except KcliError as exc:
-            raise ConfigError(f"{exc.key + ': ' if exc.key else ''}{exc.message}",
-                              key=f"sweep.parameters.{key}").located(sweep.config) from None
+    for key, param in sweep.spec.parameters.items():
+        # every choice, or both ends of a range: a value the config refuses would only fail trial after trial
+        for value in param.choices if param.choices is not None else (param.low, param.high):
+            try:
+                config_mod.load(sweep.config, [*sweep.overrides, *sets({key: value})])
+            except KcliError as exc:
+                raise ConfigError(f"{exc.key + ': ' if exc.key else ''}{exc.message}",
+                                  key=f"sweep.parameters.{key}").located(sweep.config) from None
     loaded = config_mod.load(sweep.config, [*sweep.overrides, *sets(first)])
     try:
         cfg = resolve(loaded)

@@ -61,6 +61,19 @@ def test_impossible_ranges_stop_before_a_folder(tmp_path: Path, param: dict, exp
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("key,param,expected", [
+    (LR, {"choices": [0.01, float("nan")]}, "choices must be finite numbers"),
+    (LR, {"choices": [float("-inf")]}, "choices must be finite numbers"),
+    ("data.batch_size", {"low": 1, "high": 10**30}, "data.batch_size: Input should be less than or equal to"),
+    ("fit.epochs", {"choices": [1, "two"]}, "fit.epochs: Input should be a valid integer"),
+])
+def test_every_choice_and_both_ends_are_checked_first(tmp_path: Path, key: str, param: dict, expected: str) -> None:
+    """A value the config refuses failed trial after trial (nan/inf choices reached the trial as text)."""
+    result = run_cli("sweep", project(tmp_path, parameters={key: param}), "--runs-dir", tmp_path / "runs")
+    assert f"sweep.parameters.{key}:" in assert_user_error(result, expected)
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("parameters,expected", [
     ({"fit.epochs": {"low": 1, "high": 10**15}, "fit.batch_size": {"low": 1, "high": 10**6}},
      "sweep.parameters.fit.epochs: method grid: 1e+21 combinations, more than 100000"),
