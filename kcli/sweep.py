@@ -54,11 +54,21 @@ class Sweep:
 
     def study(self) -> Any:
         """The Optuna study, created or loaded."""
+        import fcntl
+        import os
+
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        return optuna.create_study(study_name=self.name, storage=self.storage, sampler=_sampler(self.spec),
-                                   pruner=_pruner(self.spec), direction=self.direction, load_if_exists=True)
+        # Two sweep processes starting together would both create sweep.db's tables (IntegrityError in one): the
+        # folder's lock makes them take turns; it is held only while the study is opened.
+        fd = os.open(self.folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return optuna.create_study(study_name=self.name, storage=self.storage, sampler=_sampler(self.spec),
+                                       pruner=_pruner(self.spec), direction=self.direction, load_if_exists=True)
+        finally:
+            os.close(fd)   # releases the lock
 
 
 def _optuna() -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 from tests.helpers import assert_user_error, tiny_project
 
 optuna = pytest.importorskip("optuna")
@@ -134,6 +136,45 @@ def test_two_processes_on_one_sweep_draw_different_values(tmp_path: Path) -> Non
     # the seed still decides: trial 0 of the same sweep elsewhere draws the same value
     again = opened(config, tmp_path / "again").study().ask()
     assert again.suggest_float(LR, 0.001, 0.1, log=True) == a.params[LR]
+
+
+OPEN_AND_ASK = """import sys, time
+from pathlib import Path
+from kcli import sweep
+from optuna.distributions import FloatDistribution
+config, runs, key, gate = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
+sw = sweep.open_sweep(config, None, runs, [], None)
+sweep._record(sw)
+(gate / f"ready-{sys.argv[5]}").touch()
+deadline = time.monotonic() + 60
+while not (gate / "go").exists() and time.monotonic() < deadline:   # all open the study at once
+    time.sleep(0.005)
+sw.study().ask({key: FloatDistribution(0.001, 0.1, log=True)})
+"""
+
+
+def test_sweep_processes_starting_together_each_open_the_study_and_draw_their_own(tmp_path: Path) -> None:
+    """Both created sweep.db's tables at once (IntegrityError in one), and drew the same values."""
+    config = project(tmp_path, trials=4)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    command = [sys.executable, "-c", OPEN_AND_ASK, str(config), str(tmp_path / "runs"), LR, str(gate)]
+    procs = [subprocess.Popen([*command, str(i)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for i in range(6)]
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(gate.glob("ready-*"))) < 6 and time.monotonic() < deadline \
+                and all(p.poll() is None for p in procs):
+            time.sleep(0.01)
+        (gate / "go").touch()
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [0] * 6, errors
+    study = optuna.load_study(study_name="tiny-sweep", storage=f"sqlite:///{tmp_path / 'runs/tiny-sweep/sweep.db'}")
+    assert len({t.params[LR] for t in study.trials}) == 6
 
 
 # ---- 1: showing reads only ----
