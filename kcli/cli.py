@@ -13,10 +13,27 @@ from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from kcli import __version__
 
+
+class _Commands(TyperGroup):
+    """kcli's commands: an option's bad value (`--jobs 0`) is one `error:` line and exit 2 like any user mistake,
+    not Click's usage box."""
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except typer.BadParameter as exc:
+            from kcli.display import Display
+
+            Display().error(exc.format_message())
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="kcli",
     help="Train TensorFlow/Keras models from YAML files.",
     no_args_is_help=True,

@@ -49,18 +49,17 @@ def plot(refs: list[str], runs_dir: Path, metric: str | None, output: Path | Non
 
 
 def _plot_sweep(folder: Path, output: Path | None, display: Display) -> Path:
-    import optuna
+    from kcli import sweep as sweep_mod
 
-    spec = json.loads((folder / "sweep.json").read_text())
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    trials = optuna.load_study(study_name=spec["name"], storage=spec["storage"]).get_trials(deepcopy=False)
-    metric = spec["sweep"]["metric"]
+    spec, study = sweep_mod.results(folder)   # read-only: a received sweep.json opens nothing elsewhere
+    trials = study.get_trials(deepcopy=False)
+    metric = spec["metric"]
     values = [(t.number, t.value) for t in trials]
     params = {key: [(t.params[key], t.value) for t in trials if key in t.params and t.value is not None]
-              for key in spec["sweep"]["parameters"]}
+              for key in spec["parameters"]}
     target = output or folder / "sweep.png"
     _check_target(target)
-    log = [k for k, p in spec["sweep"]["parameters"].items() if p.get("log")]
+    log = [k for k, p in spec["parameters"].items() if p.get("log")]
     pictures.sweep(values, params, metric, target, f"sweep {spec['name']}: {metric} ({spec['direction']})", log)
     display.note(f"written: {target}")
     return target

@@ -6,6 +6,7 @@ The schema validates structure only; a layer's own arguments are checked by Kera
 from __future__ import annotations
 
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -405,6 +406,15 @@ class SweepParam(_Strict):
                              "a list value, sweep each of its items as its own key")
         if self.choices is None and (self.low is None or self.high is None):
             raise ValueError("a range needs both `low` and `high`")
+        for name in ("low", "high", "step"):   # -inf/nan would overflow Optuna's sampling and a grid's count
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"`{name}` must be a finite number, not {value}")
+        if any(isinstance(c, float) and not math.isfinite(c) for c in self.choices or []):
+            raise ValueError("choices must be finite numbers (a trial passes each as --set KEY=VALUE, where nan and "
+                             "inf would be read as text)")
+        if self.step is not None and self.step <= 0:
+            raise ValueError(f"`step` must be above 0, not {self.step:g}")
         if self.low is not None and self.high is not None and not self.low < self.high:
             raise ValueError(f"the range is empty: low ({self.low:g}) must be below high ({self.high:g})")
         if self.log and self.low is not None and self.low <= 0:

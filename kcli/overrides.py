@@ -54,6 +54,23 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, str]
     return applied
 
 
+def split_key_path(key: str, where: str) -> list[Part]:
+    """A config key path alone (the KEY of `--set KEY=VALUE`), split into parts; a text that `--set` would read as
+    anything else (`fit.epochs=1 #`, `fit.epochs+`, surrounding spaces) is a ConfigError naming `where`."""
+    text = f"{key}=0"
+    try:
+        found, op, _ = _split_assignment(text)
+    except ConfigError:
+        found, op = "", ""
+    if (found, op) != (key, "="):
+        raise ConfigError(f"{key!r} is not a config key path like model.layers[0].Dense.units (no '=', no "
+                          "trailing '+' or '-', no surrounding spaces)", key=where)
+    try:
+        return _split_key(key, text)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, key=where) from None
+
+
 def _split_assignment(text: str) -> tuple[str, str, str]:
     """'a[name=x].b+=1' -> ('a[name=x].b', '+=', '1'): the first `=` outside brackets ends the key."""
     depth = 0

@@ -33,6 +33,8 @@ TRIALS = "trials"        # the trials' run directories
 BEST = "best.yaml"
 DEFAULT_TRIALS = 10
 PRUNE_AFTER = 5   # Optuna's MedianPruner n_startup_trials: completed trials before it prunes anything
+MAX_GRID = 100_000   # combinations: GridSampler lists them all, and no one trains more runs than that
+SEARCHABLE = ("seed", "data", "model", "compile", "fit")   # what a trial may vary (not its name, sweep, imports...)
 INSTALL_HINT = "pip install 'kcli-keras[sweep]' (in a checkout: pip install -e '.[sweep]')"
 
 
@@ -51,18 +53,22 @@ class Sweep:
     config_sha256: str   # of the base config as composed (a changed config is another sweep)
 
     def study(self) -> Any:
-        """The Optuna study, created or loaded. The sampler's seed moves on by the trials already asked, so a
-        continued sweep draws new values instead of repeating the first run's sequence."""
+        """The Optuna study, created or loaded."""
+        import fcntl
+        import os
+
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # Two sweep processes starting together would both create sweep.db's tables (IntegrityError in one): the
+        # folder's lock makes them take turns; it is held only while the study is opened.
+        fd = os.open(self.folder, os.O_RDONLY)
         try:
-            asked = len(optuna.load_study(study_name=self.name, storage=self.storage).trials)
-        except KeyError:   # a new study
-            asked = 0
-        seed = None if self.spec.seed is None else self.spec.seed + asked
-        return optuna.create_study(study_name=self.name, storage=self.storage, sampler=_sampler(self.spec, seed),
-                                   pruner=_pruner(self.spec), direction=self.direction, load_if_exists=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return optuna.create_study(study_name=self.name, storage=self.storage, sampler=_sampler(self.spec),
+                                       pruner=_pruner(self.spec), direction=self.direction, load_if_exists=True)
+        finally:
+            os.close(fd)   # releases the lock
 
 
 def _optuna() -> None:
@@ -78,6 +84,10 @@ def open_sweep(config: Path, sweep_file: Path | None, runs_dir: Path, overrides:
     _optuna()
     loaded = config_mod.load(config, overrides)
     spec = _spec(loaded, sweep_file)
+    try:
+        _check_space(spec)
+    except KcliError as exc:
+        raise exc.located(sweep_file or config) from None
     name = spec.name or f"{loaded.config.name or config.stem}-sweep"
     folder = runs_dir / name
     direction = spec.direction if spec.direction != "auto" else _direction(spec.metric)
@@ -109,36 +119,81 @@ def _spec(loaded: config_mod.LoadedConfig, sweep_file: Path | None) -> SweepConf
         raise err.located(sweep_file) from None
 
 
+def _check_space(spec: SweepConfig) -> None:
+    """Each parameter key is a config key path a trial may vary, and a grid is small enough to list."""
+    from kcli.overrides import split_key_path
+
+    for key in spec.parameters:
+        where = f"sweep.parameters.{key}"
+        first = split_key_path(key, where)[0]
+        if first not in SEARCHABLE:
+            raise ConfigError(f"{first!r} cannot be searched: a trial varies keys under {', '.join(SEARCHABLE)}",
+                              key=where)
+    if spec.method == "grid":
+        _grid_size(spec)
+
+
 def _direction(metric: str) -> str:
     return "maximize" if higher_is_better(metric) else "minimize"
 
 
+def _count(param: SweepParam, key: str) -> int:
+    """How many values a parameter has in a grid (counted, not listed: a range may be astronomically long)."""
+    if param.choices is not None:
+        return len(param.choices)
+    assert param.low is not None and param.high is not None
+    if param.is_int:
+        return len(range(int(param.low), int(param.high) + 1, int(param.step or 1)))
+    if param.step is None:
+        raise ConfigError("method grid needs `choices`, an int range or a `step`", key=f"sweep.parameters.{key}")
+    return int(math.floor((param.high - param.low) / param.step + 1e-9)) + 1
+
+
 def _values(param: SweepParam, key: str) -> list[Any]:
-    """Every value of a parameter (grid search)."""
+    """Every value of a parameter (grid search; only after _grid_size said the grid is small enough)."""
     if param.choices is not None:
         return list(param.choices)
     assert param.low is not None and param.high is not None
     if param.is_int:
         return list(range(int(param.low), int(param.high) + 1, int(param.step or 1)))
-    if param.step is None:
-        raise ConfigError("method grid needs `choices`, an int range or a `step`", key=f"sweep.parameters.{key}")
-    n = int(math.floor((param.high - param.low) / param.step + 1e-9)) + 1
-    return [round(param.low + i * param.step, 12) for i in range(n)]
+    return [round(param.low + i * float(param.step or 1), 12) for i in range(_count(param, key))]
 
 
 def _grid_size(spec: SweepConfig) -> int:
-    return math.prod(len(_values(p, k)) for k, p in spec.parameters.items())
+    """The number of combinations of a grid; a grid beyond MAX_GRID is refused (Optuna lists every one)."""
+    counts = {k: _count(p, k) for k, p in spec.parameters.items()}
+    size = math.prod(counts.values())
+    if size > MAX_GRID:
+        largest = max(counts, key=lambda k: counts[k])
+        raise ConfigError(f"method grid: {size:.3g} combinations, more than {MAX_GRID} ({largest} alone has "
+                          f"{counts[largest]:.3g} values); use fewer values, a larger step, or method random/tpe",
+                          key=f"sweep.parameters.{largest}")
+    return size
 
 
-def _sampler(spec: SweepConfig, seed: int | None) -> Any:
+def _sampler(spec: SweepConfig) -> Any:
+    """Optuna's sampler for the method. A seeded random or TPE sampler restarts its random state from seed + the
+    trial's number before each trial: every trial draws its own values, also when two sweep processes (or
+    machines) share the study, and a continued sweep goes on instead of repeating the first run's draws."""
     import optuna
 
     if spec.method == "grid":
         space = {k: _values(p, k) for k, p in spec.parameters.items()}
         return optuna.samplers.GridSampler(space, seed=spec.seed)   # the grid's order must stay the same
-    if spec.method == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    base = optuna.samplers.RandomSampler if spec.method == "random" else optuna.samplers.TPESampler
+    if spec.seed is None:
+        return base()
+    seed = spec.seed
+
+    class TrialSeeded(base):  # type: ignore[misc,valid-type]
+        def before_trial(self, study: Any, trial: Any) -> None:
+            # the random states Optuna's samplers draw from (TPE keeps a random sampler for its first trials)
+            for owner in (self, getattr(self, "_random_sampler", None)):
+                if owner is not None:
+                    owner._rng.rng.seed((seed + trial.number) % 2**32)
+            super().before_trial(study, trial)
+
+    return TrialSeeded(seed=seed)
 
 
 def _pruner(spec: SweepConfig) -> Any:
@@ -168,24 +223,21 @@ def sets(params: dict[str, Any]) -> list[str]:
 
 
 def check(sweep: Sweep) -> None:
-    """Every parameter key applies to the config (each value's first choice or low end), the result passes
+    """Every parameter key applies to the config (each choice, or a range's both ends), the result passes
     `kcli validate` (names and arguments against Keras's source), and the metric is a value training logs:
     before any trial runs, without importing TensorFlow (each trial imports it anyway)."""
     from kcli.check import check as validate_config
     from kcli.resolve import resolve
 
-    if sweep.spec.method == "grid":
-        try:
-            _grid_size(sweep.spec)
-        except KcliError as exc:
-            raise exc.located(sweep.config) from None
     first = {k: (p.choices[0] if p.choices is not None else p.low) for k, p in sweep.spec.parameters.items()}
-    for key, value in first.items():
-        try:
-            config_mod.load(sweep.config, [*sweep.overrides, *sets({key: value})])
-        except KcliError as exc:
-            raise ConfigError(f"{exc.key + ': ' if exc.key else ''}{exc.message}",
-                              key=f"sweep.parameters.{key}").located(sweep.config) from None
+    for key, param in sweep.spec.parameters.items():
+        # every choice, or both ends of a range: a value the config refuses would only fail trial after trial
+        for value in param.choices if param.choices is not None else (param.low, param.high):
+            try:
+                config_mod.load(sweep.config, [*sweep.overrides, *sets({key: value})])
+            except KcliError as exc:
+                raise ConfigError(f"{exc.key + ': ' if exc.key else ''}{exc.message}",
+                                  key=f"sweep.parameters.{key}").located(sweep.config) from None
     loaded = config_mod.load(sweep.config, [*sweep.overrides, *sets(first)])
     try:
         cfg = resolve(loaded)
@@ -249,7 +301,8 @@ def sweep(config: Path, sweep_file: Path | None, runs_dir: Path, jobs: int, tria
     except KeyboardInterrupt:
         raise Interrupted(f"sweep interrupted: {runner.finished()} of {sw.trials} trials finished; run the same "
                           "command again to continue (interrupted trials resume)") from None
-    show(sw.folder, runs_dir, display)
+    _write_best(sw)
+    show(sw.folder, runs_dir, display, sw.storage)
     return sw.folder
 
 
@@ -277,37 +330,97 @@ def find(ref: str, runs_dir: Path) -> Path:
     raise RunError(f"no sweep {ref!r} (looked for {SPEC} in {ref} and {runs_dir / ref})", key="SWEEP")
 
 
-def show(ref: str | Path, runs_dir: Path, display: Display) -> Path | None:
-    """The trials table and the best trial; writes SWEEP/best.yaml (the config with the best values)."""
+def show(ref: str | Path, runs_dir: Path, display: Display, storage: str | None = None) -> Path | None:
+    """The trials table and the best trial (and SWEEP/best.yaml if the sweep wrote it). Reads only: the study in
+    SWEEP/sweep.db, opened read-only, unless `storage` is the sweep command's own (from the user's config)."""
     _optuna()
-    import optuna
     from optuna.trial import TrialState
 
     folder = find(str(ref), runs_dir)
-    spec = json.loads((folder / SPEC).read_text())
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=spec["name"], storage=spec["storage"])
+    spec, study = results(folder, storage)
     rows = []
     for t in study.get_trials(deepcopy=False):
         seconds = (t.datetime_complete - t.datetime_start).total_seconds() \
             if t.datetime_complete and t.datetime_start else None
         rows.append({"trial": t.number, "state": t.state.name.lower(), "params": t.params, "value": t.value,
-                     "seconds": seconds, "run": t.user_attrs.get("run", "")})
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+                     "seconds": seconds, "run": str(t.user_attrs.get("run", ""))})
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     best = study.best_trial if complete else None
-    best_file = None
-    if best is not None:
-        best_file = folder / BEST
-        loaded = config_mod.load(Path(spec["config"]), [*spec["overrides"], *sets(best.params)])
-        from kcli.resolve import resolve
-
-        cfg = resolve(loaded)
-        cfg.sweep = None
-        cfg.name = f"{spec['name']}-best"
-        metric = spec["sweep"]["metric"]
-        text = (f"# The best trial ({best.number}) of sweep {spec['name']}: {metric} {best.value:.6g}\n"
-                f"# {spec['config']} with {', '.join(sets(best.params))}\n" + config_mod.dump(cfg))
-        runs.write_text(best_file, text)
-    display.sweep(spec["name"], spec["sweep"]["metric"], spec["direction"], rows,
-                  best.number if best is not None else None, best_file)
+    best_file = folder / BEST if best is not None and (folder / BEST).is_file() else None
+    display.sweep(spec["name"], spec["metric"], spec["direction"], rows, best.number if best is not None else None,
+                  best_file)
     return best_file
+
+
+def _write_best(sw: Sweep) -> None:
+    """SWEEP/best.yaml: the sweep's config with the best trial's values, resolved (written by the sweep command,
+    from the user's own config: `kcli sweep show` of a received folder writes nothing)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from kcli.resolve import resolve
+
+    study = optuna.load_study(study_name=sw.name, storage=sw.storage)
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return
+    best = study.best_trial
+    cfg = resolve(config_mod.load(sw.config, [*sw.overrides, *sets(best.params)]))
+    cfg.sweep = None
+    cfg.name = f"{sw.name}-best"
+    text = (f"# The best trial ({best.number}) of sweep {sw.name}: {sw.spec.metric} {best.value:.6g}\n"
+            f"# {sw.config} with {', '.join(sets(best.params))}\n" + config_mod.dump(cfg))
+    runs.write_text(sw.folder / BEST, text)
+
+
+def results(folder: Path, storage: str | None = None) -> tuple[dict[str, Any], Any]:
+    """A sweep folder's record and its study, for showing and drawing: read-only (see _folder_storage) unless
+    `storage` is the sweep command's own."""
+    spec = _read_spec(folder)
+    return spec, _load(spec["name"], storage or _folder_storage(folder, spec["name"], spec["storage"]), folder)
+
+
+def _read_spec(folder: Path) -> dict[str, Any]:
+    """What showing needs from SWEEP/sweep.json (a received file: each value checked to be what it should be):
+    name, storage, direction, metric (texts) and parameters (key -> its spec)."""
+    path = folder / SPEC
+    try:
+        raw = json.loads(path.read_text())
+        found = {"name": raw["name"], "storage": raw["storage"], "direction": raw["direction"],
+                 "metric": raw["sweep"]["metric"]}
+        parameters = raw["sweep"]["parameters"]
+    except (OSError, ValueError, KeyError, TypeError):
+        found, parameters = {}, None
+    if not found or not all(isinstance(v, str) for v in found.values()) or not isinstance(parameters, dict) \
+            or not all(isinstance(v, dict) for v in parameters.values()):
+        raise RunError(f"{path} is not a kcli sweep record (name, storage, direction, sweep.metric, "
+                       "sweep.parameters)", key="SWEEP")
+    return {**found, "parameters": parameters}
+
+
+def _folder_storage(folder: Path, name: str, recorded: str) -> str:
+    """A read-only URL of SWEEP/sweep.db. Only a sweep whose study lives in its folder can be shown from the folder:
+    a storage URL recorded elsewhere is refused, never opened (a received sweep.json must not make kcli create or
+    write a database anywhere)."""
+    from urllib.parse import quote
+
+    if not (recorded.startswith("sqlite:///") and recorded.endswith(f"/{name}/{DB}")):
+        raise RunError(f"{folder / SPEC} keeps the study at {recorded!r}, not in {folder}; `kcli sweep show` opens "
+                       f"only {folder / DB}: run `kcli sweep CONFIG` with the sweep's config to see it", key="SWEEP")
+    db = (folder / DB).resolve()
+    if not db.is_file():
+        raise RunError(f"{db} is missing: the sweep's study is not in its folder", key="SWEEP")
+    return f"sqlite:///file:{quote(str(db))}?mode=ro&uri=true"
+
+
+def _load(name: str, storage: str, folder: Path) -> Any:
+    """The study, loaded without creating tables (a read-only database stays untouched)."""
+    import optuna
+    from optuna.storages import RDBStorage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        rdb = RDBStorage(storage, skip_table_creation=True) if storage.startswith("sqlite:///file:") else storage
+        return optuna.load_study(study_name=name, storage=rdb)
+    except (KeyError, optuna.exceptions.OptunaError) as exc:
+        raise RunError(f"no study {name!r} in {folder / DB} (emptied or damaged: {type(exc).__name__})",
+                       key="SWEEP") from None

@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -51,6 +52,7 @@ class Runner:
         self.host = socket.gethostname()
 
     def run(self) -> None:
+        self._check_folders()
         stale = self._stale()
         with ThreadPoolExecutor(self.jobs) as pool:
             futures = [pool.submit(self._worker, stale) for _ in range(self.jobs)]
@@ -90,6 +92,24 @@ class Runner:
                 mine.append(t)
         return mine
 
+    def _check_folders(self) -> None:
+        """Every trial folder's values are its trial's in the study: a study emptied or replaced under the folders
+        would attach a finished run to values it never trained with (and best.yaml would follow the study)."""
+        trials = {t.number: t for t in self.study.get_trials(deepcopy=False)}
+        prefix = f"{self.sweep.name}-trial-"
+        for run_json in sorted((self.sweep.folder / TRIALS).glob(f"{prefix}*/{runs.RUN_JSON}")):
+            folder = run_json.parent
+            number, recorded = folder.name[len(prefix):].split("-", 1)[0], _recorded(folder)
+            if not number.isdigit() or recorded is None:
+                continue   # not a trial's folder, or killed before it recorded its values (never reused)
+            trial = trials.get(int(number))
+            if trial is None or not _same_values(recorded, trial.params):
+                says = f"says trial {int(number)} has {_shown(trial.params)}" if trial \
+                    else f"has no trial {int(number)}"
+                raise RunError(f"the study ({self.sweep.storage}) no longer matches the trial folders: {folder} "
+                               f"trained with {', '.join(_own(recorded)) or 'no values'} but the study {says}; restore "
+                               f"the study, or move {folder.parent} away to start the sweep over", key="sweep")
+
     def _worker(self, stale: list[Any]) -> None:
         while not self.stop.is_set():
             with self.lock:
@@ -115,7 +135,8 @@ class Runner:
         sweep = self.sweep
         trials_dir = sweep.folder / TRIALS
         name = f"{sweep.name}-trial-{number:04d}"
-        existing = _run_of(trials_dir, name)
+        _settle(trials_dir, name)
+        existing = _run_of(trials_dir, name, params)
         if existing is not None and runs.load_record(existing, "RUN").get("status") == runs.FINISHED:
             return self._outcome(number, existing)   # it finished; the sweep died before recording it
         args = [sys.executable, "-m", "kcli", "train"]
@@ -123,8 +144,9 @@ class Runner:
             args += ["--resume", str(existing), "--runs-dir", str(trials_dir)]
             verb = "resuming"
         else:
-            args += [str(sweep.config), "--runs-dir", str(trials_dir), "--set", f"name={name}",
-                     *(a for s in [*sweep.overrides, *sets(params)] for a in ("--set", s))]
+            # the trial's name comes last: no --set or parameter may rename the run the sweep looks for
+            args += [str(sweep.config), "--runs-dir", str(trials_dir),
+                     *(a for s in [*sweep.overrides, *sets(params), f"name={name}"] for a in ("--set", s))]
             verb = "running again" if resumed else "running"
         self.display.note(f"trial {number}: {verb} ({_shown(params)})")
         env = {**os.environ, "KCLI_SWEEP_TRIAL": json.dumps({
@@ -139,9 +161,10 @@ class Runner:
                 code = child.wait()
             finally:
                 self.children.discard(child)
-        run_dir = _run_of(trials_dir, name)
+        run_dir = _run_of(trials_dir, name, params)
         if code != 0 or run_dir is None:
-            return Outcome(number, "failed", None, run_dir, _last_error(log) or f"exit code {code}")
+            detail = _last_error(log) or (f"exit code {code}" if code else f"no run folder {name}-* with its values")
+            return Outcome(number, "failed", None, run_dir, detail)
         return self._outcome(number, run_dir)
 
     def _outcome(self, number: int, run_dir: Path) -> Outcome:
@@ -203,10 +226,43 @@ class Runner:
                                "sweep", key="sweep")
 
 
-def _run_of(trials_dir: Path, name: str) -> Path | None:
-    """The run directory of a trial (`<name>-<timestamp>`), if it was created."""
+def _run_of(trials_dir: Path, name: str, params: dict[str, Any]) -> Path | None:
+    """The newest run directory of a trial (`<name>-<timestamp>`) that trained with the trial's values."""
     found = sorted(p.parent for p in trials_dir.glob(f"{name}-*/{runs.RUN_JSON}"))
-    return found[-1] if found else None
+    matching = [p for p in found if _same_values(_recorded(p), params)]
+    return matching[-1] if matching else None
+
+
+def _recorded(run_dir: Path) -> list[str] | None:
+    """The `--set` texts a run recorded in run.json (None if it died before recording them)."""
+    try:
+        found = runs.load_record(run_dir, "sweep").get("overrides")
+    except RunError:
+        return None
+    return [str(s) for s in found] if isinstance(found, list) else None
+
+
+def _own(recorded: list[str]) -> list[str]:
+    """The values among a run's `--set` texts (not the name the sweep gave it)."""
+    return [s for s in recorded if not s.startswith("name=")]
+
+
+def _same_values(recorded: list[str] | None, params: dict[str, Any]) -> bool:
+    """Whether a run trained with these values (the sweep passed each as `--set KEY=VALUE`)."""
+    return recorded is not None and set(sets(params)) <= set(recorded)
+
+
+def _settle(trials_dir: Path, name: str) -> None:
+    """A trial's folders still `running` with their process gone (a SIGKILLed sweep) are marked interrupted: the
+    trial is resumed from one of them or trained again in a new one, and none stays `running` forever."""
+    for run_json in trials_dir.glob(f"{name}-*/{runs.RUN_JSON}"):
+        try:
+            record = runs.load_record(run_json.parent, "sweep")
+        except RunError:
+            continue
+        if record.get("status") == "running" and record.get("host") in (None, platform.node()) \
+                and not state.alive(record.get("pid")):
+            runs.RunRecord(run_json.parent, record).finish("interrupted", "the sweep was killed during this run")
 
 
 def _resumable(run_dir: Path) -> bool:
