@@ -183,17 +183,40 @@ def _sampler(spec: SweepConfig) -> Any:
     base = optuna.samplers.RandomSampler if spec.method == "random" else optuna.samplers.TPESampler
     if spec.seed is None:
         return base()
-    seed = spec.seed
+    return _trial_seeded(base, spec.seed)
 
-    class TrialSeeded(base):  # type: ignore[misc,valid-type]
+
+def _trial_seeded(base: Any, seed: int) -> Any:
+    """A sampler that draws each trial with a new `base(seed=seed + trial number)`: Optuna's random and TPE samplers
+    keep no state but their random generator (TPE reads the study's history on every draw), so this is the same
+    sampler with a per-trial seed, through Optuna's public sampler interface only. kcli asks for trials under one
+    lock (sweep_run.py), so a trial's draws are never interleaved with another's."""
+    import optuna
+
+    class TrialSeeded(optuna.samplers.BaseSampler):
+        def __init__(self) -> None:
+            self._inner = base(seed=seed)
+
         def before_trial(self, study: Any, trial: Any) -> None:
-            # the random states Optuna's samplers draw from (TPE keeps a random sampler for its first trials)
-            for owner in (self, getattr(self, "_random_sampler", None)):
-                if owner is not None:
-                    owner._rng.rng.seed((seed + trial.number) % 2**32)
-            super().before_trial(study, trial)
+            self._inner = base(seed=(seed + trial.number) % 2**32)
+            self._inner.before_trial(study, trial)
 
-    return TrialSeeded(seed=seed)
+        def infer_relative_search_space(self, study: Any, trial: Any) -> Any:
+            return self._inner.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study: Any, trial: Any, search_space: Any) -> Any:
+            return self._inner.sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study: Any, trial: Any, param_name: str, param_distribution: Any) -> Any:
+            return self._inner.sample_independent(study, trial, param_name, param_distribution)
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            self._inner.after_trial(study, trial, state, values)
+
+        def reseed_rng(self) -> None:
+            self._inner.reseed_rng()
+
+    return TrialSeeded()
 
 
 def _pruner(spec: SweepConfig) -> Any:
