@@ -19,6 +19,7 @@ from typing import Any
 from kcli import readable
 from kcli.data import tables
 from kcli.data.images import images_in
+from kcli.display import visible
 from kcli.errors import DataError
 from kcli.runs import write_text
 from kcli.schema import SCHEMA_FILE
@@ -177,22 +178,24 @@ def classes_of(column: Column) -> int | None:
 
 def csv_config(path: Path, label: str, columns: list[Column], config: Path) -> str:
     """The config text for a CSV file (its path written relative to the config): no input_shape, so kcli builds
-    one input per column, with the kinds it found written out as data.columns (edit them freely)."""
+    one input per column, with the kinds it found written out as data.columns (edit them freely). Every name
+    from the data goes out through the YAML emitter, every comment quoting data as escaped single-line text."""
     target = next(c for c in columns if c.name == label)
     features = [c for c in columns if c.name != label]
     classes = classes_of(target)
     head = classes or 1
     loss = "{SparseCategoricalCrossentropy: {from_logits: true}}" if classes else "mse"
     metrics = "[accuracy]" if classes else "[mae]"
-    width = max(len(c.name) for c in features) + 20
-    entries = "\n".join(f"    {_yaml_key(c.name)}: {{kind: {c.kind}}}".ljust(width + 6) + f"# {c.detail}"
-                         + (f"; {c.missing} empty" if c.missing else "") for c in features)
+    keys = {c.name: _scalar(c.name) for c in features}
+    width = max(len(k) if len(k) <= LONG_KEY else 0 for k in keys.values()) + 20
+    entries = "\n".join(_entry(keys[c.name], f"{{kind: {c.kind}}}", width)
+                         + _comment(c.detail + (f"; {c.missing} empty" if c.missing else "")) for c in features)
     missing = sum(c.missing for c in features)
     what = target.kind.removeprefix("label: ")
     policy = (f"  missing: fill              # {missing} empty cell(s): numbers get the training mean, text a "
               "category of its own\n") if missing else ""
     return f"""# yaml-language-server: $schema={SCHEMA_FILE.resolve().as_uri()}
-# Written by `kcli init --data {path.name} --label {label}`. The label holds {what} ({target.detail}).
+{_comment(f"Written by `kcli init --data {path.name} --label {label}`. The label holds {what} ({target.detail}).")}
 # No model.input_shape: kcli builds one input per column and the preprocessing inside the model (numbers are
 # standardized by a Normalization adapted on the training split; categories one-hot encoded, or embedded
 # above 50 values). The kinds below are what kcli read; change a kind (number / category / ignore) as you like.
@@ -200,8 +203,8 @@ name: {_name(path)}
 seed: 42
 data:
   source: csv
-  path: {_relative(path, config)}
-  label: {_yaml_key(label)}
+  path: {_scalar(_relative(path, config))}
+  label: {_scalar(label)}
 {policy}  columns:
 {entries}
   validation_split: 0.2
@@ -223,10 +226,34 @@ fit:
 """
 
 
-def _yaml_key(name: str) -> str:
-    """A column name as a YAML key (quoted unless plain)."""
-    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_ .-]*", name) and not name.endswith(" ") else \
-        '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+_NOT_YAML = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")   # YAML 1.1
+LONG_KEY = 120   # longer keys are written as explicit `? key` entries (YAML allows implicit keys of 1024 chars)
+
+
+def _scalar(value: str) -> str:
+    """A string from the data as one line of YAML that loads back to exactly it: as the YAML emitter writes it
+    (quoted where YAML would read another type, a comment or structure), double-quoted with escapes when it
+    holds line breaks or characters a reader cannot see (control, bidi, undecodable bytes)."""
+    import yaml
+
+    if visible(value) == value:
+        text = yaml.safe_dump(value, width=math.inf, allow_unicode=True).removesuffix("\n...\n").rstrip("\n")
+        if "\n" not in text:
+            return text
+    return yaml.safe_dump(value, default_style='"', width=math.inf, allow_unicode=False).rstrip("\n")
+
+
+def _entry(key: str, value: str, width: int) -> str:
+    """One `key: value` line of data.columns (`key` already YAML), padded to `width` for its comment."""
+    if len(key) > LONG_KEY:
+        return f"    ? {key}\n" + f"    : {value}".ljust(width + 6)
+    return f"    {key}: {value}".ljust(width + 6)
+
+
+def _comment(text: str) -> str:
+    """`text` (quoting data) as one YAML comment line: no line break can end it, no character a YAML reader
+    refuses (\\uffff) or a reader cannot see is in it (all shown as escapes)."""
+    return "# " + _NOT_YAML.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), visible(text))
 
 
 def describe_images(folder: Path) -> list[Column]:
@@ -241,15 +268,16 @@ def describe_images(folder: Path) -> list[Column]:
 
 
 def images_config(folder: Path, classes: list[Column], config: Path) -> str:
-    kinds = "\n".join(f"#   {c.name}: {c.detail}" for c in classes)
+    kinds = "\n".join(_comment(f"  {c.name}: {c.detail}") for c in classes)
     return f"""# yaml-language-server: $schema={SCHEMA_FILE.resolve().as_uri()}
-# Written by `kcli init --data {folder.name}`: {len(classes)} classes (sub-folders, in this order = class ids):
+{_comment(f"Written by `kcli init --data {folder.name}`: {len(classes)} classes (sub-folders, in this order = "
+          "class ids):")}
 {kinds}
 name: {_name(folder)}
 seed: 42
 data:
   source: images
-  path: {_relative(folder, config)}
+  path: {_scalar(_relative(folder, config))}
   image_size: [64, 64]        # every image is resized to this; larger sizes see more detail and train slower
   color_mode: rgb
   validation_split: 0.2

@@ -88,7 +88,7 @@ def test_init_keeps_header_names_as_training_reads_them(tmp_path: Path) -> None:
     (tmp_path / "spaced.csv").write_text("a, b ,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(30)))
     assert run_cli("init", "--data", tmp_path / "spaced.csv", "--label", "label", "--output",
                    tmp_path / "spaced.yaml").exit_code == 0
-    assert '" b ": {kind: number}' in (tmp_path / "spaced.yaml").read_text()
+    assert "' b ': {kind: number}" in (tmp_path / "spaced.yaml").read_text()
     result = run_cli("train", tmp_path / "spaced.yaml", "--runs-dir", tmp_path / "runs", "--set", "fit.epochs=1")
     assert result.exit_code == 0, result.stderr
 

@@ -1,0 +1,75 @@
+"""`kcli init --data` on hostile files: names from the data never become YAML structure or code, a header whose
+columns make one input name twice is refused before a config is written, undecodable text names its cell."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import yaml
+
+from kcli import starter_data
+from tests.conftest import run_cli
+from tests.helpers import assert_user_error
+
+# Column names YAML would read as another type, as a comment, as structure; with line breaks, ESC, bidi, U+FFFF
+HOSTILE = ["true", "1", "~", "null", "x\ny", "e\x1bsc", "#h", "q: [1]", "\u202ebidi", "u\uffff", "n\x85l", "k" * 300]
+LABEL_VALUES = ["a", "z\nimports: [EVIL.py]  #", "c\r\nimports: [EVIL.py]"]
+
+
+def _hostile_csv(folder: Path, name: str) -> Path:
+    """A CSV with HOSTILE feature columns (numbers), one text column of hostile values, and a hostile label."""
+    path = folder / name
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow([*HOSTILE, "kind", "label"])
+        for i in range(30):
+            kind = ["p\nimports: [EVIL.py]", "s\x1b[31m", "t\uffff"][i % 3]
+            out.writerow([*(f"{(i * 7 + j) % 11 / 10}" for j in range(len(HOSTILE))), kind, LABEL_VALUES[i % 3]])
+    return path
+
+
+def test_init_writes_data_names_as_yaml_that_loads_back_exactly(tmp_path: Path) -> None:
+    """Every name from the data (columns, label, file name) loads back as that exact string; comments quoting data
+    stay one line; no `imports` key appears; and the config trains (so no code can be named by the data)."""
+    (tmp_path / "EVIL.py").write_text(f"open({str(tmp_path / 'PWNED')!r}, 'w').write('x')\n")
+    data = _hostile_csv(tmp_path, "d\nimports: EVIL.py #\x1b.csv")
+    target = tmp_path / "init.yaml"
+    result = run_cli("init", "--data", data, "--label", "label", "--output", target)
+    assert result.exit_code == 0, result.stderr
+    text = target.read_text(encoding="utf-8")
+    written = yaml.safe_load(text)
+    assert "imports" not in written and set(written) == {"name", "seed", "data", "model", "compile", "fit"}
+    assert list(written["data"]["columns"]) == [*HOSTILE, "kind"]
+    assert all(isinstance(k, str) for k in written["data"]["columns"])
+    assert written["data"]["label"] == "label" and written["data"]["path"] == data.name
+    comments = [line for line in text.splitlines() if line.lstrip().startswith("#")]
+    assert not any(line.lstrip().startswith("imports") for line in text.splitlines())
+    assert all("\x1b" not in line and "\uffff" not in line for line in comments)
+    assert "}#" not in text   # every comment after a space, long keys too
+    trained = run_cli("train", target, "--runs-dir", tmp_path / "runs", "--set", "fit.epochs=1")
+    assert trained.exit_code == 0, trained.stderr
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_init_on_the_probes_file_name_never_runs_code(tmp_path: Path) -> None:
+    """The probe's file name `x\nimports: [evil.py] #.csv`: the config loads back to it, without `imports`; train
+    refuses in one line (a name with `[` reads as a glob) and imports nothing."""
+    (tmp_path / "evil.py").write_text(f"open({str(tmp_path / 'PWNED')!r}, 'w').write('x')\n")
+    data = tmp_path / "x\nimports: [evil.py] #.csv"
+    data.write_text("a,b,label\n" + "".join(f"{i / 10},{i % 3},{i % 2}\n" for i in range(20)))
+    target = tmp_path / "i.yaml"
+    assert run_cli("init", "--data", data, "--label", "label", "--output", target).exit_code == 0
+    written = yaml.safe_load(target.read_text(encoding="utf-8"))
+    assert "imports" not in written and written["data"]["path"] == data.name
+    trained = run_cli("train", target, "--runs-dir", tmp_path / "runs", "--set", "fit.epochs=1")
+    assert trained.exit_code == 0 or assert_user_error(trained, "data.path")
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_scalar_keeps_plain_names_plain_and_quotes_the_rest() -> None:
+    """Names YAML reads as themselves stay as they are (readable configs); the rest load back exactly."""
+    assert starter_data._scalar("sepal length") == "sepal length" and starter_data._scalar("größe") == "größe"
+    for name in [*HOSTILE, "x\udcff", "'q'", '"q"', "- a", "a #b", "@x", "%x", "*x", "&x", "!x", "{a}", "? x"]:
+        assert "\n" not in starter_data._scalar(name)
+        assert yaml.safe_load(f"{starter_data._scalar(name)}: 1") == {name: 1}, name
