@@ -42,6 +42,7 @@ def describe_csv(path: Path, label: str | None) -> list[Column]:
     if label is None or label not in header:
         raise DataError(f"{path} has the columns {', '.join(header)}; name the label column with --label "
                         "(what the model should predict)", key="--label")
+    tables.check_input_names([name for name in header if name != label], path, "--data")
     tallies = {name: _Tally() for name in header}
     rows = 0
     for block in _blocks(path, header):

@@ -73,3 +73,19 @@ def test_scalar_keeps_plain_names_plain_and_quotes_the_rest() -> None:
     for name in [*HOSTILE, "x\udcff", "'q'", '"q"', "- a", "a #b", "@x", "%x", "*x", "&x", "!x", "{a}", "? x"]:
         assert "\n" not in starter_data._scalar(name)
         assert yaml.safe_load(f"{starter_data._scalar(name)}: 1") == {name: 1}, name
+
+
+def test_init_refuses_columns_that_make_one_input_name_as_train_does(tmp_path: Path) -> None:
+    """`a, a,label`: both columns would be the input `a`; init refuses it with train's rule, writing nothing."""
+    (tmp_path / "d.csv").write_text("a, a,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20)))
+    expected = f"{tmp_path / 'd.csv'}: columns 'a' and ' a' both make the input name 'a'"
+    line = assert_user_error(run_cli("init", "--data", tmp_path / "d.csv", "--label", "label", "--output",
+                                     tmp_path / "i.yaml"), expected)
+    assert line.startswith("error: --data: ") and not (tmp_path / "i.yaml").exists()
+    (tmp_path / "i.yaml").write_text("data: {source: csv, path: d.csv, label: label}\n"
+                                     "model: {layers: [Dense: {units: 2}]}\ncompile: {optimizer: adam, loss: mse}\n")
+    assert_user_error(run_cli("train", tmp_path / "i.yaml", "--runs-dir", tmp_path / "runs"),
+                      f"data.columns: {expected}")
+    (tmp_path / "n.csv").write_text("1,c_1,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20)))
+    assert_user_error(run_cli("init", "--data", tmp_path / "n.csv", "--label", "label", "--output",
+                              tmp_path / "n.yaml"), "columns '1' and 'c_1' both make the input name 'c_1'")

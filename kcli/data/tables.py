@@ -134,14 +134,21 @@ def infer(table: Any, data: DataConfig, path: Path) -> dict[str, ColumnConfig]:
         if spec.kind != "ignore" and spec.missing is None:
             spec.missing = data.missing or "error"
         columns[name] = spec
-    used = {input_name(n): n for n, c in columns.items() if c.kind != "ignore"}
+    used = [n for n, c in columns.items() if c.kind != "ignore"]
     if not used:
         raise DataError(f"{path} has no feature columns besides the label", key="data.columns")
-    clash = [n for n in columns if columns[n].kind != "ignore" and used[input_name(n)] != n]
-    if clash:
-        raise DataError(f"columns {clash[0]!r} and {used[input_name(clash[0])]!r} both make the input name "
-                        f"{input_name(clash[0])!r}; ignore one (kind: ignore) or rename it", key="data.columns")
+    check_input_names(used, path, "data.columns")
     return columns
+
+
+def check_input_names(features: list[str], path: Path, key: str) -> None:
+    """Feature columns become the model's inputs, named by `input_name`: two columns may not make one name."""
+    seen: dict[str, str] = {}
+    for name in features:
+        first = seen.setdefault(input_name(name), name)
+        if first != name:
+            raise DataError(f"{path}: columns {first!r} and {name!r} both make the input name {input_name(name)!r}; "
+                            "ignore one (kind: ignore) or rename it", key=key)
 
 
 @dataclass(frozen=True)
