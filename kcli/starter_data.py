@@ -150,10 +150,7 @@ def _blocks(path: Path, header: list[str]) -> Iterator[Any]:
             raise DataError(f"{path}: data row {bad[0].number - 1} has {bad[0].actual_columns} values, the header "
                             f"{bad[0].expected_columns}", key="--data") from None
         text = tables.arrow_problem(exc)
-        row = re.search(r"Row #(\d+): ", text)
-        where = f": data row {int(row[1]) - 1}" if row else ""
-        raise DataError(f"cannot read {path}{where}: {text.replace(row[0], '') if row else text}",
-                        key="--data") from None
+        raise DataError(tables.located(path, header, text) or f"cannot read {path}: {text}", key="--data") from None
 
 
 def _label(name: str, tally: _Tally, path: Path) -> Column:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 import yaml
 
 from kcli import starter_data
+from kcli.errors import DataError
 from tests.conftest import run_cli
 from tests.helpers import assert_user_error
 
@@ -89,3 +91,41 @@ def test_init_refuses_columns_that_make_one_input_name_as_train_does(tmp_path: P
     (tmp_path / "n.csv").write_text("1,c_1,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20)))
     assert_user_error(run_cli("init", "--data", tmp_path / "n.csv", "--label", "label", "--output",
                               tmp_path / "n.yaml"), "columns '1' and 'c_1' both make the input name 'c_1'")
+
+
+def _undecodable_csv(path: Path, rows: int, bad: int) -> Path:
+    """A CSV whose text column `kind` holds the bytes \\xff\\xfe (not UTF-8) at data row `bad`."""
+    lines = [b"f1,kind,label"] + [b"%d,%s,%d" % (i % 7, b"\xff\xfe" if i + 1 == bad else b"xy"[i % 2:i % 2 + 1], i % 2)
+                                  for i in range(rows)]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_undecodable_text_names_file_row_and_column(tmp_path: Path, stream: bool) -> None:
+    """Bytes that are not UTF-8 at data row 2501 of 3000: one line naming file, row and column (data.path), read
+    whole or streamed, as init names it."""
+    data = _undecodable_csv(tmp_path / "d.csv", 3000, 2501)
+    _undecodable_csv(tmp_path / "v.csv", 50, 0)
+    expected = f"data.path: {data}: data row 2501, column 'kind' is not UTF-8 text"
+    assert_user_error(run_cli("init", "--data", data, "--label", "label", "--output", tmp_path / "i.yaml"),
+                      expected.replace("data.path", "--data"))
+    (tmp_path / "c.yaml").write_text(f"data: {{source: csv, path: d.csv, label: label, stream: {str(stream).lower()},"
+                                     " validation: {path: v.csv}}\nmodel: {layers: [Dense: {units: 2}]}\n"
+                                     "compile: {optimizer: adam, loss: mse}\nfit: {epochs: 1}\n")
+    assert_user_error(run_cli("train", tmp_path / "c.yaml", "--runs-dir", tmp_path / "runs"), expected)
+
+
+def test_undecodable_text_in_a_later_streamed_block_names_its_row_and_column(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first block read the column as text; a later block's bad bytes are found again, row and column named."""
+    from kcli.data import stream
+
+    monkeypatch.setattr(stream, "BLOCK_BYTES", 1024)
+    data = _undecodable_csv(tmp_path / "d.csv", 3000, 2501)
+    blocks = stream.blocks(data, "csv", "data")
+    with pytest.raises(DataError) as caught:
+        for _ in blocks:
+            pass
+    assert caught.value.message == f"{data}: data row 2501, column 'kind' is not UTF-8 text; save the file as UTF-8"
+    assert caught.value.key == "data.path"

@@ -87,7 +87,7 @@ def blocks(path: Path, source: str, key: str, features: dict[str, str] | None = 
 
         yield from tfrecords.blocks(path, features, key)
         return
-    read = 0
+    read = rows = 0
     try:
         if source == "parquet":
             import pyarrow.parquet as pq
@@ -99,8 +99,11 @@ def blocks(path: Path, source: str, key: str, features: dict[str, str] | None = 
             batches = csv.open_csv(path, read_options=csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=True),
                                    convert_options=tables.csv_options())
         for batch in batches:
-            yield pa.Table.from_batches([batch])
-            read += 1
+            table = pa.Table.from_batches([batch])
+            if source == "csv":
+                tables.check_text(table, path, key, rows)
+            yield table
+            read, rows = read + 1, rows + table.num_rows
     except FileNotFoundError:
         raise DataError(f"{path} is gone (it was there when the run began)", key=_file_key(key)) from None
     except (pa.ArrowException, OSError) as exc:
@@ -131,10 +134,7 @@ def _located(path: Path, schema: Any, exc: BaseException) -> str | None:
         return (f"{path}: data row {row}, column {schema.names[column]!r} is {value!r}, not {what} as in its first "
                 "rows (a streamed table takes each column's kind from its first block of rows: fix the cell, or "
                 "set data.stream: false to read the table whole)")
-    found = re.search(r"Row #(\d+): ", text)
-    if found is None:
-        return None
-    return f"{path}: data row {int(found[1]) - 1}: {text.replace(found[0], '')}"
+    return tables.located(path, schema.names, text)
 
 
 def split_pass(files: list[Path], data: DataConfig, key: str, label: str | None, weights: bool,

@@ -11,6 +11,7 @@ text becomes "", whole-number codes -1), see kcli/tabular.py.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ def read_table(path: Path, source: str, key: str, features: dict[str, str] | Non
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cannot read {path} as {source}: {arrow_problem(exc)}", key=_file_key(key)) from None
     column_names(table, path, key)
+    if source == "csv":
+        check_text(table, path, key)
     if table.num_rows == 0:
         raise DataError(f"{path} has a header but no rows", key=_file_key(key))
     return table
@@ -72,6 +75,42 @@ def check_names(names: list[str], path: Path, key: str) -> None:
     if doubled:
         raise DataError(f"{path}: the column name(s) {', '.join(map(repr, doubled))} appear more than once",
                         key=key)
+
+
+def check_text(table: Any, path: Path, key: str, first_row: int = 0) -> None:
+    """A CSV's cells must be UTF-8 text: pyarrow reads a column holding other bytes as binary; its first such cell
+    is named (`first_row`: data rows before this block)."""
+    import pyarrow as pa
+
+    for name in table.column_names:
+        column = table.column(name)
+        if not (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
+            continue
+        for row, cell in enumerate(column.to_pylist()):
+            try:
+                cell is None or cell.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(not_utf8(path, first_row + row + 1, str(name)), key=_file_key(key)) from None
+
+
+def not_utf8(path: Path, row: int, column: str) -> str:
+    """The message for a CSV cell whose bytes are not UTF-8 text."""
+    return f"{path}: data row {row}, column {column!r} is not UTF-8 text; save the file as UTF-8"
+
+
+def located(path: Path, names: list[str], problem: str) -> str | None:
+    """pyarrow's complaint about a CSV (read unthreaded, so it names the row) as a message naming the data row and
+    column; None when it names no row."""
+    found = re.search(r"In CSV column #(\d+): Row #(\d+): (.*)$", problem)
+    if found is not None:
+        column, row, what = names[int(found[1])], int(found[2]) - 1, found[3]   # pyarrow counts the header as row 1
+        if what.endswith("invalid UTF8 data"):
+            return not_utf8(path, row, column)
+        return f"{path}: data row {row}, column {column!r}: {what}"
+    found = re.search(r"Row #(\d+): ", problem)
+    if found is None:
+        return None
+    return f"{path}: data row {int(found[1]) - 1}: {problem.replace(found[0], '')}"
 
 
 def csv_options() -> Any:
