@@ -120,11 +120,9 @@ def _header(path: Path) -> list[str]:
     try:
         with csv.open_csv(path, read_options=csv.ReadOptions(block_size=BLOCK_BYTES),   # rows: see _blocks
                           parse_options=csv.ParseOptions(invalid_row_handler=lambda row: "skip")) as reader:
-            names = [str(n) for n in reader.schema.names]
+            return tables.column_names(reader, path, "--data")
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cannot read {path}: {tables.arrow_problem(exc)}", key="--data") from None
-    tables.check_names(names, path, "--data")
-    return names
 
 
 def _blocks(path: Path, header: list[str]) -> Iterator[Any]:

@@ -129,3 +129,18 @@ def test_undecodable_text_in_a_later_streamed_block_names_its_row_and_column(tmp
             pass
     assert caught.value.message == f"{data}: data row 2501, column 'kind' is not UTF-8 text; save the file as UTF-8"
     assert caught.value.key == "data.path"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_header_that_is_not_utf8_is_one_line(tmp_path: Path, stream: bool) -> None:
+    """A column name with the byte \\xff: one line naming the file, for init and for train read whole or streamed."""
+    rows = b"".join(b"%d,%d,%d\n" % (i, i % 3, i % 2) for i in range(30))
+    for name in ("d.csv", "v.csv"):
+        (tmp_path / name).write_bytes(b"a,b\xff,label\n" + rows)
+    expected = f"{tmp_path / 'd.csv'}: its header line is not UTF-8 text"
+    assert_user_error(run_cli("init", "--data", tmp_path / "d.csv", "--label", "label", "--output",
+                              tmp_path / "i.yaml"), f"--data: {expected}")
+    (tmp_path / "c.yaml").write_text(f"data: {{source: csv, path: d.csv, label: label, stream: {str(stream).lower()},"
+                                     " validation: {path: v.csv}}\nmodel: {layers: [Dense: {units: 2}]}\n"
+                                     "compile: {optimizer: adam, loss: mse}\nfit: {epochs: 1}\n")
+    assert_user_error(run_cli("train", tmp_path / "c.yaml", "--runs-dir", tmp_path / "runs"), f"data.path: {expected}")

@@ -59,8 +59,12 @@ def read_table(path: Path, source: str, key: str, features: dict[str, str] | Non
 
 
 def column_names(table: Any, path: Path, key: str) -> list[str]:
-    """A table's column names, each once (a name twice in a header is one line naming it)."""
-    names = [str(n) for n in table.column_names]
+    """A table's (or a CSV reader's) column names, each once (a name twice in a header is one line naming it)."""
+    try:
+        names = [str(n) for n in table.schema.names]
+    except UnicodeDecodeError:   # pyarrow decodes the names only when asked
+        raise DataError(f"{path}: its header line is not UTF-8 text; save the file as UTF-8",
+                        key=_file_key(key)) from None
     check_names(names, path, _file_key(key))
     return names
 
@@ -82,15 +86,15 @@ def check_text(table: Any, path: Path, key: str, first_row: int = 0) -> None:
     is named (`first_row`: data rows before this block)."""
     import pyarrow as pa
 
-    for name in table.column_names:
-        column = table.column(name)
+    for index, name in enumerate(column_names(table, path, key)):   # the header's bytes first
+        column = table.column(index)
         if not (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
             continue
         for row, cell in enumerate(column.to_pylist()):
             try:
                 cell is None or cell.decode("utf-8")
             except UnicodeDecodeError:
-                raise DataError(not_utf8(path, first_row + row + 1, str(name)), key=_file_key(key)) from None
+                raise DataError(not_utf8(path, first_row + row + 1, name), key=_file_key(key)) from None
 
 
 def not_utf8(path: Path, row: int, column: str) -> str:
