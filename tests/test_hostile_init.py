@@ -144,3 +144,20 @@ def test_a_header_that_is_not_utf8_is_one_line(tmp_path: Path, stream: bool) -> 
                                      " validation: {path: v.csv}}\nmodel: {layers: [Dense: {units: 2}]}\n"
                                      "compile: {optimizer: adam, loss: mse}\nfit: {epochs: 1}\n")
     assert_user_error(run_cli("train", tmp_path / "c.yaml", "--runs-dir", tmp_path / "runs"), f"data.path: {expected}")
+
+
+def test_init_on_an_image_folder_with_hostile_names_loads_back_exactly(tmp_path: Path) -> None:
+    """Class folder names in comments stay one line; the folder's path (a line break, `imports:`) loads back."""
+    from tests.test_hostile_files import png
+
+    folder = tmp_path / "x\nimports: [evil.py] #"
+    for name in ("a\nimports: [evil.py]", "b\x1b[31m"):
+        (folder / name).mkdir(parents=True)
+        for i in range(2):
+            png(folder / name / f"{i}.png")
+    result = run_cli("init", "--data", folder, "--output", tmp_path / "i.yaml")
+    assert result.exit_code == 0, result.stderr
+    text = (tmp_path / "i.yaml").read_text(encoding="utf-8")
+    written = yaml.safe_load(text)
+    assert "imports" not in written and written["data"]["path"] == folder.name and "\x1b" not in text
+    assert "#   a\\nimports: [evil.py]: 2 images\n#   b\\x1b[31m: 2 images\n" in text
