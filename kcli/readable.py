@@ -147,12 +147,21 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
+GLOB_CHARACTERS = "*?["
+
+
+def is_pattern(path: str) -> bool:
+    """Whether a data path is a glob: it holds *, ? or [ and names no existing file or folder as written (a file
+    called `x[1].csv` is that file)."""
+    return any(c in path for c in GLOB_CHARACTERS) and not os.path.lexists(path)
+
+
 def glob_files(pattern: str, key: str, error: type[KcliError] = DataError) -> list[Path]:
     """The files a glob matches (sorted; folders left out; hidden names only when the pattern names them, as
     glob.glob), each checked as in `files_under` against the glob's fixed leading folder. `**` never descends
     through a link (glob.glob would: `data/**/*.csv` with `data/up -> /` walked the whole disk)."""
     parts = Path(pattern).parts
-    fixed = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts))
+    fixed = next((i for i, part in enumerate(parts) if any(c in part for c in GLOB_CHARACTERS)), len(parts))
     root = Path(*parts[:fixed]) if fixed else Path(".")
     rest = "/".join(parts[fixed:])
     if not rest or not root.is_dir():

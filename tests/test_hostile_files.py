@@ -299,3 +299,17 @@ def test_file_names_that_are_not_utf8_are_one_line(tmp_path: Path) -> None:
     table(Path(os.fsdecode(os.fsencode(tmp_path / "t") + b"/\xfe.csv")))
     result = run_cli("train", table_config(tmp_path, "t"), "--runs-dir", tmp_path / "runs")
     assert_user_error(result, "t/\\xfe.csv has a name that is not UTF-8 text")
+
+
+def test_a_data_file_whose_name_looks_like_a_glob_is_that_file(tmp_path: Path) -> None:
+    """`x[1].csv` that exists is the file (it was read as a glob matching `x1.csv` and said "no file matches");
+    a path that exists nowhere with * ? [ is still a glob."""
+    from kcli import readable
+    from kcli.data.stream import table_files
+
+    named = tmp_path / "x[1].csv"
+    named.write_text("a,label\n1,0\n")
+    (tmp_path / "part-1.csv").write_text("a,label\n2,1\n")
+    assert not readable.is_pattern(str(named)) and readable.is_pattern(str(tmp_path / "part-*.csv"))
+    assert table_files(str(named), "csv", "data.path") == [named]
+    assert table_files(str(tmp_path / "part-*.csv"), "csv", "data.path") == [tmp_path / "part-1.csv"]

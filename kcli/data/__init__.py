@@ -370,7 +370,7 @@ def fingerprints(data: DataConfig) -> dict[str, dict[str, Any]]:
         if part is None or not part.path:
             continue
         source = part.source or data.source
-        several = Path(part.path).is_dir() or any(c in part.path for c in "*?[")
+        several = Path(part.path).is_dir() or readable.is_pattern(part.path)
         if source in TABLES and several:
             try:
                 paths += [str(f) for f in stream_mod.table_files(part.path, source, "data")]

@@ -44,7 +44,7 @@ SUFFIXES = {"csv": (".csv",), "parquet": (".parquet", ".pq"), "tfrecord": (".tfr
 def table_files(path: str, source: str, key: str) -> list[Path]:
     """The files of `path`: a file, a folder (its .csv / .parquet files) or a glob, sorted by name."""
     p = Path(path)
-    if any(c in path for c in "*?["):
+    if readable.is_pattern(path):
         files = readable.glob_files(path, _file_key(key))
         if not files:
             raise DataError(f"no file matches {path}", key=_file_key(key))
