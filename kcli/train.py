@@ -343,7 +343,7 @@ def _close_tracking(tracked: tracking.MlflowRun | None, status: str) -> None:
 def _write_run_files(prep: Prepared, run_dir: Path, record: runs.RunRecord, summary_text: str,
                      display: Display) -> None:
     runs.write_text(run_dir / runs.CONFIG, config_mod.dump(prep.cfg))
-    record.update(imports={"files": runs.copy_code(run_dir, prep.registry.files), "modules": prep.registry.modules},
+    record.update(imports={"files": runs.copy_code(run_dir, prep.registry.sources), "modules": prep.registry.modules},
                   features=prep.splits.train.columns if prep.splits else None,  # CSV column names, for predict
                   classes=prep.splits.class_names if prep.splits else None,   # image folders: names by class id
                   data_files=data_mod.fingerprints(prep.cfg.data),   # resume and evaluate notice changed data
