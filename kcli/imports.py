@@ -188,7 +188,7 @@ def run_code(path: Path, source: bytes, key: str) -> ModuleType:
     sys.modules[name] = module    # before it runs, as an import does (dataclasses and pickling look it up)
     try:
         exec(compile(source, str(path), "exec", dont_inherit=True), module.__dict__)
-    except Exception as exc:  # the user's code may raise anything; report it on one line
+    except (Exception, SystemExit) as exc:  # the user's code may raise anything (sys.exit too): one line
         del sys.modules[name]
         raise ConfigError(f"{path}{_line_in(exc, path)} failed to import: {type(exc).__name__}: {exc}",
                           key=key) from None
@@ -201,7 +201,7 @@ def import_module(dotted: str, key: str) -> ModuleType:
         module = importlib.import_module(dotted)
     except ModuleNotFoundError as exc:
         raise ConfigError(f"module {dotted!r} not found ({exc}); a file must end in .py", key=key) from None
-    except Exception as exc:  # the user's code may raise anything; report it on one line
+    except (Exception, SystemExit) as exc:  # the user's code may raise anything (sys.exit too): one line
         raise ConfigError(f"module {dotted!r} failed to import: {type(exc).__name__}: {exc}", key=key) from None
     return module
 

@@ -162,3 +162,10 @@ def test_training_imports_its_files_copies_the_bytes_that_ran_and_leaves_no_pyca
     for folder in (run / "code", tmp_path):   # the run's copy, and the file it was trained from
         assert not (folder / "__pycache__").exists(), os.listdir(folder)
 
+
+def test_code_that_calls_sys_exit_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "quits.py").write_text("import sys\n\nsys.exit(0)\n")
+    config = tiny_project(tmp_path, imports=["quits.py"])
+    line = assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"), "imports[0]")
+    assert "quits.py:3 failed to import: SystemExit" in line
+    assert not (tmp_path / "runs").exists()
