@@ -219,7 +219,8 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
 def _private_copy(run_dir: Path, tmp: Path) -> Path:
     """A worker's own copy of the run it resumes with the others (the chief alone writes the original)."""
     copy = tmp / run_dir.name
-    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(".tmp-*"))
+    # links stay links: followed, a code/ link (or a model.keras link) out of the run would pass as the run's own
+    shutil.copytree(run_dir, copy, symlinks=True, ignore=shutil.ignore_patterns(".tmp-*"))
     record = runs.load_record(copy, "--resume")
     record["status"] = "interrupted"   # the chief has marked the original running by now
     runs.write_json(copy / runs.RUN_JSON, record)

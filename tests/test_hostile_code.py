@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kcli import trust
+from kcli import train, trust
+from kcli.errors import RunError
 from tests.conftest import run_cli, run_json
 from tests.helpers import assert_user_error, tiny_project, train_ok
 
@@ -129,6 +130,18 @@ def test_a_code_folder_that_is_a_link_is_refused(received: Path, tmp_path: Path,
     line = assert_user_error(result, f"the run's code folder {received.resolve() / 'code'} is a symbolic link")
     assert str(outside) in line and "its own code/ folder" in line and "--trust-code" not in line
     assert not marker.exists()
+
+
+def test_a_workers_copy_of_the_run_keeps_its_links(received: Path, tmp_path: Path) -> None:
+    """A worker resumes from its own copy: a code/ link must stay a link there, refused as by the chief."""
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "mylayers.py").write_text(LAYERS)
+    shutil.rmtree(received / "code")
+    (received / "code").symlink_to(tmp_path / "outside", target_is_directory=True)
+    (received / "run.json").write_text(json.dumps({**run_json(received), "status": "failed"}))
+    copy = train._private_copy(received, tmp_path / "worker")
+    with pytest.raises(RunError, match="code folder .* is a symbolic link"):
+        trust.allowed_code(copy, run_json(copy), trust_code=True)
 
 
 @pytest.mark.parametrize("target", ["outside", "inside"])
