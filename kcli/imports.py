@@ -2,22 +2,27 @@
 
 Classes found here are looked up by name after Keras's own, and passed as `custom_objects`
 when a saved model is loaded back.
+
+A Python file is read once, as bytes, and those bytes are what runs (run_code compiles them from memory): the
+bytes a finished run's trust check hashed (trust.allowed_code) are the bytes that run, a file swapped after the
+check or a planted __pycache__/*.pyc never runs in their place, and no .pyc is written beside the code.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.util
 import inspect
 import re
 import sys
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from kcli import readable
 from kcli.compose import is_file_ref
 from kcli.errors import ConfigError, RunError
 
@@ -25,11 +30,17 @@ from kcli.errors import ConfigError, RunError
 @dataclass(frozen=True)
 class CodeLock:
     """The only code a registry may import on behalf of a finished run: its own copies in RUN/code/ (which
-    trust.py allowed) and the dotted modules its run.json lists. Whatever else its files name is refused."""
+    trust.py allowed), each with the bytes trust.py read and checked (they run, never the file read again), and
+    the dotted modules its run.json lists. Whatever else its files name is refused."""
 
     run: Path
-    files: tuple[Path, ...]
+    sources: Mapping[Path, bytes]
     modules: tuple[str, ...]
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The run's code files (RUN/code/*.py)."""
+        return tuple(self.sources)
 
     def admit(self, entry: str, key: str) -> str:
         """The entry to import instead of `entry` (a file named in config.yaml -> the run's copy of it)."""
@@ -54,9 +65,14 @@ class Registry:
     """Classes defined by the user's imported modules, by class name."""
 
     classes: dict[str, type] = field(default_factory=dict)
-    files: list[Path] = field(default_factory=list)     # imported .py files, to copy into a run
+    sources: dict[Path, bytes] = field(default_factory=dict)   # imported .py files: the bytes that ran
     modules: list[str] = field(default_factory=list)    # imported dotted modules
     lock: CodeLock | None = None   # a finished run's code only: every load goes through its admit()
+
+    @property
+    def files(self) -> list[Path]:
+        """The imported .py files."""
+        return list(self.sources)
 
     def add_module(self, module: ModuleType) -> None:
         """Register every class the module itself defines (not the ones it imports)."""
@@ -81,11 +97,16 @@ class Registry:
         """Import a file or dotted module once and register its classes."""
         if self.lock is not None:
             entry = self.lock.admit(entry, key)
-        module = import_file(Path(entry), key) if is_file_ref(entry) else import_module(entry, key)
-        if is_file_ref(entry) and Path(entry) not in self.files:
-            self.files.append(Path(entry))
-        elif not is_file_ref(entry) and entry not in self.modules:
-            self.modules.append(entry)
+        if is_file_ref(entry):
+            path = Path(entry)
+            # a run's file runs from the bytes its trust check read (admit returned one of them), never re-read
+            source = self.lock.sources[path] if self.lock is not None else read_code(path, key)
+            module = run_code(path, source, key)
+            self.sources.setdefault(path, source)
+        else:
+            module = import_module(entry, key)
+            if entry not in self.modules:
+                self.modules.append(entry)
         self.add_module(module)
         return module
 
@@ -140,26 +161,34 @@ def _walk(value: Any, key: str, found: list[tuple[str, str]]) -> None:
         found.append((key, target))
 
 
-def _module_name(path: Path) -> str:
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+def _module_name(path: Path, source: bytes) -> str:
+    """A private module name for these bytes at this path (other bytes at the same path are another module)."""
+    digest = hashlib.sha1(str(path).encode() + b"\0" + hashlib.sha256(source).digest()).hexdigest()[:8]
     return f"kcli_user.{path.stem}_{digest}"
 
 
-def import_file(path: Path, key: str) -> ModuleType:
-    """Import a Python file under a stable private module name."""
-    name = _module_name(path)
-    if not path.is_file():
+def read_code(path: Path, key: str) -> bytes:
+    """The bytes of the user's Python file (`imports:`, `file.py:Name`), read once: they run and are copied."""
+    if not readable.present(path, key, ConfigError):
         raise ConfigError(f"Python file not found: {path}", key=key)
+    source = readable.read_bytes(path)
+    if source is None:
+        raise ConfigError(f"cannot read the Python file {path}", key=key)
+    return source
+
+
+def run_code(path: Path, source: bytes, key: str) -> ModuleType:
+    """Run these exact bytes as the module of `path`, once per path and contents, under a private name:
+    compiled from memory (no loader: no __pycache__/*.pyc is consulted instead, and none is written)."""
+    name = _module_name(path, source)
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"cannot import {path}: not a Python file", key=key)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    module = ModuleType(name)
+    module.__file__ = str(path)   # for tracebacks and inspect.getsource
+    sys.modules[name] = module    # before it runs, as an import does (dataclasses and pickling look it up)
     try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # the user's code may raise anything; report it on one line
+        exec(compile(source, str(path), "exec", dont_inherit=True), module.__dict__)
+    except (Exception, SystemExit) as exc:  # the user's code may raise anything (sys.exit too): one line
         del sys.modules[name]
         raise ConfigError(f"{path}{_line_in(exc, path)} failed to import: {type(exc).__name__}: {exc}",
                           key=key) from None
@@ -172,7 +201,7 @@ def import_module(dotted: str, key: str) -> ModuleType:
         module = importlib.import_module(dotted)
     except ModuleNotFoundError as exc:
         raise ConfigError(f"module {dotted!r} not found ({exc}); a file must end in .py", key=key) from None
-    except Exception as exc:  # the user's code may raise anything; report it on one line
+    except (Exception, SystemExit) as exc:  # the user's code may raise anything (sys.exit too): one line
         raise ConfigError(f"module {dotted!r} failed to import: {type(exc).__name__}: {exc}", key=key) from None
     return module
 

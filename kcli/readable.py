@@ -21,9 +21,11 @@ from kcli.errors import DataError, KcliError
 NOT_UTF8 = "has a name that is not UTF-8 text; rename it"
 
 
-def problem(path: Path, root: Path | None = None) -> str | None:
-    """Why `path` may not be read as a file (a link loop, a link out of `root`, not a regular file, a name that
-    is not UTF-8), or None."""
+def problem(path: Path, root: Path | None = None, links: bool = True) -> str | None:
+    """Why `path` may not be read as a file (a link loop, a link out of `root`, any link unless `links`, not a
+    regular file, a name that is not UTF-8), or None."""
+    if not links and (why := link_problem(path)) is not None:
+        return why
     try:
         target = path.resolve(strict=True)
     except RuntimeError:
@@ -41,6 +43,15 @@ def problem(path: Path, root: Path | None = None) -> str | None:
     if not stat.S_ISREG(mode):
         return "is a folder, not a file" if stat.S_ISDIR(mode) else f"is not a regular file (a {_kind(mode)})"
     return None if utf8(str(path)) else NOT_UTF8
+
+
+def link_problem(path: Path) -> str | None:
+    """'is a symbolic link (to X) ...' when `path` itself is a link (wherever it points), else None."""
+    try:
+        target = os.readlink(path)
+    except OSError:   # not a link (or not there): nothing to say here
+        return None
+    return f"is a symbolic link (to {target}), not a file or folder of its own"
 
 
 def utf8(name: str) -> bool:
@@ -78,10 +89,12 @@ def present(path: Path, key: str, error: type[KcliError] = DataError) -> bool:
 
 
 @contextlib.contextmanager
-def open_regular(path: Path) -> Iterator[BinaryIO]:
-    """Open a file for reading only if it is a regular file: the check is made on the opened file itself, and
-    the open does not wait for a FIFO's writer; OSError (EINVAL for anything else) otherwise."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+def open_regular(path: Path, links: bool = True) -> Iterator[BinaryIO]:
+    """Open a file for reading only if it is a regular file (and no link, unless `links`): the check is made on
+    the opened file itself, and the open does not wait for a FIFO's writer; OSError (EINVAL for anything else,
+    ELOOP for a link) otherwise."""
+    no_link = 0 if links else os.O_NOFOLLOW
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | no_link)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
@@ -94,12 +107,13 @@ def open_regular(path: Path) -> Iterator[BinaryIO]:
         yield fh
 
 
-def read_bytes(path: Path, root: Path | None = None) -> bytes | None:
-    """The bytes of a regular file (inside `root` when given), or None when it may not or cannot be read."""
-    if problem(path, root) is not None:
+def read_bytes(path: Path, root: Path | None = None, links: bool = True) -> bytes | None:
+    """The bytes of a regular file (inside `root` when given; not a link unless `links`), or None when it may
+    not or cannot be read."""
+    if problem(path, root, links) is not None:
         return None
     try:
-        with open_regular(path) as fh:
+        with open_regular(path, links) as fh:
             return fh.read()
     except OSError:
         return None

@@ -14,7 +14,7 @@ import os
 import platform
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,12 +89,17 @@ def atomic_target(path: Path, replace: bool = False) -> Iterator[Path]:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write a text file atomically (temp file, fsync, rename); replaces an earlier version of the same file.
+    """Write a text file atomically as UTF-8 (see write_bytes)."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write a file atomically (temp file, fsync, rename); replaces an earlier version of the same file.
     On any failure (a full disk) the temporary file is removed and the earlier version stays."""
     tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:12]}-{path.name}")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -169,19 +174,20 @@ class RunRecord:
         write_json(self.run_dir / RUN_JSON, self.data)
 
 
-def copy_code(run_dir: Path, files: list[Path]) -> list[str]:
-    """Copy the user's imported .py files into RUN/code/ so the run can be loaded on its own."""
-    if not files:
+def copy_code(run_dir: Path, sources: Mapping[Path, bytes]) -> list[str]:
+    """Write the user's imported .py files into RUN/code/ so the run can be loaded on its own: the bytes that
+    ran (imports.Registry.sources), not the file as it is now (it may have been edited while training)."""
+    if not sources:
         return []
     code = run_dir / CODE_DIR
     code.mkdir(exist_ok=True)
     copied: list[str] = []
-    for src in files:
+    for src, source in sources.items():
         dest = code / src.name
         n = 2
         while dest.exists():
             dest, n = code / f"{src.stem}_{n}{src.suffix}", n + 1
-        write_text(dest, src.read_text(encoding="utf-8"))
+        write_bytes(dest, source)
         copied.append(str(dest.relative_to(run_dir)))
     return copied
 

@@ -219,7 +219,8 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
 def _private_copy(run_dir: Path, tmp: Path) -> Path:
     """A worker's own copy of the run it resumes with the others (the chief alone writes the original)."""
     copy = tmp / run_dir.name
-    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(".tmp-*"))
+    # links stay links: followed, a code/ link (or a model.keras link) out of the run would pass as the run's own
+    shutil.copytree(run_dir, copy, symlinks=True, ignore=shutil.ignore_patterns(".tmp-*"))
     record = runs.load_record(copy, "--resume")
     record["status"] = "interrupted"   # the chief has marked the original running by now
     runs.write_json(copy / runs.RUN_JSON, record)
@@ -343,7 +344,7 @@ def _close_tracking(tracked: tracking.MlflowRun | None, status: str) -> None:
 def _write_run_files(prep: Prepared, run_dir: Path, record: runs.RunRecord, summary_text: str,
                      display: Display) -> None:
     runs.write_text(run_dir / runs.CONFIG, config_mod.dump(prep.cfg))
-    record.update(imports={"files": runs.copy_code(run_dir, prep.registry.files), "modules": prep.registry.modules},
+    record.update(imports={"files": runs.copy_code(run_dir, prep.registry.sources), "modules": prep.registry.modules},
                   features=prep.splits.train.columns if prep.splits else None,  # CSV column names, for predict
                   classes=prep.splits.class_names if prep.splits else None,   # image folders: names by class id
                   data_files=data_mod.fingerprints(prep.cfg.data),   # resume and evaluate notice changed data

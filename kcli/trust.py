@@ -2,10 +2,11 @@
 
 A run that used `imports` carries copies of those files in RUN/code/ (and the names of dotted modules in
 run.json). `kcli train` remembers the sha256 of every file it copied, and the modules it imported, in a
-small store in the user's data folder. Loading a run later runs its code only when every file lies inside
-RUN/code/ and was trained by this user with these exact contents (and every module was imported by a
-training of this user), or when the user passes --trust-code. A run directory received from someone else
-(or a run.json edited to point elsewhere) therefore runs nothing by surprise.
+small store in the user's data folder. Loading a run later runs its code only when every file is a regular file
+(no link) in RUN/code/ (a real folder, no link) and was trained by this user with these exact contents (and
+every module was imported by a training of this user), or when the user passes --trust-code. A run directory
+received from someone else (or a run.json edited to point elsewhere) therefore runs nothing by surprise. Each
+file is read once: the bytes hashed here are the bytes that run (imports.run_code), never a .pyc beside them.
 
 Whatever else a run's files name as code (config.yaml's data.function, `file.py:Class` and `module:Class`
 references, schedules, callbacks) is looked up through a Registry locked to that code (imports.CodeLock), for
@@ -21,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kcli import readable
 from kcli.errors import KcliError, RunError
 from kcli.imports import CodeLock, Registry, named_code
-from kcli.runs import write_text
+from kcli.runs import CODE_DIR, write_text
 
 STORE_NAME = "trusted-code.json"
 
@@ -38,7 +40,12 @@ def store_path() -> Path:
 
 def file_hash(path: Path) -> str:
     """sha256 of a file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return source_hash(path.read_bytes())
+
+
+def source_hash(source: bytes) -> str:
+    """sha256 of code's bytes, as the store keeps it."""
+    return hashlib.sha256(source).hexdigest()
 
 
 def _read_store() -> dict[str, Any]:
@@ -68,46 +75,70 @@ def remember(files: list[Path], modules: list[str]) -> str | None:
 
 @dataclass
 class RunCode:
-    """The code a run would load: files inside RUN/code/ and dotted module names."""
+    """The code a run would load: files in RUN/code/ with their bytes (read once), and dotted module names."""
 
-    files: list[Path]
+    sources: dict[Path, bytes]
     modules: list[str]
+
+    @property
+    def files(self) -> list[Path]:
+        """The run's code files."""
+        return list(self.sources)
 
 
 def allowed_code(run_dir: Path, record: dict[str, Any], trust_code: bool) -> RunCode:
     """The run's code, if it may run; a RunError that says what would run and how to allow it otherwise."""
     imports = record.get("imports") or {}
-    rel_files, modules = imports.get("files") or [], imports.get("modules") or []
+    rel_files = (imports.get("files") or []) if isinstance(imports, dict) else None
+    modules = (imports.get("modules") or []) if isinstance(imports, dict) else None
     if not isinstance(rel_files, list) or not isinstance(modules, list):
         raise RunError("run.json `imports` is damaged (expected lists of files and modules)", key="RUN")
-    code_dir = (run_dir / "code").resolve()
-    files = []
-    for rel in rel_files:
-        path = (run_dir / str(rel)).resolve()
-        if not path.is_relative_to(code_dir) or path.suffix != ".py":
-            raise RunError(f"run.json names code outside {run_dir / 'code'}: {rel!r}; a run only loads the .py "
-                           "files in its own code/ folder (was run.json edited?)", key="RUN")
-        if not path.is_file():
-            raise RunError(f"the run's code file {path} is missing", key="RUN")
-        files.append(path)
+    sources = {path: _read_code(path) for path in (_code_file(run_dir, rel) for rel in rel_files)}
     if trust_code:
-        return RunCode(files, [str(m) for m in modules])
+        return RunCode(sources, [str(m) for m in modules])
     store = _read_store()
     known_files, known_modules = set(store.get("files", [])), set(store.get("modules", []))
-    strange = [str(p) for p in files if file_hash(p) not in known_files]
+    strange = [str(p) for p, source in sources.items() if source_hash(source) not in known_files]
     strange += [f"module {m}" for m in modules if m not in known_modules]
     if strange:
         raise RunError(f"loading this run would run Python code with your rights: {', '.join(strange)}. It was not "
                        "trained by you on this machine (or changed since). Read it, then pass --trust-code to "
                        "allow it", key="RUN")
-    return RunCode(files, [str(m) for m in modules])
+    return RunCode(sources, [str(m) for m in modules])
+
+
+def _code_file(run_dir: Path, rel: Any) -> Path:
+    """RUN/code/NAME.py for a file run.json names, if that is where it names (as written: links are not followed
+    here but refused by _read_code), and RUN/code is a real folder of the run."""
+    written = Path(os.path.normpath(str(rel)))
+    if written.parent != Path(CODE_DIR) or written.suffix != ".py":
+        raise RunError(f"run.json names code outside {run_dir / CODE_DIR}: {rel!r}; a run only loads the .py "
+                       "files directly in its own code/ folder (was run.json edited?)", key="RUN")
+    folder = run_dir.resolve() / CODE_DIR
+    why = readable.link_problem(folder) or (None if folder.is_dir() or not folder.exists() else "is not a folder")
+    if why is not None:
+        raise RunError(f"the run's code folder {folder} {why}: a run only loads the code in its own code/ folder; "
+                       "make it a real folder holding the files", key="RUN")
+    return folder / written.name
+
+
+def _read_code(path: Path) -> bytes:
+    """The bytes of a run's code file, read once (a regular file, not a link), or a RunError saying why not."""
+    why = readable.problem(path, links=False)
+    if why == "does not exist":
+        raise RunError(f"the run's code file {path} is missing", key="RUN")
+    source = readable.read_bytes(path, links=False) if why is None else None
+    if source is None:   # refused, or swapped for something else since the check (O_NOFOLLOW, regular only)
+        raise RunError(f"the run's code file {path} {why or 'cannot be read'}: a run only loads regular .py files "
+                       "in its own code/ folder", key="RUN")
+    return source
 
 
 def run_lock(run_dir: Path, record: dict[str, Any], trust_code: bool, config: dict[str, Any]) -> CodeLock:
     """The lock that admits only the run's own code, if it may run (else allowed_code's RunError); a run whose
     config.yaml (its YAML mapping `config`) names any other code is refused whole, whichever command uses it."""
     code = allowed_code(run_dir, record, trust_code)
-    lock = CodeLock(run_dir, tuple(code.files), tuple(code.modules))
+    lock = CodeLock(run_dir, code.sources, tuple(code.modules))
     for key, target in named_code(config):
         lock.admit(target, key)
     return lock
