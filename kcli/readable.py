@@ -125,19 +125,29 @@ def files_under(folder: Path, key: str, suffixes: tuple[str, ...], root: Path | 
 
 
 def _entries(folder: Path, recursive: bool) -> Iterator[Path]:
-    """Every entry under `folder` (not itself), descending only into real sub-folders (never through a link)."""
-    try:
-        with os.scandir(folder) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except OSError:
-        return
-    for entry in entries:
-        path = folder / entry.name
+    """Every entry under `folder` (not itself, depth first in name order), descending only into real sub-folders
+    (never through a link); an explicit stack, so a folder nested thousands deep is no RecursionError."""
+    stack = [iter(_listing(folder))]
+    while stack:
+        path_entry = next(stack[-1], None)
+        if path_entry is None:
+            stack.pop()
+            continue
+        path, entry = path_entry
         if entry.is_dir(follow_symlinks=False):
             if recursive:
-                yield from _entries(path, recursive)
+                stack.append(iter(_listing(path)))
         elif not (entry.is_symlink() and _is_dir(path)):   # a link to a folder is neither walked nor a file
             yield path
+
+
+def _listing(folder: Path) -> list[tuple[Path, os.DirEntry[str]]]:
+    """The entries of one folder sorted by name (none when it cannot be listed)."""
+    try:
+        with os.scandir(folder) as it:
+            return [(folder / entry.name, entry) for entry in sorted(it, key=lambda e: e.name)]
+    except OSError:
+        return []
 
 
 def _is_dir(path: Path) -> bool:

@@ -3,6 +3,7 @@ or parse, a run's files too big or too strange to embed in its report: each ends
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import tiny_project
+from tests.conftest import run_cli
+from tests.helpers import assert_user_error, tiny_project
+from tests.test_hostile_data import _image_config, _image_folder
 
 SPARSE = {"SparseCategoricalCrossentropy": {"from_logits": True}}
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,3 +74,68 @@ def test_a_tfrecord_length_beyond_the_file_with_a_valid_checksum_is_one_line_not
     assert len(lines) == 1 and expected in lines[0], done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def _chain(top: Path, depth: int) -> Path:
+    """Folders top/a/a/.../a `depth` deep (os.makedirs and shutil.rmtree recurse per level); returns the deepest."""
+    path = top
+    for _ in range(depth):
+        path = path / "a"
+        path.mkdir()
+    return path
+
+
+def _remove_chain(top: Path, depth: int) -> None:
+    """Remove what `_chain` made, deepest first, without recursion (pytest's cleanup would recurse)."""
+    for level in range(depth, 0, -1):
+        folder = top.joinpath(*["a"] * level)
+        for entry in folder.iterdir():
+            if not entry.is_dir() or entry.is_symlink():
+                entry.unlink()
+        if folder.is_dir():
+            folder.rmdir()
+
+
+def test_a_class_folder_thousands_deep_is_walked_in_order_and_is_one_line_for_keras(tmp_path: Path) -> None:
+    from kcli import readable
+
+    pics = _image_folder(tmp_path)
+    deepest = _chain(pics / "a", 1900)
+    try:
+        (deepest / "z.png").write_bytes((pics / "a" / "0.png").read_bytes())
+        (pics / "a" / "a" / "b.png").write_bytes((pics / "a" / "1.png").read_bytes())
+        found = readable.files_under(pics / "a", "data.path", (".png",))
+        assert found == sorted([*(pics / "a").glob("*.png"), pics / "a" / "a" / "b.png", deepest / "z.png"])
+        # Keras's own walk (os.walk) recurses per level: one line naming the folder, not a RecursionError
+        result = run_cli("train", _image_config(tmp_path), "--runs-dir", tmp_path / "runs")
+        assert_user_error(result, f"data.path: {pics} holds folders nested too deep for Keras's folder walk")
+        assert not (tmp_path / "runs").exists()
+    finally:
+        _remove_chain(pics / "a", 1900)
+
+
+def _fake_run(folder: Path) -> Path:
+    """A run directory kcli report and kcli runs read (no TensorFlow): run.json, history, metrics, config."""
+    run = folder / "runs" / "tiny-20261205-100000"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"name": "tiny", "status": "completed", "seed": 5,
+                                              "started": "2026-12-05T10:00:00+00:00",
+                                              "ended": "2026-12-05T10:01:00+00:00", "epochs_completed": 1}))
+    (run / "history.json").write_text(json.dumps([{"epoch": 1, "loss": 0.5}]))
+    (run / "metrics.json").write_text(json.dumps({"loss": 0.25, "accuracy": 0.75}))
+    (run / "config.yaml").write_text("name: tiny\n")
+    return run
+
+
+def test_report_sums_a_run_folder_thousands_deep(tmp_path: Path) -> None:
+    run = _fake_run(tmp_path)
+    (run / "extra").mkdir()
+    deepest = _chain(run / "extra", 1100)
+    try:
+        (deepest / "blob.bin").write_bytes(b"x" * 3000)
+        (run / "extra" / "top.bin").write_bytes(b"y" * 2000)
+        result = run_cli("report", run, "--runs-dir", tmp_path / "runs")
+        assert result.exit_code == 0, (result.stderr, result.exception)
+        assert "<td>extra/</td><td class='n'>4.9 KiB</td>" in (run / "report.html").read_text()
+    finally:
+        _remove_chain(run / "extra", 1100)
