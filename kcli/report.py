@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import html
-import json
 import stat
 from pathlib import Path
 from typing import Any
@@ -56,7 +55,7 @@ def page(run: Path, record: dict[str, Any]) -> str:
              f"<p>status <b class='status-{_e(status)}'>{_e(status)}</b>; started {_e(record.get('started'))}, "
              f"ended {_e(record.get('ended'))}; seed {_e(record.get('seed'))}; "
              f"{_e(record.get('epochs_completed'))} epochs</p>"]
-    parts += _section("Curves", _image(run, pictures.HISTORY_PNG, "training history"))
+    parts += _section("Curves", _image(run, pictures.HISTORY_PNG, "training history") + _history_note(run))
     parts += _section("Metrics", _metrics(run))
     parts += _section("Confusion matrices", _confusions(run))
     parts += _section("Model summary", _pre(run, runs.SUMMARY))
@@ -108,13 +107,17 @@ def _evaluations(run: Path) -> list[tuple[Path, dict[str, Any] | None]]:
     for path in [run / runs.METRICS, *sorted(run.glob("eval-*.json"))]:
         if not path.exists() and not path.is_symlink():
             continue
-        text = readable.read_text(path, run)
-        try:
-            values = json.loads(text) if text is not None else None
-        except ValueError:
-            values = None
+        values = runs.read_json(path)
         found.append((path, values if isinstance(values, dict) else None))
     return found
+
+
+def _history_note(run: Path) -> str:
+    """A line when history.json is there but is no readable JSON list (its rows are then left out)."""
+    path = run / runs.HISTORY_JSON
+    if not (path.exists() or path.is_symlink()) or isinstance(runs.read_json(path), list):
+        return ""
+    return f"<p>{_e(path.name)}: left out (not a readable JSON list in the run)</p>"
 
 
 def _damaged(path: Path) -> str:

@@ -114,9 +114,9 @@ def test_a_class_folder_thousands_deep_is_walked_in_order_and_is_one_line_for_ke
         _remove_chain(pics / "a", 1900)
 
 
-def _fake_run(folder: Path) -> Path:
+def _fake_run(folder: Path, name: str = "tiny-20261205-100000") -> Path:
     """A run directory kcli report and kcli runs read (no TensorFlow): run.json, history, metrics, config."""
-    run = folder / "runs" / "tiny-20261205-100000"
+    run = folder / "runs" / name
     run.mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({"name": "tiny", "status": "completed", "seed": 5,
                                               "started": "2026-12-05T10:00:00+00:00",
@@ -139,3 +139,44 @@ def test_report_sums_a_run_folder_thousands_deep(tmp_path: Path) -> None:
         assert "<td>extra/</td><td class='n'>4.9 KiB</td>" in (run / "report.html").read_text()
     finally:
         _remove_chain(run / "extra", 1100)
+
+
+DEEP_JSON = "[" * 200_000 + "]" * 200_000
+
+
+def test_runs_lists_every_run_when_one_has_json_nested_too_deep_to_parse(tmp_path: Path) -> None:
+    runs_dir = tmp_path / "runs"
+    for name in ("run.json", "history.json", "metrics.json"):
+        (_fake_run(tmp_path, f"{name.split('.')[0]}-20261205-100000") / name).write_text(DEEP_JSON)
+    result = run_cli("runs", "--runs-dir", runs_dir)
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    lines = {line.split()[1]: line for line in result.stdout.splitlines() if "-20261205-" in line}
+    assert sorted(lines) == ["history-20261205-100000", "metrics-20261205-100000", "run-20261205-100000"]
+    assert "damaged" in lines["run-20261205-100000"]
+    assert "completed" in lines["history-20261205-100000"] and "completed" in lines["metrics-20261205-100000"]
+
+
+def test_report_says_which_json_file_is_nested_too_deep_in_the_page(tmp_path: Path) -> None:
+    run = _fake_run(tmp_path)
+    for name in ("history.json", "metrics.json", "eval-test.json"):
+        (run / name).write_text(DEEP_JSON)
+    result = run_cli("report", run)
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    page = (run / "report.html").read_text()
+    assert "history.json: left out (not a readable JSON list in the run)" in page
+    assert "metrics.json: left out (not a readable JSON object in the run)" in page
+    assert "eval-test.json: left out (not a readable JSON object in the run)" in page
+    (run / "run.json").write_text(DEEP_JSON)
+    assert_user_error(run_cli("report", run), f"RUN: {run / 'run.json'} is damaged or unreadable (not a JSON object)")
+
+
+def test_a_config_value_nested_thousands_deep_is_one_line_naming_the_file_and_line(tmp_path: Path) -> None:
+    config = tiny_project(tmp_path)
+    config.write_text(config.read_text() + "x: " + "[" * 5000 + "]" * 5000 + "\n")
+    line = len(config.read_text().splitlines())
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert_user_error(result, f"{config}:{line}: values nested more than 100 levels deep; a config is far flatter")
+    result = run_cli("train", tiny_project(tmp_path), "--runs-dir", tmp_path / "runs",
+                     "--set", "fit.epochs=" + "[" * 5000 + "]" * 5000)
+    assert_user_error(result, "values nested more than 100 levels deep")
+    assert not (tmp_path / "runs").exists()
