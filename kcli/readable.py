@@ -96,11 +96,18 @@ def open_regular(path: Path) -> Iterator[BinaryIO]:
 
 def read_bytes(path: Path, root: Path | None = None) -> bytes | None:
     """The bytes of a regular file (inside `root` when given), or None when it may not or cannot be read."""
+    head = read_head(path, -1, root)
+    return None if head is None else head[0]
+
+
+def read_head(path: Path, limit: int, root: Path | None = None) -> tuple[bytes, int] | None:
+    """(the first `limit` bytes of a regular file, all of them when -1; the file's size), or None when it may
+    not or cannot be read (see `problem`): a reader that shows a part never holds the whole file."""
     if problem(path, root) is not None:
         return None
     try:
         with open_regular(path) as fh:
-            return fh.read()
+            return fh.read(limit), os.fstat(fh.fileno()).st_size
     except OSError:
         return None
 

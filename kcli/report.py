@@ -18,6 +18,8 @@ from kcli.errors import RunError
 REPORT = "report.html"
 PNG = b"\x89PNG\r\n\x1a\n"
 PER_CLASS = ("class", "precision", "recall", "support")
+MAX_TEXT = 1 << 20      # bytes of one text file shown in the page (a summary or a config is far smaller)
+MAX_PICTURE = 8 << 20   # a picture larger than this is left out (kcli's own plots are ~100 KiB)
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
@@ -78,14 +80,22 @@ def _section(title: str, content: str) -> list[str]:
 
 
 def _pre(run: Path, name: str) -> str:
-    text = readable.read_text(run / name, run)   # a regular file inside the run, never a link out of it
-    return f"<pre>{_e(text)}</pre>" if text is not None else "<p>(none)</p>"
+    """A text file of the run as preformatted text: its first MAX_TEXT bytes, and a line saying what is cut."""
+    head = readable.read_head(run / name, MAX_TEXT, run)   # a regular file inside the run, never a link out of it
+    if head is None:
+        return "<p>(none)</p>"
+    data, size = head
+    cut = f"\n(cut: {_size(size - len(data))} more in {name})" if size > len(data) else ""
+    return f"<pre>{_e(data.decode('utf-8', errors='replace'))}{_e(cut)}</pre>"
 
 
 def _image(run: Path, name: str, alt: str) -> str:
-    data = readable.read_bytes(run / name, run)
-    if data is None:
+    head = readable.read_head(run / name, MAX_PICTURE + 1, run)   # never more than a picture worth embedding
+    if head is None:
         return "<p>(none)</p>"
+    data, size = head
+    if size > MAX_PICTURE:
+        return f"<p>({_e(name)} is {_e(_size(size))}, too big to embed; open it beside the report)</p>"
     if not data.startswith(PNG):   # only a PNG goes into a data:image/png URI
         return f"<p>({_e(name)} is not a PNG picture)</p>"
     return f"<img alt='{_e(alt)}' src='data:image/png;base64,{base64.b64encode(data).decode('ascii')}'>"

@@ -34,6 +34,7 @@ SUMMARY = "summary.txt"
 HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
 METRICS = "metrics.json"
+MAX_JSON = 64 << 20   # bytes of a run's JSON file kcli parses (a history of 100,000 epochs is ~20 MiB)
 FINISHED = "completed"
 CODE_DIR = "code"
 # Saving order matters: Keras 3.15's .h5 save strips the optimizer from the live model
@@ -235,10 +236,12 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
 
 def read_json(path: Path) -> Any:
     """A JSON file of a run directory, parsed (only a regular file inside it: never a FIFO or a link out); None
-    when it is missing, unreadable or damaged (not JSON, or nested too deep for Python to parse)."""
-    text = readable.read_text(path, path.parent)
+    when it is missing, unreadable, larger than MAX_JSON or damaged (not JSON, or nested too deep to parse)."""
+    head = readable.read_head(path, MAX_JSON + 1, path.parent)
+    if head is None or head[1] > MAX_JSON:
+        return None
     try:
-        return json.loads(text) if text is not None else None
+        return json.loads(head[0].decode("utf-8", errors="replace"))
     except (ValueError, RecursionError):
         return None
 

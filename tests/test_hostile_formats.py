@@ -180,3 +180,27 @@ def test_a_config_value_nested_thousands_deep_is_one_line_naming_the_file_and_li
                      "--set", "fit.epochs=" + "[" * 5000 + "]" * 5000)
     assert_user_error(result, "values nested more than 100 levels deep")
     assert not (tmp_path / "runs").exists()
+
+
+def test_report_embeds_the_first_mebibyte_of_a_big_text_file_and_no_big_picture(tmp_path: Path) -> None:
+    run = _fake_run(tmp_path)
+    (run / "summary.txt").write_text("s" * (3 << 20))                      # 3 MiB: 1 shown, 2 cut
+    (run / "history.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(9 << 20))   # 9 MiB: left out
+    result = run_cli("report", run)
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    page = (run / "report.html").read_text()
+    assert len(page) < (1 << 20) + 20_000
+    assert "s" * (1 << 20) + "\n(cut: 2.0 MiB more in summary.txt)</pre>" in page
+    assert "(history.png is 9.0 MiB, too big to embed; open it beside the report)" in page
+    assert "data:image/png" not in page
+
+
+def test_a_run_json_file_over_the_cap_is_left_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kcli import runs
+
+    monkeypatch.setattr(runs, "MAX_JSON", 1000)   # the cap (64 MiB) made small: the same rule, a small file
+    run = _fake_run(tmp_path)
+    (run / "metrics.json").write_text(json.dumps({f"m{i}": i for i in range(200)}))
+    result = run_cli("report", run)
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert "metrics.json: left out (not a readable JSON object in the run)" in (run / "report.html").read_text()
