@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kcli import pictures, readable, runs
-from kcli.display import Display
+from kcli.display import Display, visible
 from kcli.errors import RunError
 
 REPORT = "report.html"
@@ -70,9 +70,10 @@ def page(run: Path, record: dict[str, Any]) -> str:
             f"</title><style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
 
 
-def _e(value: Any) -> str:
-    """Text (from the run's files, names or labels) as HTML text or a quoted attribute value."""
-    return html.escape("" if value is None else str(value), quote=True)
+def _e(value: Any, lines: bool = False) -> str:
+    """Text (from the run's files, names or labels) as HTML text or a quoted attribute value: control and bidi
+    characters shown as their escapes (HTML escaping keeps them; a browser acts on U+202E), as in the terminal."""
+    return html.escape("" if value is None else visible(value, lines), quote=True)
 
 
 def _section(title: str, content: str) -> list[str]:
@@ -86,7 +87,7 @@ def _pre(run: Path, name: str) -> str:
         return "<p>(none)</p>"
     data, size = head
     cut = f"\n(cut: {_size(size - len(data))} more in {name})" if size > len(data) else ""
-    return f"<pre>{_e(data.decode('utf-8', errors='replace'))}{_e(cut)}</pre>"
+    return f"<pre>{_e(data.decode('utf-8', errors='replace'), lines=True)}{_e(cut, lines=True)}</pre>"
 
 
 def _image(run: Path, name: str, alt: str) -> str:

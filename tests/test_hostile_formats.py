@@ -204,3 +204,17 @@ def test_a_run_json_file_over_the_cap_is_left_out(tmp_path: Path, monkeypatch: p
     result = run_cli("report", run)
     assert result.exit_code == 0, (result.stderr, result.exception)
     assert "metrics.json: left out (not a readable JSON object in the run)" in (run / "report.html").read_text()
+
+
+def test_report_shows_control_and_bidi_characters_from_the_run_as_escapes(tmp_path: Path) -> None:
+    run = _fake_run(tmp_path)
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**record, "host": "evil\x1b[2J\u202egnp.exe"}))
+    (run / "metrics.json").write_text(json.dumps({"acc\x1b[31m": 0.5, "loss": "\u202e1.0\x07"}))
+    (run / "summary.txt").write_text("Model\r\n\tlayer\x1b]8;;http://x\x07\u2066\nend\r")
+    result = run_cli("report", run)
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    page = (run / "report.html").read_bytes().decode("utf-8")   # as written: no newline translation
+    assert not any(c in page for c in "\x1b\x07\u202e\u2066"), [c for c in "\x1b\x07\u202e\u2066" if c in page]
+    assert "evil\\x1b[2J\\u202egnp.exe" in page and "acc\\x1b[31m" in page and "\\u202e1.0\\x07" in page
+    assert "<pre>Model\r\n\tlayer\\x1b]8;;http://x\\x07\\u2066\nend\\r</pre>" in page   # the lines stay lines
