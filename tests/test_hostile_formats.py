@@ -76,6 +76,18 @@ def test_a_tfrecord_length_beyond_the_file_with_a_valid_checksum_is_one_line_not
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+
+def test_a_tfrecord_length_beyond_the_file_with_a_wrong_checksum_is_a_damaged_header(tmp_path: Path) -> None:
+    config, path, starts = _tfrecord_project(tmp_path)
+    damaged = bytearray(path.read_bytes())
+    damaged[starts[1]:starts[1] + 12] = (2**40).to_bytes(8, "little") + bytes(4)   # noise, not a length
+    path.write_bytes(bytes(damaged))
+    assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"),
+                      f"data.path: {path} is damaged: record 2 (at byte {starts[1]}) does not match its checksum")
+    (tmp_path / "junk.tfrecord").write_text("not a TFRecord file at all\n" * 4)
+    assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs", "--set", "data.path=junk.tfrecord"),
+                      f"{tmp_path / 'junk.tfrecord'} is damaged: record 1 (at byte 0) does not match its checksum")
+
 def _chain(top: Path, depth: int) -> Path:
     """Folders top/a/a/.../a `depth` deep (os.makedirs and shutil.rmtree recurse per level); returns the deepest."""
     path = top

@@ -86,10 +86,36 @@ def _check_lengths(path: Path, key: str) -> None:
         if length is None:   # TensorFlow would end quietly where a cut leaves part of a record's header
             raise DataError(f"{path} is damaged: it ends inside record {number} (byte {begin}; the file has {size} "
                             "bytes): the file was cut short, copy it again", key=_file_key(key))
+        if begin + FRAMING + length > size and not _header_intact(path, begin):
+            raise DataError(f"{path} is damaged: record {number} (at byte {begin}) does not match its checksum; "
+                            "copy the file again", key=_file_key(key))
         if begin + FRAMING + length > size:
             raise DataError(f"{path} is damaged: record {number} (at byte {begin}) is cut short: its length field "
                             f"says {length} bytes, the file has {max(size - begin - FRAMING, 0)} more; copy the "
                             "file again", key=_file_key(key))
+
+
+def _header_intact(path: Path, begin: int) -> bool:
+    """Whether the length field of the record at byte `begin` matches its checksum (when it does not, the length
+    is noise: a damaged header or no TFRecord file at all, not a cut)."""
+    with path.open("rb") as fh:
+        fh.seek(begin)
+        head = fh.read(12)
+    if len(head) < 12:
+        return True   # the checksum itself is cut off: a cut
+    crc = _crc32c(head[:8])
+    masked = ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF   # TFRecord's masking
+    return masked == int.from_bytes(head[8:], "little")
+
+
+def _crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli) of a few bytes, bit by bit (one record header, only when its length looks wrong)."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
 
 
 def _frames(path: Path, start: int) -> Iterator[tuple[int, int | None]]:
