@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fnmatch
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,12 +178,45 @@ def glob_files(pattern: str, key: str, error: type[KcliError] = DataError) -> li
         return []
     hidden_ok = any(part.startswith(".") for part in parts[fixed:])
     found = []
-    for path in root.glob(rest):
+    for path in (_deep_glob(root, parts[fixed:]) if "**" in parts[fixed:] else root.glob(rest)):
         relative = path.relative_to(root).parts
         if (not hidden_ok and any(part.startswith(".") for part in relative)) or _is_dir(path):
             continue
         found.append(regular(path, key, root, error))
     return sorted(found)
+
+
+def _deep_glob(root: Path, pattern: tuple[str, ...]) -> Iterator[Path]:
+    """The files under `root` whose relative path matches `pattern` (parts; `**` is any number of folders), found
+    by the iterative walk: pathlib's `**` recurses once per folder level (a folder 1900 deep was a RecursionError)."""
+    matchers = [None if part == "**" else re.compile(fnmatch.translate(part)) for part in pattern]
+    for path in _entries(root, True):
+        if _glob_match(path.relative_to(root).parts, matchers):
+            yield path
+
+
+def _glob_match(parts: tuple[str, ...], matchers: list[re.Pattern[str] | None]) -> bool:
+    """Whether path parts match glob parts (None: `**`, zero or more folders, never the file's own name); the
+    pattern is followed as a set of positions, so nothing recurses."""
+    def closure(states: set[int]) -> set[int]:
+        for i in sorted(states):   # `**` may match no folder: the next part may start here too
+            j = i
+            while j < len(matchers) and matchers[j] is None:
+                states.add(j + 1)
+                j += 1
+        return states
+
+    states = closure({0})
+    for n, part in enumerate(parts):
+        last = n == len(parts) - 1
+        nxt = set()
+        for i in states:
+            if i < len(matchers) and matchers[i] is None and not last:
+                nxt.add(i)
+            elif i < len(matchers) and matchers[i] is not None and matchers[i].match(part):
+                nxt.add(i + 1)
+        states = closure(nxt)
+    return len(matchers) in states
 
 
 def subfolders(root: Path, key: str, error: type[KcliError] = DataError) -> list[Path]:

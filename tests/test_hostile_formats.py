@@ -126,6 +126,25 @@ def test_a_class_folder_thousands_deep_is_walked_in_order_and_is_one_line_for_ke
         _remove_chain(pics / "a", 1900)
 
 
+def test_a_double_star_glob_finds_files_thousands_deep_as_pathlib_does(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from kcli import readable
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("d/1.csv", "d/a/2.csv", "d/a/b/3.csv", "d/x/4.txt", "d/.h/5.csv", "d/a/b/6.CSV"):
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+        Path(name).write_text("x\n")
+    for pattern in ("d/**/*.csv", "d/*/**/*.csv", "d/**/b/*.csv", "d/**/*", "d/.h/**/*.csv"):   # pathlib's answers
+        assert readable.glob_files(pattern, "data.path") == sorted(
+            p for p in Path().glob(pattern) if p.is_file() and (".h" not in p.parts or ".h" in pattern)), pattern
+    deepest = _chain(Path("d/a"), 1900)
+    try:
+        (deepest / "z.csv").write_text("x\n")
+        assert readable.glob_files("d/**/*.csv", "data.path") == [Path("d/1.csv"), Path("d/a/2.csv"),
+                                                                   deepest / "z.csv", Path("d/a/b/3.csv")]
+    finally:
+        _remove_chain(Path("d/a"), 1900)
+
 def _fake_run(folder: Path, name: str = "tiny-20261205-100000") -> Path:
     """A run directory kcli report and kcli runs read (no TensorFlow): run.json, history, metrics, config."""
     run = folder / "runs" / name
