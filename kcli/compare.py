@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,10 @@ from kcli.keras_api import higher_is_better
 
 def _history(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / runs.HISTORY_JSON
-    try:
-        rows = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise RunError(f"cannot read {path}: {exc}", key="RUN") from None
-    return rows if isinstance(rows, list) else []
+    rows = runs.read_json(path)
+    if rows is None:
+        raise RunError(f"cannot read {path}: it is missing, unreadable or not JSON", key="RUN")
+    return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
 
 
 def plot(refs: list[str], runs_dir: Path, metric: str | None, output: Path | None, display: Display) -> Path:
@@ -102,9 +100,9 @@ def _numbers(run: Path) -> dict[str, float]:
             if values:
                 out[f"best {key}"] = float(max(values) if higher_is_better(key) else min(values))
         out["epochs"] = float(len(rows))
-    metrics = run / runs.METRICS
-    if metrics.is_file():
-        for key, value in json.loads(metrics.read_text()).items():
+    metrics = runs.read_json(run / runs.METRICS)
+    if isinstance(metrics, dict):
+        for key, value in metrics.items():
             if isinstance(value, (int, float)):
                 out[f"test {key}"] = float(value)
     record = runs.load_record(run, "RUN")

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from kcli.errors import ConfigError, KcliError, key_path
+from kcli.yaml_source import Loader
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def _split_assignment(text: str) -> tuple[str, str, str]:
 
 def _parse_value(value: str, text: str) -> Any:
     try:
-        return yaml.safe_load(value) if value.strip() else None
+        return yaml.load(value, Loader=Loader) if value.strip() else None   # noqa: S506 (Loader is a SafeLoader)
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"the value is not valid YAML ({problem})", key=f"--set {text}") from None

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fnmatch
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,11 +112,18 @@ def open_regular(path: Path, links: bool = True) -> Iterator[BinaryIO]:
 def read_bytes(path: Path, root: Path | None = None, links: bool = True) -> bytes | None:
     """The bytes of a regular file (inside `root` when given; not a link unless `links`), or None when it may
     not or cannot be read."""
+    head = read_head(path, -1, root, links)
+    return None if head is None else head[0]
+
+
+def read_head(path: Path, limit: int, root: Path | None = None, links: bool = True) -> tuple[bytes, int] | None:
+    """(the first `limit` bytes of a regular file, all of them when -1; the file's size), or None when it may
+    not or cannot be read (see `problem`): a reader that shows a part never holds the whole file."""
     if problem(path, root, links) is not None:
         return None
     try:
         with open_regular(path, links) as fh:
-            return fh.read()
+            return fh.read(limit), os.fstat(fh.fileno()).st_size
     except OSError:
         return None
 
@@ -139,19 +148,29 @@ def files_under(folder: Path, key: str, suffixes: tuple[str, ...], root: Path | 
 
 
 def _entries(folder: Path, recursive: bool) -> Iterator[Path]:
-    """Every entry under `folder` (not itself), descending only into real sub-folders (never through a link)."""
-    try:
-        with os.scandir(folder) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except OSError:
-        return
-    for entry in entries:
-        path = folder / entry.name
+    """Every entry under `folder` (not itself, depth first in name order), descending only into real sub-folders
+    (never through a link); an explicit stack, so a folder nested thousands deep is no RecursionError."""
+    stack = [iter(_listing(folder))]
+    while stack:
+        path_entry = next(stack[-1], None)
+        if path_entry is None:
+            stack.pop()
+            continue
+        path, entry = path_entry
         if entry.is_dir(follow_symlinks=False):
             if recursive:
-                yield from _entries(path, recursive)
+                stack.append(iter(_listing(path)))
         elif not (entry.is_symlink() and _is_dir(path)):   # a link to a folder is neither walked nor a file
             yield path
+
+
+def _listing(folder: Path) -> list[tuple[Path, os.DirEntry[str]]]:
+    """The entries of one folder sorted by name (none when it cannot be listed)."""
+    try:
+        with os.scandir(folder) as it:
+            return [(folder / entry.name, entry) for entry in sorted(it, key=lambda e: e.name)]
+    except OSError:
+        return []
 
 
 def _is_dir(path: Path) -> bool:
@@ -182,12 +201,45 @@ def glob_files(pattern: str, key: str, error: type[KcliError] = DataError) -> li
         return []
     hidden_ok = any(part.startswith(".") for part in parts[fixed:])
     found = []
-    for path in root.glob(rest):
+    for path in (_deep_glob(root, parts[fixed:]) if "**" in parts[fixed:] else root.glob(rest)):
         relative = path.relative_to(root).parts
         if (not hidden_ok and any(part.startswith(".") for part in relative)) or _is_dir(path):
             continue
         found.append(regular(path, key, root, error))
     return sorted(found)
+
+
+def _deep_glob(root: Path, pattern: tuple[str, ...]) -> Iterator[Path]:
+    """The files under `root` whose relative path matches `pattern` (parts; `**` is any number of folders), found
+    by the iterative walk: pathlib's `**` recurses once per folder level (a folder 1900 deep was a RecursionError)."""
+    matchers = [None if part == "**" else re.compile(fnmatch.translate(part)) for part in pattern]
+    for path in _entries(root, True):
+        if _glob_match(path.relative_to(root).parts, matchers):
+            yield path
+
+
+def _glob_match(parts: tuple[str, ...], matchers: list[re.Pattern[str] | None]) -> bool:
+    """Whether path parts match glob parts (None: `**`, zero or more folders, never the file's own name); the
+    pattern is followed as a set of positions, so nothing recurses."""
+    def closure(states: set[int]) -> set[int]:
+        for i in sorted(states):   # `**` may match no folder: the next part may start here too
+            j = i
+            while j < len(matchers) and matchers[j] is None:
+                states.add(j + 1)
+                j += 1
+        return states
+
+    states = closure({0})
+    for n, part in enumerate(parts):
+        last = n == len(parts) - 1
+        nxt = set()
+        for i in states:
+            if i < len(matchers) and matchers[i] is None and not last:
+                nxt.add(i)
+            elif i < len(matchers) and matchers[i] is not None and matchers[i].match(part):
+                nxt.add(i + 1)
+        states = closure(nxt)
+    return len(matchers) in states
 
 
 def subfolders(root: Path, key: str, error: type[KcliError] = DataError) -> list[Path]:

@@ -7,18 +7,19 @@ from __future__ import annotations
 import base64
 import contextlib
 import html
-import json
 import stat
 from pathlib import Path
 from typing import Any
 
 from kcli import pictures, readable, runs
-from kcli.display import Display
+from kcli.display import Display, visible
 from kcli.errors import RunError
 
 REPORT = "report.html"
 PNG = b"\x89PNG\r\n\x1a\n"
 PER_CLASS = ("class", "precision", "recall", "support")
+MAX_TEXT = 1 << 20      # bytes of one text file shown in the page (a summary or a config is far smaller)
+MAX_PICTURE = 8 << 20   # a picture larger than this is left out (kcli's own plots are ~100 KiB)
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
@@ -56,7 +57,7 @@ def page(run: Path, record: dict[str, Any]) -> str:
              f"<p>status <b class='status-{_e(status)}'>{_e(status)}</b>; started {_e(record.get('started'))}, "
              f"ended {_e(record.get('ended'))}; seed {_e(record.get('seed'))}; "
              f"{_e(record.get('epochs_completed'))} epochs</p>"]
-    parts += _section("Curves", _image(run, pictures.HISTORY_PNG, "training history"))
+    parts += _section("Curves", _image(run, pictures.HISTORY_PNG, "training history") + _history_note(run))
     parts += _section("Metrics", _metrics(run))
     parts += _section("Confusion matrices", _confusions(run))
     parts += _section("Model summary", _pre(run, runs.SUMMARY))
@@ -69,9 +70,10 @@ def page(run: Path, record: dict[str, Any]) -> str:
             f"</title><style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
 
 
-def _e(value: Any) -> str:
-    """Text (from the run's files, names or labels) as HTML text or a quoted attribute value."""
-    return html.escape("" if value is None else str(value), quote=True)
+def _e(value: Any, lines: bool = False) -> str:
+    """Text (from the run's files, names or labels) as HTML text or a quoted attribute value: control and bidi
+    characters shown as their escapes (HTML escaping keeps them; a browser acts on U+202E), as in the terminal."""
+    return html.escape("" if value is None else visible(value, lines), quote=True)
 
 
 def _section(title: str, content: str) -> list[str]:
@@ -79,14 +81,22 @@ def _section(title: str, content: str) -> list[str]:
 
 
 def _pre(run: Path, name: str) -> str:
-    text = readable.read_text(run / name, run)   # a regular file inside the run, never a link out of it
-    return f"<pre>{_e(text)}</pre>" if text is not None else "<p>(none)</p>"
+    """A text file of the run as preformatted text: its first MAX_TEXT bytes, and a line saying what is cut."""
+    head = readable.read_head(run / name, MAX_TEXT, run)   # a regular file inside the run, never a link out of it
+    if head is None:
+        return "<p>(none)</p>"
+    data, size = head
+    cut = f"\n(cut: {_size(size - len(data))} more in {name})" if size > len(data) else ""
+    return f"<pre>{_e(data.decode('utf-8', errors='replace'), lines=True)}{_e(cut, lines=True)}</pre>"
 
 
 def _image(run: Path, name: str, alt: str) -> str:
-    data = readable.read_bytes(run / name, run)
-    if data is None:
+    head = readable.read_head(run / name, MAX_PICTURE + 1, run)   # never more than a picture worth embedding
+    if head is None:
         return "<p>(none)</p>"
+    data, size = head
+    if size > MAX_PICTURE:
+        return f"<p>({_e(name)} is {_e(_size(size))}, too big to embed; open it beside the report)</p>"
     if not data.startswith(PNG):   # only a PNG goes into a data:image/png URI
         return f"<p>({_e(name)} is not a PNG picture)</p>"
     return f"<img alt='{_e(alt)}' src='data:image/png;base64,{base64.b64encode(data).decode('ascii')}'>"
@@ -108,13 +118,17 @@ def _evaluations(run: Path) -> list[tuple[Path, dict[str, Any] | None]]:
     for path in [run / runs.METRICS, *sorted(run.glob("eval-*.json"))]:
         if not path.exists() and not path.is_symlink():
             continue
-        text = readable.read_text(path, run)
-        try:
-            values = json.loads(text) if text is not None else None
-        except ValueError:
-            values = None
+        values = runs.read_json(path)
         found.append((path, values if isinstance(values, dict) else None))
     return found
+
+
+def _history_note(run: Path) -> str:
+    """A line when history.json is there but is no readable JSON list (its rows are then left out)."""
+    path = run / runs.HISTORY_JSON
+    if not (path.exists() or path.is_symlink()) or isinstance(runs.read_json(path), list):
+        return ""
+    return f"<p>{_e(path.name)}: left out (not a readable JSON list in the run)</p>"
 
 
 def _damaged(path: Path) -> str:

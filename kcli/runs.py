@@ -34,6 +34,7 @@ SUMMARY = "summary.txt"
 HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
 METRICS = "metrics.json"
+MAX_JSON = 64 << 20   # bytes of a run's JSON file kcli parses (a history of 100,000 epochs is ~20 MiB)
 FINISHED = "completed"
 CODE_DIR = "code"
 # Saving order matters: Keras 3.15's .h5 save strips the optimizer from the live model
@@ -215,11 +216,7 @@ def write_history(run_dir: Path, rows: list[dict[str, Any]], validation: bool) -
 
 def read_history(run_dir: Path) -> list[dict[str, Any]]:
     """history.json rows (empty if none yet); missing validation values are dropped."""
-    text = readable.read_text(run_dir / HISTORY_JSON, run_dir)
-    try:
-        rows = json.loads(text) if text is not None else []
-    except ValueError:
-        return []
+    rows = read_json(run_dir / HISTORY_JSON)
     if not isinstance(rows, list):
         return []
     return [{k: v for k, v in row.items() if v is not None} for row in rows if isinstance(row, dict)]
@@ -231,23 +228,27 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
     """One summary per run directory under runs_dir (newest first)."""
     found = []
     for run_json in runs_dir.glob(f"*/{RUN_JSON}"):
-        record = _json_in_run(run_json)
-        if not isinstance(record, dict):   # a damaged or foreign run.json: not a run to list
-            continue
+        record = read_json(run_json)
         run_dir = run_json.parent
+        if not isinstance(record, dict):   # a damaged run.json: listed as such, the other runs still are
+            found.append({"dir": run_dir, "record": {}, "history": [], "metrics": {}, "damaged": True})
+            continue
         history = read_history(run_dir)
-        metrics = _json_in_run(run_dir / METRICS)
+        metrics = read_json(run_dir / METRICS)
         metrics = metrics if isinstance(metrics, dict) else {}
         found.append({"dir": run_dir, "record": record, "history": history, "metrics": metrics})
-    return sorted(found, key=lambda r: r["record"].get("started") or "", reverse=True)
+    return sorted(found, key=lambda r: str(r["record"].get("started") or ""), reverse=True)
 
 
-def _json_in_run(path: Path) -> Any:
-    """A JSON file of a run directory (a regular file inside it: never a FIFO or a link out), or None."""
-    text = readable.read_text(path, path.parent)
+def read_json(path: Path) -> Any:
+    """A JSON file of a run directory, parsed (only a regular file inside it: never a FIFO or a link out); None
+    when it is missing, unreadable, larger than MAX_JSON or damaged (not JSON, or nested too deep to parse)."""
+    head = readable.read_head(path, MAX_JSON + 1, path.parent)
+    if head is None or head[1] > MAX_JSON:
+        return None
     try:
-        return json.loads(text) if text is not None else None
-    except ValueError:
+        return json.loads(head[0].decode("utf-8", errors="replace"))
+    except (ValueError, RecursionError):
         return None
 
 
@@ -257,9 +258,12 @@ def overview(runs_dir: Path, now: datetime | None = None) -> list[tuple[str, ...
     rows = []
     for run in list_runs(runs_dir):
         try:
-            rows.append(_overview_row(run, now))
-        except (TypeError, ValueError, KeyError, AttributeError):   # hand-edited or damaged files
-            rows.append((run["dir"].name, "damaged", "", "", "", ""))
+            if not run.get("damaged"):
+                rows.append(_overview_row(run, now))
+                continue
+        except (TypeError, ValueError, KeyError, AttributeError, RecursionError):   # hand-edited or damaged files
+            pass
+        rows.append((run["dir"].name, "damaged", "", "", "", ""))
     return rows
 
 
@@ -312,7 +316,7 @@ def _latest(runs_dir: Path, key: str, resumable: bool, name: str | None = None) 
     """Newest by end time (completed) or start time (resumable); the directory name breaks ties."""
     best: tuple[str, str, Path] | None = None
     for run_json in runs_dir.glob(f"{name + '-' if name else ''}*/{RUN_JSON}"):
-        record = _json_in_run(run_json)
+        record = read_json(run_json)
         if not isinstance(record, dict) or (record.get("status") == FINISHED) == resumable:
             continue
         if name is not None and record.get("name") != name:
@@ -373,12 +377,9 @@ def load_record(run_dir: Path, key: str) -> dict[str, Any]:
     why = readable.problem(run_dir / RUN_JSON, run_dir)   # a FIFO or a link out of the run is never opened
     if why is not None:
         raise RunError(f"{run_dir / RUN_JSON} {why}", key=key)
-    try:
-        record = json.loads((run_dir / RUN_JSON).read_text())
-    except (OSError, ValueError) as exc:
-        raise RunError(f"cannot read {run_dir / RUN_JSON}: {exc}", key=key) from None
+    record = read_json(run_dir / RUN_JSON)
     if not isinstance(record, dict):
-        raise RunError(f"{run_dir / RUN_JSON} is damaged (not a JSON object)", key=key)
+        raise RunError(f"{run_dir / RUN_JSON} is damaged or unreadable (not a JSON object)", key=key)
     return record
 
 

@@ -12,6 +12,29 @@ from kcli.errors import ConfigError
 
 MAX_CONFIG_BYTES = 1 << 20       # a config is a page of YAML; anything larger is not one
 MAX_YAML_NODES = 100_000         # values after expanding aliases (a YAML "billion laughs" expands to 10^9)
+MAX_YAML_DEPTH = 100             # values inside values; PyYAML composes each level with ~3 nested Python calls
+
+
+class TooDeep(yaml.MarkedYAMLError):
+    """A YAML value nested more than MAX_YAML_DEPTH levels deep."""
+
+
+class Loader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses values nested more than MAX_YAML_DEPTH deep at the line where that happens
+    (PyYAML's composer recurses per level: `x: [[[...]]]` 5000 deep was a RecursionError)."""
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        """The next node, one level deeper than `parent`."""
+        if self.depth >= MAX_YAML_DEPTH:
+            raise TooDeep(problem=f"values nested more than {MAX_YAML_DEPTH} levels deep; a config is far flatter",
+                          problem_mark=self.peek_event().start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def read(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
@@ -22,13 +45,16 @@ def read(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     """
     text = _config_text(path)
     try:
-        loader = yaml.SafeLoader(text)
+        loader = Loader(text)
     except yaml.YAMLError as exc:   # the reader rejects control characters (NUL, ...) up front
         raise ConfigError(f"not a YAML text file: {_yaml_problem(exc)}", file=path) from None
     try:
         node = loader.get_single_node()
         lines = _line_map(node, "", _Budget(path)) if node is not None else {}
         raw = loader.construct_document(node) if node is not None else None
+    except TooDeep as exc:
+        mark = exc.problem_mark
+        raise ConfigError(f"{exc.problem} (column {mark.column + 1})", file=path, line=mark.line + 1) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

@@ -211,4 +211,5 @@ def test_runs_overview_survives_damaged_records(tmp_path: Path) -> None:
         (tmp_path / name).mkdir()
         (tmp_path / name / "run.json").write_text(json.dumps(record))
     rows = {row[0]: row for row in runs.overview(tmp_path)}
-    assert set(rows) == {"strange", "fine"} and rows["strange"][1] == "damaged" and rows["fine"][1] == "completed"
+    assert set(rows) == {"list", "strange", "fine"} and rows["fine"][1] == "completed"
+    assert rows["strange"][1] == "damaged" and rows["list"][1] == "damaged"   # listed as such, not hidden

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -85,17 +86,22 @@ def _split_dataset(path: str | None, data: Any, seed: int, classes: list[str], k
     found = check_folder(root, f"{key}.path", CHANNELS[data.color_mode], folder)
     if found != classes:
         raise DataError(f"{root} has the classes {found}; the training folder has {classes}", key=f"{key}.path")
-    return _dataset(root, data, seed, shuffle=False)
+    return _dataset(root, data, seed, shuffle=False, key=f"{key}.path")
 
 
 def _dataset(root: Path, data: Any, seed: int, split: float | None = None, subset: str | None = None,
-             shuffle: bool = True) -> Any:
+             shuffle: bool = True, key: str = "data.path") -> Any:
     import keras
 
-    return keras.utils.image_dataset_from_directory(
-        str(root), labels="inferred", label_mode="int", color_mode=data.color_mode, batch_size=data.batch_size,
-        image_size=tuple(data.image_size), shuffle=shuffle, seed=seed, validation_split=split, subset=subset,
-        interpolation=data.interpolation, verbose=False)
+    try:
+        return keras.utils.image_dataset_from_directory(
+            str(root), labels="inferred", label_mode="int", color_mode=data.color_mode, batch_size=data.batch_size,
+            image_size=tuple(data.image_size), shuffle=shuffle, seed=seed, validation_split=split, subset=subset,
+            interpolation=data.interpolation, verbose=False)
+    except RecursionError:   # Keras walks the folder with os.walk, one Python call per level of folders
+        raise DataError(f"{root} holds folders nested too deep for Keras's folder walk (Python's "
+                        f"limit of {sys.getrecursionlimit()} nested calls); move the images into shallower folders",
+                        key=key) from None
 
 
 def _folder(path: str | None, key: str) -> Path:

@@ -36,6 +36,7 @@ def blocks(path: Path, features: dict[str, str] | None, key: str) -> Iterator[An
                         "feature to read", key="data.features")
     dtypes = {"float": tf.float32, "int": tf.int64, "string": tf.string}
     spec = {name: tf.io.VarLenFeature(dtypes[kind]) for name, kind in features.items()}
+    _check_lengths(path, key)   # TensorFlow crashes (SIGSEGV) on a record length larger than the file
     first = end = 0   # records parsed, and the byte where the last of them ended
     try:
         for serialized in tf.data.TFRecordDataset(str(path)).batch(RECORDS):
@@ -47,10 +48,6 @@ def blocks(path: Path, features: dict[str, str] | None, key: str) -> Iterator[An
             end += FRAMING * rows + int(tf.reduce_sum(tf.strings.length(serialized)))
     except tf.errors.OpError as exc:
         raise _damaged(path, str(exc.message), first, end, key) from None
-    size = path.stat().st_size
-    if end != size:   # TensorFlow ends quietly where a cut leaves part of a record's header
-        raise DataError(f"{path} is damaged: it ends inside record {first + 1} (byte {end}; the file has {size} "
-                        "bytes): the file was cut short, copy it again", key=_file_key(key))
 
 
 FRAMING = 16   # bytes around each record: its length (8), the length's checksum (4), the data's checksum (4)
@@ -74,15 +71,66 @@ def _record_at(path: Path, start: int, offset: int) -> tuple[int, int]:
     """(how many whole records lie between byte `start` and the record holding byte `offset`, the byte where that
     record begins), walking the records' length fields (TensorFlow names its header's or its data's byte)."""
     count, begin = 0, start
+    for count, (begin, length) in enumerate(_frames(path, start)):
+        if length is None or begin + FRAMING + length > offset:
+            return count, begin
+        count, begin = count + 1, begin + FRAMING + length
+    return count, begin
+
+
+def _check_lengths(path: Path, key: str) -> None:
+    """One line naming the record and its byte when a record's header is cut or its length field claims more
+    bytes than the rest of the file (a cut, or a damaged length), found before TensorFlow reads the file."""
+    size = path.stat().st_size
+    for number, (begin, length) in enumerate(_frames(path, 0), 1):
+        if length is None:   # TensorFlow would end quietly where a cut leaves part of a record's header
+            raise DataError(f"{path} is damaged: it ends inside record {number} (byte {begin}; the file has {size} "
+                            "bytes): the file was cut short, copy it again", key=_file_key(key))
+        if begin + FRAMING + length > size and not _header_intact(path, begin):
+            raise DataError(f"{path} is damaged: record {number} (at byte {begin}) does not match its checksum; "
+                            "copy the file again", key=_file_key(key))
+        if begin + FRAMING + length > size:
+            raise DataError(f"{path} is damaged: record {number} (at byte {begin}) is cut short: its length field "
+                            f"says {length} bytes, the file has {max(size - begin - FRAMING, 0)} more; copy the "
+                            "file again", key=_file_key(key))
+
+
+def _header_intact(path: Path, begin: int) -> bool:
+    """Whether the length field of the record at byte `begin` matches its checksum (when it does not, the length
+    is noise: a damaged header or no TFRecord file at all, not a cut)."""
+    with path.open("rb") as fh:
+        fh.seek(begin)
+        head = fh.read(12)
+    if len(head) < 12:
+        return True   # the checksum itself is cut off: a cut
+    crc = _crc32c(head[:8])
+    masked = ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF   # TFRecord's masking
+    return masked == int.from_bytes(head[8:], "little")
+
+
+def _crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli) of a few bytes, bit by bit (one record header, only when its length looks wrong)."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def _frames(path: Path, start: int) -> Iterator[tuple[int, int | None]]:
+    """(the byte where each record from byte `start` on begins, the data length its header claims; None for a
+    header the file cuts), to the end of the file: the one walk over the records' length fields."""
+    begin = start
     with path.open("rb") as fh:
         fh.seek(start)
-        while True:
-            head = fh.read(8)
-            end = begin + FRAMING + int.from_bytes(head, "little") if len(head) == 8 else offset + 1
-            if end > offset:
-                return count, begin
-            fh.seek(end)
-            count, begin = count + 1, end
+        while head := fh.read(8):
+            length = int.from_bytes(head, "little") if len(head) == 8 else None
+            yield begin, length
+            if length is None:
+                return
+            begin += FRAMING + length
+            fh.seek(begin)
 
 
 def _column(sparse: Any, rows: int, kind: str, name: str, first: int, path: Path, key: str) -> Any:
