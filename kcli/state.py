@@ -18,7 +18,7 @@ import numpy as np
 
 from kcli.artifacts import ensure_space
 from kcli.errors import RunError
-from kcli.runs import FINISHED, atomic_target, load_record, write_json
+from kcli.runs import FINISHED, atomic_target, load_record, read_json, write_json
 
 if TYPE_CHECKING:
     import keras
@@ -117,7 +117,7 @@ def load_state(run_dir: Path, model: keras.Model) -> dict[str, Any]:
 def saved_epoch(run_dir: Path) -> int:
     """The epoch whose state is saved (0 if none)."""
     try:
-        return int(json.loads((run_dir / CHECKPOINTS / STATE_JSON).read_text())["epoch"])
+        return int(read_json(run_dir / CHECKPOINTS / STATE_JSON)["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0
 

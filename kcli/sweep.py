@@ -336,7 +336,10 @@ def _record(sw: Sweep) -> None:
             "sweep": sw.spec.model_dump(mode="json", exclude={"trials"})}
     path = sw.folder / SPEC
     if path.is_file():
-        before = json.loads(path.read_text())
+        before = runs.read_json(path)
+        if not isinstance(before, dict):
+            raise ConfigError(f"{path} is damaged (not a JSON object); move {sw.folder} away to start the sweep "
+                              "over", key="sweep")
         if {k: v for k, v in before.items() if k != "trials"} != spec:
             changed = [{"config_sha256": "config (its contents changed)"}.get(k, k) for k in spec
                        if before.get(k) != spec[k]]
@@ -407,7 +410,7 @@ def _read_spec(folder: Path) -> dict[str, Any]:
     name, storage, direction, metric (texts) and parameters (key -> its spec)."""
     path = folder / SPEC
     try:
-        raw = json.loads(path.read_text())
+        raw = runs.read_json(path)
         found = {"name": raw["name"], "storage": raw["storage"], "direction": raw["direction"],
                  "metric": raw["sweep"]["metric"]}
         parameters = raw["sweep"]["parameters"]

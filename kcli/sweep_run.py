@@ -169,8 +169,8 @@ class Runner:
 
     def _outcome(self, number: int, run_dir: Path) -> Outcome:
         record = runs.load_record(run_dir, "RUN")
-        rows = json.loads((run_dir / runs.HISTORY_JSON).read_text()) if (run_dir / runs.HISTORY_JSON).is_file() else []
-        values = [float(r[self.sweep.spec.metric]) for r in rows if r.get(self.sweep.spec.metric) is not None]
+        values = [float(r[self.sweep.spec.metric]) for r in _history(run_dir)
+                  if r.get(self.sweep.spec.metric) is not None]
         if record.get("pruned_at_epoch"):
             return Outcome(number, "pruned", None, run_dir, f"pruned after epoch {record['pruned_at_epoch']}")
         finite = [v for v in values if math.isfinite(v)]
@@ -190,11 +190,11 @@ class Runner:
     def _report_history(self, outcome: Outcome) -> None:
         """Every epoch's metric as the trial's intermediate values (the pruner compares later trials with them),
         for the epochs the trial did not report itself."""
-        if outcome.run_dir is None or not (outcome.run_dir / runs.HISTORY_JSON).is_file():
+        if outcome.run_dir is None:
             return
         trial_id = self.study.trials[outcome.number]._trial_id
         have = self.study._storage.get_trial(trial_id).intermediate_values
-        for row in json.loads((outcome.run_dir / runs.HISTORY_JSON).read_text()):
+        for row in _history(outcome.run_dir):
             value, step = row.get(self.sweep.spec.metric), int(row["epoch"]) - 1
             if value is not None and step not in have and math.isfinite(float(value)):
                 self.study._storage.set_trial_intermediate_value(trial_id, step, float(value))
@@ -276,3 +276,9 @@ def _last_error(log: Path) -> str:
 
 def _shown(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def _history(run_dir: Path) -> list[dict[str, Any]]:
+    """A trial run's history rows (none when history.json is missing or damaged: runs.read_json owns reading it)."""
+    rows = runs.read_json(run_dir / runs.HISTORY_JSON)
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
