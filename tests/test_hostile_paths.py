@@ -1,0 +1,67 @@
+"""Hostile paths and names: keys that look like path syntax, store/model/input/output paths that are FIFOs, link
+loops, devices or unwritable folders, and cells too big to parse: each is one line naming the key, exit 2."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from kcli.errors import key_parts, key_path
+from tests.conftest import run_cli
+from tests.helpers import assert_user_error, tiny_project
+
+# ---- 5. a config key holding brackets or dots is quoted in key paths ----
+
+
+@pytest.mark.parametrize("loc", [("data", "x[red]"), ("data", "a.b", 0, "c"), ("model", "layers", 2, "Dense"),
+                                 ("data", 'q"]')])
+def test_key_paths_quote_keys_that_look_like_path_syntax_and_read_back(loc: tuple) -> None:
+    assert tuple(key_parts(key_path(loc))) == loc
+
+
+@pytest.mark.parametrize("key", ["x[red]", "x[0]", "a.b"])
+def test_unknown_key_with_brackets_or_dots_is_named_as_itself(tmp_path: Path, key: str) -> None:
+    config = tiny_project(tmp_path, data={key: 1})
+    line = assert_user_error(run_cli("validate", config), f"unknown key {key!r} in data")
+    assert f'data["{key}"]' in line and "top level" not in line
+
+
+def test_set_names_a_quoted_key_as_errors_spell_it(tmp_path: Path) -> None:
+    config = tiny_project(tmp_path)
+    assert_user_error(run_cli("validate", config, "--set", 'data["x[red]"]=2'), "unknown key 'x[red]' in data")
+
+
+# ---- 1. MLflow: a local store at a FIFO or a link loop, and a URI holding a password ----
+
+@pytest.mark.parametrize("make", ["fifo", "loop"])
+@pytest.mark.parametrize("scheme", ["sqlite:///", "file://"])
+def test_a_local_tracking_store_that_is_a_fifo_or_a_link_loop_is_one_line_before_the_run(
+        tmp_path: Path, make: str, scheme: str) -> None:
+    pytest.importorskip("mlflow")
+    store = tmp_path / "store.db"
+    if make == "fifo":
+        os.mkfifo(store)
+    else:
+        store.symlink_to(store)
+    config = tiny_project(tmp_path)
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs", "--set", f"tracking.mlflow.uri={scheme}{store}")
+    why = "is not a regular file (a FIFO)" if make == "fifo" else "is a symbolic link loop"
+    assert_user_error(result, f"tracking.mlflow.uri: cannot log to MLflow: {store} {why}")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_tracking_uri_password_is_never_printed_and_the_real_cause_is_said_once(tmp_path: Path) -> None:
+    pytest.importorskip("mlflow")
+    with socket.socket() as sock:   # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = tiny_project(tmp_path)
+    uri = f"http://alice:s3cret@127.0.0.1:{port}/"
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs", "--set", f"tracking.mlflow.uri={uri}")
+    line = assert_user_error(result, "tracking.mlflow.uri: cannot log to MLflow: Connection refused")
+    assert "s3cret" not in result.stdout + result.stderr and "alice:***@127.0.0.1" in line
+    assert line.count("127.0.0.1") == 1
+    assert not (tmp_path / "runs").exists()
