@@ -65,3 +65,29 @@ def test_a_tracking_uri_password_is_never_printed_and_the_real_cause_is_said_onc
     assert "s3cret" not in result.stdout + result.stderr and "alice:***@127.0.0.1" in line
     assert line.count("127.0.0.1") == 1
     assert not (tmp_path / "runs").exists()
+
+
+# ---- 2. model.init_from at a FIFO, a link loop, a device ----
+
+@pytest.mark.parametrize("make", ["fifo", "loop", "device", "fifo-in-run"])
+@pytest.mark.parametrize("command", ["train", "validate"])
+def test_init_from_that_is_not_a_readable_file_is_one_line(tmp_path: Path, make: str, command: str) -> None:
+    source = tmp_path / "x.keras"
+    if make == "fifo":
+        os.mkfifo(source)
+    elif make == "loop":
+        source.symlink_to(tmp_path / "y.keras")
+        (tmp_path / "y.keras").symlink_to(source)
+    elif make == "device":
+        source = Path("/dev/zero")
+    else:
+        source = tmp_path / "run"
+        source.mkdir()
+        os.mkfifo(source / "model.keras")
+    config = tiny_project(tmp_path, model={"init_from": str(source)})
+    why = {"fifo": "is not a regular file (a FIFO)", "loop": "is a symbolic link loop",
+           "device": "is not a regular file (a character device)", "fifo-in-run": "is not a regular file (a FIFO)"}
+    args = ("--runs-dir", tmp_path / "runs") if command == "train" else ()
+    line = assert_user_error(run_cli(command, config, *args), "model.init_from: ")
+    assert f"{source} {why[make]}" in line or f"{source / 'model.keras'} {why[make]}" in line
+    assert not (tmp_path / "runs").exists()
