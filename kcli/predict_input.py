@@ -24,7 +24,7 @@ import numpy as np
 
 from kcli import data as data_mod
 from kcli import ports as ports_mod
-from kcli import runs
+from kcli import readable, runs
 from kcli.errors import DataError
 
 CHUNK_ROWS = 8192                # rows per chunk of an .npy/.npz input
@@ -45,7 +45,7 @@ class InputFile:
 
 def open_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputFile:
     """Open .npy / .npz / .csv input with the run's feature layout; checks the feature shape up front."""
-    if not path.is_file():
+    if not readable.present(path, "--input"):   # a FIFO, a device or a link loop: said as such
         raise DataError(f"input file not found: {path}", key="--input")
     suffix = path.suffix.lower()
     if run.ports.tabular:

@@ -11,7 +11,7 @@ import pytest
 
 from kcli.errors import key_parts, key_path
 from tests.conftest import run_cli
-from tests.helpers import assert_user_error, tiny_project
+from tests.helpers import assert_user_error, tiny_project, train_ok
 
 # ---- 5. a config key holding brackets or dots is quoted in key paths ----
 
@@ -91,3 +91,53 @@ def test_init_from_that_is_not_a_readable_file_is_one_line(tmp_path: Path, make:
     line = assert_user_error(run_cli(command, config, *args), "model.init_from: ")
     assert f"{source} {why[make]}" in line or f"{source / 'model.keras'} {why[make]}" in line
     assert not (tmp_path / "runs").exists()
+
+
+# ---- 3, 4. predict / export: an --output folder that cannot be written, an --input that is no regular file ----
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("paths")
+    config = tiny_project(folder, fit={"epochs": 1}, save=["keras"])
+    return train_ok(config, folder / "runs")
+
+
+def _unwritable() -> Path:
+    """A folder even root cannot create files in (sysfs)."""
+    try:
+        fd = os.open("/sys/.kcli-probe", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return Path("/sys")
+    os.close(fd)
+    pytest.skip("/sys is writable here")
+
+
+@pytest.mark.parametrize("args", [("predict", "--input", "test.npz", "--output", "x.csv"),
+                                  ("predict", "--input", "test.npz", "--output", "x.npz"),
+                                  ("export", "--format", "savedmodel", "--output", "kx"),
+                                  ("export", "--format", "keras", "--output", "k.keras")])
+def test_an_output_folder_that_cannot_be_written_is_one_line_before_the_work(finished: Path, args: tuple) -> None:
+    folder = _unwritable()
+    command, *rest = args
+    rest = [str(finished.parent.parent / a) if a == "test.npz" else a for a in rest]
+    rest[-1] = str(folder / rest[-1])
+    line = assert_user_error(run_cli(command, finished, *rest), f"--output: cannot write in {folder} (")
+    assert "permission denied" in line or "read-only file system" in line
+    assert not (folder / Path(rest[-1]).name).exists()
+
+
+@pytest.mark.parametrize("make", ["fifo", "loop", "device", "dangling"])
+def test_predict_input_that_is_no_regular_file_says_what_it_is(finished: Path, tmp_path: Path, make: str) -> None:
+    source = tmp_path / "in.npz"
+    if make == "fifo":
+        os.mkfifo(source)
+    elif make == "loop":
+        source.symlink_to(source)
+    elif make == "device":
+        source = Path("/dev/zero")
+    else:
+        source.symlink_to(tmp_path / "gone.npz")
+    why = {"fifo": "is not a regular file (a FIFO)", "loop": "is a symbolic link loop",
+           "device": "is not a regular file (a character device)", "dangling": "is a link that points at nothing"}
+    line = assert_user_error(run_cli("predict", finished, "--input", source), f"--input: {source} {why[make]}")
+    assert "not found" not in line
