@@ -141,3 +141,27 @@ def test_predict_input_that_is_no_regular_file_says_what_it_is(finished: Path, t
            "device": "is not a regular file (a character device)", "dangling": "is a link that points at nothing"}
     line = assert_user_error(run_cli("predict", finished, "--input", source), f"--input: {source} {why[make]}")
     assert "not found" not in line
+
+
+# ---- 6. a CSV cell larger than kcli's block size ----
+
+@pytest.mark.parametrize("how", ["train", "train-stream", "init"])
+def test_a_csv_cell_larger_than_the_block_size_is_one_line_naming_the_file_and_the_limit(
+        tmp_path: Path, how: str) -> None:
+    from kcli.data.tables import CSV_BLOCK_BYTES
+
+    table = tmp_path / "big.csv"
+    rows = "".join(f"{i},{i % 2}\n" for i in range(20))
+    table.write_text("a,y\n" + rows + "x" * (3 * CSV_BLOCK_BYTES) + ",0\n" + rows)
+    if how == "init":
+        result = run_cli("init", "--data", table, "--label", "y", "--output", tmp_path / "new.yaml")
+    else:
+        config = tiny_project(tmp_path, data={"source": "csv", "path": "big.csv", "label": "y",
+                                              "stream": how == "train-stream", "validation": None, "test": None,
+                                              "one_hot": None},
+                              model={"input_shape": None, "layers": [{"Dense": {"units": 2}}]},
+                              compile={"loss": {"SparseCategoricalCrossentropy": {"from_logits": True}}})
+        result = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+    line = assert_user_error(result, f"{table}")
+    assert "larger than kcli's CSV block size of 1 MiB" in line and "straddl" not in line
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "new.yaml").exists()
