@@ -165,3 +165,19 @@ def test_a_csv_cell_larger_than_the_block_size_is_one_line_naming_the_file_and_t
     line = assert_user_error(result, f"{table}")
     assert "larger than kcli's CSV block size of 1 MiB" in line and "straddl" not in line
     assert not (tmp_path / "runs").exists() and not (tmp_path / "new.yaml").exists()
+
+
+def test_predict_csv_with_a_huge_cell_is_one_line_not_a_memory_error(finished: Path, tmp_path: Path) -> None:
+    from kcli.predict_input import MAX_LINE_BYTES
+
+    table = tmp_path / "in.csv"
+    with table.open("w") as fh:
+        fh.write("1,2,3,4\n" * 10 + "1,2,3," + "4" * (MAX_LINE_BYTES + 10) + "\n" + "1,2,3,4\n")
+    assert_user_error(run_cli("predict", finished, "--input", table),
+                      f"--input: {table}: a line of it is larger than kcli's limit of {MAX_LINE_BYTES >> 20} MiB")
+
+
+def test_predict_csv_with_a_huge_first_line_is_one_line(finished: Path, tmp_path: Path) -> None:
+    table = tmp_path / "in.csv"
+    table.write_text("a,b,c," + "d" * 200_000 + "\n1,2,3,4\n")
+    assert_user_error(run_cli("predict", finished, "--input", table), f"cannot read the first line of {table}")
