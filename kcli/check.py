@@ -9,11 +9,12 @@ builds and compiles the model as `kcli train` would (that imports TensorFlow).
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kcli import config as config_mod
-from kcli import keras_api
+from kcli import keras_api, readable
 from kcli import resolve as resolve_mod
 from kcli.compose import is_file_ref
 from kcli.config import Config, Spec, did_you_mean
@@ -130,9 +131,25 @@ def _data_files(cfg: Config) -> None:
         if source != "images" and holder.path and not Path(holder.path).is_file():
             raise DataError(f"data file not found: {holder.path}", key=f"{key}.path")
     init = cfg.model.init_from
-    if init is not None and not init.startswith(LATEST_RUN) and not Path(init).exists():
-        raise ConfigError(f"not found: {cfg.model.init_from} (a run directory, a .keras or a .weights.h5 file)",
-                          key="model.init_from")
+    if init is not None and not init.startswith(LATEST_RUN):
+        init_source(Path(init))
+
+
+INIT_KEY = "model.init_from"
+
+
+def init_source(path: Path) -> Path:
+    """The file to read weights from: `path`, or a run directory's model.keras; a FIFO, a device or a link loop
+    (Keras would block on it or fail deep inside) is one line naming model.init_from."""
+    why = readable.problem(path)
+    if why == "is a folder, not a file":
+        inside = path / "model.keras"
+        if not os.path.lexists(inside):
+            raise ConfigError(f"{path} is not a run directory with a model.keras", key=INIT_KEY)
+        return readable.regular(inside, INIT_KEY, error=ConfigError)
+    if why == "does not exist":
+        raise ConfigError(f"not found: {path} (a run directory, a .keras or a .weights.h5 file)", key=INIT_KEY)
+    return readable.regular(path, INIT_KEY, error=ConfigError)
 
 
 def _lookup(name: str, package: str, user: UserCode, key: str, loose: bool = False) -> keras_api.Signature | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kcli import yaml_source
-from kcli.errors import ConfigError
+from kcli.errors import ConfigError, key_parts, key_path
 
 Origin = tuple[Path, int]   # the file and 1-based line that set a key
 
@@ -94,10 +94,9 @@ def _overlay(base: dict[str, Origin], over: dict[str, Origin], over_raw: dict[st
 def value_at(raw: Any, key: str) -> Any:
     """The value at a key path like `model.layers[0].Dense` (None where it does not exist)."""
     node = raw
-    for part in key.replace("[", ".[").split("."):
-        if part.startswith("["):
-            index = int(part[1:-1])
-            node = node[index] if isinstance(node, list) and index < len(node) else None
+    for part in key_parts(key):
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and part < len(node) else None
         else:
             node = node.get(part) if isinstance(node, dict) else None
     return node
@@ -142,9 +141,10 @@ def describe_origin(key: str, raw: dict[str, Any], origins: dict[str, Origin], s
 
 def origin_of(key: str, origins: dict[str, Origin]) -> Origin | None:
     """The origin of `key`, or of its nearest parent that a file spells out."""
-    while key:
-        if key in origins:
-            return origins[key]
-        cut = max(key.rfind("."), key.rfind("["))
-        key = key[:cut] if cut > 0 else ""
+    parts = key_parts(key)
+    while parts:
+        found = origins.get(key_path(tuple(parts)))
+        if found is not None:
+            return found
+        parts.pop()
     return None

@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from kcli.compose import Origin, compose, describe_origin, origin_of
-from kcli.errors import ConfigError, KcliError, key_path
+from kcli.errors import ConfigError, KcliError, join_key, key_path
 from kcli.overrides import apply_overrides, blame_override
 
 SaveFormat = Literal["keras", "h5", "weights", "savedmodel"]
@@ -547,7 +547,7 @@ def load(path: Path, overrides: list[str] | None = None) -> LoadedConfig:
         config = Config.model_validate(raw)
     except ValidationError as exc:
         # The deepest error is the most specific one (a union reports each branch separately).
-        err = _translate(max(exc.errors(), key=lambda e: len(e["loc"])))
+        err = _translate(max(exc.errors(), key=lambda e: len(e["loc"])), raw)
         raise _locate(err, path, origins, set_keys) from None
     return LoadedConfig(config=config, path=path, origins=origins, overrides=overrides, set_keys=set_keys,
                         raw=raw)
@@ -563,9 +563,9 @@ def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
-def _translate(error: dict[str, Any]) -> ConfigError:
+def _translate(error: dict[str, Any], raw: Any = None) -> ConfigError:
     """One pydantic error -> one ConfigError naming the key path."""
-    loc = tuple(p for p in error["loc"] if not _is_union_tag(p))
+    loc = _config_loc(tuple(error["loc"]), raw)
     kind = error["type"]
     if kind == "extra_forbidden":
         parent, key = loc[:-1], str(loc[-1])
@@ -582,6 +582,24 @@ def _translate(error: dict[str, Any]) -> ConfigError:
         shown = repr(error.get("input"))
         message += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
     return ConfigError(message, key=key_path(loc) or None)
+
+
+def _config_loc(loc: tuple[Any, ...], raw: Any) -> tuple[Any, ...]:
+    """A pydantic `loc` without its union tags: a part that is a key of the config at that place is a key (a
+    user's key may look like a tag: 'x[red]'); any other part that looks like a tag is one."""
+    out: list[Any] = []
+    node = raw
+    for part in loc:
+        here = isinstance(node, dict) and part in node or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node))
+        if here:
+            node = node[part]
+        elif _is_union_tag(part):
+            continue
+        else:
+            node = None   # past what the raw config shows (a validator reshaped it): keep what pydantic says
+        out.append(part)
+    return tuple(out)
 
 
 def _is_union_tag(part: Any) -> bool:
@@ -635,7 +653,7 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, dict) and value:
         out: dict[str, Any] = {}
         for k, v in value.items():
-            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+            out.update(flatten(v, join_key(prefix, k)))
         return out
     if isinstance(value, list) and value:
         out = {}

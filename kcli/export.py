@@ -42,8 +42,8 @@ def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, display: Dis
         raise RunError(f"{target}: a {fmt} export must end in {SUFFIXES[fmt]}", key="--output")
     if target.exists():
         raise RunError(f"{target} already exists; choose another --output or remove it", key="--output")
-    if output is not None and not output.parent.is_dir():
-        raise RunError(f"the folder {output.parent} does not exist; create it first", key="--output")
+    # the run's export/ folder is made below: until then, the run folder is where it must be written
+    runs.writable_folder(target.parent if output is not None or target.parent.is_dir() else run.path, "--output")
     model = artifacts.load_model(run)
     if fmt == "h5" and not _is_graph_model(model):
         raise RunError("h5 cannot hold a subclassed keras.Model (Keras cannot reload it); use keras, weights, "

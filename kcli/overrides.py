@@ -8,6 +8,7 @@ read as YAML.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,7 +101,16 @@ def _split_key(key: str, text: str) -> list[Part]:
     parts: list[Part] = []
     rest = key
     while rest:
-        if rest.startswith("["):
+        if rest.startswith('["'):   # a quoted key (data["x[red]"]), as error messages spell it
+            try:
+                name, end = json.JSONDecoder().raw_decode(rest, 1)
+            except ValueError:
+                raise ConfigError(f"bad quoted key {rest}", key=f"--set {text}") from None
+            if not rest[end:].startswith("]"):
+                raise ConfigError(f"bad quoted key {rest}", key=f"--set {text}")
+            parts.append(str(name))
+            rest = rest[end + 1:]
+        elif rest.startswith("["):
             inside, sep, rest = rest[1:].partition("]")
             if not sep or not inside.strip():
                 raise ConfigError(f"bad list item [{inside}", key=f"--set {text}")

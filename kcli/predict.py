@@ -152,8 +152,7 @@ def _check_output(output: Path | None, overwrite: bool) -> None:
         raise DataError(f"{output} already exists; pass --overwrite to replace it", key="--output")
     if output.is_dir():
         raise DataError(f"{output} is a directory", key="--output")
-    if not output.parent.is_dir():
-        raise DataError(f"the folder {output.parent} does not exist; create it first", key="--output")
+    runs.writable_folder(output.parent, "--output", DataError)
 
 
 def _collect(collected: Collected, raw: np.ndarray, classified: tuple[np.ndarray, np.ndarray] | None,

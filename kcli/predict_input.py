@@ -24,11 +24,12 @@ import numpy as np
 
 from kcli import data as data_mod
 from kcli import ports as ports_mod
-from kcli import runs
+from kcli import readable, runs
 from kcli.errors import DataError
 
 CHUNK_ROWS = 8192                # rows per chunk of an .npy/.npz input
 BLOCK_ROWS = 32768               # rows per block of a CSV input (sized in bytes from the average line)
+MAX_LINE_BYTES = 16 << 20        # a longer CSV line is refused (and no block grows past a few of these)
 # The CPUs this process may run on (inside a container os.cpu_count() is the host's), capped: more threads
 # only hold more blocks in memory once the model is the bottleneck.
 PARSE_THREADS = min(8, max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2))
@@ -45,7 +46,7 @@ class InputFile:
 
 def open_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputFile:
     """Open .npy / .npz / .csv input with the run's feature layout; checks the feature shape up front."""
-    if not path.is_file():
+    if not readable.present(path, "--input"):   # a FIFO, a device or a link loop: said as such
         raise DataError(f"input file not found: {path}", key="--input")
     suffix = path.suffix.lower()
     if run.ports.tabular:
@@ -214,7 +215,7 @@ def _csv_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputFil
     if rows == 0:
         raise DataError(f"{path} has no data rows", key="--input")
     label_index = header.index(label) if label is not None else None
-    block_bytes = max(1 << 16, math.ceil(path.stat().st_size / max(rows, 1)) * BLOCK_ROWS)
+    block_bytes = min(max(1 << 16, math.ceil(path.stat().st_size / max(rows, 1)) * BLOCK_ROWS), MAX_LINE_BYTES)
     names = [header[i] for i in features]
     return InputFile(rows, label, _csv_chunks(path, has_header, features, names, label_index, len(header),
                                               run.config.data.scale, block_bytes))
@@ -234,8 +235,8 @@ def _check_width(path: Path, width: int, input_shape: tuple[int | None, ...], ha
 def _count_rows(path: Path, has_header: bool) -> int:
     with path.open("rb") as fh:
         if has_header:
-            next(fh, None)
-        return sum(1 for line in fh if line.strip())
+            fh.readline(MAX_LINE_BYTES)
+        return sum(1 for block in _line_blocks(fh, 1 << 20, path) for line in block.split(b"\n") if line.strip())
 
 
 def _csv_chunks(path: Path, has_header: bool, features: list[int], names: list[str], label_index: int | None,
@@ -249,7 +250,7 @@ def _csv_chunks(path: Path, has_header: bool, features: list[int], names: list[s
             fh.readline()
         pending: deque[tuple[int, Future[np.ndarray]]] = deque()
         first_row = 1
-        for block in _line_blocks(fh, block_bytes):
+        for block in _line_blocks(fh, block_bytes, path):
             pending.append((first_row, pool.submit(parse, block)))
             first_row += sum(1 for line in block.split(b"\n") if line.strip())
             if len(pending) > PARSE_THREADS:
@@ -285,8 +286,9 @@ class _Layout:
         return data_mod.scale_features(x, self.scale), labels
 
 
-def _line_blocks(fh: Any, size: int) -> Iterator[bytes]:
-    """The rest of a binary file in blocks of about `size` bytes that end at a line break."""
+def _line_blocks(fh: Any, size: int, path: Path) -> Iterator[bytes]:
+    """The rest of a binary file in blocks of about `size` bytes that end at a line break; a line longer than
+    MAX_LINE_BYTES is one line naming the file (a huge cell would otherwise be read whole)."""
     rest = b""
     while True:
         block = fh.read(size)
@@ -296,7 +298,11 @@ def _line_blocks(fh: Any, size: int) -> Iterator[bytes]:
             return
         data = rest + block
         cut = data.rfind(b"\n") + 1
+        longest = max(len(data) - cut, data.find(b"\n") if rest else 0)   # a line inside one block is shorter
         data, rest = data[:cut], data[cut:]
+        if longest > MAX_LINE_BYTES:
+            raise DataError(f"{path}: a line of it is larger than kcli's limit of {MAX_LINE_BYTES >> 20} MiB for a "
+                            "CSV line: a huge cell, or a line break missing; fix the file", key="--input")
         if data:
             yield data
 

@@ -50,7 +50,7 @@ def resolve(loaded: LoadedConfig) -> Config:
         cfg.model.class_ = abs_ref(cfg.model.class_, base)
         cfg.model.args = cfg.model.args or {}
     if cfg.model.init_from is not None and not cfg.model.init_from.startswith(LATEST_RUN):
-        cfg.model.init_from = str((base / cfg.model.init_from).resolve())
+        cfg.model.init_from = rebased(base, cfg.model.init_from, "model.init_from", ConfigError)
     _resolve_steps_per_execution(cfg, loaded)
     if cfg.save is None:
         # A subclassed keras.Model cannot be reloaded from legacy HDF5 (Keras limitation).
@@ -64,11 +64,20 @@ def resolve(loaded: LoadedConfig) -> Config:
 LATEST_RUN = "latest:"   # init_from: latest:NAME, the newest completed run called NAME under --runs-dir
 
 
+def rebased(base: Path, path: str, key: str, error: type[KcliError]) -> str:
+    """A path from the config made absolute against the config's folder, links resolved; a link loop is one line
+    naming `key` (Python 3.11's resolve() raises RuntimeError "Symlink loop" for it)."""
+    try:
+        return str((base / path).resolve())
+    except RuntimeError:
+        raise error(f"{base / path} is a symbolic link loop", key=key) from None
+
+
 def _abs_weights(args: dict[str, Any], base: Path) -> dict[str, Any]:
     """A keras.applications `weights: file.h5` is relative to the config file (`imagenet` and null are not)."""
     weights = args.get("weights")
     if isinstance(weights, str) and weights != "imagenet":
-        return {**args, "weights": str((base / weights).resolve())}
+        return {**args, "weights": rebased(base, weights, "model.layers", ConfigError)}
     return args
 
 
@@ -105,10 +114,7 @@ def _resolve_data_paths(data: DataConfig, base: Path) -> None:
         data.samples, data.classes = data.samples or 1000, data.classes or 2
     for key, holder in (("data", data), ("data.validation", data.validation), ("data.test", data.test)):
         if holder is not None and holder.path:
-            try:
-                holder.path = str((base / holder.path).resolve())
-            except RuntimeError:   # Python 3.11's "Symlink loop" (later Pythons leave it to the reader)
-                raise DataError(f"{base / holder.path} is a symbolic link loop", key=f"{key}.path") from None
+            holder.path = rebased(base, holder.path, f"{key}.path", DataError)
 
 
 def check_graph(model: ModelConfig) -> None:

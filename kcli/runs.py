@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kcli import __version__, readable
-from kcli.errors import RunError
+from kcli.errors import KcliError, RunError
 
 if TYPE_CHECKING:
     from kcli.config import Config
@@ -66,6 +66,21 @@ def new_run_dir(runs_dir: Path, name: str, now: datetime | None = None) -> Path:
                            key="--runs-dir") from None
         return path
     raise RunError(f"too many runs named {base} in {runs_dir}", key="--runs-dir")
+
+
+def writable_folder(folder: Path, key: str, error: type[KcliError] = RunError) -> None:
+    """`folder` exists and a file can be created in it (tried: permissions, a read-only file system, /sys), so
+    an output is refused before the work, not half-way; one line naming `key` and the OS's reason otherwise."""
+    if not folder.is_dir():
+        raise error(f"the folder {folder} does not exist; create it first", key=key)
+    probe = folder / f".tmp-{uuid.uuid4().hex[:12]}-kcli-write-check"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise error(f"cannot write in {folder} ({reason}); choose a folder you can write", key=key) from None
+    os.close(fd)
+    probe.unlink()
 
 
 @contextlib.contextmanager

@@ -71,7 +71,7 @@ def describe_csv(path: Path, label: str | None) -> list[Column]:
 
 
 MAX_VALUES = 10_000   # distinct values remembered per column: memory stays bounded on any file
-BLOCK_BYTES = 1 << 20   # bytes of CSV parsed per block
+BLOCK_BYTES = tables.CSV_BLOCK_BYTES   # bytes of CSV parsed per block (larger blocks: more memory, no faster)
 
 
 @dataclass

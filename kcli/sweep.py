@@ -114,8 +114,8 @@ def _spec(loaded: config_mod.LoadedConfig, sweep_file: Path | None) -> SweepConf
     try:
         return SweepConfig.model_validate(raw)
     except ValidationError as exc:
-        err = config_mod._translate(max(exc.errors(), key=lambda e: len(e["loc"])))
-        err.key = f"sweep.{err.key}" if err.key else "sweep"
+        err = config_mod._translate(max(exc.errors(), key=lambda e: len(e["loc"])), raw)
+        err.key = f"sweep{'' if (err.key or '').startswith('[') else '.'}{err.key}" if err.key else "sweep"
         raise err.located(sweep_file) from None
 
 

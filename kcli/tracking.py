@@ -13,14 +13,16 @@ import json
 import os
 import re
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from kcli import runs
+from kcli import readable, runs
 from kcli.config import Config, MlflowConfig, flatten
-from kcli.errors import ConfigError
+from kcli.errors import ConfigError, masked
 
 INSTALL_HINT = "pip install 'kcli-keras[mlflow]' (in a checkout: pip install -e '.[mlflow]')"
 ARTIFACT_FILES = ("config.yaml", "summary.txt", "history.csv", "history.json", "history.png", "metrics.json",
@@ -33,20 +35,84 @@ RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_
 
 def reachable(cfg: Config) -> None:
     """The tracking store answers, checked before a run directory exists: an http(s) server its /health within
-    10 s; any other URI (a database, a folder) by opening it with MLflow's own client, as the run will."""
+    10 s; a local store's file or folder by readable's rules (a FIFO or a link loop would hang MLflow); any other
+    URI (a database, a folder) by opening it with MLflow's own client, as the run will."""
     if cfg.tracking is None or cfg.tracking.mlflow is None:
         return
     uri = cfg.tracking.mlflow.uri
     if not uri.startswith(("http://", "https://")):
+        _local_store_usable(uri)
         _store_opens(uri)
         return
-    import urllib.request
+    import http.client
 
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10):
+        with urllib.request.urlopen(_health_request(uri), timeout=10):
             pass
-    except OSError as exc:
-        raise ConfigError(f"cannot log to MLflow at {uri}: {short(exc)}", key="tracking.mlflow.uri") from None
+    except (OSError, ValueError, http.client.HTTPException) as exc:   # InvalidURL: a bad port or host
+        raise ConfigError(f"cannot log to MLflow: {_reason(exc)}", key=KEY) from None
+
+
+KEY = "tracking.mlflow.uri"
+
+
+def _health_request(uri: str) -> urllib.request.Request:
+    """GET URI/health, with the URI's user:password (if any) sent as HTTP basic auth, as MLflow's client does
+    (urllib would read them as part of the host name)."""
+    import base64
+    import urllib.request
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(uri)
+    host = parts.netloc.rpartition("@")[2]
+    request = urllib.request.Request(f"{parts._replace(netloc=host).geturl().rstrip('/')}/health")
+    if parts.username is not None:
+        token = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        request.add_header("Authorization", "Basic " + base64.b64encode(token).decode())
+    return request
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong reaching a server, without the URL (the location of the error names it, masked)."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"the server answered HTTP {exc.code} {exc.reason}"
+    if isinstance(reason, OSError):
+        exc = reason
+    text = getattr(exc, "strerror", None) or str(reason or exc)
+    return short(RuntimeError(text))
+
+
+def _local_store(uri: str) -> tuple[Path, bool] | None:
+    """The file (sqlite:///FILE) or folder (file:///DIR, a plain path) of a local store, and whether it is a
+    folder; None for any other store."""
+    from urllib.parse import unquote, urlsplit
+
+    if uri.startswith("sqlite:///"):
+        name = uri[len("sqlite:///"):].split("?", 1)[0]
+        return (None if name in ("", ":memory:") else (Path(unquote(name)), False))
+    if uri.startswith("file:"):
+        return Path(unquote(urlsplit(uri).path)), True
+    return (Path(uri), True) if "://" not in uri else None
+
+
+def _local_store_usable(uri: str) -> None:
+    """A local store's file is a regular file (or not there yet, in a folder) and its folder a folder."""
+    found = _local_store(uri)
+    if found is None:
+        return
+    path, folder = found
+    if not folder and not os.path.lexists(path):
+        path, folder = path.parent if str(path.parent) else Path("."), True   # MLflow creates the file, not its folder
+        if not os.path.lexists(path):
+            raise ConfigError(f"cannot log to MLflow: the folder {path} does not exist", key=KEY)
+    if folder and not os.path.lexists(path):
+        return   # MLflow creates a store folder
+    why = readable.problem(path)
+    if folder:
+        why = None if why == "is a folder, not a file" else (why or "is a file, not a folder")
+    if why is not None:
+        raise ConfigError(f"cannot log to MLflow: {path} {why}", key=KEY)
 
 
 def _store_opens(uri: str) -> None:
@@ -63,12 +129,11 @@ def _store_opens(uri: str) -> None:
     try:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except ModuleNotFoundError as exc:   # mysql://, postgresql://, ... without their driver
-        raise ConfigError(f"cannot log to MLflow at {uri}: its database driver {exc.name!r} is not installed; "
-                          "install it, or use an http(s) server or sqlite:///FILE", key="tracking.mlflow.uri") from None
+        raise ConfigError(f"cannot log to MLflow: its database driver {exc.name!r} is not installed; "
+                          "install it, or use an http(s) server or sqlite:///FILE", key=KEY) from None
     except Exception as exc:  # MlflowException, SQLAlchemy's errors, OSError: any store that cannot be used
         said = re.sub(r"\s*(\[SQL:|\(Background on this error).*", "", " ".join(str(exc).split()))   # SQLAlchemy's tail
-        raise ConfigError(f"cannot log to MLflow at {uri}: {short(RuntimeError(said))}",
-                          key="tracking.mlflow.uri") from None
+        raise ConfigError(f"cannot log to MLflow: {short(RuntimeError(said))}", key=KEY) from None
     finally:
         log.setLevel(level)
 
@@ -101,8 +166,7 @@ class MlflowRun:
             else:
                 self.client.update_run(self.run_id, status="RUNNING")
         except Exception as exc:  # MLflow raises MlflowException / requests errors for an unreachable server
-            raise ConfigError(f"cannot log to MLflow at {settings.uri}: {short(exc)}", key="tracking.mlflow.uri") \
-                from None
+            raise ConfigError(f"cannot log to MLflow at {masked(settings.uri)}: {short(exc)}", key=KEY) from None
 
     def _create(self, experiment: str, cfg: Config) -> str:
         found = self.client.get_experiment_by_name(experiment)

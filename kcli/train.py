@@ -268,7 +268,7 @@ def _train(path: Path | None, runs_dir: Path, display: Display, overrides: list[
         record.update(keep_best=keep_best)
         if cfg.tracking is not None and cfg.tracking.mlflow is not None:
             tracked = tracking.MlflowRun(cfg.tracking.mlflow, cfg, run_dir, record)
-            display.note(f"tracking: MLflow run {tracked.run_id} at {cfg.tracking.mlflow.uri}")
+            display.note(f"tracking: MLflow run {tracked.run_id} at {tracking.masked(cfg.tracking.mlflow.uri)}")
         chief = cluster is None or cluster.workers <= 1 or cluster.is_chief
         if chief:
             pictures.warm_up()

@@ -43,12 +43,9 @@ def _flat(model: keras.Model) -> list[keras.layers.Layer]:
 
 
 def _donor(path: Path, model: keras.Model, classes: dict[str, type]) -> keras.Model:
-    if path.is_dir():
-        if not (path / "model.keras").is_file():
-            raise ConfigError(f"{path} is not a run directory with a model.keras", key=KEY)
-        path = path / "model.keras"
-    if not path.exists():
-        raise ConfigError(f"not found: {path} (a run directory, a .keras or a .weights.h5 file)", key=KEY)
+    from kcli.check import init_source
+
+    path = init_source(path)
     try:
         if path.name.endswith(".weights.h5"):
             donor = keras.models.clone_model(model)

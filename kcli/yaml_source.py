@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from kcli.errors import ConfigError
+from kcli.errors import ConfigError, join_key
 
 MAX_CONFIG_BYTES = 1 << 20       # a config is a page of YAML; anything larger is not one
 MAX_YAML_NODES = 100_000         # values after expanding aliases (a YAML "billion laughs" expands to 10^9)
@@ -110,7 +110,7 @@ def _line_map(node: yaml.Node, prefix: str, budget: _Budget) -> dict[str, int]:
     lines: dict[str, int] = {}
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            key = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+            key = join_key(prefix, key_node.value)
             line = key_node.start_mark.line + 1
             if key in lines and isinstance(key_node, yaml.ScalarNode) and key_node.value != "<<":
                 raise ConfigError(f"duplicate key {key_node.value!r} (lines {lines[key]} and {line}); "

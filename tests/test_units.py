@@ -119,7 +119,7 @@ def test_line_blocks_end_at_line_breaks() -> None:
     from kcli.predict_input import _line_blocks
 
     text = b"".join(f"{i},{i}\n".encode() for i in range(1000)) + b"1000,1000"
-    blocks = list(_line_blocks(io.BytesIO(text), 97))
+    blocks = list(_line_blocks(io.BytesIO(text), 97, Path("x.csv")))
     assert all(b.endswith(b"\n") for b in blocks) and b"".join(blocks) == text + b"\n"
 
 

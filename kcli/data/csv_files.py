@@ -22,6 +22,8 @@ def csv_header(path: Path, key: str = "data") -> list[str]:
         raise DataError(f"data file not found: {path}", key=_file_key(key)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path}: {exc}", key=_file_key(key)) from None
+    except csv.Error as exc:   # "field larger than field limit (131072)": a huge cell or a quote left open
+        raise DataError(f"cannot read the first line of {path}: {exc}", key=_file_key(key)) from None
     if not header:
         raise DataError(f"{path} is empty; expected a header line with column names", key=_file_key(key))
     return [h.strip() for h in header]

@@ -36,7 +36,7 @@ from kcli.ports import Ports, input_name
 STREAM_ABOVE = 512 << 20     # bytes of files above which `stream: auto` streams
 WINDOW_ROWS = 65536          # rows shuffled together (a shuffle buffer; memory: this many rows)
 WINDOWS_AHEAD = 2            # windows read ahead of training
-BLOCK_BYTES = 1 << 20        # bytes of CSV pyarrow parses per block (larger blocks: more memory, no faster)
+BLOCK_BYTES = tables.CSV_BLOCK_BYTES   # bytes of CSV parsed per block (larger blocks: more memory, no faster)
 PARQUET_ROWS = 65536         # rows per Parquet batch
 SUFFIXES = {"csv": (".csv",), "parquet": (".parquet", ".pq"), "tfrecord": (".tfrecord", ".tfrecords", ".tfrec")}
 

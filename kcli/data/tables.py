@@ -24,6 +24,8 @@ from kcli.data.splits import Arrays
 from kcli.errors import DataError
 from kcli.ports import input_name
 
+CSV_BLOCK_BYTES = 1 << 20   # bytes of CSV pyarrow parses per block (its default); a line must fit in one
+
 ONE_HOT_UP_TO = 50   # categories with more values get an embedding by default
 MISSING_CODE = -1    # a missing whole-number category: IntegerLookup's out-of-vocabulary token
 
@@ -47,7 +49,8 @@ def read_table(path: Path, source: str, key: str, features: dict[str, str] | Non
         else:
             from pyarrow import csv
 
-            table = csv.read_csv(path, convert_options=csv_options())
+            table = csv.read_csv(path, read_options=csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                                 convert_options=csv_options())
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cannot read {path} as {source}: {arrow_problem(exc)}", key=_file_key(key)) from None
     column_names(table, path, key)
@@ -125,9 +128,15 @@ def csv_options() -> Any:
 
 
 def arrow_problem(exc: BaseException) -> str:
-    """pyarrow's complaint about a file, on one line (an empty CSV said as such)."""
+    """pyarrow's complaint about a file, on one line (an empty CSV, a line longer than a block said as such)."""
     text = " ".join(str(exc).split())
-    return "it is empty; expected a header line with column names" if "Empty CSV file" in text else text
+    if "Empty CSV file" in text:
+        return "it is empty; expected a header line with column names"
+    if "straddling object" in text:   # pyarrow's "try to increase block size?": a setting the user does not have
+        return (f"a line of it is larger than kcli's CSV block size of {CSV_BLOCK_BYTES >> 20} MiB (a line must "
+                "fit in a block): a huge cell, or a quote left open (the rest of the file then reads as one cell); "
+                "fix the file")
+    return text
 
 
 def read_tables(files: list[Path], source: str, key: str, features: dict[str, str] | None = None) -> Any:
