@@ -24,7 +24,7 @@ from kcli import config as config_mod
 from kcli import runs
 from kcli.config import SweepConfig, SweepParam
 from kcli.display import Display
-from kcli.errors import ConfigError, Interrupted, KcliError, RunError
+from kcli.errors import ConfigError, Interrupted, KcliError, RunError, join_key
 from kcli.keras_api import higher_is_better
 
 SPEC = "sweep.json"      # what the sweep searches and where its study lives
@@ -124,7 +124,7 @@ def _check_space(spec: SweepConfig) -> None:
     from kcli.overrides import split_key_path
 
     for key in spec.parameters:
-        where = f"sweep.parameters.{key}"
+        where = _param_key(key)
         first = split_key_path(key, where)[0]
         if first not in SEARCHABLE:
             raise ConfigError(f"{first!r} cannot be searched: a trial varies keys under {', '.join(SEARCHABLE)}",
@@ -145,7 +145,7 @@ def _count(param: SweepParam, key: str) -> int:
     if param.is_int:
         return len(range(int(param.low), int(param.high) + 1, int(param.step or 1)))
     if param.step is None:
-        raise ConfigError("method grid needs `choices`, an int range or a `step`", key=f"sweep.parameters.{key}")
+        raise ConfigError("method grid needs `choices`, an int range or a `step`", key=_param_key(key))
     return int(math.floor((param.high - param.low) / param.step + 1e-9)) + 1
 
 
@@ -167,7 +167,7 @@ def _grid_size(spec: SweepConfig) -> int:
         largest = max(counts, key=lambda k: counts[k])
         raise ConfigError(f"method grid: {size:.3g} combinations, more than {MAX_GRID} ({largest} alone has "
                           f"{counts[largest]:.3g} values); use fewer values, a larger step, or method random/tpe",
-                          key=f"sweep.parameters.{largest}")
+                          key=_param_key(largest))
     return size
 
 
@@ -260,7 +260,7 @@ def check(sweep: Sweep) -> None:
                 config_mod.load(sweep.config, [*sweep.overrides, *sets({key: value})])
             except KcliError as exc:
                 raise ConfigError(f"{exc.key + ': ' if exc.key else ''}{exc.message}",
-                                  key=f"sweep.parameters.{key}").located(sweep.config) from None
+                                  key=_param_key(key)).located(sweep.config) from None
     loaded = config_mod.load(sweep.config, [*sweep.overrides, *sets(first)])
     try:
         cfg = resolve(loaded)
@@ -450,3 +450,9 @@ def _load(name: str, storage: str, folder: Path) -> Any:
     except (KeyError, optuna.exceptions.OptunaError) as exc:
         raise RunError(f"no study {name!r} in {folder / DB} (emptied or damaged: {type(exc).__name__})",
                        key="SWEEP") from None
+
+
+def _param_key(key: str) -> str:
+    """Where a searched value is set: sweep.parameters["fit.epochs"] (its key holds dots, so it is quoted as every
+    key path quotes such keys)."""
+    return join_key("sweep.parameters", key)

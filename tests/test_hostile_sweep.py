@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from kcli.errors import join_key
 from tests.conftest import REPO, run_cli
 from tests.helpers import assert_user_error, tiny_project
 
@@ -51,7 +52,7 @@ def files(folder: Path) -> dict[str, bytes]:
 # ---- 6: ranges, grids and options ----
 
 @pytest.mark.parametrize("param,expected", [
-    ({"low": float("-inf"), "high": 0.1}, "sweep.parameters." + LR + ": `low` must be a finite number, not -inf"),
+    ({"low": float("-inf"), "high": 0.1}, f'sweep.parameters["{LR}"]: `low` must be a finite number, not -inf'),
     ({"low": 0.001, "high": float("inf")}, "`high` must be a finite number, not inf"),
     ({"low": float("nan"), "high": 0.1}, "`low` must be a finite number, not nan"),
     ({"low": 0.001, "high": 0.1, "step": 0}, "`step` must be above 0, not 0"),
@@ -72,13 +73,13 @@ def test_impossible_ranges_stop_before_a_folder(tmp_path: Path, param: dict, exp
 def test_every_choice_and_both_ends_are_checked_first(tmp_path: Path, key: str, param: dict, expected: str) -> None:
     """A value the config refuses failed trial after trial (nan/inf choices reached the trial as text)."""
     result = run_cli("sweep", project(tmp_path, parameters={key: param}), "--runs-dir", tmp_path / "runs")
-    assert f"sweep.parameters.{key}:" in assert_user_error(result, expected)
+    assert join_key("sweep.parameters", key) + ":" in assert_user_error(result, expected)
     assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize("parameters,expected", [
     ({"fit.epochs": {"low": 1, "high": 10**15}, "fit.batch_size": {"low": 1, "high": 10**6}},
-     "sweep.parameters.fit.epochs: method grid: 1e+21 combinations, more than 100000"),
+     'sweep.parameters["fit.epochs"]: method grid: 1e+21 combinations, more than 100000'),
     ({LR: {"low": 0.001, "high": 0.1, "step": 1e-12}}, "combinations, more than 100000"),
 ])
 def test_an_astronomic_grid_is_one_line(tmp_path: Path, parameters: dict, expected: str) -> None:
@@ -110,7 +111,7 @@ def test_a_bad_option_value_is_one_line(tmp_path: Path, option: str) -> None:
 def test_parameter_keys_are_trainable_config_keys(tmp_path: Path, key: str, expected: str) -> None:
     config = project(tmp_path, parameters={key: {"choices": [1, 2]}})
     line = assert_user_error(run_cli("sweep", config, "--runs-dir", tmp_path / "runs"), expected)
-    assert f"sweep.parameters.{key}:" in line
+    assert join_key("sweep.parameters", key) + ":" in line
     assert not (tmp_path / "runs").exists()
 
 

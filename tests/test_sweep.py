@@ -141,7 +141,7 @@ def test_a_lagging_trial_is_pruned(first_sweep: Path) -> None:
 
 @pytest.mark.parametrize("sweep,expected", [
     ({"parameters": {"fit.epoch": {"choices": [1, 2]}}},
-     "sweep.parameters.fit.epoch: fit.epoch: unknown key 'epoch' in fit (did you mean 'epochs'?)"),
+     "sweep.parameters[\"fit.epoch\"]: fit.epoch: unknown key 'epoch' in fit (did you mean 'epochs'?)"),
     ({"parameters": {"model.layers[0].Dense.unit": {"choices": [4]}}}, "unknown argument 'unit'"),
     ({"parameters": {"fit.epochs": {"low": 5, "high": 1}}}, "the range is empty: low (5) must be below high (1)"),
     ({"metric": "val_acuracy"}, "sweep.metric: 'val_acuracy' is never logged (did you mean 'val_accuracy'?)"),
