@@ -10,7 +10,9 @@ import csv
 import json
 import os
 import queue
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +29,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, run_cli, write_config
-from tests.helpers import tiny_project, train_ok
+from tests.helpers import assert_user_error, tiny_project, train_ok
 
 STARTUP = 240.0   # seconds for a server to import TensorFlow and load its models on a crowded machine
 
@@ -395,3 +397,104 @@ def test_limits_unknown_models_and_metrics(server: Server) -> None:
     server.request("/v1/models/tiny/metadata%1b[31m")
     wait_until(lambda: "/v1/models/tiny/metadata\\u001b[31m\" 404" in server.stderr(), "the access-log line")
     assert '"POST /v1/models/tiny:predict" 413' in server.stderr()
+
+
+# ---- overload, reload, drain: one server whose batches wait (--batch-timeout) so requests stay in flight ----
+
+@pytest.fixture(scope="module")
+def slow_server(project: dict[str, Path]) -> Iterator[Server]:
+    """`latest:tiny` with a queue of one row and batches that wait 2 s for more rows."""
+    folder = project["array"].parent.parent
+    with serving(folder, "latest:tiny", "--max-queue-rows", "1", "--batch-timeout", "2") as s:
+        yield s
+
+
+def _in_background(server: Server, path: str, body: Any) -> tuple[threading.Thread, list[Any]]:
+    got: list[Any] = []
+    thread = threading.Thread(target=lambda: got.append(server.json(path, body)), daemon=True)
+    thread.start()
+    return thread, got
+
+
+def test_a_full_queue_is_a_503_with_retry_after(slow_server: Server) -> None:
+    """The queue holds one row: while it waits, another request is refused at once, not queued."""
+    thread, got = _in_background(slow_server, "/v1/models/tiny:predict", {"instances": [[1, 2, 3, 4]]})
+    wait_until(lambda: slow_server.queued_rows("tiny") == 1, "the first request to queue")
+    status, headers, content = slow_server.request("/v1/models/tiny:predict", {"instances": [[4, 3, 2, 1]]})
+    assert status == 503 and headers["retry-after"] == "1", content
+    assert "the queue of model 'tiny' is full (1 rows)" in json.loads(content)["error"]
+    thread.join(120)
+    assert got[0][0] == 200 and len(got[0][1]["predictions"]) == 1
+
+
+def test_sighup_serves_a_newer_run_of_latest_name_without_dropping_requests(project: dict[str, Path],
+                                                                            slow_server: Server) -> None:
+    """A newer completed `tiny` run is loaded beside the old model on SIGHUP; requests during the reload are
+    answered (by the old model until the swap); the version grows."""
+    folder = project["array"].parent.parent
+    newer = train_ok(folder / "config.yaml", folder / "runs", "--set", "seed=11")
+    answers: list[int] = []
+    stop = threading.Event()
+
+    def keep_asking() -> None:
+        while not stop.is_set():
+            answers.append(slow_server.json("/v1/models/tiny:predict", {"instances": [[1, 2, 3, 4]]})[0])
+
+    asking = threading.Thread(target=keep_asking, daemon=True)
+    asking.start()
+    try:
+        slow_server.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: slow_server.json("/v1/models/tiny")[1]["model_version_status"][0]["version"] == "2",
+                   "the reload")
+    finally:
+        stop.set()
+        asking.join(120)
+    assert answers and set(answers) == {200}, answers
+    assert f"reloaded tiny: runs/{newer.name} (version 2)" in slow_server.stderr()
+    _predict(newer, folder / "test.npz", folder / "newer.npy")
+    x = np.load(folder / "test.npz")["x"][:1]
+    status, answer = slow_server.json("/v2/models/tiny/infer", {"inputs": [
+        {"name": "input", "shape": [1, 4], "datatype": "FP32", "data": x.reshape(-1).tolist()}]})
+    assert status == 200 and answer["model_version"] == "2"
+    assert np.array_equal(np.array(answer["outputs"][0]["data"], np.float32), np.load(folder / "newer.npy")[0])
+
+
+def test_sigterm_finishes_the_requests_in_flight_and_exits_0(slow_server: Server) -> None:
+    """SIGTERM while a request waits in the batcher: it is answered, new connections are refused, exit 0."""
+    thread, got = _in_background(slow_server, "/v1/models/tiny:predict", {"instances": [[1, 2, 3, 4]]})
+    wait_until(lambda: slow_server.queued_rows("tiny") == 1, "the request to queue")
+    slow_server.proc.send_signal(signal.SIGTERM)
+    thread.join(120)
+    assert got and got[0][0] == 200, got
+    assert slow_server.proc.wait(60) == 0, slow_server.stderr()
+    host, port = slow_server.url.removeprefix("http://").split(":")
+    with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=5):
+        pass
+
+
+# ---- before the port opens: one error line, exit 2 ----
+
+def test_without_the_serve_extra_one_line_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "uvicorn", None)   # an import of it now fails as if it were not installed
+    line = assert_user_error(run_cli("serve", "latest"), "kcli serve needs the serve extra")
+    assert line == "error: kcli serve needs the serve extra: pip install 'kcli-keras[serve]'"
+
+
+def test_a_model_that_cannot_load_is_one_line_before_the_port_opens(project: dict[str, Path], tmp_path: Path) -> None:
+    """No run, an untrusted run's code, a port in use, names that do not fit: one line each, exit 2."""
+    assert_user_error(run_cli("serve", tmp_path / "nope", "--runs-dir", tmp_path), "no run directory")
+    assert_user_error(run_cli("serve", "latest:tiny", "--runs-dir", tmp_path),
+                      "no completed run named 'tiny' under")
+    run = project["array"]
+    assert_user_error(run_cli("serve", run, run), "two runs would be served as 'tiny'")
+    assert_user_error(run_cli("serve", run, "--name", "a", "--name", "b"), "give one --name per RUN")
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken)
+    (broken / "model.keras").write_bytes(b"not a model")
+    (broken / "model.weights.h5").write_bytes(b"not weights")
+    assert_user_error(run_cli("serve", broken), "cannot load")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert_user_error(run_cli("serve", run, "--port", str(port)), f"--port: port {port} on 127.0.0.1 is in use")
