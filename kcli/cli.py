@@ -386,6 +386,10 @@ def export(
                                         "onnx needs the extra: pip install 'kcli-keras\\[onnx]' (in a checkout: "
                                         "pip install -e '.\\[onnx]').", show_default=False)],
     output: Annotated[Path | None, typer.Option(help="Default: RUN/export/<file>.", show_default=False)] = None,
+    serving_dir: Annotated[Path | None, typer.Option(
+        "--serving-dir", help="With --format savedmodel: write DIR/NAME/VERSION (the next number), the layout TF "
+                              "Serving and KServe load, with the request format of kcli serve.",
+        show_default=False)] = None,
     runs_dir: RunsDirReadOpt = Path("runs"),
     trust_code: TrustOpt = False,
 ) -> None:
@@ -393,7 +397,7 @@ def export(
     def action() -> None:
         from kcli.display import Display
         from kcli.export import export as run_export
-        run_export(run, runs_dir, format, output, Display(), trust_code)
+        run_export(run, runs_dir, format, output, Display(), trust_code, serving_dir)
     _run(action)
 
 

@@ -498,3 +498,61 @@ def test_a_model_that_cannot_load_is_one_line_before_the_port_opens(project: dic
         taken.listen()
         port = taken.getsockname()[1]
         assert_user_error(run_cli("serve", run, "--port", str(port)), f"--port: port {port} on 127.0.0.1 is in use")
+
+
+# ---- the serving export: DIR/NAME/VERSION for TF Serving and KServe ----
+
+def _tf_serving_feed(body: dict[str, Any], function: Any) -> dict[str, Any]:
+    """What TF Serving makes of a row-format body for a signature: one tensor per input ({"b64"} as bytes)."""
+    import tensorflow as tf
+
+    specs = function.structured_input_signature[1]
+    rows = body["instances"]
+    columns = {name: [r[name] for r in rows] for name in specs} if isinstance(rows[0], dict) else \
+        {next(iter(specs)): rows}
+    unwrap = lambda v: base64.b64decode(v["b64"]) if isinstance(v, dict) else v  # noqa: E731
+    return {name: tf.constant([unwrap(v) for v in values], specs[name].dtype) for name, values in columns.items()}
+
+
+SERVING_BODIES = {
+    "tiny": {"instances": [[0.5, -1.0, 2.0, 0.1], [1, 2, 3, 4]]},
+    "houses": {"instances": [{"rooms": [3], "area": [120.5], "city": ["north"], "zone": [2]},
+                             {"rooms": [1], "area": [float("nan")], "city": [" atlantis "], "zone": [9]}]},
+    "multi": {"instances": [{"num": [0.1, 0.2, 0.3], "code": [1]}, {"num": [1, -1, 0], "code": [3]}]},
+}
+
+
+def test_serving_dir_export_is_versioned_and_takes_the_documented_bodies(project: dict[str, Path], server: Server,
+                                                                          tmp_path: Path) -> None:
+    """`--serving-dir DIR` writes DIR/NAME/1, then DIR/NAME/2; the SavedModel's serving_default takes the
+    bodies kcli serve takes (as TF Serving turns them into tensors) and answers what kcli serve answers."""
+    import tensorflow as tf
+
+    pics = sorted((project["images"].parent.parent / "pics").rglob("*.png"))[:3]
+    bodies = {**SERVING_BODIES, "pics": {"instances": [{"image": {"b64": _b64(f.read_bytes())}} for f in pics]}}
+    for kind, run in project.items():
+        result = run_cli("export", run, "--format", "savedmodel", "--serving-dir", tmp_path / "models")
+        assert result.exit_code == 0, result.stderr
+        assert "tensorflow/serving" in result.stdout
+        name = run.name.split("-")[0]
+        assert (tmp_path / "models" / name / "1" / "saved_model.pb").is_file()
+        assert (tmp_path / "models" / name / "1" / "variables").is_dir()
+        loaded = tf.saved_model.load(str(tmp_path / "models" / name / "1"))
+        function = loaded.signatures["serving_default"]
+        got = function(**_tf_serving_feed(bodies[name], function))
+        status, answer = server.json(f"/v1/models/{name}:predict", bodies[name])
+        assert status == 200, answer
+        expected = answer["predictions"]
+        for output, values in got.items():
+            served = [p[output] for p in expected] if isinstance(expected[0], dict) else expected
+            if values.dtype == tf.string:
+                assert [v.decode() for v in values.numpy()] == served, kind
+            else:
+                np.testing.assert_allclose(values.numpy(), np.array(served, np.float32), atol=1e-5, rtol=0,
+                                           err_msg=f"{kind} {output}")
+        assert set(got) == (set(expected[0]) if isinstance(expected[0], dict) else {"output_0"})
+    result = run_cli("export", project["array"], "--format", "savedmodel", "--serving-dir", tmp_path / "models")
+    assert result.exit_code == 0 and (tmp_path / "models" / "tiny" / "2" / "saved_model.pb").is_file()
+    assert sorted(p.name for p in (tmp_path / "models" / "tiny").iterdir()) == ["1", "2"]
+    assert_user_error(run_cli("export", project["array"], "--format", "onnx", "--serving-dir", tmp_path / "m"),
+                      "--serving-dir: --serving-dir writes a SavedModel: use --format savedmodel")

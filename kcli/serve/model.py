@@ -44,25 +44,13 @@ class ServedModel:
 
     def __init__(self, ref: str, runs_dir: Path, trust_code: bool, name: str | None = None, version: int = 1) -> None:
         from kcli import artifacts
-        from kcli import model as model_mod
-        from kcli.predict import Head
 
         self.ref, self.runs_dir, self.trust_code, self.version = ref, runs_dir, trust_code, version
         self.run = runs.open_run(_run_ref(ref, runs_dir), runs_dir, trust_code)
         self.name = name or self.run.config.name
         self.model = artifacts.load_model(self.run)
-        ports = self.run.ports
-        self.kind: Kind = ("images" if self.run.config.data.source == "images" else "table" if ports.tabular
-                           else "named" if ports.named else "array")
-        shapes = [tuple(int(d or -1) for d in s[1:]) for s in model_mod.output_shapes(self.model, ports)]
-        names = list(ports.outputs) if ports.several_outputs else [SINGLE_OUTPUT]
-        self.raw_outputs = [Tensor(n, "float32", s) for n, s in zip(names, shapes)]
-        self.head = Head.of(self.run, int(np.prod(shapes[0])) if len(shapes) == 1 else 0)
-        self.inputs = self._input_tensors()
-        self.outputs = list(self.raw_outputs)
-        if self.head.kind != "values":   # what kcli predict writes beside the raw outputs
-            self.outputs += [Tensor("predicted", "string" if self.head.class_names else "int64", ()),
-                             Tensor("probability", "float32", ())]
+        self.kind, self.inputs, self.raw_outputs, self.head = signature(self.run, self.model)
+        self.outputs = outputs_of(self.raw_outputs, self.head)
         self._call = self._compiled()
         self.warm_up()
 
@@ -70,14 +58,6 @@ class ServedModel:
     def path(self) -> Path:
         """The run directory."""
         return self.run.path
-
-    def _input_tensors(self) -> list[Tensor]:
-        ports = self.run.ports
-        if self.kind == "images":
-            return [Tensor("image", "string", ())]
-        if self.kind == "array":
-            return [Tensor("input", "float32", tuple(int(d or -1) for d in ports.single_shape))]
-        return [Tensor(p.name, p.dtype, tuple(int(d or -1) for d in p.shape)) for p in ports.inputs]
 
     def _compiled(self) -> Any:
         """The model's forward pass as one tf.function over a batch of any size (traced once)."""
@@ -151,6 +131,35 @@ class ServedModel:
             return {t.name: convert.named_rows(columns[t.name], t, self.run.config.data.scale) for t in self.inputs}
         except DataError as exc:   # predict's own checks (NaN, empty cells, text in a number column)
             raise BadInput(exc.message) from None
+
+
+def signature(run: runs.FinishedRun, model: Any) -> tuple[Kind, list[Tensor], list[Tensor], Any]:
+    """What a run serves (here and in its serving export): its kind, inputs, raw outputs and predict's Head."""
+    from kcli import model as model_mod
+    from kcli.predict import Head
+
+    ports = run.ports
+    kind: Kind = ("images" if run.config.data.source == "images" else "table" if ports.tabular
+                  else "named" if ports.named else "array")
+    shapes = [tuple(int(d or -1) for d in s[1:]) for s in model_mod.output_shapes(model, ports)]
+    names = list(ports.outputs) if ports.several_outputs else [SINGLE_OUTPUT]
+    raw = [Tensor(n, "float32", s) for n, s in zip(names, shapes)]
+    head = Head.of(run, int(np.prod(shapes[0])) if len(shapes) == 1 else 0)
+    if kind == "images":
+        inputs = [Tensor("image", "string", ())]
+    elif kind == "array":
+        inputs = [Tensor("input", "float32", tuple(int(d or -1) for d in ports.single_shape))]
+    else:
+        inputs = [Tensor(p.name, p.dtype, tuple(int(d or -1) for d in p.shape)) for p in ports.inputs]
+    return kind, inputs, raw, head
+
+
+def outputs_of(raw: list[Tensor], head: Any) -> list[Tensor]:
+    """Every output: the raw ones, then for a classifier what kcli predict writes beside them."""
+    if head.kind == "values":
+        return list(raw)
+    return [*raw, Tensor("predicted", "string" if head.class_names else "int64", ()),
+            Tensor("probability", "float32", ())]
 
 
 def _run_ref(ref: str, runs_dir: Path) -> str:
