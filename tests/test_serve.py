@@ -343,7 +343,13 @@ BAD = [
     ("/v1/models/tiny:predict", {"instances": []}, "the request has no rows"),
     ("/v1/models/tiny:predict", [1, 2], "the body must be a JSON object"),
     ("/v1/models/tiny:predict", b"[" * 100000 + b"]" * 100000, "the body is not valid JSON"),
+    ("/v1/models/tiny:predict", {"instances": [[1, 2, 3, 10**30]]}, "a value does not fit a 64-bit number"),
+    ("/v1/models/tiny:predict", b'{"instances": [[1, 2, 3, 1e400]]}', "input 'input': data row 1, feature 4 is inf"),
+    ("/v1/models/tiny:predict", {"signature_name": "other", "instances": [[1, 2, 3, 4]]},
+     "unknown signature_name 'other'"),
     ("/v1/models/houses:predict", {"instances": [{"rooms": 1, "area": 2, "city": "north"}]}, "missing input 'zone'"),
+    ("/v1/models/houses:predict", {"instances": [{"rooms": 1, "area": 2, "city": "north", "zone": 1, "x": 5}]},
+     "unknown input 'x'; the model's inputs are: rooms, area, city, zone"),
     ("/v1/models/houses:predict", {"instances": [{"rooms": "many", "area": 2, "city": "north", "zone": 1}]},
      "request: data row 1, column 'rooms' is 'many', not a number"),
     ("/v1/models/houses:predict", {"instances": [{"rooms": [1, 2], "area": 2, "city": "north", "zone": 1}]},
@@ -359,6 +365,10 @@ BAD = [
      "input 'input': shape [1, 4] needs 4 values, data has 2"),
     ("/v2/models/tiny/infer", {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP99", "data": [1] * 4}]},
      "unknown datatype 'FP99'"),
+    ("/v2/models/tiny/infer", {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "BYTES",
+                                           "data": ["a", "b", "c", "d"]}]}, "input 'input' holds object values"),
+    ("/v2/models/tiny/infer", {"inputs": [{"name": "input", "shape": [2**40, 2**40], "datatype": "FP32",
+                                           "data": [1] * 4}]}, "needs 1208925819614629174706176 values, data has 4"),
     ("/v2/models/tiny/infer", {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1] * 4}]},
      "unknown input 'x'; the model's inputs are: input"),
     ("/v2/models/tiny/infer", {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32",
@@ -382,8 +392,13 @@ def test_bad_input_is_a_400_naming_input_row_and_field(server: Server, path: str
 def test_limits_unknown_models_and_metrics(server: Server) -> None:
     """413 past --max-request-bytes; 404 for a model or version not served; /metrics counts requests by code
     and shows the batch sizes; the access log has one line per request."""
+    assert server.json("/v1/models/tiny:predict", {"instances": [[1, 2, 3, 4]]})[0] == 200
     status, _, content = server.request("/v1/models/tiny:predict", b" " * 300000)
     assert status == 413 and "--max-request-bytes" in json.loads(content)["error"]
+    status, _, content = server.request("/v1/models/tiny:predict", {"instances": [[1, 2, 3, 4]] * 4097})
+    assert status == 413 and "the request has 4097 rows; the queue holds at most 4096" in json.loads(content)["error"]
+    status, _, content = server.request("/v2/models/tiny/infer", b"{}", {"Inference-Header-Content-Length": "99"})
+    assert status == 400 and "does not fit a body of 2 bytes" in json.loads(content)["error"]
     status, answer = server.json("/v1/models/nope:predict", {"instances": [[1, 2, 3, 4]]})
     assert status == 404 and "'nope' is not served here; served: tiny, houses, multi, pics" in answer["error"]
     status, answer = server.json("/v1/models/tiny/versions/7:predict", {"instances": [[1, 2, 3, 4]]})
@@ -391,8 +406,8 @@ def test_limits_unknown_models_and_metrics(server: Server) -> None:
     assert server.json("/v1/models/tiny/versions/1")[1]["model_version_status"][0]["state"] == "AVAILABLE"
     _, _, text = server.request("/metrics")
     metrics = text.decode()
-    assert 'kcli_requests_total{code="413",model="tiny",protocol="tfserving"} 1.0' in metrics
-    assert 'kcli_request_errors_total{code="413",model="tiny",protocol="tfserving"} 1.0' in metrics
+    assert 'kcli_requests_total{code="413",model="tiny",protocol="tfserving"} 2.0' in metrics
+    assert 'kcli_request_errors_total{code="413",model="tiny",protocol="tfserving"} 2.0' in metrics
     assert 'kcli_batch_rows_count{model="tiny"}' in metrics and "kcli_request_seconds_bucket" in metrics
     server.request("/v1/models/tiny/metadata%1b[31m")
     wait_until(lambda: "/v1/models/tiny/metadata\\u001b[31m\" 404" in server.stderr(), "the access-log line")
@@ -493,6 +508,11 @@ def test_a_model_that_cannot_load_is_one_line_before_the_port_opens(project: dic
     (broken / "model.keras").write_bytes(b"not a model")
     (broken / "model.weights.h5").write_bytes(b"not weights")
     assert_user_error(run_cli("serve", broken), "cannot load")
+    stranger = tmp_path / "stranger"
+    shutil.copytree(run, stranger)
+    record = json.loads((stranger / "run.json").read_text())
+    (stranger / "run.json").write_text(json.dumps({**record, "imports": {"files": [], "modules": ["antigravity"]}}))
+    assert_user_error(run_cli("serve", stranger), "would run Python code with your rights: module antigravity")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

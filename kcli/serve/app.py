@@ -106,9 +106,9 @@ async def _answer(state: State, request: Request, protocol: str,
     started = time.perf_counter()
     try:
         response = await handle(found, await _body(request, state.limits.max_request_bytes))
-    except TooLarge:
-        response = _error(413, f"the request body is over {state.limits.max_request_bytes} bytes "
-                               "(--max-request-bytes); send fewer rows per request")
+    except TooLarge as exc:
+        response = _error(413, str(exc) or f"the request body is over {state.limits.max_request_bytes} bytes "
+                                           "(--max-request-bytes); send fewer rows per request")
     except BadInput as exc:
         response = _error(400, str(exc))
     except Overloaded:
@@ -125,7 +125,8 @@ async def _run_model(slot: Slot, state: State, parse: Callable[[], tuple[Any, in
     """Parse and prepare (on a worker thread for large bodies), then wait for the batcher's answer."""
     x, rows = parse() if size <= INLINE_BODY else await run_in_threadpool(parse)
     if rows > state.limits.max_queue_rows:
-        raise TooLarge()
+        raise TooLarge(f"the request has {rows} rows; the queue holds at most {state.limits.max_queue_rows} "
+                       "(--max-queue-rows): send fewer rows per request")
     return await slot.batcher.submit(slot.model, x, rows)
 
 

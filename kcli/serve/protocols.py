@@ -8,6 +8,7 @@ into the answer each protocol's clients expect. A body that does not fit is a Ba
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -212,8 +213,8 @@ def _shape(shape: Any, name: str) -> list[int]:
 def _from_json(data: Any, datatype: Any, shape: list[int], name: str) -> np.ndarray:
     """A v2 tensor's `data` (flat or nested, row-major) as an array of `shape`."""
     flat = _flatten(data, name)
-    if len(flat) != int(np.prod(shape)):
-        raise BadInput(f"input {_short(name)}: shape {shape} needs {int(np.prod(shape))} values, data has "
+    if len(flat) != math.prod(shape):
+        raise BadInput(f"input {_short(name)}: shape {shape} needs {math.prod(shape)} values, data has "
                        f"{len(flat)}")
     if datatype == "BYTES":
         if not all(isinstance(v, str) for v in flat):
@@ -245,7 +246,7 @@ def _flatten(data: Any, name: str) -> list[Any]:
 
 def _from_binary(raw: bytes, datatype: Any, shape: list[int], name: str) -> np.ndarray:
     """A tensor in Triton's binary extension: little-endian values, BYTES as 4-byte length + bytes each."""
-    count = int(np.prod(shape))
+    count = math.prod(shape)
     if datatype == "BYTES":
         items, pos = [], 0
         while pos < len(raw):

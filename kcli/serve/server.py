@@ -112,8 +112,10 @@ def serve(models: list[ServedModel], host: str, port: int, limits: Limits, runs_
         await asyncio.to_thread(state.stop)
 
     app = build(state, start, stop)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=None, server_header=False)
+    # connections beyond what the queues can hold are refused by uvicorn itself (503), so bodies being read
+    # and parsed are bounded too, not only the queued rows
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", server_header=False,
+                            timeout_graceful_shutdown=None, limit_concurrency=max(256, 2 * limits.max_queue_rows))
     bound = sock.getsockname()
     for model in models:
         announce(f"serving {model.name} (version {model.version}) from {model.path}")
