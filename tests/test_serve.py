@@ -474,6 +474,31 @@ def test_sighup_serves_a_newer_run_of_latest_name_without_dropping_requests(proj
     assert np.array_equal(np.array(answer["outputs"][0]["data"], np.float32), np.load(folder / "newer.npy")[0])
 
 
+def test_reload_looks_for_newer_runs_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--reload: the same check as SIGHUP, every RELOAD_EVERY seconds, until the server stops."""
+    import asyncio
+
+    from kcli.serve import server as server_mod
+
+    class Counting:
+        checks = 0
+
+        async def check(self) -> None:
+            self.checks += 1
+
+    reloader = Counting()
+    monkeypatch.setattr(server_mod, "RELOAD_EVERY", 0.01)
+
+    async def run_for_a_while() -> None:
+        task = asyncio.create_task(server_mod._poll(reloader))  # type: ignore[arg-type]
+        while reloader.checks < 3:
+            await asyncio.sleep(0.01)
+        task.cancel()
+
+    asyncio.run(asyncio.wait_for(run_for_a_while(), 60))
+    assert reloader.checks >= 3
+
+
 def test_sigterm_finishes_the_requests_in_flight_and_exits_0(slow_server: Server) -> None:
     """SIGTERM while a request waits in the batcher: it is answered, new connections are refused, exit 0."""
     thread, got = _in_background(slow_server, "/v1/models/tiny:predict", {"instances": [[1, 2, 3, 4]]})
