@@ -162,6 +162,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for kind, train in (("array", None), ("table", _table_run), ("multi", _multi_run), ("images", _image_run)):
         folder = tmp_path_factory.mktemp(kind)
         made[kind] = train(folder) if train else train_ok(tiny_project(folder), folder / "runs")
+    folder = tmp_path_factory.mktemp("scaled")   # data.scale: predict multiplies the rows before the model
+    made["scaled"] = train_ok(tiny_project(folder, name="scaled", data={"scale": 0.25}), folder / "runs")
     return made
 
 
@@ -189,6 +191,11 @@ def test_array_model_answers_equal_kcli_predict_over_both_protocols(project: dic
     """TF Serving row and columnar formats, v2 JSON and the tritonclient v2 client (binary tensors): the raw
     outputs are kcli predict's to the bit, the class and probability are its CSV's."""
     run, folder = project["array"], project["array"].parent.parent
+    scaled = project["scaled"]
+    _predict(scaled, folder / "test.npz", folder / "scaled.npy")
+    status, answer = server.json("/v1/models/scaled:predict", {"instances": np.load(folder / "test.npz")["x"].tolist()})
+    assert status == 200 and np.array_equal(np.array([p["output_0"] for p in answer["predictions"]], np.float32),
+                                            np.load(folder / "scaled.npy"))
     x = np.load(folder / "test.npz")["x"]
     _predict(run, folder / "test.npz", folder / "raw.npy")
     _predict(run, folder / "test.npz", folder / "pred.csv")
@@ -400,10 +407,14 @@ def test_limits_unknown_models_and_metrics(server: Server) -> None:
     status, _, content = server.request("/v2/models/tiny/infer", b"{}", {"Inference-Header-Content-Length": "99"})
     assert status == 400 and "does not fit a body of 2 bytes" in json.loads(content)["error"]
     status, answer = server.json("/v1/models/nope:predict", {"instances": [[1, 2, 3, 4]]})
-    assert status == 404 and "'nope' is not served here; served: tiny, houses, multi, pics" in answer["error"]
+    assert status == 404 and "'nope' is not served here; served: tiny, houses, multi, pics, scaled" in answer["error"]
     status, answer = server.json("/v1/models/tiny/versions/7:predict", {"instances": [[1, 2, 3, 4]]})
     assert status == 404 and "serves version 1" in answer["error"]
     assert server.json("/v1/models/tiny/versions/1")[1]["model_version_status"][0]["state"] == "AVAILABLE"
+    status, answer = server.json("/v1/models/tiny:classify", {"instances": [[1, 2, 3, 4]]})
+    assert status == 404 and "kcli serve answers :predict only, not :classify" in answer["error"]
+    status, answer = server.json("/v2/models/tiny/generate", {})
+    assert status == 404 and "no route POST '/v2/models/tiny/generate'" in answer["error"]
     _, _, text = server.request("/metrics")
     metrics = text.decode()
     assert 'kcli_requests_total{code="413",model="tiny",protocol="tfserving"} 2.0' in metrics
@@ -561,6 +572,7 @@ def _tf_serving_feed(body: dict[str, Any], function: Any) -> dict[str, Any]:
 
 SERVING_BODIES = {
     "tiny": {"instances": [[0.5, -1.0, 2.0, 0.1], [1, 2, 3, 4]]},
+    "scaled": {"instances": [[0.5, -1.0, 2.0, 0.1], [1, 2, 3, 4]]},
     "houses": {"instances": [{"rooms": [3], "area": [120.5], "city": ["north"], "zone": [2]},
                              {"rooms": [1], "area": [float("nan")], "city": [" atlantis "], "zone": [9]}]},
     "multi": {"instances": [{"num": [0.1, 0.2, 0.3], "code": [1]}, {"num": [1, -1, 0], "code": [3]}]},

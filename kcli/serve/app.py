@@ -235,7 +235,20 @@ def build(state: State, on_start: Callable[[], Awaitable[None]], on_stop: Callab
         finally:
             await on_stop()
 
-    return AccessLog(Starlette(routes=routes(state), lifespan=lifespan), state.log)
+    handlers = {404: _no_route, 405: _no_route}
+    return AccessLog(Starlette(routes=routes(state), lifespan=lifespan, exception_handlers=handlers), state.log)
+
+
+async def _no_route(request: Request, exc: Exception) -> Response:
+    """A path or method kcli serve does not answer: a JSON error listing what it does answer."""
+    path = request.url.path
+    if path.startswith("/v1/models/") and ":" in path.rsplit("/", 1)[-1] and not path.endswith(":predict"):
+        return _error(404, f"kcli serve answers :predict only, not :{path.rsplit(':', 1)[-1][:40]} (the classify "
+                           "and regress APIs take tf.Example signatures)")
+    return _error(404 if getattr(exc, "status_code", 404) == 404 else 405,
+                  f"no route {request.method} {path[:200]!r}; kcli serve answers GET /v1/models/NAME[/metadata], "
+                  "POST /v1/models/NAME:predict, GET /v2/health/{live,ready}, GET /v2/models/NAME[/ready], "
+                  "POST /v2/models/NAME/infer and GET /metrics")
 
 
 def stderr_line(text: str) -> None:
