@@ -613,3 +613,58 @@ def test_serving_dir_export_is_versioned_and_takes_the_documented_bodies(project
     assert sorted(p.name for p in (tmp_path / "models" / "tiny").iterdir()) == ["1", "2"]
     assert_user_error(run_cli("export", project["array"], "--format", "onnx", "--serving-dir", tmp_path / "m"),
                       "--serving-dir: --serving-dir writes a SavedModel: use --format savedmodel")
+
+
+# ---- the batcher and the JSON writer, without TensorFlow ----
+
+class _Doubling:
+    """A stand-in model: doubles its rows, fails on a negative value, records each call's row count."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.gate = threading.Event()   # calls wait until the test opens it
+
+    def predict(self, x: np.ndarray) -> list[np.ndarray]:
+        self.gate.wait(60)
+        self.calls.append(len(x))
+        if (x < 0).any():
+            raise ValueError("negative")
+        return [x * 2]
+
+    def answers(self, raw: list[np.ndarray]) -> dict[str, np.ndarray]:
+        return {"y": raw[0]}
+
+
+def test_queued_requests_are_merged_into_full_batches_and_answered_their_own_rows() -> None:
+    """Four 2-row requests fill a batch of 8: one model call; a failing request fails alone; past
+    --max-queue-rows a request is refused at once."""
+    import asyncio
+
+    from kcli.serve.batching import Batcher, Overloaded
+
+    model = _Doubling()
+
+    async def scenario() -> None:
+        batcher = Batcher(max_batch=8, timeout=60.0, max_queue_rows=16)   # a batch runs once it is full
+        try:
+            futures = [batcher.submit(model, np.full((2, 1), i, np.float32), 2) for i in range(1, 9)]
+            with pytest.raises(Overloaded):   # 16 rows wait (the first batch is held at the gate)
+                batcher.submit(model, np.zeros((1, 1), np.float32), 1)
+            model.gate.set()
+            answers = await asyncio.wait_for(asyncio.gather(*futures), 60)
+            assert [a["y"][:, 0].tolist() for a in answers] == [[2.0 * i] * 2 for i in range(1, 9)]
+            assert model.calls == [8, 8]
+            bad = [batcher.submit(model, np.full((4, 1), v, np.float32), 4) for v in (1, -1)]
+            results = await asyncio.wait_for(asyncio.gather(*bad, return_exceptions=True), 60)
+            assert results[0]["y"][:, 0].tolist() == [2.0] * 4 and isinstance(results[1], ValueError)
+            assert model.calls[2:] == [8, 4, 4]   # the failed batch, then each request alone
+        finally:
+            await asyncio.to_thread(batcher.stop)
+
+    asyncio.run(scenario())
+
+
+def test_answers_with_nan_are_written_as_tf_serving_writes_them() -> None:
+    from kcli.serve.app import _Json
+
+    assert _Json({"predictions": [[float("nan"), float("inf")]]}).body == b'{"predictions":[[NaN,Infinity]]}'

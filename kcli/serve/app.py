@@ -67,6 +67,13 @@ class State:
             slot.batcher.stop()
 
 
+class _Json(JSONResponse):
+    """JSON that writes NaN and Infinity as TF Serving does (a model may answer them; Starlette refuses)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode()
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
@@ -140,7 +147,7 @@ def routes(state: State) -> list[Route]:
                 await run_in_threadpool(protocols.tfs_request, body, model)
             answers = await _run_model(slot, state, lambda: (model.prepare(parsed.columns, parsed.rows),
                                                              parsed.rows), len(body))
-            return JSONResponse(protocols.tfs_response(answers, parsed.row_format))
+            return _Json(protocols.tfs_response(answers, parsed.row_format))
         return await _answer(state, request, "tfserving", handle)
 
     async def v2_infer(request: Request) -> Response:
