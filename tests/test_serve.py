@@ -363,6 +363,8 @@ BAD = [
      "input 'rooms': data row 1 is a list; a table cell is one value"),
     ("/v1/models/multi:predict", {"instances": [{"num": [1, 2, 3], "code": [1.5]}]},
      "input 'code': data row 1 holds a value that is not a whole number"),
+    ("/v1/models/multi:predict", {"instances": [{"num": [1, 2, 3], "code": [1]}, {"num": [1, 2, 3], "code": [7]}]},
+     "the model refused the input: indices[1,0] = 7 is not in [0, 4)"),
     ("/v1/models/pics:predict", {"instances": [{"image": {"b64": _b64(b"GIF89a\x10\x27\x10\x27")}}]},
      "input 'image': data row 1 declares 10000 x 10000 pixels"),
     ("/v1/models/pics:predict", {"instances": [{"image": {"b64": "%%%"}}]}, "data row 1 is not valid base64"),

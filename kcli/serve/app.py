@@ -121,11 +121,22 @@ async def _answer(state: State, request: Request, protocol: str,
     except Overloaded:
         response = _error(503, f"the queue of model {found.model.name!r} is full "
                                f"({state.limits.max_queue_rows} rows); retry shortly", {"Retry-After": "1"})
-    except Exception as exc:  # a failure of the model on valid input: the server stays up
-        response = _error(500, f"the model failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
-                          if str(exc) else f"the model failed: {type(exc).__name__}")
+    except Exception as exc:  # the model failed on this request (alone: see batching): the server stays up
+        response = _model_error(exc)
     state.metrics.answered(found.model.name, protocol, response.status_code, time.perf_counter() - started)
     return response
+
+
+def _model_error(exc: Exception) -> JSONResponse:
+    """TensorFlow's InvalidArgumentError is about the values sent (an id past an Embedding's rows, ...): a 400,
+    as TF Serving answers it; anything else is the model's failure, a 500."""
+    import tensorflow as tf
+
+    from kcli.errors import first_line
+
+    if isinstance(exc, tf.errors.InvalidArgumentError):
+        return _error(400, f"the model refused the input: {first_line(exc)[:300]}")
+    return _error(500, f"the model failed: {type(exc).__name__}: {first_line(exc)[:300]}")
 
 
 async def _run_model(slot: Slot, state: State, parse: Callable[[], tuple[Any, int]], size: int) -> Any:
