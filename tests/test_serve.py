@@ -319,6 +319,9 @@ def test_image_model_takes_image_bytes_and_names_classes(project: dict[str, Path
     assert [f"{p['probability']:.6g}" for p in answer["predictions"]] == [r["probability"] for r in expected]
     assert np.array_equal(np.array([p["output_0"] for p in answer["predictions"]], np.float32), raw)
 
+    bare = {"instances": [{"b64": base64.b64encode(f.read_bytes()).decode()} for f in files]}   # one input
+    assert server.json("/v1/models/pics:predict", bare)[1] == answer
+
     import tritonclient.http as httpclient
 
     tensor = httpclient.InferInput("image", [len(files)], "BYTES")
@@ -566,8 +569,8 @@ def _tf_serving_feed(body: dict[str, Any], function: Any) -> dict[str, Any]:
 
     specs = function.structured_input_signature[1]
     rows = body["instances"]
-    columns = {name: [r[name] for r in rows] for name in specs} if isinstance(rows[0], dict) else \
-        {next(iter(specs)): rows}
+    named = isinstance(rows[0], dict) and set(rows[0]) != {"b64"}
+    columns = {name: [r[name] for r in rows] for name in specs} if named else {next(iter(specs)): rows}
     unwrap = lambda v: base64.b64decode(v["b64"]) if isinstance(v, dict) else v  # noqa: E731
     return {name: tf.constant([unwrap(v) for v in values], specs[name].dtype) for name, values in columns.items()}
 
@@ -588,7 +591,7 @@ def test_serving_dir_export_is_versioned_and_takes_the_documented_bodies(project
     import tensorflow as tf
 
     pics = sorted((project["images"].parent.parent / "pics").rglob("*.png"))[:3]
-    bodies = {**SERVING_BODIES, "pics": {"instances": [{"image": {"b64": _b64(f.read_bytes())}} for f in pics]}}
+    bodies = {**SERVING_BODIES, "pics": {"instances": [{"b64": _b64(f.read_bytes())} for f in pics]}}
     for kind, run in project.items():
         result = run_cli("export", run, "--format", "savedmodel", "--serving-dir", tmp_path / "models")
         assert result.exit_code == 0, result.stderr

@@ -62,7 +62,7 @@ def tfs_request(body: bytes, model: ServedModel) -> TfsRequest:
         rows = doc["instances"]
         if not isinstance(rows, list):
             raise BadInput('"instances" must be a list of rows')
-        if rows and all(isinstance(r, dict) for r in rows):
+        if rows and all(isinstance(r, dict) for r in rows) and not all(set(r) == {"b64"} for r in rows):
             columns = {}
             for name in dict.fromkeys(k for r in rows for k in r):
                 lacking = next((i for i, r in enumerate(rows, start=1) if name not in r), None)
