@@ -155,7 +155,7 @@ def images(values: Any, data: Any) -> np.ndarray:
         if isinstance(content, list) and len(content) == 1:
             content = content[0]
         if isinstance(content, str):   # a v2 JSON BYTES element: the image as base64 text
-            content = _base64(content, f"input 'image': data row {row}")
+            content = base64_bytes(content, f"input 'image': data row {row}")
         if not isinstance(content, bytes):
             raise BadInput(f"input 'image': data row {row} is {_shown(content)}; send the image file's bytes "
                            'as {"b64": "..."} (TF Serving) or a BYTES tensor (v2)')
@@ -204,7 +204,7 @@ def _declared_size(content: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _base64(text: str, where: str) -> bytes:
+def base64_bytes(text: str, where: str) -> bytes:
     """Base64 text (TF Serving's {"b64": ...}) as bytes; a 400 naming `where` when it is not base64."""
     import base64
     import binascii

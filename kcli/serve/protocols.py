@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from kcli.serve.convert import _base64
+from kcli.serve.convert import base64_bytes
 from kcli.serve.model import BadInput, ServedModel, Tensor
 
 V2_TYPES = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8", "INT8": "<i1",
@@ -103,7 +103,7 @@ def _unwrap(value: Any, where: str) -> Any:
     if isinstance(value, dict):
         if set(value) != {"b64"} or not isinstance(value["b64"], str):
             raise BadInput(f'{where} is an object; binary values are written {{"b64": "<base64>"}}')
-        return _base64(value["b64"], where)
+        return base64_bytes(value["b64"], where)
     if isinstance(value, list):
         return [_unwrap(v, where) for v in value]
     return value
