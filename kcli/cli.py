@@ -415,8 +415,9 @@ def serve(
         = 8501,
     max_batch_size: Annotated[int, typer.Option("--max-batch-size", min=1, help="Rows per model call at most: "
                                                 "concurrent requests are merged up to it.")] = 64,
-    batch_timeout: Annotated[float, typer.Option("--batch-timeout", min=0.0, help="Seconds a batch waits for more "
-                                                 "rows before the model runs (0: run with what has queued).")]
+    batch_timeout: Annotated[float, typer.Option("--batch-timeout", min=0.0, max=10.0, help="Seconds a batch waits "
+                                                 "for more rows before the model runs (0: run with what has "
+                                                 "queued).")]
         = 0.0,
     max_queue_rows: Annotated[int, typer.Option("--max-queue-rows", min=1, help="Rows waiting per model at most; "
                                                 "more is refused with 503 and Retry-After.")] = 4096,
@@ -429,6 +430,7 @@ def serve(
 ) -> None:
     """Serve finished runs over TF Serving's REST API and the Open Inference Protocol v2 (KServe, Triton)."""
     def action() -> None:
+        from kcli.errors import KcliError
         from kcli.serve import EXTRA_HINT
 
         try:
@@ -436,7 +438,6 @@ def serve(
             import starlette  # noqa: F401
             import uvicorn  # noqa: F401
         except ImportError:
-            from kcli.errors import KcliError
             raise KcliError(EXTRA_HINT) from None
         from kcli.display import Display
         from kcli.serve.app import Limits

@@ -544,6 +544,7 @@ def test_a_model_that_cannot_load_is_one_line_before_the_port_opens(project: dic
     run = project["array"]
     assert_user_error(run_cli("serve", run, run), "two runs would be served as 'tiny'")
     assert_user_error(run_cli("serve", run, "--name", "a", "--name", "b"), "give one --name per RUN")
+    assert run_cli("serve", run, "--batch-timeout", "inf").exit_code == 2   # a batch would never run: refused
     broken = tmp_path / "broken"
     shutil.copytree(run, broken)
     (broken / "model.keras").write_bytes(b"not a model")
