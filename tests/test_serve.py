@@ -602,6 +602,10 @@ def test_serving_dir_export_is_versioned_and_takes_the_documented_bodies(project
         assert (tmp_path / "models" / name / "1" / "variables").is_dir()
         loaded = tf.saved_model.load(str(tmp_path / "models" / name / "1"))
         function = loaded.signatures["serving_default"]
+        served_inputs = {t["name"]: t["datatype"] for t in server.json(f"/v2/models/{name}")[1]["inputs"]}
+        assert {k: s.dtype.name for k, s in function.structured_input_signature[1].items()} == \
+            {k: {"FP32": "float32", "INT64": "int64", "INT32": "int32", "BYTES": "string"}[v]
+             for k, v in served_inputs.items()}
         got = function(**_tf_serving_feed(bodies[name], function))
         status, answer = server.json(f"/v1/models/{name}:predict", bodies[name])
         assert status == 200, answer
