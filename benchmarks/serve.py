@@ -8,8 +8,9 @@ server's peak RSS. The model is an MLP (32 -> 64 -> 64 -> 10) trained one epoch 
 
 Goal (issue 24): at 32 clients at least 3x (b)'s throughput with a p99 no worse; at 128 clients no errors other
 than 503s and RSS bounded; at 1 client a latency within 1.2x of (b)'s. Ludwig is not measured: `ludwig serve`
-serves Ludwig's own PyTorch models (not this Keras model) and pulls PyTorch and Ludwig's stack (gigabytes), not
-a quick install in a separate venv on this shared machine.
+serves Ludwig's own PyTorch models (not this Keras model), and ludwig 0.11.0 (the newest on the index) requires
+torch, torchvision, torchaudio, transformers, spacy, datasets, bitsandbytes and rich~=12.4 (gigabytes with
+PyTorch's CUDA wheels): not a quick install in a separate venv on this shared 2-core machine.
 """
 
 from __future__ import annotations
