@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -118,6 +118,8 @@ async def _answer(state: State, request: Request, protocol: str,
                                            "(--max-request-bytes); send fewer rows per request")
     except BadInput as exc:
         response = _error(400, str(exc))
+    except ClientDisconnect:
+        response = _error(400, "the client closed the connection before its request was read")
     except Overloaded:
         response = _error(503, f"the queue of model {found.model.name!r} is full "
                                f"({state.limits.max_queue_rows} rows); retry shortly", {"Retry-After": "1"})
@@ -139,13 +141,14 @@ def _model_error(exc: Exception) -> JSONResponse:
     return _error(500, f"the model failed: {type(exc).__name__}: {first_line(exc)[:300]}")
 
 
-async def _run_model(slot: Slot, state: State, parse: Callable[[], tuple[Any, int]], size: int) -> Any:
-    """Parse and prepare (on a worker thread for large bodies), then wait for the batcher's answer."""
-    x, rows = parse() if size <= INLINE_BODY else await run_in_threadpool(parse)
+async def _run_model(slot: Slot, state: State, model: ServedModel, columns: dict[str, Any], rows: int,
+                     size: int) -> Any:
+    """Turn the columns into model inputs (on a worker thread for large bodies), then wait for the batcher."""
     if rows > state.limits.max_queue_rows:
         raise TooLarge(f"the request has {rows} rows; the queue holds at most {state.limits.max_queue_rows} "
                        "(--max-queue-rows): send fewer rows per request")
-    return await slot.batcher.submit(slot.model, x, rows)
+    x = model.prepare(columns, rows) if size <= INLINE_BODY else await run_in_threadpool(model.prepare, columns, rows)
+    return await slot.batcher.submit(model, x, rows)
 
 
 def routes(state: State) -> list[Route]:
@@ -156,8 +159,7 @@ def routes(state: State) -> list[Route]:
             model = slot.model
             parsed = protocols.tfs_request(body, model) if len(body) <= INLINE_BODY else \
                 await run_in_threadpool(protocols.tfs_request, body, model)
-            answers = await _run_model(slot, state, lambda: (model.prepare(parsed.columns, parsed.rows),
-                                                             parsed.rows), len(body))
+            answers = await _run_model(slot, state, model, parsed.columns, parsed.rows, len(body))
             return _Json(protocols.tfs_response(answers, parsed.row_format))
         return await _answer(state, request, "tfserving", handle)
 
@@ -167,8 +169,7 @@ def routes(state: State) -> list[Route]:
             header = request.headers.get(protocols.HEADER_LENGTH)
             parsed = protocols.v2_request(body, header, model) if len(body) <= INLINE_BODY else \
                 await run_in_threadpool(protocols.v2_request, body, header, model)
-            answers = await _run_model(slot, state, lambda: (model.prepare(parsed.columns, parsed.rows),
-                                                             parsed.rows), len(body))
+            answers = await _run_model(slot, state, model, parsed.columns, parsed.rows, len(body))
             content, headers = protocols.v2_response(model, parsed, answers)
             return Response(content, headers=headers)
         return await _answer(state, request, "v2", handle)
