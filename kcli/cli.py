@@ -406,6 +406,10 @@ def export(
                                         "onnx needs the extra: pip install 'kcli-keras\\[onnx]' (in a checkout: "
                                         "pip install -e '.\\[onnx]').", show_default=False)],
     output: Annotated[Path | None, typer.Option(help="Default: RUN/export/<file>.", show_default=False)] = None,
+    serving_dir: Annotated[Path | None, typer.Option(
+        "--serving-dir", help="With --format savedmodel: write DIR/NAME/VERSION (the next number), the layout TF "
+                              "Serving and KServe load, with the request format of kcli serve.",
+        show_default=False)] = None,
     runs_dir: RunsDirReadOpt = Path("runs"),
     trust_code: TrustOpt = False,
 ) -> None:
@@ -413,12 +417,60 @@ def export(
     def action() -> None:
         from kcli.display import Display
         from kcli.export import export as run_export
-        run_export(run, runs_dir, format, output, Display(), trust_code)
+        run_export(run, runs_dir, format, output, Display(), trust_code, serving_dir)
+    _run(action)
+
+
+@app.command()
+def serve(
+    runs_: Annotated[list[str], typer.Argument(metavar="RUN...", help="Run directories, `latest`, or `latest:NAME` "
+                                               "(the newest completed run called NAME; see --reload).",
+                                               show_default=False)],
+    name: Annotated[list[str] | None, typer.Option("--name", help="Serve a RUN under this name (default: its "
+                                                   "config's name); one per RUN, in order.", show_default=False)]
+        = None,
+    host: Annotated[str, typer.Option("--host", help="The address to listen on (0.0.0.0: every interface).")]
+        = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="The port (0: any free port, printed).")]
+        = 8501,
+    max_batch_size: Annotated[int, typer.Option("--max-batch-size", min=1, help="Rows per model call at most: "
+                                                "concurrent requests are merged up to it.")] = 64,
+    batch_timeout: Annotated[float, typer.Option("--batch-timeout", min=0.0, max=10.0, help="Seconds a batch waits "
+                                                 "for more rows before the model runs (0: run with what has "
+                                                 "queued).")]
+        = 0.0,
+    max_queue_rows: Annotated[int, typer.Option("--max-queue-rows", min=1, help="Rows waiting per model at most; "
+                                                "more is refused with 503 and Retry-After.")] = 4096,
+    max_request_bytes: Annotated[int, typer.Option("--max-request-bytes", min=1, help="A larger request body is "
+                                                   "refused with 413.")] = 32 << 20,
+    reload: Annotated[bool, typer.Option("--reload", help="Serve a newer completed run of a `latest:NAME` RUN as "
+                                         "soon as it appears (SIGHUP looks once).")] = False,
+    runs_dir: RunsDirReadOpt = Path("runs"),
+    trust_code: TrustOpt = False,
+) -> None:
+    """Serve finished runs over TF Serving's REST API and the Open Inference Protocol v2 (KServe, Triton)."""
+    def action() -> None:
+        from kcli.errors import KcliError
+        from kcli.serve import EXTRA_HINT
+
+        try:
+            import prometheus_client  # noqa: F401
+            import starlette  # noqa: F401
+            import uvicorn  # noqa: F401
+        except ImportError:
+            raise KcliError(EXTRA_HINT) from None
+        from kcli.display import Display
+        from kcli.serve.app import Limits
+        from kcli.serve.server import load_models
+        from kcli.serve.server import serve as run_server
+        models = load_models(runs_, name or [], runs_dir, trust_code)
+        limits = Limits(max_batch_size, batch_timeout, max_queue_rows, max_request_bytes)
+        run_server(models, host, port, limits, runs_dir, reload, Display().note)
     _run(action)
 
 
 # Commands that import TensorFlow (and so may get its native stderr chatter); --help never does.
-_TF_COMMANDS = {"train", "summary", "evaluate", "predict", "export"}
+_TF_COMMANDS = {"train", "summary", "evaluate", "predict", "export", "serve"}
 
 
 def main() -> None:

@@ -30,11 +30,13 @@ INSTALL_HINT = {"onnx": "pip install 'kcli-keras[onnx]' (in a checkout: pip inst
 
 
 def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, display: Display,
-           trust_code: bool = False) -> Path:
+           trust_code: bool = False, serving_dir: Path | None = None) -> Path:
     """Write, verify and rename into place; returns the exported path."""
     if fmt not in FILE_NAMES:
         raise RunError(f"unknown format {fmt!r}{did_you_mean(fmt, FILE_NAMES)}; "
                        f"choose one of {', '.join(FILE_NAMES)}", key="--format")
+    if serving_dir is not None:
+        return _export_for_serving(ref, runs_dir, fmt, output, display, trust_code, serving_dir)
     _check_dependencies(fmt)
     run = runs.open_run(ref, runs_dir, trust_code)
     target = output or run.path / "export" / FILE_NAMES[fmt]
@@ -78,6 +80,24 @@ def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, display: Dis
         display.note(f"{fmt} has no string lookup: this model takes each category as its id ({ids}: 0 = not in "
                      "the vocabulary, i = the i-th value of data.columns.<column>.vocabulary in the run's "
                      "config.yaml); numbers as they are")
+    return target
+
+
+def _export_for_serving(ref: str, runs_dir: Path, fmt: str, output: Path | None, display: Display,
+                        trust_code: bool, serving_dir: Path) -> Path:
+    """--serving-dir: the versioned SavedModel layout TF Serving and KServe load (kcli/serve/export.py)."""
+    if fmt != "savedmodel":
+        raise RunError(f"--serving-dir writes a SavedModel: use --format savedmodel (not {fmt})", key="--serving-dir")
+    if output is not None:
+        raise RunError("--serving-dir chooses the folder itself (DIR/NAME/VERSION); leave out --output",
+                       key="--output")
+    from kcli.serve import export as serving
+
+    run = runs.open_run(ref, runs_dir, trust_code)
+    target, diff = serving.write(run, artifacts.load_model(run), serving_dir)
+    display.exported("savedmodel for serving", target, verify.SAMPLES, diff)
+    display.note(f"serve it: docker run -p 8501:8501 -v {serving_dir.resolve()}:/models -e MODEL_NAME="
+                 f"{run.config.name} tensorflow/serving (request bodies as for kcli serve)")
     return target
 
 

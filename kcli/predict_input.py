@@ -169,6 +169,13 @@ def _check_finite(x: np.ndarray, first_row: int, path: str, columns: list[str] |
                         "predict rows with NaN or infinite values (remove or fill them)", key="--input")
 
 
+def array_features(block: np.ndarray, scale: float | None, first_row: int, where: str,
+                   dtype: str | None = None) -> np.ndarray:
+    """Rows of features as the model takes them: checked finite, float32 (or `dtype`), scaled."""
+    _check_finite(block, first_row, where)
+    return data_mod.scale_features(block, scale, dtype)
+
+
 def _array_input(x: np.ndarray, labels: np.ndarray | None, label: str | None,
                  run: runs.FinishedRun) -> InputFile:
     data_mod.check_shape(x, run.input_shape, "the input's features", "--input")
@@ -181,9 +188,8 @@ def _array_input(x: np.ndarray, labels: np.ndarray | None, label: str | None,
     def chunks() -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         for start in range(0, len(x), CHUNK_ROWS):
             end = start + CHUNK_ROWS
-            block = np.asarray(x[start:end])
-            _check_finite(block, start + 1, "the input")
-            yield data_mod.scale_features(block, scale), (labels[start:end] if labels is not None else None)
+            yield array_features(np.asarray(x[start:end]), scale, start + 1, "the input"), \
+                (labels[start:end] if labels is not None else None)
 
     return InputFile(len(x), label, chunks())
 

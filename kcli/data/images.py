@@ -215,9 +215,18 @@ def read_images(files: list[Path], data: Any) -> Any:
     import numpy as np
     import tensorflow as tf
 
-    def one(file: Path) -> Any:
-        image = tf.image.decode_image(tf.io.read_file(str(file)), channels=CHANNELS[data.color_mode],
-                                      expand_animations=False)
-        return tf.image.resize(image, tuple(data.image_size), method=data.interpolation).numpy()
+    return np.stack([decode_image(tf.io.read_file(str(f)), data) for f in files]).astype("float32")
 
-    return np.stack([one(f) for f in files]).astype("float32")
+
+def decode_image(content: Any, data: Any) -> Any:
+    """One image's bytes decoded and resized as training read them (a numpy array; `kcli serve` uses it too)."""
+    return image_tensor(content, data).numpy()
+
+
+def image_tensor(content: Any, data: Any) -> Any:
+    """decode_image as TensorFlow ops (also inside a traced function: the serving export's signature)."""
+    import tensorflow as tf
+
+    image = tf.image.decode_image(content, channels=CHANNELS[data.color_mode], expand_animations=False)
+    image.set_shape([None, None, CHANNELS[data.color_mode]])
+    return tf.image.resize(image, tuple(data.image_size), method=data.interpolation)
