@@ -11,56 +11,21 @@ from pathlib import Path
 
 import pytest
 
+from kcli.data.tfrecords import masked_crc
 from tests.conftest import run_cli
 from tests.helpers import assert_user_error, tiny_project
-from tests.test_hostile_data import _image_config, _image_folder
+from tests.test_hostile_data import _image_config, _image_folder, _tfrecord_project
 
-SPARSE = {"SparseCategoricalCrossentropy": {"from_logits": True}}
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli), bit by bit: enough for an 8-byte length field."""
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
-
-
-def _masked(crc: int) -> int:
-    """TFRecord's masked CRC of a header, as its writer stores it."""
-    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _tfrecord_project(folder: Path) -> tuple[Path, Path, list[int]]:
-    """A TFRecord file of 6 examples (x, y) and a config reading it; returns (config, file, each record's byte)."""
-    import tensorflow as tf
-
-    path, starts = folder / "t.tfrecord", []
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for i in range(6):
-            starts.append(path.stat().st_size if path.exists() else 0)
-            feature = {"x": tf.train.Feature(float_list=tf.train.FloatList(value=[i / 6])),
-                       "y": tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 2]))}
-            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
-            writer.flush()
-    config = tiny_project(folder, splits=(), data={"source": "tfrecord", "path": "t.tfrecord", "label": "y",
-                                                   "features": {"x": "float", "y": "int"}, "validation": None,
-                                                   "test": None, "one_hot": None, "batch_size": 8},
-                          model={"input_shape": None, "layers": [{"Dense": {"units": 2}}]},
-                          compile={"loss": SPARSE, "metrics": None}, fit={"epochs": 1})
-    return config, path, starts
 
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_tfrecord_length_beyond_the_file_with_a_valid_checksum_is_one_line_not_a_crash(tmp_path: Path,
                                                                                         stream: bool) -> None:
-    config, path, starts = _tfrecord_project(tmp_path)
+    config, path, starts = _tfrecord_project(tmp_path, records=6)
     damaged = bytearray(path.read_bytes())
     length = (2**40).to_bytes(8, "little")   # record 2 claims a terabyte, its header's checksum valid
-    damaged[starts[1]:starts[1] + 12] = length + _masked(_crc32c(length)).to_bytes(4, "little")
+    damaged[starts[1]:starts[1] + 12] = length + masked_crc(length).to_bytes(4, "little")
     path.write_bytes(bytes(damaged))
     # a subprocess: TensorFlow reading this length ends the process with SIGSEGV
     env = {**os.environ, "PYTHONPATH": str(ROOT), "KCLI_HOME": str(tmp_path / "home")}
@@ -78,7 +43,7 @@ def test_a_tfrecord_length_beyond_the_file_with_a_valid_checksum_is_one_line_not
 
 
 def test_a_tfrecord_length_beyond_the_file_with_a_wrong_checksum_is_a_damaged_header(tmp_path: Path) -> None:
-    config, path, starts = _tfrecord_project(tmp_path)
+    config, path, starts = _tfrecord_project(tmp_path, records=6)
     damaged = bytearray(path.read_bytes())
     damaged[starts[1]:starts[1] + 12] = (2**40).to_bytes(8, "little") + bytes(4)   # noise, not a length
     path.write_bytes(bytes(damaged))

@@ -103,9 +103,13 @@ def _header_intact(path: Path, begin: int) -> bool:
         head = fh.read(12)
     if len(head) < 12:
         return True   # the checksum itself is cut off: a cut
-    crc = _crc32c(head[:8])
-    masked = ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF   # TFRecord's masking
-    return masked == int.from_bytes(head[8:], "little")
+    return masked_crc(head[:8]) == int.from_bytes(head[8:], "little")
+
+
+def masked_crc(data: bytes) -> int:
+    """TFRecord's masked CRC-32C of a record's length field, as its writer stores it after the length."""
+    crc = _crc32c(data)
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 def _crc32c(data: bytes) -> int:
