@@ -443,6 +443,11 @@ def serve(
                                                 "more is refused with 503 and Retry-After.")] = 4096,
     max_request_bytes: Annotated[int, typer.Option("--max-request-bytes", min=1, help="A larger request body is "
                                                    "refused with 413.")] = 32 << 20,
+    body_timeout: Annotated[float, typer.Option("--body-timeout", min=0.1, help="Seconds a client has to send its "
+                                                "whole request body; a slower one gets 408.")] = 30.0,
+    drain_timeout: Annotated[float, typer.Option("--drain-timeout", min=0.0, help="On SIGTERM, seconds to wait for "
+                                                 "the requests in flight; the rest are then cut and the server "
+                                                 "exits 0.")] = 30.0,
     reload: Annotated[bool, typer.Option("--reload", help="Serve a newer completed run of a `latest:NAME` RUN as "
                                          "soon as it appears (SIGHUP looks once).")] = False,
     runs_dir: RunsDirReadOpt = Path("runs"),
@@ -464,7 +469,8 @@ def serve(
         from kcli.serve.server import load_models
         from kcli.serve.server import serve as run_server
         models = load_models(runs_, name or [], runs_dir, trust_code)
-        limits = Limits(max_batch_size, batch_timeout, max_queue_rows, max_request_bytes)
+        limits = Limits(max_batch_size, batch_timeout, max_queue_rows, max_request_bytes, body_timeout,
+                        drain_timeout)
         run_server(models, host, port, limits, runs_dir, reload, Display().note)
     _run(action)
 

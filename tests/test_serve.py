@@ -678,3 +678,50 @@ def test_answers_with_nan_are_written_as_tf_serving_writes_them() -> None:
     from kcli.serve.app import _Json
 
     assert _Json({"predictions": [[float("nan"), float("inf")]]}).body == b'{"predictions":[[NaN,Infinity]]}'
+
+
+# ---- hostile clients: half-sent bodies, ... ----
+
+def _half_send(server: Server) -> socket.socket:
+    """A connection that declares a 25-byte body and sends 6 of them."""
+    host, port = server.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=60)
+    sock.sendall(b"POST /v1/models/tiny:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 25\r\n\r\n{\"inst")
+    return sock
+
+
+def test_a_half_sent_body_does_not_keep_sigterm_from_finishing(project: dict[str, Path], tmp_path: Path) -> None:
+    """SIGTERM with a body half sent: after --drain-timeout the request is cut and the server exits 0 (it used
+    to wait for the body forever)."""
+    with serving(tmp_path, project["array"], "--drain-timeout", "1") as server:
+        sock = _half_send(server)
+        try:
+            assert server.request("/v2/health/live")[0] == 200   # the server is up and has read the head
+            time.sleep(0.2)
+            server.proc.send_signal(signal.SIGTERM)
+            # well under --body-timeout's 30 s, so the drain bound (not the body timeout) ended it
+            assert server.proc.wait(20) == 0, server.stderr()
+        finally:
+            sock.close()
+
+
+def test_a_body_not_sent_within_the_body_timeout_is_a_408() -> None:
+    """The body reader gives up after the body timeout: 408 instead of holding the connection."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from kcli.serve import app
+
+    async def receive() -> dict[str, Any]:
+        if not sent:
+            sent.append(1)
+            return {"type": "http.request", "body": b'{"inst', "more_body": True}
+        await asyncio.sleep(3600)   # the rest never comes
+        return {}
+
+    sent: list[int] = []
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [(b"content-length", b"25")]}
+    with pytest.raises(app.TooSlow):
+        asyncio.run(asyncio.wait_for(app._body(Request(scope, receive), 1000, 0.05), 60))

@@ -7,6 +7,7 @@ queue is full), answered in the protocol's format, counted in /metrics and writt
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -36,10 +37,16 @@ class Limits:
     batch_timeout: float = 0.0
     max_queue_rows: int = 4096
     max_request_bytes: int = 32 << 20
+    body_timeout: float = 30.0    # seconds a client has to send its whole body (then 408)
+    drain_timeout: float = 30.0   # seconds SIGTERM waits for the requests in flight (then they are cut)
 
 
 class TooLarge(Exception):
     """A body over the size limit (413)."""
+
+
+class TooSlow(Exception):
+    """A body not sent in full within the body timeout (408)."""
 
 
 class Slot:
@@ -90,17 +97,22 @@ def _slot(state: State, request: Request) -> Slot | JSONResponse:
     return slot
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The body, refused past `limit` bytes (by its Content-Length, or while it streams in)."""
+async def _body(request: Request, limit: int, timeout: float) -> bytes:
+    """The body, refused past `limit` bytes (by its Content-Length, or while it streams in) or when it is not
+    all sent within `timeout` seconds (a half-sent body would otherwise hold its connection, and a drain, forever)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge()
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge()
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge()
+                chunks.append(chunk)
+    except TimeoutError:
+        raise TooSlow() from None
     return b"".join(chunks)
 
 
@@ -112,10 +124,14 @@ async def _answer(state: State, request: Request, protocol: str,
         return found
     started = time.perf_counter()
     try:
-        response = await handle(found, await _body(request, state.limits.max_request_bytes))
+        limits = state.limits
+        response = await handle(found, await _body(request, limits.max_request_bytes, limits.body_timeout))
     except TooLarge as exc:
         response = _error(413, str(exc) or f"the request body is over {state.limits.max_request_bytes} bytes "
                                            "(--max-request-bytes); send fewer rows per request")
+    except TooSlow:
+        response = _error(408, f"the request body was not sent in full within {state.limits.body_timeout:g} s "
+                               "(--body-timeout)", {"Connection": "close"})
     except BadInput as exc:
         response = _error(400, str(exc))
     except ClientDisconnect:

@@ -1,8 +1,9 @@
 """Start `kcli serve`: load every model (a failure is one error line before the port opens), bind, serve with
 uvicorn, reload `latest:NAME` models on SIGHUP or --reload, and drain on SIGTERM (exit 0).
 
-uvicorn's graceful shutdown stops accepting, waits for the requests in flight (they wait on the batcher) and
-then runs the app's lifespan end, which lets the batchers finish their queues.
+uvicorn's graceful shutdown stops accepting, waits for the requests in flight (they wait on the batcher) up to
+--drain-timeout seconds, cuts the ones still running then (a client that never finishes its body must not keep
+the server alive), and runs the app's lifespan end, which lets the batchers finish their queues.
 """
 
 from __future__ import annotations
@@ -115,12 +116,14 @@ def serve(models: list[ServedModel], host: str, port: int, limits: Limits, runs_
     # connections beyond what the queues can hold are refused by uvicorn itself (503), so bodies being read
     # and parsed are bounded too, not only the queued rows
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", server_header=False,
-                            timeout_graceful_shutdown=None, limit_concurrency=max(256, 2 * limits.max_queue_rows))
+                            timeout_graceful_shutdown=limits.drain_timeout,
+                            limit_concurrency=max(256, 2 * limits.max_queue_rows))
     bound = sock.getsockname()
     for model in models:
         announce(f"serving {model.name} (version {model.version}) from {model.path}")
     announce(f"listening on http://{_url_host(bound[0])}:{bound[1]} (TF Serving REST /v1, Open Inference "
-             "Protocol /v2, /metrics); SIGTERM or Ctrl-C stops after the requests in flight")
+             "Protocol /v2, /metrics); SIGTERM or Ctrl-C stops after the requests in flight "
+             f"(at most {limits.drain_timeout:g} s)")
     with _quiet_after_drain():
         uvicorn.Server(config).run(sockets=[sock])
     sock.close()
