@@ -725,3 +725,30 @@ def test_a_body_not_sent_within_the_body_timeout_is_a_408() -> None:
     scope = {"type": "http", "method": "POST", "path": "/", "headers": [(b"content-length", b"25")]}
     with pytest.raises(app.TooSlow):
         asyncio.run(asyncio.wait_for(app._body(Request(scope, receive), 1000, 0.05), 60))
+
+
+@pytest.mark.parametrize(("kind", "off_the_loop"), [("images", True), ("array", False)])
+def test_images_are_decoded_off_the_event_loop(kind: str, off_the_loop: bool) -> None:
+    """A small image body can decode to millions of pixels: its prepare runs on a worker thread, so health
+    checks and other requests are not held up; a small array body stays on the loop (cheaper there)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from kcli.serve import app
+
+    threads: list[threading.Thread] = []
+
+    class Model:
+        def prepare(self, columns: Any, rows: int) -> str:
+            threads.append(threading.current_thread())
+            return "x"
+
+    async def submit(model: Any, x: Any, rows: int) -> str:
+        return x
+
+    model = Model()
+    model.kind = kind  # type: ignore[attr-defined]
+    slot = SimpleNamespace(batcher=SimpleNamespace(submit=submit))
+    state = SimpleNamespace(limits=app.Limits())
+    assert asyncio.run(app._run_model(slot, state, model, {}, 1, 100)) == "x"  # type: ignore[arg-type]
+    assert (threads[0] is not threading.main_thread()) == off_the_loop
