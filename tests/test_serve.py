@@ -752,3 +752,40 @@ def test_images_are_decoded_off_the_event_loop(kind: str, off_the_loop: bool) ->
     state = SimpleNamespace(limits=app.Limits())
     assert asyncio.run(app._run_model(slot, state, model, {}, 1, 100)) == "x"  # type: ignore[arg-type]
     assert (threads[0] is not threading.main_thread()) == off_the_loop
+
+
+def test_a_run_that_fails_to_reload_is_tried_again_only_when_it_changes(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """--reload looks every 2 s: a broken newest run is said once and not loaded again until its run.json
+    changes (it used to be loaded, and its failure written, every 2 s forever)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from kcli.serve import server as server_mod
+
+    broken = tmp_path / "tiny-2"
+    broken.mkdir()
+    (broken / "run.json").write_text("{}")
+    tries: list[str] = []
+
+    def failing(*args: Any) -> None:
+        tries.append("load")
+        raise ValueError("model.keras cannot be read")
+
+    monkeypatch.setattr(server_mod.runs, "latest_named", lambda *args: broken)
+    monkeypatch.setattr(server_mod, "ServedModel", failing)
+    old = SimpleNamespace(ref="latest:tiny", path=tmp_path / "tiny-1", runs_dir=tmp_path, trust_code=False,
+                          version=1)
+    notes: list[str] = []
+    reloader = server_mod.Reloader(SimpleNamespace(slots={"tiny": SimpleNamespace(model=old)}),  # type: ignore
+                                   tmp_path, notes.append)
+
+    async def checks(times: int) -> None:
+        for _ in range(times):
+            await reloader.check()
+
+    asyncio.run(checks(3))
+    assert len(tries) == 1 and len(notes) == 1 and "model.keras cannot be read" in notes[0], notes
+    (broken / "run.json").write_text('{"changed": 1}')
+    asyncio.run(checks(2))
+    assert len(tries) == 2 and len(notes) == 2

@@ -67,6 +67,8 @@ class Reloader:
     def __init__(self, state: State, runs_dir: Path, log: Callable[[str], None]) -> None:
         self.state, self.runs_dir, self.log = state, runs_dir, log
         self._busy = asyncio.Lock()
+        # runs that did not load, as they were then (path, file stats)
+        self._failed: set[tuple[Path, tuple[tuple[int, int] | None, ...]]] = set()
 
     async def check(self) -> None:
         """Look for newer runs and swap in the models that load."""
@@ -81,14 +83,31 @@ class Reloader:
                     continue
                 if newest.resolve() == old.path.resolve():
                     continue
+                seen = _identity(newest)
+                if seen in self._failed:   # a broken run is tried again only once it changes
+                    continue
                 try:
                     model = await asyncio.to_thread(ServedModel, old.ref, old.runs_dir, old.trust_code, name,
                                                     old.version + 1)
-                except Exception as exc:  # the old model keeps serving; say why the new one did not load
-                    self.log(f"reload of {name} from {newest} failed, still serving {old.path}: {exc}")
+                except Exception as exc:  # the old model keeps serving; say why the new one did not load, once
+                    self._failed.add(seen)
+                    self.log(f"reload of {name} from {newest} failed, still serving {old.path} (tried again when "
+                             f"its run.json or model.keras changes): {exc}")
                     continue
                 slot.model = model
                 self.log(f"reloaded {name}: {model.path} (version {model.version})")
+
+
+def _identity(run: Path) -> tuple[Path, tuple[tuple[int, int] | None, ...]]:
+    """A run as it is now: its path and the modification time and size of its run.json and model.keras."""
+    def stat(name: str) -> tuple[int, int] | None:
+        try:
+            found = (run / name).stat()
+        except OSError:
+            return None
+        return found.st_mtime_ns, found.st_size
+
+    return run.resolve(), (stat("run.json"), stat("model.keras"))
 
 
 def serve(models: list[ServedModel], host: str, port: int, limits: Limits, runs_dir: Path, reload: bool,
