@@ -12,6 +12,7 @@ import errno
 import logging
 import math
 import shutil
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -145,6 +146,9 @@ def load_model(run: FinishedRun) -> keras.Model:
     why = readable.problem(run.path / ARTIFACTS["keras"], run.path)   # never a FIFO or a file outside the run
     if "keras" in artifacts and why is not None:
         problem = f"cannot load {run.path / ARTIFACTS['keras']}: it {why}"
+    elif "keras" in artifacts and not zipfile.is_zipfile(run.path / ARTIFACTS["keras"]):
+        # Keras says "File not found" for any file that is not a zip archive, which hides the real reason
+        problem = f"cannot load {run.path / ARTIFACTS['keras']}: it cannot be read as a Keras model (not a .keras zip)"
     elif "keras" in artifacts:
         try:
             with quiet_absl():

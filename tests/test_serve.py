@@ -789,3 +789,13 @@ def test_a_run_that_fails_to_reload_is_tried_again_only_when_it_changes(tmp_path
     (broken / "run.json").write_text('{"changed": 1}')
     asyncio.run(checks(2))
     assert len(tries) == 2 and len(notes) == 2
+
+
+def test_a_junk_model_keras_is_named_as_unreadable_not_missing(project: dict[str, Path], tmp_path: Path) -> None:
+    """Keras says "File not found" for a model.keras that is not a zip: the line says what is wrong instead."""
+    broken = tmp_path / "junk"
+    shutil.copytree(project["array"], broken)
+    (broken / "model.keras").write_bytes(b"junk" * 10)
+    (broken / "model.weights.h5").write_bytes(b"not weights")
+    line = assert_user_error(run_cli("serve", broken), "model.keras: it cannot be read as a Keras model")
+    assert "File not found" not in line
