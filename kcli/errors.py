@@ -96,6 +96,12 @@ def first_line(exc: BaseException) -> str:
     return re.sub(r" (on|by allocator) /job:\S+| by allocator \S+", "", line)
 
 
+def capped(value: Any, limit: int = 60) -> str:
+    """A value from a request or a file inside a message: its repr, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def listed(items: list[str], shown: int = 3) -> str:
     """Items for a one-line message: at most `shown` of them, then how many more ("a, b, c ... 2,996 more")."""
     head = ", ".join(items[:shown])

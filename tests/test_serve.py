@@ -799,3 +799,20 @@ def test_a_junk_model_keras_is_named_as_unreadable_not_missing(project: dict[str
     (broken / "model.weights.h5").write_bytes(b"not weights")
     line = assert_user_error(run_cli("serve", broken), "model.keras: it cannot be read as a Keras model")
     assert "File not found" not in line
+
+
+def test_long_model_names_are_capped_and_wrong_methods_are_405_with_allow(server: Server) -> None:
+    """A 100,000-character model name is not echoed in full; GET on a :predict or /infer path is a 405 naming
+    the method it takes in Allow (a GET .../tiny:predict used to be a 404 for a model called 'tiny:predict')."""
+    for path in (f"/v1/models/{'a' * 100_000}:predict", f"/v1/models/tiny/versions/{'9' * 100_000}:predict",
+                 f"/v2/models/{'a' * 100_000}/infer"):
+        status, _, content = server.request(path, {"instances": [[1, 2, 3, 4]]})
+        assert status == 404 and len(content) < 1000 and ("aaa..." in content.decode() or "999..." in content.decode())
+    status, _, content = server.request(f"/{'b' * 100_000}")
+    assert status == 404 and len(content) < 1000, content[:200]
+    for path in ("/v1/models/tiny:predict", "/v1/models/tiny/versions/1:predict", "/v2/models/tiny/infer"):
+        status, headers, content = server.request(path)
+        assert status == 405 and headers["allow"] == "POST", (path, status, content)
+        assert "does not answer GET; it answers POST" in json.loads(content)["error"]
+    status, headers, _ = server.request("/v2/health/live", b"{}")
+    assert status == 405 and "GET" in headers["allow"]

@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from kcli.errors import capped, listed
 from kcli.serve import protocols
 from kcli.serve.batching import Batcher, Overloaded
 from kcli.serve.metrics import Metrics
@@ -90,10 +91,11 @@ def _slot(state: State, request: Request) -> Slot | JSONResponse:
     name = request.path_params["name"]
     slot = state.slots.get(name)
     if slot is None:
-        return _error(404, f"model {name!r} is not served here; served: {', '.join(state.slots)}")
+        return _error(404, f"model {capped(name)} is not served here; served: {listed(list(state.slots), 10)}")
     version = request.path_params.get("version")
     if version is not None and version != str(slot.model.version):
-        return _error(404, f"model {name!r} has no version {version!r}; it serves version {slot.model.version}")
+        return _error(404, f"model {capped(name)} has no version {capped(version)}; it serves version "
+                           f"{slot.model.version}")
     return slot
 
 
@@ -195,6 +197,9 @@ def routes(state: State) -> list[Route]:
     def get(make: Callable[[ServedModel], Any]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             found = _slot(state, request)
+            if isinstance(found, JSONResponse) and request.url.path.endswith(":predict"):
+                # the GET routes' {name} / {version} swallowed ":predict": a wrong method, not an unknown model
+                return _not_allowed(request.method, "POST")
             return found if isinstance(found, JSONResponse) else JSONResponse(make(found.model))
         return endpoint
 
@@ -282,10 +287,17 @@ async def _no_route(request: Request, exc: Exception) -> Response:
     if path.startswith("/v1/models/") and ":" in path.rsplit("/", 1)[-1] and not path.endswith(":predict"):
         return _error(404, f"kcli serve answers :predict only, not :{path.rsplit(':', 1)[-1][:40]} (the classify "
                            "and regress APIs take tf.Example signatures)")
-    return _error(404 if getattr(exc, "status_code", 404) == 404 else 405,
-                  f"no route {request.method} {path[:200]!r}; kcli serve answers GET /v1/models/NAME[/metadata], "
-                  "POST /v1/models/NAME:predict, GET /v2/health/{live,ready}, GET /v2/models/NAME[/ready], "
-                  "POST /v2/models/NAME/infer and GET /metrics")
+    allow = (getattr(exc, "headers", None) or {}).get("Allow")
+    if getattr(exc, "status_code", 404) == 405 and allow:
+        return _not_allowed(request.method, allow)
+    return _error(404, f"no route {request.method[:20]} {capped(path, 200)}; kcli serve answers GET "
+                       "/v1/models/NAME[/metadata], POST /v1/models/NAME:predict, GET /v2/health/{live,ready}, "
+                       "GET /v2/models/NAME[/ready], POST /v2/models/NAME/infer and GET /metrics")
+
+
+def _not_allowed(method: str, allow: str) -> JSONResponse:
+    """A 405 with the Allow header HTTP asks of every 405."""
+    return _error(405, f"this path does not answer {method[:20]}; it answers {allow}", {"Allow": allow})
 
 
 def stderr_line(text: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from kcli import runs
-from kcli.errors import DataError, RunError
+from kcli.errors import DataError, RunError, capped
 
 MAX_IMAGE_BYTES = 20 << 20    # one image's bytes; larger is a 400 before TensorFlow decodes it
 MAX_IMAGE_PIXELS = 40_000_000  # width x height an image header may declare (a small file can declare a huge image)
@@ -115,10 +115,10 @@ class ServedModel:
         wanted = [t.name for t in self.inputs]
         unknown = [n for n in columns if n not in wanted]
         if unknown:
-            raise BadInput(f"unknown input {unknown[0]!r}; the model's inputs are: {', '.join(wanted)}")
+            raise BadInput(f"unknown input {capped(unknown[0])}; the model's inputs are: {', '.join(wanted)}")
         missing = [n for n in wanted if n not in columns]
         if missing:
-            raise BadInput(f"missing input {missing[0]!r}; the model's inputs are: {', '.join(wanted)}")
+            raise BadInput(f"missing input {capped(missing[0])}; the model's inputs are: {', '.join(wanted)}")
         if rows == 0:
             raise BadInput("the request has no rows")
         try:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from kcli.errors import capped
 from kcli.serve.convert import base64_bytes
 from kcli.serve.model import BadInput, ServedModel, Tensor
 
@@ -54,7 +55,7 @@ def tfs_request(body: bytes, model: ServedModel) -> TfsRequest:
     doc = _json(body)
     signature = doc.get("signature_name")
     if signature not in (None, "", "serving_default"):
-        raise BadInput(f"unknown signature_name {_short(signature)}; this model has serving_default")
+        raise BadInput(f"unknown signature_name {capped(signature)}; this model has serving_default")
     if ("instances" in doc) == ("inputs" in doc):
         raise BadInput('give exactly one of "instances" (a list of rows) or "inputs" (columns)')
     names = [t.name for t in model.inputs]
@@ -67,7 +68,7 @@ def tfs_request(body: bytes, model: ServedModel) -> TfsRequest:
             for name in dict.fromkeys(k for r in rows for k in r):
                 lacking = next((i for i, r in enumerate(rows, start=1) if name not in r), None)
                 if lacking is not None:
-                    raise BadInput(f"instances: data row {lacking} lacks input {_short(name)} that other rows have")
+                    raise BadInput(f"instances: data row {lacking} lacks input {capped(name)} that other rows have")
                 columns[name] = [r[name] for r in rows]
         elif len(names) == 1:
             columns = {names[0]: rows}
@@ -85,7 +86,7 @@ def tfs_request(body: bytes, model: ServedModel) -> TfsRequest:
     counts = {}
     for name, values in columns.items():
         if not isinstance(values, list):
-            raise BadInput(f'"inputs" {_short(name)} must be a list with one value per row')
+            raise BadInput(f'"inputs" {capped(name)} must be a list with one value per row')
         counts[name] = len(values)
     if len(set(counts.values())) > 1:
         raise BadInput(f'the inputs have different row counts: {", ".join(f"{k} {v}" for k, v in counts.items())}')
@@ -95,7 +96,7 @@ def tfs_request(body: bytes, model: ServedModel) -> TfsRequest:
 def _bytes(columns: dict[str, Any], model: ServedModel) -> dict[str, Any]:
     """{"b64": ...} values of text inputs as bytes (a bare string stays text)."""
     text = {t.name for t in model.inputs if t.dtype == "string"}
-    return {k: [_unwrap(v, f"input {_short(k)}: data row {i}") for i, v in enumerate(vs, start=1)]
+    return {k: [_unwrap(v, f"input {capped(k)}: data row {i}") for i, v in enumerate(vs, start=1)]
             if k in text and isinstance(vs, list) else vs for k, vs in columns.items()}
 
 
@@ -168,7 +169,7 @@ def v2_request(body: bytes, header_length: str | None, model: ServedModel) -> V2
         except ValueError:
             json_end = -1
         if not 0 <= json_end <= len(body):
-            raise BadInput(f"Inference-Header-Content-Length {_short(header_length)} does not fit a body of "
+            raise BadInput(f"Inference-Header-Content-Length {capped(header_length)} does not fit a body of "
                            f"{len(body)} bytes")
     doc = _json(body[:json_end])
     binary, offset = body[json_end:], 0
@@ -182,13 +183,13 @@ def v2_request(body: bytes, header_length: str | None, model: ServedModel) -> V2
             raise BadInput(f"inputs[{i}] must be an object with a name, shape, datatype and data")
         name = tensor["name"]
         if name not in by_name:
-            raise BadInput(f"unknown input {_short(name)}; the model's inputs are: {', '.join(by_name)}")
+            raise BadInput(f"unknown input {capped(name)}; the model's inputs are: {', '.join(by_name)}")
         shape = _shape(tensor.get("shape"), name)
         size = (tensor.get("parameters") or {}).get("binary_data_size") if isinstance(
             tensor.get("parameters"), dict) else None
         if size is not None:
             if not isinstance(size, int) or size < 0 or offset + size > len(binary):
-                raise BadInput(f"input {_short(name)}: binary_data_size {_short(size)} does not fit the "
+                raise BadInput(f"input {capped(name)}: binary_data_size {capped(size)} does not fit the "
                                f"{len(binary) - offset} bytes left in the body")
             array = _from_binary(binary[offset:offset + size], tensor.get("datatype"), shape, name)
             offset += size
@@ -206,7 +207,7 @@ def v2_request(body: bytes, header_length: str | None, model: ServedModel) -> V2
 def _shape(shape: Any, name: str) -> list[int]:
     if (not isinstance(shape, list) or not shape or
             not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
-        raise BadInput(f"input {_short(name)}: shape must be a list of sizes >= 0, the first the batch size")
+        raise BadInput(f"input {capped(name)}: shape must be a list of sizes >= 0, the first the batch size")
     return shape
 
 
@@ -214,28 +215,28 @@ def _from_json(data: Any, datatype: Any, shape: list[int], name: str) -> np.ndar
     """A v2 tensor's `data` (flat or nested, row-major) as an array of `shape`."""
     flat = _flatten(data, name)
     if len(flat) != math.prod(shape):
-        raise BadInput(f"input {_short(name)}: shape {shape} needs {math.prod(shape)} values, data has "
+        raise BadInput(f"input {capped(name)}: shape {shape} needs {math.prod(shape)} values, data has "
                        f"{len(flat)}")
     if datatype == "BYTES":
         if not all(isinstance(v, str) for v in flat):
-            raise BadInput(f"input {_short(name)}: BYTES data must be strings")
+            raise BadInput(f"input {capped(name)}: BYTES data must be strings")
         return np.asarray(flat, dtype=object).reshape(shape)
     if datatype not in V2_TYPES:
-        raise BadInput(f"input {_short(name)}: unknown datatype {_short(datatype)}; use one of "
+        raise BadInput(f"input {capped(name)}: unknown datatype {capped(datatype)}; use one of "
                        f"{', '.join([*V2_TYPES, 'BYTES'])}")
     bad = next((i for i, v in enumerate(flat) if isinstance(v, bool) != (datatype == "BOOL") or
                 not isinstance(v, (int, float))), None)
     if bad is not None:
-        raise BadInput(f"input {_short(name)}: data[{bad}] is {_short(flat[bad])}, not a {datatype} value")
+        raise BadInput(f"input {capped(name)}: data[{bad}] is {capped(flat[bad])}, not a {datatype} value")
     try:
         return np.asarray(flat, dtype=np.dtype(V2_TYPES[datatype])).reshape(shape)
     except (OverflowError, ValueError):
-        raise BadInput(f"input {_short(name)}: a value does not fit {datatype}") from None
+        raise BadInput(f"input {capped(name)}: a value does not fit {datatype}") from None
 
 
 def _flatten(data: Any, name: str) -> list[Any]:
     if not isinstance(data, list):
-        raise BadInput(f"input {_short(name)}: data must be a list of values (or binary_data_size in parameters)")
+        raise BadInput(f"input {capped(name)}: data must be a list of values (or binary_data_size in parameters)")
     if not any(isinstance(v, list) for v in data):
         return data
     out: list[Any] = []
@@ -251,20 +252,20 @@ def _from_binary(raw: bytes, datatype: Any, shape: list[int], name: str) -> np.n
         items, pos = [], 0
         while pos < len(raw):
             if pos + 4 > len(raw):
-                raise BadInput(f"input {_short(name)}: truncated BYTES element")
+                raise BadInput(f"input {capped(name)}: truncated BYTES element")
             (length,) = struct.unpack_from("<I", raw, pos)
             if pos + 4 + length > len(raw):
-                raise BadInput(f"input {_short(name)}: a BYTES element says {length} bytes, fewer are left")
+                raise BadInput(f"input {capped(name)}: a BYTES element says {length} bytes, fewer are left")
             items.append(raw[pos + 4:pos + 4 + length])
             pos += 4 + length
         if len(items) != count:
-            raise BadInput(f"input {_short(name)}: shape {shape} needs {count} elements, the data has {len(items)}")
+            raise BadInput(f"input {capped(name)}: shape {shape} needs {count} elements, the data has {len(items)}")
         return np.asarray(items + [None], dtype=object)[:-1].reshape(shape)
     if datatype not in V2_TYPES:
-        raise BadInput(f"input {_short(name)}: unknown datatype {_short(datatype)}")
+        raise BadInput(f"input {capped(name)}: unknown datatype {capped(datatype)}")
     dtype = np.dtype(V2_TYPES[datatype])
     if len(raw) != count * dtype.itemsize:
-        raise BadInput(f"input {_short(name)}: shape {shape} of {datatype} needs {count * dtype.itemsize} bytes, "
+        raise BadInput(f"input {capped(name)}: shape {shape} of {datatype} needs {count * dtype.itemsize} bytes, "
                        f"binary_data_size is {len(raw)}")
     return np.frombuffer(raw, dtype=dtype).reshape(shape)
 
@@ -280,7 +281,7 @@ def _wanted_outputs(doc: dict[str, Any], model: ServedModel) -> tuple[list[str],
         raise BadInput('"outputs" must be a list of {"name": ...} objects')
     for o in asked:
         if o["name"] not in names:
-            raise BadInput(f"unknown output {_short(o['name'])}; the model's outputs are: {', '.join(names)}")
+            raise BadInput(f"unknown output {capped(o['name'])}; the model's outputs are: {', '.join(names)}")
     binary = {o["name"] for o in asked if isinstance(o.get("parameters"), dict)
               and o["parameters"].get("binary_data") is True}
     return [o["name"] for o in asked], binary
@@ -326,7 +327,3 @@ def v2_metadata(model: ServedModel) -> dict[str, Any]:
             "inputs": [info(t) for t in model.inputs], "outputs": [info(t) for t in model.outputs]}
 
 
-def _short(value: Any) -> str:
-    """A request value inside a message: repr, cut to 60 characters."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
