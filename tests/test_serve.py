@@ -816,3 +816,27 @@ def test_long_model_names_are_capped_and_wrong_methods_are_405_with_allow(server
         assert "does not answer GET; it answers POST" in json.loads(content)["error"]
     status, headers, _ = server.request("/v2/health/live", b"{}")
     assert status == 405 and "GET" in headers["allow"]
+
+
+def test_a_client_that_leaves_mid_body_is_counted_apart_from_errors() -> None:
+    """A disconnect before the body is read is kcli_client_disconnects_total, not a 400 in the error count."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from starlette.requests import Request
+
+    from kcli.serve import app
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def handle(slot: Any, body: bytes) -> Any:
+        raise AssertionError("no body was sent")
+
+    state = app.State([], app.Limits(), lambda line: None)
+    state.slots["tiny"] = SimpleNamespace(model=SimpleNamespace(name="tiny", version=1))  # type: ignore
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [], "path_params": {"name": "tiny"}}
+    asyncio.run(app._answer(state, Request(scope, receive), "v2", handle))
+    metrics = state.metrics.text().decode()
+    assert 'kcli_client_disconnects_total{model="tiny",protocol="v2"} 1.0' in metrics
+    assert 'kcli_request_errors_total{' not in metrics and 'kcli_requests_total{' not in metrics

@@ -136,8 +136,9 @@ async def _answer(state: State, request: Request, protocol: str,
                                "(--body-timeout)", {"Connection": "close"})
     except BadInput as exc:
         response = _error(400, str(exc))
-    except ClientDisconnect:
-        response = _error(400, "the client closed the connection before its request was read")
+    except ClientDisconnect:   # nobody is left to answer: counted apart, not as a 400 of the client's data
+        state.metrics.disconnected(found.model.name, protocol)
+        return _error(400, "the client closed the connection before its request was read")
     except Overloaded:
         response = _error(503, f"the queue of model {found.model.name!r} is full "
                                f"({state.limits.max_queue_rows} rows); retry shortly", {"Retry-After": "1"})

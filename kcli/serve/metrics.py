@@ -17,6 +17,9 @@ class Metrics:
                                 registry=self.registry)
         self.errors = Counter("kcli_request_errors", "Predict/infer requests answered with a 4xx or 5xx code",
                               ["model", "protocol", "code"], registry=self.registry)
+        self.disconnects = Counter("kcli_client_disconnects", "Predict/infer requests whose client left before "
+                                   "sending its whole body (not answered, not errors)", ["model", "protocol"],
+                                   registry=self.registry)
         self.latency = Histogram("kcli_request_seconds", "Time from request to answer", ["model", "protocol"],
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
         self.batch_rows = Histogram("kcli_batch_rows", "Rows per model call (adaptive batching)", ["model"],
@@ -29,6 +32,10 @@ class Metrics:
         if code >= 400:
             self.errors.labels(model, protocol, str(code)).inc()
         self.latency.labels(model, protocol).observe(seconds)
+
+    def disconnected(self, model: str, protocol: str) -> None:
+        """Count one request whose client went away before its body was read."""
+        self.disconnects.labels(model, protocol).inc()
 
     def batched(self, model: str, rows: int, queued: int) -> None:
         """Record one model call's rows and what is still queued."""
