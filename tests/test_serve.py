@@ -372,7 +372,7 @@ BAD = [
      "input 'image': data row 1 declares 10000 x 10000 pixels"),
     ("/v1/models/pics:predict", {"instances": [{"image": {"b64": "%%%"}}]}, "data row 1 is not valid base64"),
     ("/v1/models/pics:predict", {"instances": [{"image": {"b64": _b64(b"\x89PNG\r\n\x1a\nrest")}}]},
-     "input 'image': data row 1 cannot be decoded"),
+     "input 'image': data row 1 is not an image TensorFlow can decode"),
     ("/v2/models/tiny/infer", {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2]}]},
      "input 'input': shape [1, 4] needs 4 values, data has 2"),
     ("/v2/models/tiny/infer", {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP99", "data": [1] * 4}]},
@@ -840,3 +840,31 @@ def test_a_client_that_leaves_mid_body_is_counted_apart_from_errors() -> None:
     metrics = state.metrics.text().decode()
     assert 'kcli_client_disconnects_total{model="tiny",protocol="v2"} 1.0' in metrics
     assert 'kcli_request_errors_total{' not in metrics and 'kcli_requests_total{' not in metrics
+
+
+PLAIN = [
+    (b'{"instances": [[1, 2, 3, ' + b"7" * 5000 + b"]]}", "the body is not valid JSON: a number has 5,000 digits "
+     "(at most 4,300)"),
+    (b"[" * 100000 + b"]" * 100000, "the body is not valid JSON: it is nested too deeply"),
+    (b'{"instances": [[1, 2, 3, 4]], "x": ' + b"[" * 500 + b"]" * 500 + b"}", None),
+]
+
+
+@pytest.mark.parametrize(("body", "expected"), PLAIN, ids=["digits", "nesting", "fine"])
+def test_json_errors_say_what_is_wrong_in_plain_words(server: Server, body: Any, expected: str | None) -> None:
+    """Python's digit limit and recursion limit are named as such, not cut mid-word or as 'recursion depth'."""
+    status, _, content = server.request("/v1/models/tiny:predict", body)
+    if expected is None:
+        assert status == 200, content
+        return
+    error = json.loads(content)["error"]
+    assert status == 400 and error == expected, error
+
+
+def test_an_undecodable_image_is_named_without_tensorflow_internals(server: Server) -> None:
+    """Bytes that start like a PNG but do not decode: a plain reason, not TF's {{function_node ...}} text."""
+    body = {"instances": [{"image": {"b64": _b64(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)}}]}
+    status, _, content = server.request("/v1/models/pics:predict", body)
+    error = json.loads(content)["error"]
+    assert status == 400 and "input 'image': data row 1 is not an image TensorFlow can decode (" in error, error
+    assert "function_node" not in error and "{{" not in error, error

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from kcli import data as data_mod
+from kcli.errors import first_line
 from kcli.predict_input import array_features
 from kcli.serve.model import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, BadInput, Tensor
 
@@ -165,8 +166,8 @@ def images(values: Any, data: Any) -> np.ndarray:
         try:
             decoded.append(image_source.decode_image(tf.constant(content), data))
         except (tf.errors.InvalidArgumentError, ValueError) as exc:
-            raise BadInput(f"input 'image': data row {row} cannot be decoded ({str(exc).splitlines()[0][:120]})"
-                           ) from None
+            raise BadInput(f"input 'image': data row {row} is not an image TensorFlow can decode "
+                           f"({first_line(exc)[:120]})") from None
     return np.stack(decoded).astype(np.float32)
 
 

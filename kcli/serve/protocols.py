@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import math
 import struct
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from kcli.errors import capped
+from kcli.errors import capped, first_line
 from kcli.serve.convert import base64_bytes
 from kcli.serve.model import BadInput, ServedModel, Tensor
 
@@ -31,12 +32,29 @@ HEADER_LENGTH = "inference-header-content-length"
 def _json(body: bytes) -> dict[str, Any]:
     """The body as a JSON object (NaN and Infinity allowed, as TF Serving's parser does)."""
     try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise BadInput(f"the body is not valid JSON ({str(exc)[:120]})") from None
+        doc = json.loads(body, parse_int=_whole_number)
+    except RecursionError:
+        raise BadInput("the body is not valid JSON: it is nested too deeply") from None
+    except _TooManyDigits as exc:
+        raise BadInput(f"the body is not valid JSON: a number has {exc.args[0]:,} digits (at most "
+                       f"{sys.get_int_max_str_digits():,})") from None
+    except ValueError as exc:
+        raise BadInput(f"the body is not valid JSON ({first_line(exc)[:120]})") from None
     if not isinstance(doc, dict):
         raise BadInput("the body must be a JSON object")
     return doc
+
+
+class _TooManyDigits(Exception):
+    """A JSON whole number longer than Python converts (its digit count in args[0])."""
+
+
+def _whole_number(text: str) -> int:
+    """A JSON whole number; one past Python's digit limit is refused by name instead of its cut-off message."""
+    try:
+        return int(text)
+    except ValueError:   # past sys.get_int_max_str_digits
+        raise _TooManyDigits(len(text.lstrip("-"))) from None
 
 
 # ---- TF Serving REST ----
