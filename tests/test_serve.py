@@ -868,3 +868,10 @@ def test_an_undecodable_image_is_named_without_tensorflow_internals(server: Serv
     error = json.loads(content)["error"]
     assert status == 400 and "input 'image': data row 1 is not an image TensorFlow can decode (" in error, error
     assert "function_node" not in error and "{{" not in error, error
+
+
+def test_a_v2_input_given_twice_is_a_400_naming_it(server: Server) -> None:
+    """The same input name twice in a v2 request: refused, not answered with the last copy."""
+    tensor = {"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}
+    status, answer = server.json("/v2/models/tiny/infer", {"inputs": [tensor, {**tensor, "data": [4, 3, 2, 1]}]})
+    assert status == 400 and answer["error"] == "input 'input' is given twice (inputs[1]); send each input once"

@@ -202,6 +202,8 @@ def v2_request(body: bytes, header_length: str | None, model: ServedModel) -> V2
         name = tensor["name"]
         if name not in by_name:
             raise BadInput(f"unknown input {capped(name)}; the model's inputs are: {', '.join(by_name)}")
+        if name in columns:   # which copy to use would be a guess
+            raise BadInput(f"input {capped(name)} is given twice (inputs[{i}]); send each input once")
         shape = _shape(tensor.get("shape"), name)
         size = (tensor.get("parameters") or {}).get("binary_data_size") if isinstance(
             tensor.get("parameters"), dict) else None
