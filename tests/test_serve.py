@@ -365,7 +365,7 @@ BAD = [
     ("/v1/models/houses:predict", {"instances": [{"rooms": [1, 2], "area": 2, "city": "north", "zone": 1}]},
      "input 'rooms': data row 1 is a list; a table cell is one value"),
     ("/v1/models/multi:predict", {"instances": [{"num": [1, 2, 3], "code": [1.5]}]},
-     "input 'code': data row 1 holds a value that is not a whole number"),
+     "input 'code': data row 1, feature 1 is 1.5, not a whole number within int32"),
     ("/v1/models/multi:predict", {"instances": [{"num": [1, 2, 3], "code": [1]}, {"num": [1, 2, 3], "code": [7]}]},
      "the model refused the input: indices[1,0] = 7 is not in [0, 4)"),
     ("/v1/models/pics:predict", {"instances": [{"image": {"b64": _b64(b"GIF89a\x10\x27\x10\x27")}}]},
@@ -697,6 +697,8 @@ TOO_LARGE = [
      "request: data row 1, column 'zone' is 1e+30, not a whole number within int64"),
     ("/v1/models/houses:predict", {"instances": [{"rooms": 1, "area": 2, "city": "north", "zone": True}]},
      "column 'zone' is read as true/false, not as whole numbers"),
+    ("/v1/models/multi:predict", {"instances": [{"num": [1, 2, 3], "code": [1e30]}]},
+     "input 'code': data row 1, feature 1 is 1e+30, not a whole number within int32"),
 ]
 
 
@@ -749,3 +751,16 @@ def test_scaling_features_names_the_row_a_cast_or_the_scale_overflows() -> None:
         scale_features(np.array([[1.0], [3e38]]), 10.0, None, "f.npz", "--input", 5)
     assert "f.npz: data row 6, feature 1: 3e+38 is too large for float32 after data.scale" in caught.value.message
     np.testing.assert_array_equal(scale_features(np.array([[2.0]]), 0.5), np.array([[1.0]], np.float32))
+
+
+def test_integer_inputs_take_whole_numbers_within_their_type() -> None:
+    from kcli.data import scale_features
+    from kcli.errors import DataError
+
+    for x, dtype, expected in ((np.array([[1.0], [2.7]]), "int64", "data row 2, feature 1 is 2.7, not a whole"),
+                               (np.array([[1e30]]), "int64", "data row 1, feature 1 is 1e+30, not a whole"),
+                               (np.array([[2**40]]), "int32", "is 1.09951e+12, not a whole number within int32")):
+        with pytest.raises(DataError) as caught:
+            scale_features(x, 0.5, dtype, "f.npz: input 'code'", "--input")
+        assert expected in caught.value.message
+    assert scale_features(np.array([[3.0], [-1.0]]), 0.5, "int64").tolist() == [[3], [-1]]   # never scaled

@@ -33,6 +33,7 @@ from kcli.data import stream as stream_mod
 from kcli.data.checks import (
     _file_key,
     as_float,
+    as_int,
     check_features,
     check_inputs,
     check_numbers,
@@ -270,7 +271,7 @@ def scale_features(x: np.ndarray, scale: float | None, dtype: str | None = None,
     floats (the same arithmetic as training); a value too large for the type names its row (see as_float)."""
     target = np.dtype(dtype or np.float32)
     if target.kind != "f":
-        return x.astype(target)
+        return as_int(x, target.name, what, key, first_row, columns) if target.kind in "iu" else x.astype(target)
     cast = as_float(x, target.name, what, key, first_row, columns)
     if scale is None:
         return cast

@@ -73,6 +73,36 @@ def overflow_error(found: tuple[int, int, float], dtype: str, what: str, key: st
                     "(or remove the row)", key=_file_key(key))
 
 
+def first_not_whole(a: np.ndarray, dtype: str = "int64") -> tuple[int, int, float] | None:
+    """(row, column, value) of the first value of a number array that is no whole number within `dtype` (NaN and
+    inf are not), or None: such values would become a truncated, wrapped or undefined integer in a cast."""
+    if a.dtype.kind not in "iuf" or a.size == 0:
+        return None
+    flat = a.reshape(len(a), -1)
+    info = np.iinfo(dtype)
+    if a.dtype.kind in "iu":   # whole already; only the range can fail (int64 into int32)
+        bad = (flat < info.min) | (flat > info.max)
+    else:
+        with np.errstate(invalid="ignore"):
+            bad = ~((np.mod(flat, 1) == 0) & (flat >= float(info.min)) & (flat < -float(info.min)))
+    if not bad.any():
+        return None
+    row, col = (int(i) for i in np.argwhere(bad)[0])
+    return row, col, float(flat[row, col])
+
+
+def as_int(a: np.ndarray, dtype: str, what: str, key: str, first_row: int = 1,
+           columns: list[str] | None = None) -> np.ndarray:
+    """`a` cast to the integer type an input takes; a value that is no whole number within it names its row."""
+    found = first_not_whole(a, dtype)
+    if found is not None:
+        row, col, value = found
+        column = f"column {columns[col]!r}" if columns else f"feature {col + 1}"
+        raise DataError(f"{what}: data row {first_row + row}, {column} is {value:g}, not a whole number within "
+                        f"{dtype} (the input takes {dtype} values)", key=_file_key(key))
+    return a.astype(dtype)
+
+
 def check_numbers(a: np.ndarray, what: str, key: str, columns: list[str] | None = None) -> None:
     """Numbers only, all finite: NaN or inf names its row and column (1-based, as editors count)."""
     if a.dtype.kind not in "biuf":

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from kcli.config import ColumnConfig, DataConfig
-from kcli.data.checks import _file_key, as_float, is_number
+from kcli.data.checks import _file_key, as_float, first_not_whole, is_number
 from kcli.data.splits import Arrays
 from kcli.errors import DataError
 from kcli.ports import input_name
@@ -289,12 +289,11 @@ def _numbers(column: Any, name: str, where: Where, whole: bool = False) -> np.nd
     if whole and not pa.types.is_signed_integer(column.type):   # an int64 column's cells are whole by type
         # true/false, 2.7 or 1e30 would otherwise become a code silently (1, 2, or an undefined int64)
         flags = pa.types.is_boolean(column.type)
-        with np.errstate(invalid="ignore"):   # inf is not whole either
-            bad = ~np.isnan(values) & (flags | (np.mod(values, 1) != 0) | (np.abs(values) >= 2.0 ** 63))
-        if bad.any():
-            row = int(np.argmax(bad))
-            shown = f"{values[row]:g}, not a whole number within int64" if not flags else \
-                "read as true/false, not as whole numbers"
+        found = first_not_whole(np.where(np.isnan(values), 0.0, values).reshape(-1, 1))   # empty cells: later
+        if flags or found is not None:
+            row = 0 if flags else found[0]
+            shown = "read as true/false, not as whole numbers" if flags else \
+                f"{found[2]:g}, not a whole number within int64"
             raise DataError(f"{where.path}: data row {where.row(row)}, column {name!r} is {shown} (the column "
                             "holds integer category codes)", key=_file_key(where.key))
     return values
