@@ -145,7 +145,8 @@ def _named_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputF
     def chunks() -> Iterator[tuple[Any, np.ndarray | None]]:
         for start in range(0, ports_mod.rows(x), CHUNK_ROWS):
             end = start + CHUNK_ROWS
-            yield ({k: data_mod.scale_features(v[start:end], data.scale, dtypes[k]) for k, v in x.items()},
+            yield ({k: data_mod.scale_features(v[start:end], data.scale, dtypes[k], f"{path}: input {k!r}",
+                                               "--input", start + 1) for k, v in x.items()},
                    labels[start:end] if labels is not None else None)
 
     return InputFile(ports_mod.rows(x), label if labels is not None else None, chunks())
@@ -173,7 +174,7 @@ def array_features(block: np.ndarray, scale: float | None, first_row: int, where
                    dtype: str | None = None) -> np.ndarray:
     """Rows of features as the model takes them: checked finite, float32 (or `dtype`), scaled."""
     _check_finite(block, first_row, where)
-    return data_mod.scale_features(block, scale, dtype)
+    return data_mod.scale_features(block, scale, dtype, where, "--input", first_row)
 
 
 def _array_input(x: np.ndarray, labels: np.ndarray | None, label: str | None,
@@ -289,7 +290,7 @@ class _Layout:
         x = table[:, self.features]
         _check_finite(x, first_row, str(self.path), self.names)
         labels = table[:, self.label_index] if self.label_index is not None else None
-        return data_mod.scale_features(x, self.scale), labels
+        return data_mod.scale_features(x, self.scale, None, str(self.path), "--input", first_row, self.names), labels
 
 
 def _line_blocks(fh: Any, size: int, path: Path) -> Iterator[bytes]:

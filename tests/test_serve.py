@@ -365,7 +365,7 @@ BAD = [
     ("/v1/models/houses:predict", {"instances": [{"rooms": [1, 2], "area": 2, "city": "north", "zone": 1}]},
      "input 'rooms': data row 1 is a list; a table cell is one value"),
     ("/v1/models/multi:predict", {"instances": [{"num": [1, 2, 3], "code": [1.5]}]},
-     "input 'code': data row 1 holds a value that is not a whole number"),
+     "input 'code': data row 1, feature 1 is 1.5, not a whole number within int32"),
     ("/v1/models/multi:predict", {"instances": [{"num": [1, 2, 3], "code": [1]}, {"num": [1, 2, 3], "code": [7]}]},
      "the model refused the input: indices[1,0] = 7 is not in [0, 4)"),
     ("/v1/models/pics:predict", {"instances": [{"image": {"b64": _b64(b"GIF89a\x10\x27\x10\x27")}}]},
@@ -875,3 +875,89 @@ def test_a_v2_input_given_twice_is_a_400_naming_it(server: Server) -> None:
     tensor = {"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}
     status, answer = server.json("/v2/models/tiny/infer", {"inputs": [tensor, {**tensor, "data": [4, 3, 2, 1]}]})
     assert status == 400 and answer["error"] == "input 'input' is given twice (inputs[1]); send each input once"
+
+
+# ---- numbers outside the model's types: one owner (data.checks.as_float, tables' whole-number codes) ----
+
+TOO_LARGE = [
+    ("/v1/models/houses:predict", {"instances": [{"rooms": 1, "area": 1e39, "city": "north", "zone": 1}]},
+     "request: data row 1, column 'area': 1e+39 is too large for float32 (|x| > 3.4e38)"),
+    ("/v1/models/houses:predict", {"instances": [{"rooms": 1, "area": 2, "city": "north", "zone": 1},
+                                                 {"rooms": 1e300, "area": 2, "city": "north", "zone": 1}]},
+     "request: data row 2, column 'rooms': 1e+300 is too large for float32"),
+    ("/v2/models/tiny/infer", {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64",
+                                           "data": [1e300, 2, 3, 4]}]},
+     "input 'input': data row 1, feature 1: 1e+300 is too large for float32"),
+    ("/v1/models/houses:predict", {"instances": [{"rooms": 1, "area": 2, "city": "north", "zone": 2.7}]},
+     "request: data row 1, column 'zone' is 2.7, not a whole number within int64"),
+    ("/v1/models/houses:predict", {"instances": [{"rooms": 1, "area": 2, "city": "north", "zone": 1e30}]},
+     "request: data row 1, column 'zone' is 1e+30, not a whole number within int64"),
+    ("/v1/models/houses:predict", {"instances": [{"rooms": 1, "area": 2, "city": "north", "zone": True}]},
+     "column 'zone' is read as true/false, not as whole numbers"),
+    ("/v1/models/multi:predict", {"instances": [{"num": [1, 2, 3], "code": [1e30]}]},
+     "input 'code': data row 1, feature 1 is 1e+30, not a whole number within int32"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "expected"), TOO_LARGE, ids=[b[2][:40] for b in TOO_LARGE])
+def test_numbers_outside_the_models_types_are_a_400_naming_row_and_field(server: Server, path: str, body: Any,
+                                                                         expected: str) -> None:
+    status, _, content = server.request(path, body)
+    assert status == 400, content
+    assert expected in json.loads(content)["error"]
+
+
+def test_predict_on_a_csv_with_a_number_too_large_for_float32_writes_nothing(project: dict[str, Path],
+                                                                            tmp_path: Path) -> None:
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_text("rooms,area,city,zone\n3,132.5,south,1\n1,1e39,north,2\n")
+    result = run_cli("predict", project["table"], "--input", source, "--output", out)
+    assert_user_error(result, "in.csv: data row 2, column 'area': 1e+39 is too large for float32 (|x| > 3.4e38)")
+    assert not out.exists()
+
+
+def test_table_cells_become_float32_and_int64_only_when_they_fit() -> None:
+    import pyarrow as pa
+
+    from kcli.config import ColumnConfig
+    from kcli.data import tables
+    from kcli.errors import DataError
+
+    columns = {"a": ColumnConfig(kind="number"), "z": ColumnConfig(kind="category", vocabulary=[1, 2, 3])}
+    ok = tables.read_split(pa.table({"a": [1.5, 3e38], "z": [2, None]}), columns, Path("t.csv"), "data", None)
+    assert ok.x["a"].dtype == np.float32 and ok.x["a"][1, 0] == np.float32(3e38)
+    assert ok.x["z"].tolist() == [[2], [tables.MISSING_CODE]]   # whole codes (and missing) read as before
+    for cells, expected in (({"a": [1.0, -1e39], "z": [1, 2]}, "data row 2, column 'a': -1e+39 is too large"),
+                            ({"a": [1.0, 2.0], "z": [1, 2.7]}, "data row 2, column 'z' is 2.7, not a whole"),
+                            ({"a": [1.0, 2.0], "z": [1e30, 2]}, "data row 1, column 'z' is 1e+30, not a whole"),
+                            ({"a": [1.0, 2.0], "z": [True, False]}, "column 'z' is read as true/false")):
+        with pytest.raises(DataError) as caught:
+            tables.read_split(pa.table(cells), columns, Path("t.csv"), "data", None)
+        assert expected in caught.value.message
+
+
+def test_scaling_features_names_the_row_a_cast_or_the_scale_overflows() -> None:
+    from kcli.data import scale_features
+    from kcli.errors import DataError
+
+    x = np.array([[1.0, 2.0], [3.0, 1e39]])
+    with pytest.raises(DataError) as caught:
+        scale_features(x, None, None, "f.npz", "--input", 1, ["p", "q"])
+    assert "f.npz: data row 2, column 'q': 1e+39 is too large for float32" in caught.value.message
+    with pytest.raises(DataError) as caught:
+        scale_features(np.array([[1.0], [3e38]]), 10.0, None, "f.npz", "--input", 5)
+    assert "f.npz: data row 6, feature 1: 3e+38 is too large for float32 after data.scale" in caught.value.message
+    np.testing.assert_array_equal(scale_features(np.array([[2.0]]), 0.5), np.array([[1.0]], np.float32))
+
+
+def test_integer_inputs_take_whole_numbers_within_their_type() -> None:
+    from kcli.data import scale_features
+    from kcli.errors import DataError
+
+    for x, dtype, expected in ((np.array([[1.0], [2.7]]), "int64", "data row 2, feature 1 is 2.7, not a whole"),
+                               (np.array([[1e30]]), "int64", "data row 1, feature 1 is 1e+30, not a whole"),
+                               (np.array([[2**40]]), "int32", "is 1.09951e+12, not a whole number within int32")):
+        with pytest.raises(DataError) as caught:
+            scale_features(x, 0.5, dtype, "f.npz: input 'code'", "--input")
+        assert expected in caught.value.message
+    assert scale_features(np.array([[3.0], [-1.0]]), 0.5, "int64").tolist() == [[3], [-1]]   # never scaled

@@ -32,13 +32,17 @@ from kcli.data import images, keras_datasets, python_source, tables
 from kcli.data import stream as stream_mod
 from kcli.data.checks import (
     _file_key,
+    as_float,
+    as_int,
     check_features,
     check_inputs,
     check_numbers,
     check_shape,
     first_bad_row,
     first_non_finite,
+    first_overflow,
     is_number,
+    overflow_error,
     reason,
     shape_fits,
 )
@@ -199,7 +203,7 @@ def load_file(path: Path, data: DataConfig, key: str, ports: Ports, label: str |
             raise DataError(f"{path}: the run read its inputs from {data.source} data; give a .{data.source} file",
                             key=key)
         src = {"source": source, "path": str(path)}
-        return _preprocess(Splits(read_ports(src, key, data, ports)), data, ports).train
+        return _preprocess(Splits(read_ports(src, key, data, ports)), data, ports, (str(path), key)).train
     elif suffix == ".npz":
         arrays = read_npz(path, data.x_key or "x", data.y_key or "y", key)
     elif suffix == ".csv":
@@ -217,7 +221,7 @@ def load_file(path: Path, data: DataConfig, key: str, ports: Ports, label: str |
         if not class_names:
             raise DataError(f"{path}: the labels are names, but the run was trained on class ids", key=key)
         encode_class_names(Splits(arrays), class_names, (path, key))
-    return _preprocess(Splits(arrays), data, ports).train
+    return _preprocess(Splits(arrays), data, ports, (str(path), key)).train
 
 
 def read_table_file(path: Path, data: DataConfig, key: str, label: str | None) -> tuple[Arrays, str | None]:
@@ -235,25 +239,48 @@ def read_table_file(path: Path, data: DataConfig, key: str, label: str | None) -
     return tables.read_split(table, data.columns or {}, path, key, found, weight), found
 
 
-def _preprocess(splits: Splits, data: DataConfig, ports: Ports | None = None) -> Splits:
+def _preprocess(splits: Splits, data: DataConfig, ports: Ports | None = None,
+                file: tuple[str, str] | None = None) -> Splits:
     """The same arithmetic for every split and file: one-hot labels, float32 scaled features (named inputs:
-    each in its declared dtype, `scale` on float inputs only)."""
+    each in its declared dtype, `scale` on float inputs only). `file`: (path, key) of a file read as the train
+    split (evaluate --data), for messages."""
     if data.one_hot:
         splits.classes = _one_hot(splits, data.one_hot)
     if ports is not None and ports.tabular:   # the model standardizes and encodes the columns itself
         return splits
     dtypes = {p.name: p.dtype for p in ports.inputs} if ports is not None and ports.named else {}
-    for arrays in _present(splits):
-        arrays.x = ports_mod.tmap(lambda name, x: scale_features(x, data.scale, dtypes.get(name or "")), arrays.x)
+    for key, arrays in (("data", splits.train), ("data.validation", splits.validation), ("data.test", splits.test)):
+        if arrays is None:
+            continue
+        what, key = file if file is not None else (_split_path(data, key) or key, key)
+        arrays.x = ports_mod.tmap(lambda name, x, what=what, key=key: scale_features(
+            x, data.scale, dtypes.get(name or ""), what + (f": input {name!r}" if name else ""), key), arrays.x)
         arrays.y = ports_mod.tmap(lambda _, y: y.astype(np.float32) if y.dtype.kind == "f" else y, arrays.y)
     return splits
 
 
-def scale_features(x: np.ndarray, scale: float | None, dtype: str | None = None) -> np.ndarray:
+def _split_path(data: DataConfig, key: str) -> str | None:
+    """The file a split was read from (`data.path` when the split has none of its own), for messages."""
+    sub = {"data.validation": data.validation, "data.test": data.test}.get(key)
+    return (sub.path if sub is not None and sub.path else None) or data.path
+
+
+def scale_features(x: np.ndarray, scale: float | None, dtype: str | None = None, what: str = "the features",
+                   key: str = "--input", first_row: int = 1, columns: list[str] | None = None) -> np.ndarray:
     """Features as float32 (or a named input's dtype), multiplied by `data.scale` when set and the features are
-    floats (the same arithmetic as training)."""
-    x = x.astype(dtype or np.float32)
-    return x * x.dtype.type(scale) if scale is not None and x.dtype.kind == "f" else x
+    floats (the same arithmetic as training); a value too large for the type names its row (see as_float)."""
+    target = np.dtype(dtype or np.float32)
+    if target.kind != "f":
+        return as_int(x, target.name, what, key, first_row, columns) if target.kind in "iu" else x.astype(target)
+    cast = as_float(x, target.name, what, key, first_row, columns)
+    if scale is None:
+        return cast
+    with np.errstate(over="ignore"):   # reported below
+        scaled = cast * cast.dtype.type(scale)
+    found = first_overflow(cast, scaled)   # a large scale can overflow what the cast kept
+    if found is not None:
+        overflow_error(found, target.name, what, key, first_row, columns, " after data.scale")
+    return scaled
 
 
 def _source_of(data: DataConfig, sub: SplitSource | None) -> dict[str, Any]:

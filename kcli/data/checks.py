@@ -33,6 +33,76 @@ def first_non_finite(a: np.ndarray) -> tuple[int, int, float, int] | None:
     return row, col, flat[row, col], int(bad.sum())
 
 
+def too_large(value: float, dtype: str, note: str = "") -> str:
+    """The phrase naming a value outside a float type's range ("1e+39 is too large for float32 (|x| > 3.4e38)")."""
+    limit = f"{float(np.finfo(dtype).max):.1e}".replace("e+", "e")
+    return f"{value:g} is too large for {dtype}{note} (|x| > {limit})"
+
+
+def first_overflow(before: np.ndarray, after: np.ndarray) -> tuple[int, int, float] | None:
+    """(row, column, value before) of the first finite value that became infinite on its way to `after` (a cast
+    to a narrower float, or the scaling after it), or None."""
+    if after.dtype.kind != "f" or before.dtype.kind not in "biuf" or after.size == 0:
+        return None
+    old, new = before.reshape(len(before), -1), after.reshape(len(after), -1)
+    bad = ~np.isfinite(new) & np.isfinite(old)
+    if not bad.any():
+        return None
+    row, col = (int(i) for i in np.argwhere(bad)[0])
+    return row, col, float(old[row, col])
+
+
+def as_float(a: np.ndarray, dtype: str, what: str, key: str, first_row: int = 1,
+             columns: list[str] | None = None) -> np.ndarray:
+    """`a` cast to the float type the model takes; a value too large for it (the cast would make it inf, and the
+    model answer NaN) names its data row (`first_row` is the first's) and column."""
+    with np.errstate(over="ignore"):   # the overflow is reported below, as an error naming the row
+        out = a.astype(dtype)
+    found = first_overflow(a, out)
+    if found is not None:
+        overflow_error(found, str(out.dtype), what, key, first_row, columns)
+    return out
+
+
+def overflow_error(found: tuple[int, int, float], dtype: str, what: str, key: str, first_row: int,
+                   columns: list[str] | None, note: str = "") -> None:
+    """Raise the one error for a value outside `dtype`'s range at `found` (from first_overflow)."""
+    row, col, value = found
+    column = f"column {columns[col]!r}" if columns else f"feature {col + 1}"
+    raise DataError(f"{what}: data row {first_row + row}, {column}: {too_large(value, dtype, note)}; scale it down "
+                    "(or remove the row)", key=_file_key(key))
+
+
+def first_not_whole(a: np.ndarray, dtype: str = "int64") -> tuple[int, int, float] | None:
+    """(row, column, value) of the first value of a number array that is no whole number within `dtype` (NaN and
+    inf are not), or None: such values would become a truncated, wrapped or undefined integer in a cast."""
+    if a.dtype.kind not in "iuf" or a.size == 0:
+        return None
+    flat = a.reshape(len(a), -1)
+    info = np.iinfo(dtype)
+    if a.dtype.kind in "iu":   # whole already; only the range can fail (int64 into int32)
+        bad = (flat < info.min) | (flat > info.max)
+    else:
+        with np.errstate(invalid="ignore"):
+            bad = ~((np.mod(flat, 1) == 0) & (flat >= float(info.min)) & (flat < -float(info.min)))
+    if not bad.any():
+        return None
+    row, col = (int(i) for i in np.argwhere(bad)[0])
+    return row, col, float(flat[row, col])
+
+
+def as_int(a: np.ndarray, dtype: str, what: str, key: str, first_row: int = 1,
+           columns: list[str] | None = None) -> np.ndarray:
+    """`a` cast to the integer type an input takes; a value that is no whole number within it names its row."""
+    found = first_not_whole(a, dtype)
+    if found is not None:
+        row, col, value = found
+        column = f"column {columns[col]!r}" if columns else f"feature {col + 1}"
+        raise DataError(f"{what}: data row {first_row + row}, {column} is {value:g}, not a whole number within "
+                        f"{dtype} (the input takes {dtype} values)", key=_file_key(key))
+    return a.astype(dtype)
+
+
 def check_numbers(a: np.ndarray, what: str, key: str, columns: list[str] | None = None) -> None:
     """Numbers only, all finite: NaN or inf names its row and column (1-based, as editors count)."""
     if a.dtype.kind not in "biuf":

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from kcli.config import ColumnConfig, DataConfig
-from kcli.data.checks import _file_key, is_number
+from kcli.data.checks import _file_key, as_float, first_not_whole, is_number
 from kcli.data.splits import Arrays
 from kcli.errors import DataError
 from kcli.ports import input_name
@@ -258,9 +258,9 @@ def _feature(column: Any, name: str, spec: ColumnConfig, where: Where) -> np.nda
             raise DataError(f"{where.path}: data row {where.row(int(np.argmax(bad)))}, column {name!r}: "
                             f"{values[bad][0]} is not a finite number", key=_file_key(where.key))
         _check_missing(np.isnan(values), name, spec, where)
-        return values.astype(np.float32).reshape(-1, 1)
+        return as_float(values.reshape(-1, 1), "float32", str(where.path), where.key, where.row(0), [name])
     if _is_int_column(column, spec):
-        values = _numbers(column, name, where)
+        values = _numbers(column, name, where, whole=True)
         missing = np.isnan(values)
         _check_missing(missing, name, spec, where)
         return np.where(missing, MISSING_CODE, values).astype(np.int64).reshape(-1, 1)
@@ -280,7 +280,26 @@ def _is_int_column(column: Any, spec: ColumnConfig) -> bool:
     return bool(pa.types.is_integer(column.type))
 
 
-def _numbers(column: Any, name: str, where: Where) -> np.ndarray:
+def _numbers(column: Any, name: str, where: Where, whole: bool = False) -> np.ndarray:
+    """A column as float64, nulls as NaN; a cell that is not a number (whole: not a whole number within int64, as
+    an integer category code must be) names its row."""
+    import pyarrow as pa
+
+    values = _floats(column, name, where)
+    if whole and not pa.types.is_signed_integer(column.type):   # an int64 column's cells are whole by type
+        # true/false, 2.7 or 1e30 would otherwise become a code silently (1, 2, or an undefined int64)
+        flags = pa.types.is_boolean(column.type)
+        found = first_not_whole(np.where(np.isnan(values), 0.0, values).reshape(-1, 1))   # empty cells: later
+        if flags or found is not None:
+            row = 0 if flags else found[0]
+            shown = "read as true/false, not as whole numbers" if flags else \
+                f"{found[2]:g}, not a whole number within int64"
+            raise DataError(f"{where.path}: data row {where.row(row)}, column {name!r} is {shown} (the column "
+                            "holds integer category codes)", key=_file_key(where.key))
+    return values
+
+
+def _floats(column: Any, name: str, where: Where) -> np.ndarray:
     """A column as float64, nulls as NaN; a cell that is not a number names its row."""
     import pyarrow as pa
 

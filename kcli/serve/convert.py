@@ -93,12 +93,7 @@ def named_rows(values: Any, tensor: Tensor, scale: float | None) -> np.ndarray:
         return np.asarray(texts, dtype=object).reshape(-1, *tensor.shape)
     arr = numbers(values, tensor)
     if np.dtype(tensor.dtype).kind in "iu":
-        flat = arr.reshape(len(arr), -1)
-        if arr.dtype.kind == "f" and not np.all(np.mod(flat, 1) == 0):   # NaN is not whole either
-            row = int(np.argwhere(~(np.mod(flat, 1) == 0))[0][0]) + 1
-            raise BadInput(f"input {tensor.name!r}: data row {row} holds a value that is not a whole number; it "
-                           f"takes {tensor.dtype} values")
-        return arr.astype(tensor.dtype)
+        return data_mod.as_int(arr, tensor.dtype, f"input {tensor.name!r}", "--input")
     return array_features(arr.astype(np.float64), scale, 1, f"input {tensor.name!r}", tensor.dtype)
 
 
