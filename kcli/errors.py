@@ -96,10 +96,14 @@ def first_line(exc: BaseException) -> str:
     return re.sub(r" (on|by allocator) /job:\S+| by allocator \S+", "", line)
 
 
+def cut(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters, "..." marking a cut (the one way messages shorten what they quote)."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def capped(value: Any, limit: int = 60) -> str:
     """A value from a request or a file inside a message: its repr, cut to `limit` characters."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return cut(repr(value), limit)
 
 
 def listed(items: list[str], shown: int = 3) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 from kcli import data as data_mod
 from kcli import ports as ports_mod
 from kcli import readable, runs
+from kcli.data.checks import column_of
 from kcli.errors import DataError
 
 CHUNK_ROWS = 8192                # rows per chunk of an .npy/.npz input
@@ -165,8 +166,7 @@ def _check_finite(x: np.ndarray, first_row: int, path: str, columns: list[str] |
     found = data_mod.first_non_finite(x)
     if found is not None:
         row, col, value, _ = found
-        column = f"column {columns[col]!r}" if columns else f"feature {col + 1}"
-        raise DataError(f"{path}: data row {first_row + row}, {column} is {value}; the model cannot "
+        raise DataError(f"{path}: data row {first_row + row}, {column_of(col, columns)} is {value}; the model cannot "
                         "predict rows with NaN or infinite values (remove or fill them)", key="--input")
 
 

@@ -22,7 +22,7 @@ import keras
 
 from kcli import readable, runs
 from kcli.config import Config, MlflowConfig, flatten
-from kcli.errors import ConfigError, masked
+from kcli.errors import ConfigError, cut, masked
 
 INSTALL_HINT = "pip install 'kcli-keras[mlflow]' (in a checkout: pip install -e '.[mlflow]')"
 ARTIFACT_FILES = ("config.yaml", "summary.txt", "history.csv", "history.json", "history.png", "metrics.json",
@@ -228,4 +228,4 @@ class Tracker(keras.callbacks.Callback):
 
 def short(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) < 200 else text[:197] + "..."
+    return cut(text, 200)

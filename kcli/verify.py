@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from kcli import ports as ports_mod
-from kcli.errors import ExportFailed
+from kcli.errors import ExportFailed, cut
 from kcli.ports import Ports, Tree
 
 SAMPLES = 8
@@ -192,7 +192,7 @@ def innermost(exc: BaseException, limit: int = 240) -> str:
     """The most specific part of a long nested message (Keras repeats whole configs), on one short line."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     text = text.rsplit("Exception encountered: ", 1)[-1]
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return cut(text, limit)
 
 
 def not_reloadable_hint(model: keras.Model, custom: Custom) -> str:

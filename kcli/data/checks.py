@@ -20,6 +20,19 @@ def reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _first_cell(bad: np.ndarray, values: np.ndarray) -> tuple[int, int, float] | None:
+    """(row, column, value) of the first True of `bad` (rows first), or None when none is."""
+    if not bad.any():
+        return None
+    row, col = (int(i) for i in np.argwhere(bad)[0])
+    return row, col, float(values[row, col])
+
+
+def column_of(col: int, columns: list[str] | None) -> str:
+    """How a message names a feature: "column 'area'" for a table, "feature 3" (1-based) for an array."""
+    return f"column {columns[col]!r}" if columns else f"feature {col + 1}"
+
+
 def first_non_finite(a: np.ndarray) -> tuple[int, int, float, int] | None:
     """(row, column, value, how many) of the first NaN or inf in a float array (rows first, features
     flattened), or None when every value is finite."""
@@ -27,10 +40,8 @@ def first_non_finite(a: np.ndarray) -> tuple[int, int, float, int] | None:
         return None
     flat = a.reshape(len(a), -1)
     bad = ~np.isfinite(flat)
-    if not bad.any():
-        return None
-    row, col = (int(i) for i in np.argwhere(bad)[0])
-    return row, col, flat[row, col], int(bad.sum())
+    found = _first_cell(bad, flat)
+    return None if found is None else (*found, int(bad.sum()))
 
 
 def too_large(value: float, dtype: str, note: str = "") -> str:
@@ -45,11 +56,7 @@ def first_overflow(before: np.ndarray, after: np.ndarray) -> tuple[int, int, flo
     if after.dtype.kind != "f" or before.dtype.kind not in "biuf" or after.size == 0:
         return None
     old, new = before.reshape(len(before), -1), after.reshape(len(after), -1)
-    bad = ~np.isfinite(new) & np.isfinite(old)
-    if not bad.any():
-        return None
-    row, col = (int(i) for i in np.argwhere(bad)[0])
-    return row, col, float(old[row, col])
+    return _first_cell(~np.isfinite(new) & np.isfinite(old), old)
 
 
 def as_float(a: np.ndarray, dtype: str, what: str, key: str, first_row: int = 1,
@@ -68,9 +75,8 @@ def overflow_error(found: tuple[int, int, float], dtype: str, what: str, key: st
                    columns: list[str] | None, note: str = "") -> None:
     """Raise the one error for a value outside `dtype`'s range at `found` (from first_overflow)."""
     row, col, value = found
-    column = f"column {columns[col]!r}" if columns else f"feature {col + 1}"
-    raise DataError(f"{what}: data row {first_row + row}, {column}: {too_large(value, dtype, note)}; scale it down "
-                    "(or remove the row)", key=_file_key(key))
+    raise DataError(f"{what}: data row {first_row + row}, {column_of(col, columns)}: "
+                    f"{too_large(value, dtype, note)}; scale it down (or remove the row)", key=_file_key(key))
 
 
 def first_not_whole(a: np.ndarray, dtype: str = "int64") -> tuple[int, int, float] | None:
@@ -85,10 +91,7 @@ def first_not_whole(a: np.ndarray, dtype: str = "int64") -> tuple[int, int, floa
     else:
         with np.errstate(invalid="ignore"):
             bad = ~((np.mod(flat, 1) == 0) & (flat >= float(info.min)) & (flat < -float(info.min)))
-    if not bad.any():
-        return None
-    row, col = (int(i) for i in np.argwhere(bad)[0])
-    return row, col, float(flat[row, col])
+    return _first_cell(bad, flat)
 
 
 def as_int(a: np.ndarray, dtype: str, what: str, key: str, first_row: int = 1,
@@ -97,9 +100,8 @@ def as_int(a: np.ndarray, dtype: str, what: str, key: str, first_row: int = 1,
     found = first_not_whole(a, dtype)
     if found is not None:
         row, col, value = found
-        column = f"column {columns[col]!r}" if columns else f"feature {col + 1}"
-        raise DataError(f"{what}: data row {first_row + row}, {column} is {value:g}, not a whole number within "
-                        f"{dtype} (the input takes {dtype} values)", key=_file_key(key))
+        raise DataError(f"{what}: data row {first_row + row}, {column_of(col, columns)} is {value:g}, not a whole "
+                        f"number within {dtype} (the input takes {dtype} values)", key=_file_key(key))
     return a.astype(dtype)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from kcli import data as data_mod
-from kcli.errors import first_line
+from kcli.errors import cut, first_line
 from kcli.predict_input import array_features
 from kcli.serve.model import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, BadInput, Tensor
 
@@ -77,7 +77,7 @@ def _not_numbers(value: Any, where: str = "") -> str | None:
 def _shown(value: Any) -> str:
     """A request value in a message: short, as JSON would write it."""
     text = "true" if value is True else "false" if value is False else "null" if value is None else repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return cut(text, 40)
 
 
 def array_rows(values: Any, tensor: Tensor, scale: float | None) -> np.ndarray:
