@@ -31,8 +31,9 @@ def main() -> None:
     add_output_args(parser)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from kcli import artifacts, runs
-    from kcli.train import prepare
+    from kcli.run import artifacts
+    from kcli.run import folder as runs
+    from kcli.training.train import prepare
 
     prep = prepare(REPO / "configs" / "digits_mlp.yaml")
     assert prep.splits is not None

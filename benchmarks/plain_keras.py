@@ -82,7 +82,7 @@ def main():
     args = parser.parse_args()
     if args.case == "digits" and not args.data:
         from importlib import resources
-        args.data = str(resources.files("kcli.datasets").joinpath("digits.npz"))
+        args.data = str(resources.files("kcli.data.bundled").joinpath("digits.npz"))
     history, timer = (digits if args.case == "digits" else large)(args.data)
     seconds = [b - a for a, b in zip(timer.ends, timer.ends[1:])]
     print(json.dumps({"epoch_seconds": seconds, "final_loss": history.history["loss"][-1]}))

@@ -22,7 +22,7 @@ BARE = [sys.executable, str(Path(__file__).resolve().parent / "bare_typer.py")]
 CONFIG = REPO / "configs" / "digits_mlp.yaml"
 
 # Runs a kcli command in-process, then says whether TensorFlow (or Keras) got imported.
-_PROBE = ("import sys; from kcli.cli import app\n"
+_PROBE = ("import sys; from kcli.cli.app import app\n"
           "try:\n    app(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
           "print('__tf', 'tensorflow' in sys.modules or 'keras' in sys.modules)")
 

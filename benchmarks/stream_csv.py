@@ -92,7 +92,8 @@ def interleaved(folder: Path, big: Path, small: Path, small_rows: int, rounds: i
     streamed epoch, then as many in-memory epochs as make the same number of rows), so that this VM's drift
     hits both alike: the same model and fit settings, kcli's own datasets (the streamed one with its reader's
     epoch callback). The first turn of each is not counted (it traces the graph, fills the cache)."""
-    from kcli import pipeline, train
+    from kcli.data import pipeline
+    from kcli.training import train
 
     prepared = {}
     for name, cfg in (("inter-streamed", config(big, True, 1)), ("inter-memory", config(small, False, 1))):

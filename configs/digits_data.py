@@ -9,7 +9,7 @@ import tensorflow as tf
 
 def make(data: dict, seed: int, batch: int = 128) -> tuple[tf.data.Dataset, tf.data.Dataset, tf.data.Dataset]:
     """(train, validation, test): 10% test, 10% validation, seeded; pixels scaled to 0..1, labels as class ids."""
-    with resources.files("kcli.datasets").joinpath("digits.npz").open("rb") as fh, np.load(fh) as npz:
+    with resources.files("kcli.data.bundled").joinpath("digits.npz").open("rb") as fh, np.load(fh) as npz:
         x, y = npz["x"].astype("float32") / 16.0, npz["y"].astype("int64")
     order = np.random.default_rng(seed).permutation(len(x))
     cut = len(x) // 10

@@ -1,1 +1,1 @@
-../kcli/templates/my_layers.py
+../kcli/starter/templates/my_layers.py

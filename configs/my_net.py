@@ -1,1 +1,1 @@
-../kcli/templates/my_net.py
+../kcli/starter/templates/my_net.py

@@ -1,6 +1,6 @@
 """`python -m kcli` runs the command-line app."""
 
-from kcli.cli import main
+from kcli.cli.app import main
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from typer.testing import CliRunner  # noqa: E402
 
-from kcli.cli import app  # noqa: E402
+from kcli.cli.app import app  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kcli import config as config_mod
-from kcli import resolve as resolve_mod
+from kcli.config import models as config_mod
+from kcli.config import resolve as resolve_mod
 from kcli.errors import ConfigError
 from tests.conftest import run_cli, tiny_npz
 from tests.helpers import assert_user_error

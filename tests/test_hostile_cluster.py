@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from kcli import cluster as cluster_mod
-from kcli import distribute, workers
+from kcli.distributed import cluster as cluster_mod
+from kcli.distributed import strategy as distribute
+from kcli.distributed import workers
 from kcli.errors import listed
 from tests.conftest import REPO, only_run, run_cli, run_json
 from tests.helpers import assert_user_error, tiny_project

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kcli import train, trust
 from kcli.errors import RunError
+from kcli.run import trust
+from kcli.training import train
 from tests.conftest import run_cli, run_json
 from tests.helpers import assert_user_error, tiny_project, train_ok
 

@@ -97,7 +97,7 @@ def test_init_keeps_header_names_as_training_reads_them(tmp_path: Path) -> None:
 def test_init_reads_a_large_sparse_csv_in_bounded_memory(tmp_path: Path) -> None:
     import tracemalloc
 
-    from kcli import starter_data
+    from kcli.starter import data as starter_data
 
     line = "".join(f"{i % 7},{'' if i % 50 else i},,{'x' if i % 2 else ''},{i * 0.5},,{i % 2}\n"
                    for i in range(1000))
@@ -238,7 +238,7 @@ def test_a_bad_cell_far_down_a_streamed_csv_names_its_row_and_column(tmp_path: P
 
 
 def test_the_image_decoders_complaints_are_not_shown_beside_kclis_line() -> None:
-    from kcli import quiet
+    from kcli.output import quiet
 
     assert quiet.is_noise(b"Improper call to JPEG library in state 201\n")
     assert quiet.is_noise(b"E0000 00:00:1796489558.477257    3761 jpeg_mem.cc:331] Premature end of JPEG data. "

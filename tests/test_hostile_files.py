@@ -304,8 +304,8 @@ def test_file_names_that_are_not_utf8_are_one_line(tmp_path: Path) -> None:
 def test_a_data_file_whose_name_looks_like_a_glob_is_that_file(tmp_path: Path) -> None:
     """`x[1].csv` that exists is the file (it was read as a glob matching `x1.csv` and said "no file matches");
     a path that exists nowhere with * ? [ is still a glob."""
-    from kcli import readable
     from kcli.data.stream import table_files
+    from kcli.files import readable
 
     named = tmp_path / "x[1].csv"
     named.write_text("a,label\n1,0\n")

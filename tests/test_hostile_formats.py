@@ -74,7 +74,7 @@ def _remove_chain(top: Path, depth: int) -> None:
 
 
 def test_a_class_folder_thousands_deep_is_walked_in_order_and_is_one_line_for_keras(tmp_path: Path) -> None:
-    from kcli import readable
+    from kcli.files import readable
 
     pics = _image_folder(tmp_path)
     deepest = _chain(pics / "a", 1900)
@@ -93,7 +93,7 @@ def test_a_class_folder_thousands_deep_is_walked_in_order_and_is_one_line_for_ke
 
 def test_a_double_star_glob_finds_files_thousands_deep_as_pathlib_does(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from kcli import readable
+    from kcli.files import readable
 
     monkeypatch.chdir(tmp_path)
     for name in ("d/1.csv", "d/a/2.csv", "d/a/b/3.csv", "d/x/4.txt", "d/.h/5.csv", "d/a/b/6.CSV"):
@@ -192,7 +192,7 @@ def test_report_embeds_the_first_mebibyte_of_a_big_text_file_and_no_big_picture(
 
 
 def test_a_run_json_file_over_the_cap_is_left_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kcli import runs
+    from kcli.run import folder as runs
 
     monkeypatch.setattr(runs, "MAX_JSON", 1000)   # the cap (64 MiB) made small: the same rule, a small file
     run = _fake_run(tmp_path)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kcli import starter_data
 from kcli.errors import DataError
+from kcli.starter import data as starter_data
 from tests.conftest import run_cli
 from tests.helpers import assert_user_error
 

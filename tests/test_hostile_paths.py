@@ -168,7 +168,7 @@ def test_a_csv_cell_larger_than_the_block_size_is_one_line_naming_the_file_and_t
 
 
 def test_predict_csv_with_a_huge_cell_is_one_line_not_a_memory_error(finished: Path, tmp_path: Path) -> None:
-    from kcli.predict_input import MAX_LINE_BYTES
+    from kcli.use.predict_input import MAX_LINE_BYTES
 
     table = tmp_path / "in.csv"
     with table.open("w") as fh:

@@ -31,7 +31,7 @@ def project(folder: Path, epochs: int = 1, **sweep: Any) -> Path:
 
 def opened(config: Path, runs: Path) -> Any:
     """The sweep as `kcli sweep` opens it, its folder and sweep.json written (no trial run)."""
-    from kcli import sweep
+    from kcli.sweep import search as sweep
 
     sw = sweep.open_sweep(config, None, runs, [], None)
     sweep._record(sw)

@@ -249,7 +249,7 @@ def test_a_layer_name_with_control_characters_is_refused(tmp_path: Path, name: s
 
 
 def test_names_in_pictures_are_text_not_mathtext(tmp_path: Path) -> None:
-    from kcli import pictures
+    from kcli.run import pictures
 
     pictures.confusion(np.eye(2, dtype=np.int64), tmp_path / "c.png", "run on $\\fooo$ (a data file's name)")
     pictures.history([{"epoch": 1, "$\\x$": 0.5}], tmp_path / "h.png", "$\\undefined{")

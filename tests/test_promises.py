@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from kcli import artifacts
-from kcli import runs as runs_mod
+from kcli.run import artifacts
+from kcli.run import folder as runs_mod
 from tests.conftest import run_cli, run_json, write_config
 from tests.helpers import assert_user_error, train_ok
 

@@ -9,10 +9,10 @@ import jsonschema
 import pytest
 import yaml
 
-from kcli import schema as schema_mod
+from kcli.config import schema as schema_mod
 from tests.conftest import CONFIGS, run_cli
 
-SCHEMA_LINE = "# yaml-language-server: $schema=../kcli/config.schema.json"
+SCHEMA_LINE = "# yaml-language-server: $schema=../kcli/config/config.schema.json"
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def validator() -> jsonschema.Draft202012Validator:
 
 
 def test_shipped_schema_is_the_generated_one(tmp_path: Path) -> None:
-    """If this fails after a config change: kcli schema --output kcli/config.schema.json"""
+    """If this fails after a config change: kcli schema --output kcli/config/config.schema.json"""
     assert schema_mod.SCHEMA_FILE.read_text() == schema_mod.text()
     result = run_cli("schema", "--output", tmp_path / "s.json")
     assert result.exit_code == 0 and (tmp_path / "s.json").read_text() == schema_mod.text()
@@ -35,7 +35,7 @@ def test_shipped_schema_is_the_generated_one(tmp_path: Path) -> None:
 @pytest.mark.parametrize("config", sorted(p.name for p in CONFIGS.glob("*.yaml")))
 def test_bundled_configs_validate_and_name_the_schema(validator: jsonschema.Draft202012Validator,
                                                       config: str) -> None:
-    from kcli.compose import compose
+    from kcli.config.compose import compose
 
     text = (CONFIGS / config).read_text()
     assert text.splitlines()[0] == SCHEMA_LINE

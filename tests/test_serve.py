@@ -302,7 +302,7 @@ def test_image_model_takes_image_bytes_and_names_classes(project: dict[str, Path
     import keras
 
     from kcli.data import images as image_source
-    from kcli.runs import open_run
+    from kcli.run.folder import open_run
 
     run, folder = project["images"], project["images"].parent.parent
     files = sorted((folder / "pics").rglob("*.png"))[:4]
@@ -919,7 +919,7 @@ def test_predict_on_a_csv_with_a_number_too_large_for_float32_writes_nothing(pro
 def test_table_cells_become_float32_and_int64_only_when_they_fit() -> None:
     import pyarrow as pa
 
-    from kcli.config import ColumnConfig
+    from kcli.config.models import ColumnConfig
     from kcli.data import tables
     from kcli.errors import DataError
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kcli import starter
+from kcli.starter import configs as starter
 from tests.conftest import CONFIGS, run_cli
 from tests.helpers import assert_user_error
 

@@ -155,8 +155,8 @@ def test_sweep_mistakes_stop_before_any_trial(tmp_path: Path, sweep: dict, expec
 
 
 def test_logged_names_follow_keras() -> None:
-    from kcli import sweep
-    from kcli.config import Config
+    from kcli.config.models import Config
+    from kcli.sweep import search as sweep
 
     cfg = Config.model_validate({
         "data": {"validation_split": 0.2},

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from kcli import runs
+from kcli.run import folder as runs
 from tests.conftest import only_run, run_cli, run_json, shipped_config
 from tests.helpers import tiny_project
 

@@ -13,14 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kcli import cluster, quiet, runs, trust
-from kcli import config as config_mod
 from kcli import data as data_mod
-from kcli import resolve as resolve_mod
-from kcli.compose import origin_of
-from kcli.config import DataConfig
+from kcli.config import models as config_mod
+from kcli.config import resolve as resolve_mod
+from kcli.config.compose import origin_of
+from kcli.config.models import DataConfig
+from kcli.config.overrides import apply_overrides
+from kcli.distributed import cluster
 from kcli.errors import ConfigError, KcliError, RunError, key_path
-from kcli.overrides import apply_overrides
+from kcli.output import quiet
+from kcli.run import folder as runs
+from kcli.run import trust
 
 BASE = "model: {input_shape: [4], layers: [Dense: {units: 2}]}\ncompile: {loss: mse}\n"
 
@@ -116,7 +119,7 @@ def test_csv_matched_by_column_name(tmp_path: Path) -> None:
 
 
 def test_line_blocks_end_at_line_breaks() -> None:
-    from kcli.predict_input import _line_blocks
+    from kcli.use.predict_input import _line_blocks
 
     text = b"".join(f"{i},{i}\n".encode() for i in range(1000)) + b"1000,1000"
     blocks = list(_line_blocks(io.BytesIO(text), 97, Path("x.csv")))
@@ -124,7 +127,7 @@ def test_line_blocks_end_at_line_breaks() -> None:
 
 
 def test_parse_threads_follow_this_process_cpus() -> None:
-    from kcli.predict_input import PARSE_THREADS
+    from kcli.use.predict_input import PARSE_THREADS
 
     assert 2 <= PARSE_THREADS <= max(2, min(8, len(os.sched_getaffinity(0))))
 

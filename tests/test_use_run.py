@@ -12,9 +12,9 @@ import keras
 import numpy as np
 import pytest
 
-from kcli import export as export_mod
-from kcli import predict as predict_mod
-from kcli import verify
+from kcli.run import verify
+from kcli.use import export as export_mod
+from kcli.use import predict as predict_mod
 from tests.conftest import REPO, only_run, run_cli, run_json, tiny_npz, write_config
 from tests.helpers import tiny_project, train_ok
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import keras
 import pytest
 
-from kcli import keras_api
-from kcli.model import _signature
+from kcli.config import keras_names as keras_api
+from kcli.model.build import _signature
 from tests.conftest import REPO, run_cli
 
 PROBE = """
 import sys
-from kcli.cli import app
+from kcli.cli.app import app
 try:
     app({args!r})
 except SystemExit as exc:

@@ -8,7 +8,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from kcli import verify
+from kcli.run import verify
 
 
 def _mlp(dtype: type, fused: bool, weights: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kcli import multiworker_fix, workers
+from kcli.distributed import multiworker_fix, workers
 from tests.conftest import REPO, only_run, run_cli, run_json
 from tests.helpers import assert_same_run, assert_user_error, train_ok
 
@@ -124,12 +124,12 @@ def _worker_pid(parent: int, index: int) -> int:
 
 
 def test_the_keras_workaround_is_still_needed(project: dict[str, Path], tmp_path: Path) -> None:
-    """kcli/multiworker_fix.py patches Keras 3.15 (keras-team/keras 20585). Without it, two workers must fail
+    """kcli/distributed/multiworker_fix.py patches Keras 3.15 (keras-team/keras 20585). Without it, two workers must fail
     as the notes describe; if this Keras trains without it, the workaround is dead code: remove it."""
     done = _kcli("train", project["config"], "--runs-dir", tmp_path / "runs", "--workers", "2", "--set",
                  "fit.epochs=1", env={multiworker_fix.DISABLE_ENV: "1"})
     if multiworker_fix.needed():
-        assert done.returncode != 0, ("this Keras trains multi-worker without kcli/multiworker_fix.py: drop its "
+        assert done.returncode != 0, ("this Keras trains multi-worker without kcli/distributed/multiworker_fix.py: drop its "
                                       "version from AFFECTED (and the module when no supported Keras needs it)")
         assert "PerReplica" in done.stderr, done.stderr[-3000:]
     else:
@@ -165,7 +165,7 @@ def test_a_cluster_that_does_not_come_up_ends_with_exit_2(project: dict[str, Pat
 
 
 def _free_ports(n: int) -> list[int]:
-    from kcli.cluster import free_ports
+    from kcli.distributed.cluster import free_ports
 
     return free_ports(n)
 

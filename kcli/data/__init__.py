@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from kcli import ports as ports_mod
-from kcli import readable
-from kcli.config import TABLES, DataConfig, SplitSource
+from kcli.config import model_io as ports_mod
+from kcli.config.code import Registry
+from kcli.config.model_io import Ports
+from kcli.config.models import TABLES, DataConfig, SplitSource
 from kcli.data import images, keras_datasets, python_source, tables
 from kcli.data import stream as stream_mod
 from kcli.data.checks import (
@@ -52,8 +53,7 @@ from kcli.data.npz_files import read_builtin, read_npz, read_npz_arrays
 from kcli.data.python_source import Stream
 from kcli.data.splits import Arrays, Splits, _present
 from kcli.errors import DataError
-from kcli.imports import Registry
-from kcli.ports import Ports
+from kcli.files import readable
 
 __all__ = ["Arrays", "Splits", "check_features", "check_inputs", "check_numbers", "check_shape", "csv_header",
            "csv_table", "first_bad_row", "first_non_finite", "is_number", "label_sources", "read_builtin",

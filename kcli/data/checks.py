@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from kcli.config.model_io import Ports, Tree
 from kcli.data.splits import Arrays, Splits
 from kcli.errors import DataError
-from kcli.ports import Ports, Tree
 
 
 def _file_key(key: str) -> str:

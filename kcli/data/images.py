@@ -25,10 +25,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from kcli import readable
+from kcli.config.model_io import Ports
 from kcli.data.python_source import Stream, stream_of
 from kcli.errors import DataError
-from kcli.ports import Ports
+from kcli.files import readable
 
 HINT = "Make data.image_size (and color_mode: grayscale 1, rgb 3, rgba 4 channels) match model.input_shape"
 EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".gif")   # what image_dataset_from_directory reads

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kcli.config import DataConfig
+from kcli.config.model_io import Ports, Tree
+from kcli.config.models import DataConfig
 from kcli.data.csv_files import _label_column, _need_columns, csv_header, csv_table
 from kcli.data.npz_files import read_npz_arrays
 from kcli.data.splits import Arrays
 from kcli.errors import DataError
-from kcli.ports import Ports, Tree
 
 
 def read_ports(src: dict[str, Any], key: str, data: DataConfig, ports: Ports) -> Arrays:

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from kcli.data.bundled import BUILTIN
 from kcli.data.checks import _file_key, check_numbers, reason
 from kcli.data.splits import Arrays
-from kcli.datasets import BUILTIN
 from kcli.errors import DataError
 
 
@@ -18,7 +18,7 @@ def read_builtin(name: str, key: str = "data") -> Arrays:
     """A dataset shipped inside the package."""
     if name not in BUILTIN:
         raise DataError(f"unknown builtin dataset {name!r}; available: {', '.join(BUILTIN)}", key=f"{key}.name")
-    with resources.files("kcli.datasets").joinpath(BUILTIN[name]).open("rb") as fh:
+    with resources.files("kcli.data.bundled").joinpath(BUILTIN[name]).open("rb") as fh:
         with np.load(fh) as npz:
             return Arrays(npz["x"], npz["y"])
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from kcli.config.code import Registry
+from kcli.config.model_io import Ports
 from kcli.errors import ConfigError, DataError
-from kcli.imports import Registry
-from kcli.ports import Ports
 
 KEY = "data.function"
 PARTS = ("train", "validation", "test")

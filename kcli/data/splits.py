@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from kcli import ports as ports_mod
+from kcli.config import model_io as ports_mod
+from kcli.config.model_io import Tree
 from kcli.data.python_source import Stream
-from kcli.ports import Tree
 
 
 @dataclass

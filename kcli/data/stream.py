@@ -23,15 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from kcli import readable
-from kcli.config import ColumnConfig, DataConfig
+from kcli.config.model_io import Ports, input_name
+from kcli.config.models import ColumnConfig, DataConfig
 from kcli.data import tables
 from kcli.data.checks import _file_key
 from kcli.data.python_source import Stream
 from kcli.data.splits import Arrays
 from kcli.data.stream_cache import Cache, cached_blocks
 from kcli.errors import DataError
-from kcli.ports import Ports, input_name
+from kcli.files import readable
 
 STREAM_ABOVE = 512 << 20     # bytes of files above which `stream: auto` streams
 WINDOW_ROWS = 65536          # rows shuffled together (a shuffle buffer; memory: this many rows)

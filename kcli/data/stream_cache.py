@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from kcli.data.splits import Arrays
-from kcli.state import alive
+from kcli.training.state import alive
 
 
 class Cache:

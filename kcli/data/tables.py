@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from kcli.config import ColumnConfig, DataConfig
+from kcli.config.model_io import input_name
+from kcli.config.models import ColumnConfig, DataConfig
 from kcli.data.checks import _file_key, as_float, first_not_whole, is_number
 from kcli.data.splits import Arrays
 from kcli.errors import DataError
-from kcli.ports import input_name
 
 CSV_BLOCK_BYTES = 1 << 20   # bytes of CSV pyarrow parses per block (its default); a line must fit in one
 
@@ -167,7 +167,7 @@ def infer(table: Any, data: DataConfig, path: Path) -> dict[str, ColumnConfig]:
     declared = data.columns or {}
     for name in declared:
         if name not in names:
-            from kcli.config import did_you_mean
+            from kcli.config.models import did_you_mean
 
             raise DataError(f"{path} has no column {name!r}{did_you_mean(name, names)}; columns: {', '.join(names)}",
                             key=f"data.columns.{name}")

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from kcli import runs
 from kcli.errors import DataError, RunError, capped
+from kcli.run import folder as runs
 
 MAX_IMAGE_BYTES = 20 << 20    # one image's bytes; larger is a 400 before TensorFlow decodes it
 MAX_IMAGE_PIXELS = 40_000_000  # width x height an image header may declare (a small file can declare a huge image)
@@ -43,7 +43,7 @@ class ServedModel:
     """One run, loaded and warmed up, served under `name` at `version`."""
 
     def __init__(self, ref: str, runs_dir: Path, trust_code: bool, name: str | None = None, version: int = 1) -> None:
-        from kcli import artifacts
+        from kcli.run import artifacts
 
         self.ref, self.runs_dir, self.trust_code, self.version = ref, runs_dir, trust_code, version
         self.run = runs.open_run(_run_ref(ref, runs_dir), runs_dir, trust_code)
@@ -135,8 +135,8 @@ class ServedModel:
 
 def signature(run: runs.FinishedRun, model: Any) -> tuple[Kind, list[Tensor], list[Tensor], Any]:
     """What a run serves (here and in its serving export): its kind, inputs, raw outputs and predict's Head."""
-    from kcli import model as model_mod
-    from kcli.predict import Head
+    from kcli.model import build as model_mod
+    from kcli.use.predict import Head
 
     ports = run.ports
     kind: Kind = ("images" if run.config.data.source == "images" else "table" if ports.tabular

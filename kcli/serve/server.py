@@ -16,8 +16,8 @@ import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from kcli import runs
 from kcli.errors import KcliError
+from kcli.run import folder as runs
 from kcli.serve.app import Limits, State, build, stderr_line
 from kcli.serve.model import ServedModel
 

@@ -1,0 +1,148 @@
+"""`kcli evaluate RUN`: a finished run's metrics on its own splits or on another data file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kcli import data as data_mod
+from kcli.data import Arrays, Splits, python_source
+from kcli.data import stream as stream_mod
+from kcli.data.python_source import Stream
+from kcli.errors import DataError
+from kcli.model import build as model_mod
+from kcli.output.display import Display
+from kcli.run import artifacts, pictures
+from kcli.run import folder as runs
+
+SPLITS = ("test", "validation", "train")
+
+
+def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None, label: str | None,
+             display: Display, trust_code: bool = False) -> Path:
+    """Evaluate the run's model, show the metrics and write RUN/eval-<split or file stem>.json."""
+    run = runs.open_run(ref, runs_dir, trust_code)
+    if data_file is not None and split is not None:
+        raise DataError("give --split or --data, not both", key="--data")
+    if data_file is not None:
+        arrays = data_mod.load_file(data_file, run.config.data, "--data", run.ports, label,
+                                    run.record.get("features"), run.record.get("classes"))
+        label = data_file.stem
+        data_mod.check_inputs(arrays.x, run.ports, f"the features of {data_file}", "--data")
+        model = artifacts.load_model(run)
+    else:
+        # (a file that is gone is reported by the read below, as "not found")
+        changed = [f for f in data_mod.changed_files(run.record.get("data_files") or {}) if Path(f).exists()]
+        if changed:
+            display.warning(f"the data differs from what {run.path.name} was trained on: {', '.join(changed)} "
+                            "changed since training; the splits are re-created from the current contents")
+        model = artifacts.load_model(run)   # first: it checks that the run's own code may run (trust)
+        arrays, label = _split(run, split)
+    _note_fallback(run, display)
+    model_mod.check_labels(Splits(arrays), model, model.loss, run.ports)
+    if isinstance(arrays, Stream):   # a streamed table: metrics and counts batch by batch, never all rows at once
+        with stream_mod.reader_errors(arrays):
+            metrics = model_mod.evaluate(model, arrays.dataset, None, None)
+            matrix, examples = _streamed_matrix(run, model, arrays), arrays.epoch_setter.reader.rows
+    else:
+        metrics = model_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size, arrays.w)
+        classes = _classes(run, model, model.predict(model_mod.keras_inputs(arrays.x), batch_size=1024, verbose=0),
+                           arrays.y)
+        matrix, examples = (confusion_matrix(*classes) if classes else None), len(arrays)
+    out = run.path / f"eval-{label}.json"
+    report: dict[str, Any] = {"data": str(data_file) if data_file else label, "examples": examples, **metrics}
+    if matrix is not None:
+        report["confusion_matrix"] = matrix.tolist()   # rows: true class, columns: predicted class
+        report["per_class"] = per_class(matrix, run.record.get("classes"))
+    runs.write_json(out, report)
+    display.note(f"{run.path} on {label} ({examples} examples)")
+    display.metrics("Evaluation", metrics)
+    if matrix is not None:
+        display.per_class(report["per_class"])
+        picture = run.path / f"eval-{label}-confusion.png"
+        pictures.confusion(matrix, picture, f"{run.path.name} on {label}: confusion matrix")
+        display.note(f"written: {picture}")
+    display.note(f"written: {out}")
+    return out
+
+
+def _streamed_matrix(run: runs.FinishedRun, model: Any, stream: Stream) -> np.ndarray | None:
+    """The confusion matrix of a streamed split, summed over its batches (None: not a classifier)."""
+    matrix: np.ndarray | None = None
+    for batch in stream.dataset:
+        classes = _classes(run, model, model.predict_on_batch(batch[0]), np.asarray(batch[1]))
+        if classes is None:
+            return None
+        counts = confusion_matrix(*classes)
+        matrix = counts if matrix is None else matrix + counts
+    return matrix
+
+
+def _classes(run: runs.FinishedRun, model: Any, raw: Any, y: Any) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """(true class ids, predicted class ids, class count) for a one-output classifier's outputs `raw` on rows
+    labelled `y`, else None."""
+    if isinstance(y, dict):
+        return None
+    from kcli.use.predict import Head
+
+    raw = np.asarray(raw)
+    width = int(np.prod(raw.shape[1:]))
+    head = Head.of(run, width)
+    classified = head.classify(raw)
+    if classified is None:
+        return None
+    y = np.asarray(y).reshape(len(raw), -1)
+    true = np.argmax(y, axis=1) if y.shape[1] > 1 else np.rint(y[:, 0]).astype(np.int64)
+    count = width if head.kind == "multiclass" else 2
+    if true.min() < 0 or true.max() >= count:
+        return None
+    return true, classified[0].astype(np.int64), count
+
+
+def confusion_matrix(true: np.ndarray, predicted: np.ndarray, count: int) -> np.ndarray:
+    """counts[i, j]: examples of class i predicted as class j."""
+    matrix = np.zeros((count, count), dtype=np.int64)
+    np.add.at(matrix, (true, predicted), 1)
+    return matrix
+
+
+def per_class(matrix: np.ndarray, names: list[str] | None = None) -> list[dict[str, Any]]:
+    """Precision, recall and support of each class (None where nothing was predicted / present); a class is
+    its name when the run learned class names, else its id."""
+    out = []
+    for i in range(len(matrix)):
+        hit, predicted, support = int(matrix[i, i]), int(matrix[:, i].sum()), int(matrix[i].sum())
+        name = names[i] if names and len(names) == len(matrix) else i
+        out.append({"class": name, "precision": hit / predicted if predicted else None,
+                    "recall": hit / support if support else None, "support": support})
+    return out
+
+
+def _split(run: runs.FinishedRun, split: str | None) -> tuple[Arrays | Stream, str]:
+    """The run's own split, re-created from its saved config exactly as training made it."""
+    cfg = run.config
+    try:   # a data function runs as the run copied it into RUN/code/ (the run's locked registry maps it there)
+        splits = data_mod.load(cfg.data, cfg.seed or 0, run.ports, artifacts.run_registry(run))
+    except DataError as exc:  # e.g. the training data moved: point at the run's config
+        raise exc.located(run.path / runs.CONFIG) from None
+    if split is None:
+        split = "test" if splits.test is not None else "validation" if splits.validation is not None else None
+        if split is None:
+            raise DataError("the run has no test or validation data; pass --split train or --data FILE",
+                            key="--split")
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}", key="--split")
+    arrays = getattr(splits, split)
+    if arrays is None:
+        raise DataError(f"the run has no {split} data", key="--split")
+    if isinstance(arrays, Stream) and arrays.epoch_setter is None:   # the user's dataset: its batches, gathered
+        arrays = Arrays(*python_source.to_arrays(arrays))
+    return arrays, split
+
+
+def _note_fallback(run: runs.FinishedRun, display: Display) -> None:
+    """Say so when the model came from config.yaml + weights instead of model.keras."""
+    if run.loaded_from and run.loaded_from != runs.ARTIFACTS["keras"]:
+        display.note(f"model.keras cannot be deserialized; the model was rebuilt from {run.loaded_from}")
