@@ -10,7 +10,6 @@ import io
 import json
 import math
 import os
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -23,32 +22,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kcli import events
+from kcli.errors import visible
 
 if TYPE_CHECKING:
     from kcli.model.summary import ModelSummary
-
-
-# C0 and C1 control characters, DEL, and the invisible format characters that reorder or hide text (bidi
-# overrides, zero-width marks): a terminal acts on them, so data never reaches it with them raw.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ufeff]")
-# the same for text shown as lines (a file in a page): tabs, newlines and a CR ending a line (CRLF) stay
-_CONTROL_IN_LINES = re.compile("\r(?!\n)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029"
-                               "\u2066-\u2069\ufeff]")
-
-
-def _decodable(message: str) -> str:
-    """A file name's undecodable bytes (lone surrogates from the OS, b'\\xff') as \\xff."""
-    try:
-        return message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:   # a surrogate that is no escaped byte (say from JSON's "\\ud800")
-        return message.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def visible(value: Any, lines: bool = False) -> str:
-    """`value` as text whose control characters show as their escapes (ESC as \\x1b, a newline as \\n, U+202E
-    as \\u202e) and whose undecodable bytes show as \\xff; with `lines`, tabs and line ends stay as they are."""
-    control = _CONTROL_IN_LINES if lines else _CONTROL
-    return control.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), _decodable(str(value)))
 
 
 def text(value: Any) -> str:

@@ -11,9 +11,9 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from kcli.errors import RunError
+from kcli.errors import RunError, visible
 from kcli.files import readable
-from kcli.output.display import Display, visible
+from kcli.output.display import Display
 from kcli.run import folder as runs
 from kcli.run import pictures
 

@@ -19,9 +19,8 @@ from typing import Any
 from kcli.config.schema import SCHEMA_FILE
 from kcli.data import tables
 from kcli.data.images import images_in
-from kcli.errors import DataError
+from kcli.errors import DataError, visible
 from kcli.files import readable
-from kcli.output.display import visible
 from kcli.run.folder import write_text
 
 MAX_CLASS_IDS = 20   # whole-number labels with at most this many distinct values are taken as class ids
