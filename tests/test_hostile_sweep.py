@@ -31,11 +31,19 @@ def project(folder: Path, epochs: int = 1, **sweep: Any) -> Path:
 
 def opened(config: Path, runs: Path) -> Any:
     """The sweep as `kcli sweep` opens it, its folder and sweep.json written (no trial run)."""
-    from kcli.sweep import search as sweep
+    from kcli.sweep.record import write_record
+    from kcli.sweep.spec import open_sweep
 
-    sw = sweep.open_sweep(config, None, runs, [], None)
-    sweep._record(sw)
+    sw = open_sweep(config, None, runs, [], None)
+    write_record(sw)
     return sw
+
+
+def open_study(sw: Any) -> Any:
+    """The sweep's study as the sweep command opens it."""
+    from kcli.sweep.study import open_study
+
+    return open_study(sw)
 
 
 def dead_pid() -> int:
@@ -130,27 +138,29 @@ def test_a_renamed_config_still_finds_its_trials(tmp_path: Path) -> None:
 
 def test_two_processes_on_one_sweep_draw_different_values(tmp_path: Path) -> None:
     config = project(tmp_path, trials=4)
-    first, second = opened(config, tmp_path / "runs").study(), opened(config, tmp_path / "runs").study()
+    first, second = open_study(opened(config, tmp_path / "runs")), open_study(opened(config, tmp_path / "runs"))
     a, b = first.ask(), second.ask()   # both started before either asked (each seeded the same)
     assert (a.number, b.number) == (0, 1)
     assert a.suggest_float(LR, 0.001, 0.1, log=True) != b.suggest_float(LR, 0.001, 0.1, log=True)
     # the seed still decides: trial 0 of the same sweep elsewhere draws the same value
-    again = opened(config, tmp_path / "again").study().ask()
+    again = open_study(opened(config, tmp_path / "again")).ask()
     assert again.suggest_float(LR, 0.001, 0.1, log=True) == a.params[LR]
 
 
 OPEN_AND_ASK = """import sys, time
 from pathlib import Path
-from kcli import sweep
+from kcli.sweep.record import write_record
+from kcli.sweep.spec import open_sweep
+from kcli.sweep.study import open_study
 from optuna.distributions import FloatDistribution
 config, runs, key, gate = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
-sw = sweep.open_sweep(config, None, runs, [], None)
-sweep._record(sw)
+sw = open_sweep(config, None, runs, [], None)
+write_record(sw)
 (gate / f"ready-{sys.argv[5]}").touch()
 deadline = time.monotonic() + 60
 while not (gate / "go").exists() and time.monotonic() < deadline:   # all open the study at once
     time.sleep(0.005)
-sw.study().ask({key: FloatDistribution(0.001, 0.1, log=True)})
+open_study(sw).ask({key: FloatDistribution(0.001, 0.1, log=True)})
 """
 
 
@@ -182,7 +192,7 @@ def test_sweep_processes_starting_together_each_open_the_study_and_draw_their_ow
 
 def test_show_opens_only_the_folders_study_read_only(tmp_path: Path) -> None:
     sw = opened(project(tmp_path), tmp_path / "runs")
-    study = sw.study()
+    study = open_study(sw)
     for value in (0.5, 0.7):
         trial = study.ask()
         trial.suggest_float(LR, 0.001, 0.1, log=True)
@@ -209,7 +219,7 @@ def test_show_opens_only_the_folders_study_read_only(tmp_path: Path) -> None:
 ])
 def test_show_of_a_damaged_sweep_is_one_line(tmp_path: Path, damage: str, expected: str) -> None:
     sw = opened(project(tmp_path), tmp_path / "runs")
-    sw.study()
+    open_study(sw)
     spec = json.loads((sw.folder / "sweep.json").read_text())
     {"empty db": lambda: (sw.folder / "sweep.db").write_bytes(b""),
      "no db": lambda: (sw.folder / "sweep.db").unlink(),
@@ -241,7 +251,7 @@ def test_a_study_that_no_longer_matches_the_folders_is_refused(tmp_path: Path) -
                               "study has no trial 0")
     assert not list((sw.folder / "trials").glob("*.log"))   # no trial ran
 
-    study = sw.study()   # a study whose trial 0 drew other values than the folder trained with
+    study = open_study(sw)   # a study whose trial 0 drew other values than the folder trained with
     trial = study.ask()
     trial.suggest_float(LR, 0.001, 0.1, log=True)
     study.tell(trial, 0.5)
@@ -254,7 +264,7 @@ def test_a_killed_trials_folder_does_not_stay_running(tmp_path: Path) -> None:
     """SIGKILL right after the trial's run.json appeared: no values recorded, no epoch saved."""
     config = project(tmp_path)
     sw = opened(config, tmp_path / "runs")
-    study = sw.study()
+    study = open_study(sw)
     trial = study.ask()
     trial.suggest_float(LR, 0.001, 0.1, log=True)
     trial.set_user_attr("owner", {"host": platform.node(), "pid": dead_pid()})
@@ -263,7 +273,7 @@ def test_a_killed_trials_folder_does_not_stay_running(tmp_path: Path) -> None:
     assert result.exit_code == 0, (result.stdout[-2000:], result.stderr)
     assert "trial 0: running again" in result.stdout
     assert json.loads((left / "run.json").read_text())["status"] == "interrupted"
-    done = sw.study().trials
+    done = open_study(sw).trials
     assert [t.state for t in done] == [optuna.trial.TrialState.COMPLETE] and done[0].user_attrs["run"] != left.name
     new = sw.folder / "trials" / done[0].user_attrs["run"]
     assert json.loads((new / "run.json").read_text())["status"] == "completed"

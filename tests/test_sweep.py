@@ -156,13 +156,13 @@ def test_sweep_mistakes_stop_before_any_trial(tmp_path: Path, sweep: dict, expec
 
 def test_logged_names_follow_keras() -> None:
     from kcli.config.models import Config
-    from kcli.sweep import search as sweep
+    from kcli.sweep.checks import logged_names
 
     cfg = Config.model_validate({
         "data": {"validation_split": 0.2},
         "model": {"input_shape": [4], "layers": ["Dense"]},
         "compile": {"loss": "mse", "metrics": ["mae", "AUC", "MeanSquaredError", {"Precision": {"name": "p"}}]}})
-    assert sweep.logged_names(cfg) == ["loss", "mae", "auc", "mean_squared_error", "p",
+    assert logged_names(cfg) == ["loss", "mae", "auc", "mean_squared_error", "p",
                                        "val_loss", "val_mae", "val_auc", "val_mean_squared_error", "val_p"]
 
 

@@ -233,9 +233,10 @@ def sweep(
             if sweep_ref is None:
                 from kcli.errors import KcliError
                 raise KcliError("name the sweep: kcli sweep show SWEEP", key="SWEEP")
-            sweep_mod.show(sweep_ref, runs_dir, Display())
+            Display().sweep(sweep_mod.show(sweep_ref, runs_dir))
             return
-        sweep_mod.sweep(Path(target), sweep_file, runs_dir, jobs, trials, set_ or [], Display())
+        display = Display()
+        display.sweep(sweep_mod.sweep(Path(target), sweep_file, runs_dir, jobs, trials, set_ or [], display))
     _run(action)
 
 

@@ -26,10 +26,10 @@ def _history(run_dir: Path) -> list[dict[str, Any]]:
 def plot(refs: list[str], runs_dir: Path, metric: str | None, output: Path | None, display: Display) -> Path:
     """One picture: the runs' curves of `metric` (default val_loss when every run has it, else loss), or for a
     sweep folder its metric per trial and each parameter against it."""
-    from kcli.sweep import search as sweep_mod
+    from kcli.sweep import record as sweep_record
 
-    if len(refs) == 1 and any((Path(p) / sweep_mod.SPEC).is_file() for p in (refs[0], runs_dir / refs[0])):
-        return _plot_sweep(sweep_mod.find(refs[0], runs_dir), output, display)
+    if len(refs) == 1 and sweep_record.is_sweep(refs[0], runs_dir):
+        return _plot_sweep(sweep_record.find(refs[0], runs_dir), output, display)
     found = [runs.find_run(ref, runs_dir) for ref in refs]
     histories = {run.name: _history(run) for run in found}
     logged = sorted({k for rows in histories.values() for row in rows for k in row if k != "epoch"})
@@ -48,9 +48,9 @@ def plot(refs: list[str], runs_dir: Path, metric: str | None, output: Path | Non
 
 
 def _plot_sweep(folder: Path, output: Path | None, display: Display) -> Path:
-    from kcli.sweep import search as sweep_mod
+    from kcli.sweep import record as sweep_record
 
-    spec, study = sweep_mod.results(folder)   # read-only: a received sweep.json opens nothing elsewhere
+    spec, study = sweep_record.results(folder)   # read-only: a received sweep.json opens nothing elsewhere
     trials = study.get_trials(deepcopy=False)
     metric = spec["metric"]
     values = [(t.number, t.value) for t in trials]

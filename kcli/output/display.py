@@ -26,6 +26,7 @@ from kcli.errors import visible
 
 if TYPE_CHECKING:
     from kcli.model.summary import ModelSummary
+    from kcli.sweep.search import SweepTable
 
 
 def text(value: Any) -> str:
@@ -294,9 +295,9 @@ class Display:
             table.add_row(text(run), f"[{colours.get(status, 'white')}]{text(status)}[/]", *map(text, rest))
         self.out.print(table)
 
-    def sweep(self, name: str, metric: str, direction: str, rows: Sequence[Mapping[str, Any]], best: int | None,
-              best_file: Path | None) -> None:
+    def sweep(self, sweep: SweepTable) -> None:
         """The table of `kcli sweep show`: one row per trial, the best one marked."""
+        name, metric, direction, rows, best = sweep.name, sweep.metric, sweep.direction, sweep.rows, sweep.best
         table = self._table(f"Sweep {name}: {direction} {metric}")
         keys = list(dict.fromkeys(k for row in rows for k in row["params"]))
         for col in ("trial", "state", *keys, metric, "seconds", "run"):
@@ -313,7 +314,7 @@ class Display:
         if best is None:
             self.note("no trial has completed yet")
             return
-        self.out.print(f"[green]best: trial {best}[/] (*); its config: {text(str(best_file))}", soft_wrap=True)
+        self.out.print(f"[green]best: trial {best}[/] (*); its config: {text(str(sweep.best_file))}", soft_wrap=True)
 
 
 class TrainingProgress:

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kcli import events
 from kcli.distributed.workers import die_with_parent
 from kcli.errors import RunError
-from kcli.output.display import Display
 from kcli.run import folder as runs
-from kcli.sweep.search import PRUNE_AFTER, TRIALS, Sweep, distributions, sets
+from kcli.sweep.spec import TRIALS, Sweep, sets
+from kcli.sweep.study import PRUNE_AFTER, distributions, open_study
 from kcli.training import state
 
 FAILURES_IN_A_ROW = 3   # then the config, not the values, is likely wrong: stop instead of burning trials
@@ -41,11 +42,11 @@ class Outcome:
 class Runner:
     """Asks Optuna for trials and runs them as `kcli train` processes, `jobs` at a time."""
 
-    def __init__(self, sweep: Sweep, jobs: int, display: Display) -> None:
+    def __init__(self, sweep: Sweep, jobs: int, listener: events.Listener = events.ignore) -> None:
         self.sweep = sweep
         self.jobs = jobs
-        self.display = display
-        self.study = sweep.study()
+        self.listener = listener
+        self.study = open_study(sweep)
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.children: set[subprocess.Popen[bytes]] = set()
@@ -149,7 +150,7 @@ class Runner:
             args += [str(sweep.config), "--runs-dir", str(trials_dir),
                      *(a for s in [*sweep.overrides, *sets(params), f"name={name}"] for a in ("--set", s))]
             verb = "running again" if resumed else "running"
-        self.display.note(f"trial {number}: {verb} ({_shown(params)})")
+        self.listener(events.Note(f"trial {number}: {verb} ({_shown(params)})"))
         env = {**os.environ, "KCLI_SWEEP_TRIAL": json.dumps({
             "storage": sweep.storage, "study": sweep.name, "trial_id": trial_id, "metric": sweep.spec.metric,
             "prune": self._can_prune()})}
@@ -170,7 +171,7 @@ class Runner:
 
     def _outcome(self, number: int, run_dir: Path) -> Outcome:
         record = runs.load_record(run_dir, "RUN")
-        values = [float(r[self.sweep.spec.metric]) for r in _history(run_dir)
+        values = [float(r[self.sweep.spec.metric]) for r in runs.read_history(run_dir)
                   if r.get(self.sweep.spec.metric) is not None]
         if record.get("pruned_at_epoch"):
             return Outcome(number, "pruned", None, run_dir, f"pruned after epoch {record['pruned_at_epoch']}")
@@ -195,7 +196,7 @@ class Runner:
             return
         trial_id = self.study.trials[outcome.number]._trial_id
         have = self.study._storage.get_trial(trial_id).intermediate_values
-        for row in _history(outcome.run_dir):
+        for row in runs.read_history(outcome.run_dir):
             value, step = row.get(self.sweep.spec.metric), int(row["epoch"]) - 1
             if value is not None and step not in have and math.isfinite(float(value)):
                 self.study._storage.set_trial_intermediate_value(trial_id, step, float(value))
@@ -211,16 +212,16 @@ class Runner:
         if outcome.state == "complete":
             self._report_history(outcome)
             self.study.tell(outcome.number, outcome.value)
-            self.display.note(f"trial {outcome.number}: {self.sweep.spec.metric} {outcome.value:.4g}  "
-                              f"({self.finished()} of {self.sweep.trials} finished)")
+            self.listener(events.Note(f"trial {outcome.number}: {self.sweep.spec.metric} {outcome.value:.4g}  "
+                                      f"({self.finished()} of {self.sweep.trials} finished)"))
         elif outcome.state == "pruned":
             self.study.tell(outcome.number, state=TrialState.PRUNED)
-            self.display.note(f"trial {outcome.number}: {outcome.detail}  "
-                              f"({self.finished()} of {self.sweep.trials} finished)")
+            self.listener(events.Note(f"trial {outcome.number}: {outcome.detail}  "
+                                      f"({self.finished()} of {self.sweep.trials} finished)"))
         else:
             self.study.tell(outcome.number, state=TrialState.FAIL)
             self.failures += 1
-            self.display.warning(f"trial {outcome.number} failed: {outcome.detail}")
+            self.listener(events.Warn(f"trial {outcome.number} failed: {outcome.detail}"))
             if self.failures >= FAILURES_IN_A_ROW:
                 self.stop.set()
                 raise RunError(f"{self.failures} trials in a row failed (the last: {outcome.detail}); stopping the "
@@ -277,9 +278,3 @@ def _last_error(log: Path) -> str:
 
 def _shown(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-
-
-def _history(run_dir: Path) -> list[dict[str, Any]]:
-    """A trial run's history rows (none when history.json is missing or damaged: runs.read_json owns reading it)."""
-    rows = runs.read_json(run_dir / runs.HISTORY_JSON)
-    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
