@@ -30,7 +30,7 @@ def test_templates_are_the_example_configs() -> None:
     links = {"mlp": "digits_mlp.yaml", "cnn": "digits_cnn.yaml", "custom-layer": "custom_layer.yaml",
              "custom-model": "custom_model.yaml"}
     for template, example in links.items():
-        assert (CONFIGS / example).resolve() == starter.SCHEMA_FILE.parent / "templates" / f"{template}.yaml"
+        assert (CONFIGS / example).resolve() == Path(starter.__file__).parent / "templates" / f"{template}.yaml"
 
 
 def test_init_never_overwrites(tmp_path: Path) -> None:
