@@ -14,12 +14,12 @@ from pathlib import Path
 
 import keras
 
+from kcli import events
 from kcli.config.model_io import Ports
 from kcli.config.models import did_you_mean
 from kcli.errors import ExportFailed, RunError
 from kcli.model import build as model_mod
 from kcli.model import table_inputs as tabular
-from kcli.output.display import Display
 from kcli.run import artifacts, verify
 from kcli.run import folder as runs
 
@@ -31,14 +31,14 @@ SUFFIXES = {"keras": ".keras", "h5": ".h5", "weights": ".weights.h5", "onnx": ".
 INSTALL_HINT = {"onnx": "pip install 'kcli-keras[onnx]' (in a checkout: pip install -e '.[onnx]')"}
 
 
-def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, display: Display,
+def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, listener: events.Listener = events.ignore,
            trust_code: bool = False, serving_dir: Path | None = None) -> Path:
     """Write, verify and rename into place; returns the exported path."""
     if fmt not in FILE_NAMES:
         raise RunError(f"unknown format {fmt!r}{did_you_mean(fmt, FILE_NAMES)}; "
                        f"choose one of {', '.join(FILE_NAMES)}", key="--format")
     if serving_dir is not None:
-        return _export_for_serving(ref, runs_dir, fmt, output, display, trust_code, serving_dir)
+        return _export_for_serving(ref, runs_dir, fmt, output, listener, trust_code, serving_dir)
     _check_dependencies(fmt)
     run = runs.open_run(ref, runs_dir, trust_code)
     target = output or run.path / "export" / FILE_NAMES[fmt]
@@ -76,18 +76,18 @@ def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, display: Dis
             problem = str(exc).replace(str(tmp), str(target)).replace(tmp.name, target.name)
             raise ExportFailed(f"export check failed: {problem}; nothing was written. The keras, weights and "
                                "savedmodel formats hold any Keras model") from None
-    display.exported(fmt, target, verify.SAMPLES, diff)
+    listener(events.Exported(fmt, target, verify.SAMPLES, diff))
     if cut is not None:
         ids = ", ".join(sorted(n for n in cut[0].input if n.endswith("_id")))
-        display.note(f"{fmt} has no string lookup: this model takes each category as its id ({ids}: 0 = not in "
+        listener(events.Note(f"{fmt} has no string lookup: this model takes each category as its id ({ids}: 0 = not in "
                      "the vocabulary, i = the i-th value of data.columns.<column>.vocabulary in the run's "
-                     "config.yaml); numbers as they are")
+                     "config.yaml); numbers as they are"))
     return target
 
 
-def _export_for_serving(ref: str, runs_dir: Path, fmt: str, output: Path | None, display: Display,
+def _export_for_serving(ref: str, runs_dir: Path, fmt: str, output: Path | None, listener: events.Listener,
                         trust_code: bool, serving_dir: Path) -> Path:
-    """--serving-dir: the versioned SavedModel layout TF Serving and KServe load (kcli/serve/export.py)."""
+    """--serving-dir: the versioned SavedModel layout TF Serving and KServe load (serving_export.py)."""
     if fmt != "savedmodel":
         raise RunError(f"--serving-dir writes a SavedModel: use --format savedmodel (not {fmt})", key="--serving-dir")
     if output is not None:
@@ -97,9 +97,9 @@ def _export_for_serving(ref: str, runs_dir: Path, fmt: str, output: Path | None,
 
     run = runs.open_run(ref, runs_dir, trust_code)
     target, diff = serving.write(run, artifacts.load_model(run), serving_dir)
-    display.exported("savedmodel for serving", target, verify.SAMPLES, diff)
-    display.note(f"serve it: docker run -p 8501:8501 -v {serving_dir.resolve()}:/models -e MODEL_NAME="
-                 f"{run.config.name} tensorflow/serving (request bodies as for kcli serve)")
+    listener(events.Exported("savedmodel for serving", target, verify.SAMPLES, diff))
+    listener(events.Note(f"serve it: docker run -p 8501:8501 -v {serving_dir.resolve()}:/models -e MODEL_NAME="
+                 f"{run.config.name} tensorflow/serving (request bodies as for kcli serve)"))
     return target
 
 
