@@ -1,4 +1,4 @@
-"""kcli as a Python library: train, evaluate, predict, export and load runs without the CLI (see README: From Python)."""
+"""kcli as a Python library: train, evaluate, predict, export and load runs without the CLI (README: From Python)."""
 
 from kcli.api.use import evaluate as evaluate
 from kcli.api.use import export as export
