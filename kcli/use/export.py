@@ -11,6 +11,7 @@ import importlib.util
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import keras
 
@@ -41,32 +42,40 @@ def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, listener: ev
         return _export_for_serving(ref, runs_dir, fmt, output, listener, trust_code, serving_dir)
     _check_dependencies(fmt)
     run = runs.open_run(ref, runs_dir, trust_code)
-    target = output or run.path / "export" / FILE_NAMES[fmt]
-    if fmt in SUFFIXES and not target.name.endswith(SUFFIXES[fmt]):
-        raise RunError(f"{target}: a {fmt} export must end in {SUFFIXES[fmt]}", key="--output")
-    if target.exists():
-        raise RunError(f"{target} already exists; choose another --output or remove it", key="--output")
-    # the run's export/ folder is made below: until then, the run folder is where it must be written
-    runs.writable_folder(target.parent if output is not None or target.parent.is_dir() else run.path, "--output")
+    target = _target(run, fmt, output)
     model = artifacts.load_model(run)
     if fmt == "h5" and not _is_graph_model(model):
         raise RunError("h5 cannot hold a subclassed keras.Model (Keras cannot reload it); use keras, weights, "
                        "savedmodel, onnx or tflite", key="--format")
-    custom = artifacts.custom_objects(run)
     columns = run.config.data.columns
     x = verify.samples(run.ports, tabular.sample_rows(columns, run.ports, verify.SAMPLES) if columns else None)
     expected = verify.reference(model, x)   # also "calls" the model, which the ONNX export needs
-    written, ports, x_written = model, run.ports, x
+    written, x_written = model, x
     cut = tabular.without_lookups(model) if fmt in NO_STRING_LOOKUP else None
     if cut is not None:   # the model from the category ids on; checked on the same rows, turned into ids
         written, to_ids = cut
         x_written = to_ids(x)
         verify.reference(written, x_written)   # the ONNX export needs a model that was called
     target.parent.mkdir(parents=True, exist_ok=True)
+    diff = _write_checked(run, model, fmt, target, written, x_written, expected)
+    listener(events.Exported(fmt, target, verify.SAMPLES, diff))
+    if cut is not None:
+        ids = ", ".join(sorted(n for n in cut[0].input if n.endswith("_id")))
+        listener(events.Note(f"{fmt} has no string lookup: this model takes each category as its id ({ids}: 0 = "
+                             "not in the vocabulary, i = the i-th value of data.columns.<column>.vocabulary in the "
+                             "run's config.yaml); numbers as they are"))
+    return target
+
+
+def _write_checked(run: runs.FinishedRun, model: keras.Model, fmt: str, target: Path, written: keras.Model,
+                   x: Any, expected: Any) -> float:
+    """Write `written` as `fmt` under a temporary name, load it back and compare its outputs on `x` with
+    `expected` (the run's model's); renamed to `target` only if they agree. Returns the largest difference."""
+    custom = artifacts.custom_objects(run)
     with runs.atomic_target(target) as tmp:
-        _write(fmt, written, tmp, ports)
+        _write(fmt, written, tmp, run.ports)
         try:
-            diff = verify.check(fmt, tmp, x_written, expected, custom,
+            return verify.check(fmt, tmp, x, expected, custom,
                                 lambda: model_mod.rebuild(run.config, artifacts.run_registry(run)),
                                 verify.compute_dtype(model))
         except verify.NotReloadable as exc:
@@ -76,12 +85,18 @@ def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, listener: ev
             problem = str(exc).replace(str(tmp), str(target)).replace(tmp.name, target.name)
             raise ExportFailed(f"export check failed: {problem}; nothing was written. The keras, weights and "
                                "savedmodel formats hold any Keras model") from None
-    listener(events.Exported(fmt, target, verify.SAMPLES, diff))
-    if cut is not None:
-        ids = ", ".join(sorted(n for n in cut[0].input if n.endswith("_id")))
-        listener(events.Note(f"{fmt} has no string lookup: this model takes each category as its id ({ids}: 0 = not in "
-                     "the vocabulary, i = the i-th value of data.columns.<column>.vocabulary in the run's "
-                     "config.yaml); numbers as they are"))
+
+
+def _target(run: runs.FinishedRun, fmt: str, output: Path | None) -> Path:
+    """Where the export goes (default RUN/export/<file>): a new file with the format's suffix, in a writable
+    folder."""
+    target = output or run.path / "export" / FILE_NAMES[fmt]
+    if fmt in SUFFIXES and not target.name.endswith(SUFFIXES[fmt]):
+        raise RunError(f"{target}: a {fmt} export must end in {SUFFIXES[fmt]}", key="--output")
+    if target.exists():
+        raise RunError(f"{target} already exists; choose another --output or remove it", key="--output")
+    # the run's export/ folder is made below: until then, the run folder is where it must be written
+    runs.writable_folder(target.parent if output is not None or target.parent.is_dir() else run.path, "--output")
     return target
 
 

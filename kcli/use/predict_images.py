@@ -58,10 +58,7 @@ def predict(run: runs.FinishedRun, input_path: Path, output: Path | None, batch_
             if len(preview) < 10:
                 preview.append((None, name, float(prob), values.reshape(-1)))
     if output is not None:
-        with runs.atomic_target(output, replace=True) as tmp, tmp.open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["file", "class", "probability"])
-            writer.writerows(rows)
+        _write_csv(output, rows)
     assert head is not None
     listener(events.Predictions(preview, counts, len(rows), head.note, None, output, show_rows=output is None))
     if not gather:
@@ -69,3 +66,11 @@ def predict(run: runs.FinishedRun, input_path: Path, output: Path | None, batch_
     return {"file": np.asarray([r[0] for r in rows], dtype=object), "outputs": np.concatenate(outputs),
             "predicted": np.asarray([r[1] for r in rows], dtype=object),
             "probability": np.concatenate(probabilities)}
+
+
+def _write_csv(output: Path, rows: list[tuple[str, str, str]]) -> None:
+    """file, class, probability: one row per image."""
+    with runs.atomic_target(output, replace=True) as tmp, tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["file", "class", "probability"])
+        writer.writerows(rows)
