@@ -14,7 +14,7 @@ import pytest
 
 from kcli.run import verify
 from kcli.use import export as export_mod
-from kcli.use import predict as predict_mod
+from kcli.use.head import Head
 from tests.conftest import REPO, only_run, run_cli, run_json, tiny_npz, write_config
 from tests.helpers import tiny_project, train_ok
 
@@ -378,11 +378,11 @@ def test_saved_model_cli_reads_the_export_and_matches_predict(run: Path, tmp_pat
 
 def test_predict_head_kinds() -> None:
     raw = np.array([[2.0, 0.0, -1.0]], np.float32)
-    ids, prob = predict_mod.Head("multiclass", True).classify(raw)
+    ids, prob = Head("multiclass", True).classify(raw)
     assert ids[0] == 0 and prob[0] == pytest.approx(np.exp(2) / (np.exp(2) + 1 + np.exp(-1)))
-    ids, prob = predict_mod.Head("binary", True).classify(np.array([[0.0], [2.0]], np.float32))
+    ids, prob = Head("binary", True).classify(np.array([[0.0], [2.0]], np.float32))
     assert list(ids) == [1, 1] and prob[1] == pytest.approx(1 / (1 + np.exp(-2)))
-    assert predict_mod.Head("values", False).classify(raw) is None
+    assert Head("values", False).classify(raw) is None
 
 
 def test_csv_columns_are_matched_by_name_not_position(csv_run: Path, tmp_path: Path) -> None:

@@ -14,8 +14,9 @@ import numpy as np
 
 from kcli import data as data_mod
 from kcli.errors import cut, first_line
-from kcli.serve.model import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, BadInput, Tensor
+from kcli.serve.model import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, BadInput
 from kcli.use.predict_input import array_features
+from kcli.use.signature import Tensor
 
 SCALARS = (str, int, float, bool, type(None))
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from kcli.errors import capped, first_line
 from kcli.serve.convert import base64_bytes
-from kcli.serve.model import BadInput, ServedModel, Tensor
+from kcli.serve.model import BadInput, ServedModel
+from kcli.use.signature import Tensor
 
 V2_TYPES = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8", "INT8": "<i1",
             "INT16": "<i2", "INT32": "<i4", "INT64": "<i8", "FP16": "<f2", "FP32": "<f4", "FP64": "<f8"}

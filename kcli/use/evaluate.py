@@ -8,64 +8,76 @@ from typing import Any
 import numpy as np
 
 from kcli import data as data_mod
+from kcli import events
 from kcli.data import Arrays, Splits, python_source
 from kcli.data import stream as stream_mod
 from kcli.data.python_source import Stream
 from kcli.errors import DataError
 from kcli.model import build as model_mod
-from kcli.output.display import Display
 from kcli.run import artifacts, pictures
 from kcli.run import folder as runs
+from kcli.use.head import Head
 
 SPLITS = ("test", "validation", "train")
 
 
 def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None, label: str | None,
-             display: Display, trust_code: bool = False) -> Path:
-    """Evaluate the run's model, show the metrics and write RUN/eval-<split or file stem>.json."""
+             listener: events.Listener = events.ignore, trust_code: bool = False) -> dict[str, Any]:
+    """Evaluate the run's model, report the metrics and write RUN/eval-<split or file stem>.json; returns what
+    the file holds (metrics at the top level, examples, data, per_class, confusion_matrix) and its `path`."""
     run = runs.open_run(ref, runs_dir, trust_code)
     if data_file is not None and split is not None:
         raise DataError("give --split or --data, not both", key="--data")
-    if data_file is not None:
-        arrays = data_mod.load_file(data_file, run.config.data, "--data", run.ports, label,
-                                    run.record.get("features"), run.record.get("classes"))
-        label = data_file.stem
-        data_mod.check_inputs(arrays.x, run.ports, f"the features of {data_file}", "--data")
-        model = artifacts.load_model(run)
-    else:
-        # (a file that is gone is reported by the read below, as "not found")
-        changed = [f for f in data_mod.changed_files(run.record.get("data_files") or {}) if Path(f).exists()]
-        if changed:
-            display.warning(f"the data differs from what {run.path.name} was trained on: {', '.join(changed)} "
-                            "changed since training; the splits are re-created from the current contents")
-        model = artifacts.load_model(run)   # first: it checks that the run's own code may run (trust)
-        arrays, label = _split(run, split)
-    _note_fallback(run, display)
+    model, arrays, label = _model_and_data(run, split, data_file, label, listener)
+    _note_fallback(run, listener)
     model_mod.check_labels(Splits(arrays), model, model.loss, run.ports)
-    if isinstance(arrays, Stream):   # a streamed table: metrics and counts batch by batch, never all rows at once
-        with stream_mod.reader_errors(arrays):
-            metrics = model_mod.evaluate(model, arrays.dataset, None, None)
-            matrix, examples = _streamed_matrix(run, model, arrays), arrays.epoch_setter.reader.rows
-    else:
-        metrics = model_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size, arrays.w)
-        classes = _classes(run, model, model.predict(model_mod.keras_inputs(arrays.x), batch_size=1024, verbose=0),
-                           arrays.y)
-        matrix, examples = (confusion_matrix(*classes) if classes else None), len(arrays)
+    metrics, matrix, examples = _measure(run, model, arrays)
     out = run.path / f"eval-{label}.json"
     report: dict[str, Any] = {"data": str(data_file) if data_file else label, "examples": examples, **metrics}
     if matrix is not None:
         report["confusion_matrix"] = matrix.tolist()   # rows: true class, columns: predicted class
         report["per_class"] = per_class(matrix, run.record.get("classes"))
     runs.write_json(out, report)
-    display.note(f"{run.path} on {label} ({examples} examples)")
-    display.metrics("Evaluation", metrics)
+    listener(events.Note(f"{run.path} on {label} ({examples} examples)"))
+    listener(events.Metrics("Evaluation", metrics))
     if matrix is not None:
-        display.per_class(report["per_class"])
+        listener(events.PerClass(report["per_class"]))
         picture = run.path / f"eval-{label}-confusion.png"
         pictures.confusion(matrix, picture, f"{run.path.name} on {label}: confusion matrix")
-        display.note(f"written: {picture}")
-    display.note(f"written: {out}")
-    return out
+        listener(events.Note(f"written: {picture}"))
+    listener(events.Note(f"written: {out}"))
+    return {**report, "path": out}
+
+
+def _model_and_data(run: runs.FinishedRun, split: str | None, data_file: Path | None, label: str | None,
+                    listener: events.Listener) -> tuple[Any, Arrays | Stream, str]:
+    """The run's model and the rows to evaluate it on (a --data file, or the run's own split) with their name."""
+    if data_file is not None:
+        arrays = data_mod.load_file(data_file, run.config.data, "--data", run.ports, label,
+                                    run.record.get("features"), run.record.get("classes"))
+        data_mod.check_inputs(arrays.x, run.ports, f"the features of {data_file}", "--data")
+        return artifacts.load_model(run), arrays, data_file.stem
+    # (a file that is gone is reported by the read below, as "not found")
+    changed = [f for f in data_mod.changed_files(run.record.get("data_files") or {}) if Path(f).exists()]
+    if changed:
+        listener(events.Warn(f"the data differs from what {run.path.name} was trained on: {', '.join(changed)} "
+                             "changed since training; the splits are re-created from the current contents"))
+    model = artifacts.load_model(run)   # first: it checks that the run's own code may run (trust)
+    arrays, name = _split(run, split)
+    return model, arrays, name
+
+
+def _measure(run: runs.FinishedRun, model: Any, arrays: Arrays | Stream) -> tuple[dict[str, float],
+                                                                                 np.ndarray | None, int]:
+    """(metrics, confusion matrix or None, examples) of the model on the rows."""
+    if isinstance(arrays, Stream):   # a streamed table: metrics and counts batch by batch, never all rows at once
+        with stream_mod.reader_errors(arrays):
+            metrics = model_mod.evaluate(model, arrays.dataset, None, None)
+            return metrics, _streamed_matrix(run, model, arrays), arrays.epoch_setter.reader.rows
+    metrics = model_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size, arrays.w)
+    classes = _classes(run, model, model.predict(model_mod.keras_inputs(arrays.x), batch_size=1024, verbose=0),
+                       arrays.y)
+    return metrics, (confusion_matrix(*classes) if classes else None), len(arrays)
 
 
 def _streamed_matrix(run: runs.FinishedRun, model: Any, stream: Stream) -> np.ndarray | None:
@@ -85,8 +97,6 @@ def _classes(run: runs.FinishedRun, model: Any, raw: Any, y: Any) -> tuple[np.nd
     labelled `y`, else None."""
     if isinstance(y, dict):
         return None
-    from kcli.use.predict import Head
-
     raw = np.asarray(raw)
     width = int(np.prod(raw.shape[1:]))
     head = Head.of(run, width)
@@ -142,7 +152,7 @@ def _split(run: runs.FinishedRun, split: str | None) -> tuple[Arrays | Stream, s
     return arrays, split
 
 
-def _note_fallback(run: runs.FinishedRun, display: Display) -> None:
+def _note_fallback(run: runs.FinishedRun, listener: events.Listener) -> None:
     """Say so when the model came from config.yaml + weights instead of model.keras."""
     if run.loaded_from and run.loaded_from != runs.ARTIFACTS["keras"]:
-        display.note(f"model.keras cannot be deserialized; the model was rebuilt from {run.loaded_from}")
+        listener(events.Note(f"model.keras cannot be deserialized; the model was rebuilt from {run.loaded_from}"))

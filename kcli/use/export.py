@@ -11,15 +11,16 @@ import importlib.util
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import keras
 
+from kcli import events
 from kcli.config.model_io import Ports
 from kcli.config.models import did_you_mean
 from kcli.errors import ExportFailed, RunError
 from kcli.model import build as model_mod
 from kcli.model import table_inputs as tabular
-from kcli.output.display import Display
 from kcli.run import artifacts, verify
 from kcli.run import folder as runs
 
@@ -31,42 +32,50 @@ SUFFIXES = {"keras": ".keras", "h5": ".h5", "weights": ".weights.h5", "onnx": ".
 INSTALL_HINT = {"onnx": "pip install 'kcli-keras[onnx]' (in a checkout: pip install -e '.[onnx]')"}
 
 
-def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, display: Display,
+def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, listener: events.Listener = events.ignore,
            trust_code: bool = False, serving_dir: Path | None = None) -> Path:
     """Write, verify and rename into place; returns the exported path."""
     if fmt not in FILE_NAMES:
         raise RunError(f"unknown format {fmt!r}{did_you_mean(fmt, FILE_NAMES)}; "
                        f"choose one of {', '.join(FILE_NAMES)}", key="--format")
     if serving_dir is not None:
-        return _export_for_serving(ref, runs_dir, fmt, output, display, trust_code, serving_dir)
+        return _export_for_serving(ref, runs_dir, fmt, output, listener, trust_code, serving_dir)
     _check_dependencies(fmt)
     run = runs.open_run(ref, runs_dir, trust_code)
-    target = output or run.path / "export" / FILE_NAMES[fmt]
-    if fmt in SUFFIXES and not target.name.endswith(SUFFIXES[fmt]):
-        raise RunError(f"{target}: a {fmt} export must end in {SUFFIXES[fmt]}", key="--output")
-    if target.exists():
-        raise RunError(f"{target} already exists; choose another --output or remove it", key="--output")
-    # the run's export/ folder is made below: until then, the run folder is where it must be written
-    runs.writable_folder(target.parent if output is not None or target.parent.is_dir() else run.path, "--output")
+    target = _target(run, fmt, output)
     model = artifacts.load_model(run)
     if fmt == "h5" and not _is_graph_model(model):
         raise RunError("h5 cannot hold a subclassed keras.Model (Keras cannot reload it); use keras, weights, "
                        "savedmodel, onnx or tflite", key="--format")
-    custom = artifacts.custom_objects(run)
     columns = run.config.data.columns
     x = verify.samples(run.ports, tabular.sample_rows(columns, run.ports, verify.SAMPLES) if columns else None)
     expected = verify.reference(model, x)   # also "calls" the model, which the ONNX export needs
-    written, ports, x_written = model, run.ports, x
+    written, x_written = model, x
     cut = tabular.without_lookups(model) if fmt in NO_STRING_LOOKUP else None
     if cut is not None:   # the model from the category ids on; checked on the same rows, turned into ids
         written, to_ids = cut
         x_written = to_ids(x)
         verify.reference(written, x_written)   # the ONNX export needs a model that was called
     target.parent.mkdir(parents=True, exist_ok=True)
+    diff = _write_checked(run, model, fmt, target, written, x_written, expected)
+    listener(events.Exported(fmt, target, verify.SAMPLES, diff))
+    if cut is not None:
+        ids = ", ".join(sorted(n for n in cut[0].input if n.endswith("_id")))
+        listener(events.Note(f"{fmt} has no string lookup: this model takes each category as its id ({ids}: 0 = "
+                             "not in the vocabulary, i = the i-th value of data.columns.<column>.vocabulary in the "
+                             "run's config.yaml); numbers as they are"))
+    return target
+
+
+def _write_checked(run: runs.FinishedRun, model: keras.Model, fmt: str, target: Path, written: keras.Model,
+                   x: Any, expected: Any) -> float:
+    """Write `written` as `fmt` under a temporary name, load it back and compare its outputs on `x` with
+    `expected` (the run's model's); renamed to `target` only if they agree. Returns the largest difference."""
+    custom = artifacts.custom_objects(run)
     with runs.atomic_target(target) as tmp:
-        _write(fmt, written, tmp, ports)
+        _write(fmt, written, tmp, run.ports)
         try:
-            diff = verify.check(fmt, tmp, x_written, expected, custom,
+            return verify.check(fmt, tmp, x, expected, custom,
                                 lambda: model_mod.rebuild(run.config, artifacts.run_registry(run)),
                                 verify.compute_dtype(model))
         except verify.NotReloadable as exc:
@@ -76,18 +85,24 @@ def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, display: Dis
             problem = str(exc).replace(str(tmp), str(target)).replace(tmp.name, target.name)
             raise ExportFailed(f"export check failed: {problem}; nothing was written. The keras, weights and "
                                "savedmodel formats hold any Keras model") from None
-    display.exported(fmt, target, verify.SAMPLES, diff)
-    if cut is not None:
-        ids = ", ".join(sorted(n for n in cut[0].input if n.endswith("_id")))
-        display.note(f"{fmt} has no string lookup: this model takes each category as its id ({ids}: 0 = not in "
-                     "the vocabulary, i = the i-th value of data.columns.<column>.vocabulary in the run's "
-                     "config.yaml); numbers as they are")
+
+
+def _target(run: runs.FinishedRun, fmt: str, output: Path | None) -> Path:
+    """Where the export goes (default RUN/export/<file>): a new file with the format's suffix, in a writable
+    folder."""
+    target = output or run.path / "export" / FILE_NAMES[fmt]
+    if fmt in SUFFIXES and not target.name.endswith(SUFFIXES[fmt]):
+        raise RunError(f"{target}: a {fmt} export must end in {SUFFIXES[fmt]}", key="--output")
+    if target.exists():
+        raise RunError(f"{target} already exists; choose another --output or remove it", key="--output")
+    # the run's export/ folder is made below: until then, the run folder is where it must be written
+    runs.writable_folder(target.parent if output is not None or target.parent.is_dir() else run.path, "--output")
     return target
 
 
-def _export_for_serving(ref: str, runs_dir: Path, fmt: str, output: Path | None, display: Display,
+def _export_for_serving(ref: str, runs_dir: Path, fmt: str, output: Path | None, listener: events.Listener,
                         trust_code: bool, serving_dir: Path) -> Path:
-    """--serving-dir: the versioned SavedModel layout TF Serving and KServe load (kcli/serve/export.py)."""
+    """--serving-dir: the versioned SavedModel layout TF Serving and KServe load (serving_export.py)."""
     if fmt != "savedmodel":
         raise RunError(f"--serving-dir writes a SavedModel: use --format savedmodel (not {fmt})", key="--serving-dir")
     if output is not None:
@@ -97,9 +112,9 @@ def _export_for_serving(ref: str, runs_dir: Path, fmt: str, output: Path | None,
 
     run = runs.open_run(ref, runs_dir, trust_code)
     target, diff = serving.write(run, artifacts.load_model(run), serving_dir)
-    display.exported("savedmodel for serving", target, verify.SAMPLES, diff)
-    display.note(f"serve it: docker run -p 8501:8501 -v {serving_dir.resolve()}:/models -e MODEL_NAME="
-                 f"{run.config.name} tensorflow/serving (request bodies as for kcli serve)")
+    listener(events.Exported("savedmodel for serving", target, verify.SAMPLES, diff))
+    listener(events.Note(f"serve it: docker run -p 8501:8501 -v {serving_dir.resolve()}:/models -e MODEL_NAME="
+                 f"{run.config.name} tensorflow/serving (request bodies as for kcli serve)"))
     return target
 
 

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import zipfile
 from collections import Counter
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from kcli.config.model_io import flat_outputs
+from kcli import events
+from kcli.config import model_io as ports_mod
 from kcli.errors import DataError
 from kcli.model import build as model_mod
-from kcli.output.display import Display
 from kcli.run import artifacts
 from kcli.run import folder as runs
+from kcli.use import predict_images
+from kcli.use.head import Head
 from kcli.use.predict_input import InputFile, open_input
 
 # Rows per model call when --batch-size is not given. Inference results do not depend on it (beyond float
@@ -31,107 +34,103 @@ OUTPUT_SUFFIXES = (".csv", ".npy", ".npz")
 
 
 @dataclass
-class Head:
-    """How to read the model's outputs: class scores, one binary probability, or plain values."""
-
-    kind: Literal["multiclass", "binary", "values"]
-    from_logits: bool
-    class_names: list[str] | None = None   # the run's class names by id (string labels, image folders)
-
-    @classmethod
-    def of(cls, run: runs.FinishedRun, out_dim: int) -> Head:
-        """Decide from the run's loss (and its from_logits) and the output width (several outputs: values)."""
-        loss = run.config.compile.loss
-        if isinstance(loss, dict):
-            return cls("values", False)
-        name = loss.name.rsplit(":", 1)[-1].replace("_", "").lower()
-        from_logits = bool(loss.args.get("from_logits", False))
-        names = run.record.get("classes") or None
-        if "categorical" in name and out_dim > 1:
-            return cls("multiclass", from_logits, names)
-        if "binary" in name and out_dim == 1:
-            return cls("binary", from_logits, names)
-        return cls("values", False)
-
-    def name_of(self, ids: np.ndarray) -> np.ndarray:
-        """Predicted class ids as the run's class names (ids when it has none)."""
-        if not self.class_names:
-            return ids
-        return np.asarray(self.class_names, dtype=object)[ids.astype(np.int64)]
-
-    @property
-    def note(self) -> str:
-        """What the probability column means."""
-        if self.kind == "multiclass":
-            return "probability = softmax of the model's logits" if self.from_logits else \
-                "probability = the model's output for the predicted class"
-        if self.kind == "binary":
-            return "probability = sigmoid of the model's logit" if self.from_logits else \
-                "probability = the model's output"
-        return "raw model outputs (not a classifier)"
-
-    def classify(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """(predicted class ids, probability of the predicted class), or None for plain values."""
-        flat = raw.reshape(len(raw), -1)
-        if self.kind == "multiclass":
-            probs = _softmax(flat) if self.from_logits else flat
-            ids = np.argmax(probs, axis=1)
-            return ids, probs[np.arange(len(ids)), ids]
-        if self.kind == "binary":
-            p1 = 1.0 / (1.0 + np.exp(-flat[:, 0])) if self.from_logits else flat[:, 0]
-            ids = (p1 >= 0.5).astype(np.int64)
-            return ids, np.where(ids == 1, p1, 1.0 - p1)
-        return None
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-@dataclass
 class Collected:
-    """What the terminal shows: the first rows and the count of each predicted class."""
+    """What the terminal shows: the first rows and the count of each predicted class (and, for the API, every
+    row's answers)."""
 
     preview: list[tuple[Any, Any, Any, np.ndarray]] = field(default_factory=list)
     counts: Counter[int] = field(default_factory=Counter)
     rows: int = 0
+    gathered: dict[str, list[np.ndarray]] | None = None   # None: streamed, not kept (the CLI)
+
+    def result(self) -> dict[str, np.ndarray]:
+        """Every row's answers, joined: `outputs` (as .npy holds them), `predicted` and `probability` (a
+        classifier), `label` (a carried label column)."""
+        return {k: np.concatenate(v) for k, v in (self.gathered or {}).items() if v}
 
 
-def predict(ref: str, runs_dir: Path, input_path: Path, output: Path | None, batch_size: int | None,
-            label: str | None, display: Display, overwrite: bool = False, trust_code: bool = False) -> Collected:
-    """Predict every row of `input_path`; write `output` (.csv / .npy / .npz) or show a preview."""
+def predict(ref: str, runs_dir: Path, inputs: Path | Any, output: Path | None, batch_size: int | None,
+            label: str | None, listener: events.Listener = events.ignore, overwrite: bool = False,
+            trust_code: bool = False, gather: bool = False) -> dict[str, np.ndarray]:
+    """Predict every row of `inputs` (a file, or arrays given in Python); write `output` (.csv / .npy / .npz) or
+    show a preview. Returns every row's answers when `gather` (else {}: a large file streams through)."""
     if output is not None and output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise DataError(f"{output}: the output must end in .csv, .npy or .npz", key="--output")
     _check_output(output, overwrite)
     run = runs.open_run(ref, runs_dir, trust_code)
+    batch = batch_size or PREDICT_BATCH
     if run.config.data.source == "images":   # a folder or image files in; file, class name, probability out
-        from kcli.use import predict_images
-
-        predict_images.predict(run, input_path, output, batch_size or PREDICT_BATCH, display)
-        return Collected()
-    source = open_input(input_path, run, label)
+        if not isinstance(inputs, (str, Path)):
+            raise DataError("an image model predicts from image files: give a folder or an image file",
+                            key="--input")
+        return predict_images.predict(run, Path(inputs), output, batch, listener, gather)
+    source = open_input(Path(inputs), run, label) if isinstance(inputs, (str, Path)) else _arrays_input(inputs, run)
     model = artifacts.load_model(run)
     shapes = [tuple(s[1:]) for s in model_mod.output_shapes(model, run.ports)]
     columns = _output_columns(run.ports.outputs, shapes)
     out_shape = shapes[0] if len(shapes) == 1 else (len(columns),)
     head = Head.of(run, int(np.prod(out_shape)))
-    batch = batch_size or PREDICT_BATCH
-    collected = Collected()
+    collected = Collected(gathered={"outputs": [], "predicted": [], "probability": [], "label": []} if gather
+                          else None)
     with ExitStack() as stack:
         writer = _writer(stack, output, source, head, out_shape, columns) if output is not None else None
         for x, labels in source.chunks:
-            raw = flat_outputs(model.predict(model_mod.keras_inputs(x), batch_size=batch, verbose=0))
+            raw = ports_mod.flat_outputs(model.predict(model_mod.keras_inputs(x), batch_size=batch, verbose=0))
             classified = head.classify(raw)
             if writer is not None:
                 writer.write(raw, classified, labels)
             _collect(collected, raw, classified if not head.class_names or classified is None else
                      (head.name_of(classified[0]), classified[1]), labels)
+            _gather(collected, head, raw.astype(np.float32).reshape(len(raw), *out_shape), labels)
         if writer is not None:
             writer.close(collected.rows)
-    display.predictions(collected.preview, collected.counts, collected.rows, head.note, source.label,
-                        output, show_rows=output is None)
-    return collected
+    listener(events.Predictions(collected.preview, collected.counts, collected.rows, head.note, source.label,
+                                output, show_rows=output is None))
+    return collected.result()
+
+
+def _gather(collected: Collected, head: Head, raw: np.ndarray, labels: np.ndarray | None) -> None:
+    """Keep one chunk's answers (the API's result); nothing when streaming."""
+    if collected.gathered is None:
+        return
+    collected.gathered["outputs"].append(raw)
+    for name, values in head.answers(raw).items():
+        collected.gathered[name].append(values)
+    if labels is not None:
+        collected.gathered["label"].append(labels.reshape(len(raw)))
+
+
+def _arrays_input(x: Any, run: runs.FinishedRun) -> InputFile:
+    """Arrays given in Python (the API), checked and scaled as an input file's: one array for a one-input model;
+    a dict by input name for named inputs, by column for a table model (raw cells: the model encodes them)."""
+    from kcli import data as data_mod
+    from kcli.use import predict_input
+
+    ports, data = run.ports, run.config.data
+    if not isinstance(x, Mapping):
+        if ports.named:
+            raise DataError(f"the model takes named inputs ({', '.join(p.name for p in ports.inputs)}): pass a "
+                            "dict of arrays", key="--input")
+        return predict_input._array_input(np.asarray(x), None, None, run)
+    if ports.tabular:
+        import pyarrow as pa
+
+        from kcli.data import tables
+
+        table = pa.table({str(k): np.asarray(v) for k, v in x.items()})
+        x = tables.read_split(table, data.columns or {}, Path("inputs"), "--input", None).x
+    else:
+        if not ports.named:
+            raise DataError("the model takes one array, not a dict of arrays", key="--input")
+        missing = [p.name for p in ports.inputs if p.name not in x]
+        if missing:
+            raise DataError(f"the inputs lack {', '.join(missing)}; the model takes: "
+                            f"{', '.join(p.name for p in ports.inputs)}", key="--input")
+        x = {p.name: np.asarray(x[p.name]) for p in ports.inputs}
+        data_mod.check_inputs(x, ports, "the input's features", "--input")
+        x = {p.name: data_mod.scale_features(x[p.name], data.scale, p.dtype, f"input {p.name!r}", "--input", 1)
+             for p in ports.inputs}
+    return InputFile(ports_mod.rows(x), None, iter([(x, None)]))
 
 
 def _output_columns(outputs: tuple[str, ...], shapes: list[tuple[int, ...]]) -> list[str] | None:

@@ -5,7 +5,7 @@ The signature takes the inputs `kcli serve` shows in its metadata (`input`; each
 `image` as the image file's bytes) and answers its outputs (raw outputs by name, and for a classifier
 `predicted` and `probability`), so a request body written against `kcli serve` works on TF Serving unchanged.
 What `kcli predict` does outside the model is done in the graph: `data.scale`, trimming table text, decoding and
-resizing images, and the class of the highest score (predict's Head, written in TensorFlow ops).
+resizing images, and the class of the highest score (Head.classify_tensor, kcli/use/head.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from kcli.errors import ExportFailed, RunError
 from kcli.run import folder as runs
-from kcli.serve.model import Tensor, outputs_of, signature
+from kcli.use.signature import Tensor, outputs_of, signature
 
 
 def next_version(folder: Path) -> int:
@@ -76,30 +76,10 @@ def _serving_function(run: runs.FinishedRun, model: Any, kind: str, inputs: list
         elif not isinstance(out, (list, tuple)):
             out = [out]
         answers = {t.name: tf.cast(o, tf.float32) for t, o in zip(raw, out)}
-        answers.update(_classes(answers[raw[0].name], head))
+        answers.update(head.classify_tensor(answers[raw[0].name]))
         return answers
 
     return tf.function(serve, input_signature=specs).get_concrete_function()
-
-
-def _classes(scores: Any, head: Any) -> dict[str, Any]:
-    """predict's Head.classify in TensorFlow ops: the predicted class (its name when the run has names) and its
-    probability."""
-    import tensorflow as tf
-
-    if head.kind == "values":
-        return {}
-    flat = tf.reshape(scores, [tf.shape(scores)[0], -1])
-    if head.kind == "multiclass":
-        probs = tf.nn.softmax(flat, axis=1) if head.from_logits else flat
-        ids = tf.argmax(probs, axis=1)
-        probability = tf.gather(probs, ids, batch_dims=1)
-    else:
-        p1 = tf.sigmoid(flat[:, 0]) if head.from_logits else flat[:, 0]
-        ids = tf.cast(p1 >= 0.5, tf.int64)
-        probability = tf.where(ids == 1, p1, 1.0 - p1)
-    predicted = tf.gather(tf.constant(head.class_names), ids) if head.class_names else ids
-    return {"predicted": predicted, "probability": probability}
 
 
 def _check(path: Path, model: Any, run: runs.FinishedRun, inputs: list[Tensor], raw: list[Tensor],
