@@ -336,7 +336,7 @@ def schema(
             typer.echo(text(), nl=False)
             return
         from kcli.errors import KcliError
-        from kcli.run.folder import write_text
+        from kcli.files.atomic import write_text
 
         if not output.parent.is_dir():
             raise KcliError(f"the folder {output.parent} does not exist; create it first", key="--output")
@@ -349,8 +349,8 @@ def list_runs(runs_dir: RunsDirReadOpt = Path("runs")) -> None:
     """A table of the runs under --runs-dir: status, epochs, best validation value, test metric, age."""
     def action() -> None:
         from kcli.output.display import Display
-        from kcli.run import folder as runs
-        Display().runs(runs.overview(runs_dir))
+        from kcli.run import find
+        Display().runs(find.overview(runs_dir))
     _run(action)
 
 

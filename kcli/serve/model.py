@@ -1,6 +1,6 @@
 """A finished run as a served model: its signature, request columns -> model inputs, outputs -> answers.
 
-Loading goes through `runs.open_run` and `artifacts.load_model` (the trust rules of `kcli predict`). Rows become
+Loading goes through `find.open_run` and `load.load_model` (the trust rules of `kcli predict`). Rows become
 model inputs with predict's own functions (predict_input.array_features for arrays, tables.read_split for raw
 table cells, images.decode_image for image bytes), and outputs become class names and probabilities with
 predict's `Head`, so a served answer equals `kcli predict` on the same rows. The model runs in one compiled
@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from kcli.errors import DataError, RunError, capped
-from kcli.run import folder as runs
+from kcli.run import find
 
 MAX_IMAGE_BYTES = 20 << 20    # one image's bytes; larger is a 400 before TensorFlow decodes it
 MAX_IMAGE_PIXELS = 40_000_000  # width x height an image header may declare (a small file can declare a huge image)
@@ -43,12 +43,12 @@ class ServedModel:
     """One run, loaded and warmed up, served under `name` at `version`."""
 
     def __init__(self, ref: str, runs_dir: Path, trust_code: bool, name: str | None = None, version: int = 1) -> None:
-        from kcli.run import artifacts
+        from kcli.model.load import load_model
 
         self.ref, self.runs_dir, self.trust_code, self.version = ref, runs_dir, trust_code, version
-        self.run = runs.open_run(_run_ref(ref, runs_dir), runs_dir, trust_code)
+        self.run = find.open_run(_run_ref(ref, runs_dir), runs_dir, trust_code)
         self.name = name or self.run.config.name
-        self.model = artifacts.load_model(self.run)
+        self.model = load_model(self.run)
         self.kind, self.inputs, self.raw_outputs, self.head = signature(self.run, self.model)
         self.outputs = outputs_of(self.raw_outputs, self.head)
         self._call = self._compiled()
@@ -133,7 +133,7 @@ class ServedModel:
             raise BadInput(exc.message) from None
 
 
-def signature(run: runs.FinishedRun, model: Any) -> tuple[Kind, list[Tensor], list[Tensor], Any]:
+def signature(run: find.FinishedRun, model: Any) -> tuple[Kind, list[Tensor], list[Tensor], Any]:
     """What a run serves (here and in its serving export): its kind, inputs, raw outputs and predict's Head."""
     from kcli.model import build as model_mod
     from kcli.use.predict import Head
@@ -168,5 +168,5 @@ def _run_ref(ref: str, runs_dir: Path) -> str:
         name = ref.split(":", 1)[1]
         if not name:
             raise RunError("latest:NAME needs a run name after the colon", key="RUN")
-        return str(runs.latest_named(runs_dir, name, "RUN"))
+        return str(find.latest_named(runs_dir, name, "RUN"))
     return ref

@@ -21,8 +21,8 @@ from kcli.data import tables
 from kcli.data.images import images_in
 from kcli.errors import DataError
 from kcli.files import readable
+from kcli.files.atomic import write_text
 from kcli.output.display import visible
-from kcli.run.folder import write_text
 
 MAX_CLASS_IDS = 20   # whole-number labels with at most this many distinct values are taken as class ids
 

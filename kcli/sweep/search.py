@@ -24,8 +24,9 @@ from kcli.config import models as config_mod
 from kcli.config.keras_names import higher_is_better
 from kcli.config.models import SweepConfig, SweepParam
 from kcli.errors import ConfigError, Interrupted, KcliError, RunError, join_key
+from kcli.files import atomic
 from kcli.output.display import Display
-from kcli.run import folder as runs
+from kcli.run import records
 
 SPEC = "sweep.json"      # what the sweep searches and where its study lives
 DB = "sweep.db"
@@ -336,7 +337,7 @@ def _record(sw: Sweep) -> None:
             "sweep": sw.spec.model_dump(mode="json", exclude={"trials"})}
     path = sw.folder / SPEC
     if path.is_file():
-        before = runs.read_json(path)
+        before = records.read_json(path)
         if not isinstance(before, dict):
             raise ConfigError(f"{path} is damaged (not a JSON object); move {sw.folder} away to start the sweep "
                               "over", key="sweep")
@@ -346,7 +347,7 @@ def _record(sw: Sweep) -> None:
             raise ConfigError(f"{sw.folder} holds a sweep with a different {', '.join(changed)}; give this one "
                               "another sweep.name (only the number of trials may change)", key="sweep")
     sw.folder.mkdir(parents=True, exist_ok=True)
-    runs.write_json(path, {**spec, "trials": sw.trials})
+    records.write_json(path, {**spec, "trials": sw.trials})
 
 
 def find(ref: str, runs_dir: Path) -> Path:
@@ -395,7 +396,7 @@ def _write_best(sw: Sweep) -> None:
     cfg.name = f"{sw.name}-best"
     text = (f"# The best trial ({best.number}) of sweep {sw.name}: {sw.spec.metric} {best.value:.6g}\n"
             f"# {sw.config} with {', '.join(sets(best.params))}\n" + config_mod.dump(cfg))
-    runs.write_text(sw.folder / BEST, text)
+    atomic.write_text(sw.folder / BEST, text)
 
 
 def results(folder: Path, storage: str | None = None) -> tuple[dict[str, Any], Any]:
@@ -410,7 +411,7 @@ def _read_spec(folder: Path) -> dict[str, Any]:
     name, storage, direction, metric (texts) and parameters (key -> its spec)."""
     path = folder / SPEC
     try:
-        raw = runs.read_json(path)
+        raw = records.read_json(path)
         found = {"name": raw["name"], "storage": raw["storage"], "direction": raw["direction"],
                  "metric": raw["sweep"]["metric"]}
         parameters = raw["sweep"]["parameters"]

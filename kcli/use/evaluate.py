@@ -13,9 +13,9 @@ from kcli.data import stream as stream_mod
 from kcli.data.python_source import Stream
 from kcli.errors import DataError
 from kcli.model import build as model_mod
+from kcli.model.load import load_model
 from kcli.output.display import Display
-from kcli.run import artifacts, pictures
-from kcli.run import folder as runs
+from kcli.run import artifacts, find, layout, pictures, records
 
 SPLITS = ("test", "validation", "train")
 
@@ -23,7 +23,7 @@ SPLITS = ("test", "validation", "train")
 def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None, label: str | None,
              display: Display, trust_code: bool = False) -> Path:
     """Evaluate the run's model, show the metrics and write RUN/eval-<split or file stem>.json."""
-    run = runs.open_run(ref, runs_dir, trust_code)
+    run = find.open_run(ref, runs_dir, trust_code)
     if data_file is not None and split is not None:
         raise DataError("give --split or --data, not both", key="--data")
     if data_file is not None:
@@ -31,14 +31,14 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
                                     run.record.get("features"), run.record.get("classes"))
         label = data_file.stem
         data_mod.check_inputs(arrays.x, run.ports, f"the features of {data_file}", "--data")
-        model = artifacts.load_model(run)
+        model = load_model(run)
     else:
         # (a file that is gone is reported by the read below, as "not found")
         changed = [f for f in data_mod.changed_files(run.record.get("data_files") or {}) if Path(f).exists()]
         if changed:
             display.warning(f"the data differs from what {run.path.name} was trained on: {', '.join(changed)} "
                             "changed since training; the splits are re-created from the current contents")
-        model = artifacts.load_model(run)   # first: it checks that the run's own code may run (trust)
+        model = load_model(run)   # first: it checks that the run's own code may run (trust)
         arrays, label = _split(run, split)
     _note_fallback(run, display)
     model_mod.check_labels(Splits(arrays), model, model.loss, run.ports)
@@ -56,7 +56,7 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
     if matrix is not None:
         report["confusion_matrix"] = matrix.tolist()   # rows: true class, columns: predicted class
         report["per_class"] = per_class(matrix, run.record.get("classes"))
-    runs.write_json(out, report)
+    records.write_json(out, report)
     display.note(f"{run.path} on {label} ({examples} examples)")
     display.metrics("Evaluation", metrics)
     if matrix is not None:
@@ -68,7 +68,7 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
     return out
 
 
-def _streamed_matrix(run: runs.FinishedRun, model: Any, stream: Stream) -> np.ndarray | None:
+def _streamed_matrix(run: find.FinishedRun, model: Any, stream: Stream) -> np.ndarray | None:
     """The confusion matrix of a streamed split, summed over its batches (None: not a classifier)."""
     matrix: np.ndarray | None = None
     for batch in stream.dataset:
@@ -80,7 +80,7 @@ def _streamed_matrix(run: runs.FinishedRun, model: Any, stream: Stream) -> np.nd
     return matrix
 
 
-def _classes(run: runs.FinishedRun, model: Any, raw: Any, y: Any) -> tuple[np.ndarray, np.ndarray, int] | None:
+def _classes(run: find.FinishedRun, model: Any, raw: Any, y: Any) -> tuple[np.ndarray, np.ndarray, int] | None:
     """(true class ids, predicted class ids, class count) for a one-output classifier's outputs `raw` on rows
     labelled `y`, else None."""
     if isinstance(y, dict):
@@ -120,13 +120,13 @@ def per_class(matrix: np.ndarray, names: list[str] | None = None) -> list[dict[s
     return out
 
 
-def _split(run: runs.FinishedRun, split: str | None) -> tuple[Arrays | Stream, str]:
+def _split(run: find.FinishedRun, split: str | None) -> tuple[Arrays | Stream, str]:
     """The run's own split, re-created from its saved config exactly as training made it."""
     cfg = run.config
     try:   # a data function runs as the run copied it into RUN/code/ (the run's locked registry maps it there)
         splits = data_mod.load(cfg.data, cfg.seed or 0, run.ports, artifacts.run_registry(run))
     except DataError as exc:  # e.g. the training data moved: point at the run's config
-        raise exc.located(run.path / runs.CONFIG) from None
+        raise exc.located(run.path / layout.CONFIG) from None
     if split is None:
         split = "test" if splits.test is not None else "validation" if splits.validation is not None else None
         if split is None:
@@ -142,7 +142,7 @@ def _split(run: runs.FinishedRun, split: str | None) -> tuple[Arrays | Stream, s
     return arrays, split
 
 
-def _note_fallback(run: runs.FinishedRun, display: Display) -> None:
+def _note_fallback(run: find.FinishedRun, display: Display) -> None:
     """Say so when the model came from config.yaml + weights instead of model.keras."""
-    if run.loaded_from and run.loaded_from != runs.ARTIFACTS["keras"]:
+    if run.loaded_from and run.loaded_from != layout.ARTIFACTS["keras"]:
         display.note(f"model.keras cannot be deserialized; the model was rebuilt from {run.loaded_from}")

@@ -17,11 +17,12 @@ import keras
 from kcli.config.model_io import Ports
 from kcli.config.models import did_you_mean
 from kcli.errors import ExportFailed, RunError
+from kcli.files import atomic
 from kcli.model import build as model_mod
 from kcli.model import table_inputs as tabular
+from kcli.model.load import load_model
 from kcli.output.display import Display
-from kcli.run import artifacts, verify
-from kcli.run import folder as runs
+from kcli.run import artifacts, find, verify
 
 FILE_NAMES = {"savedmodel": "saved_model", "keras": "model.keras", "h5": "model.h5",
               "weights": "model.weights.h5", "onnx": "model.onnx", "tflite": "model.tflite"}
@@ -40,15 +41,15 @@ def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, display: Dis
     if serving_dir is not None:
         return _export_for_serving(ref, runs_dir, fmt, output, display, trust_code, serving_dir)
     _check_dependencies(fmt)
-    run = runs.open_run(ref, runs_dir, trust_code)
+    run = find.open_run(ref, runs_dir, trust_code)
     target = output or run.path / "export" / FILE_NAMES[fmt]
     if fmt in SUFFIXES and not target.name.endswith(SUFFIXES[fmt]):
         raise RunError(f"{target}: a {fmt} export must end in {SUFFIXES[fmt]}", key="--output")
     if target.exists():
         raise RunError(f"{target} already exists; choose another --output or remove it", key="--output")
     # the run's export/ folder is made below: until then, the run folder is where it must be written
-    runs.writable_folder(target.parent if output is not None or target.parent.is_dir() else run.path, "--output")
-    model = artifacts.load_model(run)
+    atomic.writable_folder(target.parent if output is not None or target.parent.is_dir() else run.path, "--output")
+    model = load_model(run)
     if fmt == "h5" and not _is_graph_model(model):
         raise RunError("h5 cannot hold a subclassed keras.Model (Keras cannot reload it); use keras, weights, "
                        "savedmodel, onnx or tflite", key="--format")
@@ -63,7 +64,7 @@ def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, display: Dis
         x_written = to_ids(x)
         verify.reference(written, x_written)   # the ONNX export needs a model that was called
     target.parent.mkdir(parents=True, exist_ok=True)
-    with runs.atomic_target(target) as tmp:
+    with atomic.target(target) as tmp:
         _write(fmt, written, tmp, ports)
         try:
             diff = verify.check(fmt, tmp, x_written, expected, custom,
@@ -95,8 +96,8 @@ def _export_for_serving(ref: str, runs_dir: Path, fmt: str, output: Path | None,
                        key="--output")
     from kcli.use import serving_export as serving
 
-    run = runs.open_run(ref, runs_dir, trust_code)
-    target, diff = serving.write(run, artifacts.load_model(run), serving_dir)
+    run = find.open_run(ref, runs_dir, trust_code)
+    target, diff = serving.write(run, load_model(run), serving_dir)
     display.exported("savedmodel for serving", target, verify.SAMPLES, diff)
     display.note(f"serve it: docker run -p 8501:8501 -v {serving_dir.resolve()}:/models -e MODEL_NAME="
                  f"{run.config.name} tensorflow/serving (request bodies as for kcli serve)")

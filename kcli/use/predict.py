@@ -17,10 +17,11 @@ import numpy as np
 
 from kcli.config.model_io import flat_outputs
 from kcli.errors import DataError
+from kcli.files import atomic
 from kcli.model import build as model_mod
+from kcli.model.load import load_model
 from kcli.output.display import Display
-from kcli.run import artifacts
-from kcli.run import folder as runs
+from kcli.run import find
 from kcli.use.predict_input import InputFile, open_input
 
 # Rows per model call when --batch-size is not given. Inference results do not depend on it (beyond float
@@ -39,7 +40,7 @@ class Head:
     class_names: list[str] | None = None   # the run's class names by id (string labels, image folders)
 
     @classmethod
-    def of(cls, run: runs.FinishedRun, out_dim: int) -> Head:
+    def of(cls, run: find.FinishedRun, out_dim: int) -> Head:
         """Decide from the run's loss (and its from_logits) and the output width (several outputs: values)."""
         loss = run.config.compile.loss
         if isinstance(loss, dict):
@@ -104,14 +105,14 @@ def predict(ref: str, runs_dir: Path, input_path: Path, output: Path | None, bat
     if output is not None and output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise DataError(f"{output}: the output must end in .csv, .npy or .npz", key="--output")
     _check_output(output, overwrite)
-    run = runs.open_run(ref, runs_dir, trust_code)
+    run = find.open_run(ref, runs_dir, trust_code)
     if run.config.data.source == "images":   # a folder or image files in; file, class name, probability out
         from kcli.use import predict_images
 
         predict_images.predict(run, input_path, output, batch_size or PREDICT_BATCH, display)
         return Collected()
     source = open_input(input_path, run, label)
-    model = artifacts.load_model(run)
+    model = load_model(run)
     shapes = [tuple(s[1:]) for s in model_mod.output_shapes(model, run.ports)]
     columns = _output_columns(run.ports.outputs, shapes)
     out_shape = shapes[0] if len(shapes) == 1 else (len(columns),)
@@ -153,7 +154,7 @@ def _check_output(output: Path | None, overwrite: bool) -> None:
         raise DataError(f"{output} already exists; pass --overwrite to replace it", key="--output")
     if output.is_dir():
         raise DataError(f"{output} is a directory", key="--output")
-    runs.writable_folder(output.parent, "--output", DataError)
+    atomic.writable_folder(output.parent, "--output", DataError)
 
 
 def _collect(collected: Collected, raw: np.ndarray, classified: tuple[np.ndarray, np.ndarray] | None,
@@ -171,7 +172,7 @@ def _collect(collected: Collected, raw: np.ndarray, classified: tuple[np.ndarray
 
 def _writer(stack: ExitStack, output: Path, source: InputFile, head: Head, out_shape: tuple[int, ...],
             columns: list[str] | None) -> Any:
-    tmp = stack.enter_context(runs.atomic_target(output, replace=True))
+    tmp = stack.enter_context(atomic.target(output, replace=True))
     suffix = output.suffix.lower()
     if suffix == ".csv":
         return _CsvWriter(stack.enter_context(tmp.open("w", encoding="utf-8")), head, out_shape, source.label,
