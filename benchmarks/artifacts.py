@@ -31,29 +31,30 @@ def main() -> None:
     add_output_args(parser)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from kcli.run import artifacts
-    from kcli.run import folder as runs
+    from kcli.config import model_io
+    from kcli.run import artifacts, layout
     from kcli.training.train import prepare
 
     prep = prepare(REPO / "configs" / "digits_mlp.yaml")
     assert prep.splits is not None
     prep.model.fit(prep.splits.train.x, prep.splits.train.y, batch_size=32, epochs=1, verbose=0)
     params = prep.model.count_params()
-    times: dict[str, list[float]] = {fmt: [] for fmt in runs.ARTIFACTS}
+    ports = model_io.of(prep.cfg.model, prep.cfg.data)
+    times: dict[str, list[float]] = {fmt: [] for fmt in layout.ARTIFACTS}
     sizes: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="kcli-bench-") as tmp:
         for i in range(args.repeat):
             folder = Path(tmp) / f"run{i}"
             folder.mkdir()
-            for fmt, name in runs.ARTIFACTS.items():
+            for fmt, name in layout.ARTIFACTS.items():
                 start = time.perf_counter()
-                artifacts.save_model(prep.model, folder, [fmt], tuple(prep.cfg.model.input_shape))
+                artifacts.save_model(prep.model, folder, [fmt], ports)
                 times[fmt].append(time.perf_counter() - start)
                 sizes[fmt] = size_of(folder / name)
     rows = ["| save: | file | first write ms | median of the rest ms | size KB |", "|---|---|---:|---:|---:|"]
     for fmt, values in times.items():
         rest = values[1:] or values
-        rows.append(f"| {fmt} | {runs.ARTIFACTS[fmt]} | {values[0] * 1000:.0f} | {median(rest) * 1000:.0f} | "
+        rows.append(f"| {fmt} | {layout.ARTIFACTS[fmt]} | {values[0] * 1000:.0f} | {median(rest) * 1000:.0f} | "
                     f"{sizes[fmt] / 1024:,.0f} |")
     total = sum(median(v[1:] or v) for v in times.values())
     body = [f"Machine: {machine(with_tensorflow=False)}, TensorFlow/Keras as installed", "",

@@ -192,9 +192,9 @@ def test_report_embeds_the_first_mebibyte_of_a_big_text_file_and_no_big_picture(
 
 
 def test_a_run_json_file_over_the_cap_is_left_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kcli.run import folder as runs
+    from kcli.run import records
 
-    monkeypatch.setattr(runs, "MAX_JSON", 1000)   # the cap (64 MiB) made small: the same rule, a small file
+    monkeypatch.setattr(records, "MAX_JSON", 1000)   # the cap (64 MiB) made small: the same rule, a small file
     run = _fake_run(tmp_path)
     (run / "metrics.json").write_text(json.dumps({f"m{i}": i for i in range(200)}))
     result = run_cli("report", run)

@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from kcli.run import artifacts
-from kcli.run import folder as runs_mod
+from kcli.model.load import load_model
+from kcli.run import find
 from tests.conftest import run_cli, run_json, write_config
 from tests.helpers import assert_user_error, train_ok
 
@@ -140,8 +140,8 @@ def test_models_load_with_safe_mode(promised: Path, monkeypatch: pytest.MonkeyPa
         return real(*args, **kwargs)
 
     monkeypatch.setattr(keras.models, "load_model", spy)
-    run = runs_mod.open_run(str(promised), promised.parent)
-    artifacts.load_model(run)
+    run = find.open_run(str(promised), promised.parent)
+    load_model(run)
     assert seen == [True]
 
 

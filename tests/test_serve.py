@@ -302,7 +302,7 @@ def test_image_model_takes_image_bytes_and_names_classes(project: dict[str, Path
     import keras
 
     from kcli.data import images as image_source
-    from kcli.run.folder import open_run
+    from kcli.run.find import open_run
 
     run, folder = project["images"], project["images"].parent.parent
     files = sorted((folder / "pics").rglob("*.png"))[:4]

@@ -13,7 +13,8 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from kcli.run import folder as runs
+from kcli.files import atomic
+from kcli.run import layout
 from tests.conftest import only_run, run_cli, run_json, shipped_config
 from tests.helpers import tiny_project
 
@@ -134,10 +135,10 @@ def test_nan_loss_fails_the_run_with_exit_1(tmp_path: Path) -> None:
 
 def test_run_directories_are_never_reused(tmp_path: Path) -> None:
     now = datetime(2026, 1, 2, 3, 4, 5)
-    first = runs.new_run_dir(tmp_path, "x", now)
+    first = layout.new_run_dir(tmp_path, "x", now)
     (first / "marker").write_text("earlier run")
-    second = runs.new_run_dir(tmp_path, "x", now)
-    third = runs.new_run_dir(tmp_path, "x", now)
+    second = layout.new_run_dir(tmp_path, "x", now)
+    third = layout.new_run_dir(tmp_path, "x", now)
     assert [first.name, second.name, third.name] == ["x-20260102-030405", "x-20260102-030405-2",
                                                      "x-20260102-030405-3"]
     assert (first / "marker").read_text() == "earlier run"
@@ -146,7 +147,7 @@ def test_run_directories_are_never_reused(tmp_path: Path) -> None:
 def test_a_failed_save_leaves_no_artifact(tmp_path: Path) -> None:
     target = tmp_path / "model.keras"
     with pytest.raises(RuntimeError):
-        with runs.atomic_target(target) as tmp:
+        with atomic.target(target) as tmp:
             tmp.write_text("half written")
             raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []

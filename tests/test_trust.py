@@ -424,7 +424,7 @@ def test_predict_preview_with_column_or_one_hot_labels(csv_run: Path, tmp_path: 
 
 FILTER_PROBE = """
 import os, sys
-from kcli import quiet
+from kcli.output import quiet
 quiet.install()
 os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n")
 os.write(2, b"I0000 00:00:1732712345.123456   1234 port.cc:153] oneDNN custom operations are on. x\\n")

@@ -22,8 +22,7 @@ from kcli.config.overrides import apply_overrides
 from kcli.distributed import cluster
 from kcli.errors import ConfigError, KcliError, RunError, key_path
 from kcli.output import quiet
-from kcli.run import folder as runs
-from kcli.run import trust
+from kcli.run import find, trust
 
 BASE = "model: {input_shape: [4], layers: [Dense: {units: 2}]}\ncompile: {loss: mse}\n"
 
@@ -140,10 +139,10 @@ def test_latest_breaks_ties_within_one_second(tmp_path: Path) -> None:
         status = "completed" if ended else "interrupted"
         (tmp_path / name / "run.json").write_text(json.dumps({"status": status, "ended": ended,
                                                               "started": "2026-01-01T00:00:00+00:00"}))
-    assert runs.find_run("latest", tmp_path).name == "a-20260101-000000"
-    assert runs.find_run("latest", tmp_path, resumable=True).name == "c-20260101-000000"
+    assert find.find_run("latest", tmp_path).name == "a-20260101-000000"
+    assert find.find_run("latest", tmp_path, resumable=True).name == "c-20260101-000000"
     with pytest.raises(RunError, match="no completed run"):
-        runs.find_run("latest", tmp_path / "c-20260101-000000")
+        find.find_run("latest", tmp_path / "c-20260101-000000")
 
 
 def test_stderr_filter_keeps_errors_and_drops_chatter() -> None:
@@ -213,6 +212,6 @@ def test_runs_overview_survives_damaged_records(tmp_path: Path) -> None:
                          ("fine", {"status": "completed", "started": "2026-01-01T00:00:00+00:00"})):
         (tmp_path / name).mkdir()
         (tmp_path / name / "run.json").write_text(json.dumps(record))
-    rows = {row[0]: row for row in runs.overview(tmp_path)}
+    rows = {row[0]: row for row in find.overview(tmp_path)}
     assert set(rows) == {"list", "strange", "fine"} and rows["fine"][1] == "completed"
     assert rows["strange"][1] == "damaged" and rows["list"][1] == "damaged"   # listed as such, not hidden

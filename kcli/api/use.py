@@ -17,7 +17,7 @@ from kcli import events
 if TYPE_CHECKING:
     import keras
 
-    from kcli.run.folder import FinishedRun
+    from kcli.run.find import FinishedRun
 
 RUNS_DIR = Path("runs")
 
@@ -72,11 +72,11 @@ def export(run: Any, format: str, out: str | Path | None = None, *, serving_dir:
 def load_run(run: Any, *, runs_dir: str | Path = RUNS_DIR, trust_code: bool = False) -> tuple[FinishedRun, keras.Model]:
     """The run's record (config, ports, run.json) and its Keras model, opened with the trust rules of every
     command (the run's own code runs only if trusted)."""
-    from kcli.run import artifacts
-    from kcli.run import folder as runs
+    from kcli.model.load import load_model
+    from kcli.run import find
 
-    finished = runs.open_run(_ref(run), Path(runs_dir), trust_code)
-    return finished, artifacts.load_model(finished)
+    finished = find.open_run(_ref(run), Path(runs_dir), trust_code)
+    return finished, load_model(finished)
 
 
 def load(run: Any, *, runs_dir: str | Path = RUNS_DIR, trust_code: bool = False) -> keras.Model:

@@ -76,7 +76,7 @@ def schema(
             typer.echo(text(), nl=False)
             return
         from kcli.errors import KcliError
-        from kcli.run.folder import write_text
+        from kcli.files.atomic import write_text
 
         if not output.parent.is_dir():
             raise KcliError(f"the folder {output.parent} does not exist; create it first", key="--output")

@@ -14,8 +14,8 @@ def list_runs(runs_dir: RunsDirReadOpt = Path("runs")) -> None:
     """A table of the runs under --runs-dir: status, epochs, best validation value, test metric, age."""
     def action() -> None:
         from kcli.output.display import Display
-        from kcli.run import folder as runs
-        Display().runs(runs.overview(runs_dir))
+        from kcli.run import find
+        Display().runs(find.overview(runs_dir))
     run_command(action)
 
 

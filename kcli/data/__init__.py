@@ -17,9 +17,7 @@ what `fit` gets). One module per source, all returning `Arrays` (or `Stream`s) t
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +51,7 @@ from kcli.data.npz_files import read_builtin, read_npz, read_npz_arrays
 from kcli.data.python_source import Stream
 from kcli.data.splits import Arrays, Splits, _present
 from kcli.errors import DataError
-from kcli.files import readable
+from kcli.files import digest, readable
 
 __all__ = ["Arrays", "Splits", "check_features", "check_inputs", "check_numbers", "check_shape", "csv_header",
            "csv_table", "first_bad_row", "first_non_finite", "is_number", "label_sources", "read_builtin",
@@ -409,15 +407,11 @@ def fingerprints(data: DataConfig) -> dict[str, dict[str, Any]]:
 
 
 def _fingerprint(path: Path) -> dict[str, Any]:
-    digest = hashlib.sha256()
     try:   # only a regular file: a received run.json may name /dev/zero or a FIFO
-        with readable.open_regular(path) as fh:
-            size = os.fstat(fh.fileno()).st_size
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+        sha256, size = digest.sha256_file(path)
     except OSError:
         return {"sha256": None, "bytes": None}
-    return {"sha256": digest.hexdigest(), "bytes": size}
+    return {"sha256": sha256, "bytes": size}
 
 
 def changed_files(recorded: dict[str, dict[str, Any]]) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from kcli.data.splits import Arrays
-from kcli.training.state import alive
+from kcli.files.process import alive
 
 
 class Cache:

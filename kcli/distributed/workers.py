@@ -22,8 +22,7 @@ from pathlib import Path
 from kcli.distributed import cluster as cluster_mod
 from kcli.errors import KcliError
 from kcli.output.display import Display
-from kcli.run import folder as runs
-from kcli.training import state
+from kcli.run import records, state
 
 GRACE = 20.0   # seconds the others get to finish after the chief ended or a worker failed, beyond the peer timeout
 RUN_DIR_ENV = "KCLI_RUN_DIR_FILE"   # where the chief writes its run directory's path (for this launcher)
@@ -194,7 +193,7 @@ def _mark_interrupted(run_dir_file: Path, why: str) -> Path | None:
     except OSError:
         return None
     with contextlib.suppress(OSError, ValueError, KcliError):
-        record = runs.load_record(run_dir, "RUN")
+        record = records.load_record(run_dir, "RUN")
         if record.get("status") == "running":
-            runs.RunRecord(run_dir, record).finish("interrupted", error=why)
+            records.RunRecord(run_dir, record).finish("interrupted", error=why)
     return run_dir

@@ -11,13 +11,12 @@ from kcli.config.keras_names import higher_is_better
 from kcli.config.models import did_you_mean
 from kcli.errors import DataError, RunError
 from kcli.output.display import Display
-from kcli.run import folder as runs
-from kcli.run import pictures
+from kcli.run import find, layout, pictures, records
 
 
 def _history(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / runs.HISTORY_JSON
-    rows = runs.read_json(path)
+    path = run_dir / layout.HISTORY_JSON
+    rows = records.read_json(path)
     if rows is None:
         raise RunError(f"cannot read {path}: it is missing, unreadable or not JSON", key="RUN")
     return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
@@ -30,7 +29,7 @@ def plot(refs: list[str], runs_dir: Path, metric: str | None, output: Path | Non
 
     if len(refs) == 1 and sweep_record.is_sweep(refs[0], runs_dir):
         return _plot_sweep(sweep_record.find(refs[0], runs_dir), output, display)
-    found = [runs.find_run(ref, runs_dir) for ref in refs]
+    found = [find.find_run(ref, runs_dir) for ref in refs]
     histories = {run.name: _history(run) for run in found}
     logged = sorted({k for rows in histories.values() for row in rows for k in row if k != "epoch"})
     metric = metric or ("val_loss" if all(any("val_loss" in r for r in rows) for rows in histories.values())
@@ -73,13 +72,13 @@ def _check_target(target: Path) -> None:
 
 def compare(first: str, second: str, runs_dir: Path, display: Display) -> None:
     """Config differences key by key, then every number both runs report: last epoch, best, test metrics."""
-    a, b = (runs.find_run(ref, runs_dir) for ref in (first, second))
+    a, b = (find.find_run(ref, runs_dir) for ref in (first, second))
     configs = []
     for run in (a, b):
         try:
-            configs.append(config_mod.load(run / runs.CONFIG).config)
+            configs.append(config_mod.load(run / layout.CONFIG).config)
         except Exception as exc:  # a damaged config.yaml: say which run
-            raise RunError(f"{run / runs.CONFIG} cannot be read: {exc}", key="RUN") from None
+            raise RunError(f"{run / layout.CONFIG} cannot be read: {exc}", key="RUN") from None
     differ = config_mod.differences(configs[1], configs[0])
     differ.pop("name", None)
     numbers = {"a": _numbers(a), "b": _numbers(b)}
@@ -101,12 +100,12 @@ def _numbers(run: Path) -> dict[str, float]:
             if values:
                 out[f"best {key}"] = float(max(values) if higher_is_better(key) else min(values))
         out["epochs"] = float(len(rows))
-    metrics = runs.read_json(run / runs.METRICS)
+    metrics = records.read_json(run / layout.METRICS)
     if isinstance(metrics, dict):
         for key, value in metrics.items():
             if isinstance(value, (int, float)):
                 out[f"test {key}"] = float(value)
-    record = runs.load_record(run, "RUN")
+    record = records.load_record(run, "RUN")
     if isinstance(record.get("epoch_seconds"), list) and record["epoch_seconds"]:
         out["seconds per epoch"] = sum(record["epoch_seconds"]) / len(record["epoch_seconds"])
     return out

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from kcli.errors import RunError, visible
-from kcli.files import readable
+from kcli.files import atomic, readable
 from kcli.output.display import Display
-from kcli.run import folder as runs
-from kcli.run import pictures
+from kcli.run import find, layout, pictures, records
 
 REPORT = "report.html"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -34,19 +33,19 @@ img { max-width: 100%; } .status-completed { color: #1a7f37; } .status-failed { 
 
 def report(ref: str, runs_dir: Path, output: Path | None, display: Display) -> Path:
     """Write RUN/report.html (or `output`) from the run directory's files; no TensorFlow needed."""
-    run = runs.find_run(ref, runs_dir)
-    record = runs.load_record(run, "RUN")
+    run = find.find_run(ref, runs_dir)
+    record = records.load_record(run, "RUN")
     target = output or run / REPORT
     if target.suffix.lower() not in (".html", ".htm"):
         raise RunError(f"{target}: the report is an .html file", key="--output")
     if not target.parent.is_dir():
         raise RunError(f"the folder {target.parent} does not exist; create it first", key="--output")
     history_png = run / pictures.HISTORY_PNG
-    rows = runs.read_history(run)
+    rows = records.read_history(run)
     if rows and not history_png.exists() and not history_png.is_symlink():   # a run from before pictures
         with contextlib.suppress(TypeError, KeyError, ValueError):   # hand-edited rows: no curves, still a report
             pictures.history(rows, history_png, run.name)
-    runs.write_text(target, page(run, record))
+    atomic.write_text(target, page(run, record))
     display.note(f"written: {target}")
     return target
 
@@ -62,8 +61,8 @@ def page(run: Path, record: dict[str, Any]) -> str:
     parts += _section("Curves", _image(run, pictures.HISTORY_PNG, "training history") + _history_note(run))
     parts += _section("Metrics", _metrics(run))
     parts += _section("Confusion matrices", _confusions(run))
-    parts += _section("Model summary", _pre(run, runs.SUMMARY))
-    parts += _section("Config (config.yaml)", _pre(run, runs.CONFIG))
+    parts += _section("Model summary", _pre(run, layout.SUMMARY))
+    parts += _section("Config (config.yaml)", _pre(run, layout.CONFIG))
     parts += _section("Environment", _table([("host", record.get("host")),
                                              *sorted((versions if isinstance(versions, dict) else {}).items())]))
     parts += _section("Artifacts", _artifacts(run))
@@ -117,18 +116,18 @@ def _number(value: Any) -> Any:
 def _evaluations(run: Path) -> list[tuple[Path, dict[str, Any] | None]]:
     """metrics.json and every eval-*.json of the run, each parsed (None: unreadable, not JSON, not an object)."""
     found = []
-    for path in [run / runs.METRICS, *sorted(run.glob("eval-*.json"))]:
+    for path in [run / layout.METRICS, *sorted(run.glob("eval-*.json"))]:
         if not path.exists() and not path.is_symlink():
             continue
-        values = runs.read_json(path)
+        values = records.read_json(path)
         found.append((path, values if isinstance(values, dict) else None))
     return found
 
 
 def _history_note(run: Path) -> str:
     """A line when history.json is there but is no readable JSON list (its rows are then left out)."""
-    path = run / runs.HISTORY_JSON
-    if not (path.exists() or path.is_symlink()) or isinstance(runs.read_json(path), list):
+    path = run / layout.HISTORY_JSON
+    if not (path.exists() or path.is_symlink()) or isinstance(records.read_json(path), list):
         return ""
     return f"<p>{_e(path.name)}: left out (not a readable JSON list in the run)</p>"
 
@@ -151,7 +150,7 @@ def _metrics(run: Path) -> str:
 def _confusions(run: Path) -> str:
     out = []
     for path, values in _evaluations(run):
-        if values is None or path.name == runs.METRICS or "confusion_matrix" not in values:
+        if values is None or path.name == layout.METRICS or "confusion_matrix" not in values:
             continue
         out.append(f"<h3>{_e(path.stem)}</h3>" + _image(run, f"{path.stem}-confusion.png", path.stem))
         per_class = values.get("per_class")

@@ -1,8 +1,8 @@
-"""The model files of a run: written in a bug-safe order with room checked first, and loaded back.
+"""The model files of a run: written in a bug-safe order with room checked first, and the run's code that
+loading them may use.
 
 Keras 3.15's .h5 save strips the optimizer from the live model (keras-team/keras PR 23475), so everything
-else is written before model.h5. Loading prefers model.keras (safe_mode on, only the run's trusted code) and
-falls back to the model rebuilt from config.yaml with model.weights.h5 when Keras cannot deserialize it.
+else is written before model.h5. Loading them back (model/load.py) may need the model rebuilt from its config.
 """
 
 from __future__ import annotations
@@ -12,16 +12,15 @@ import errno
 import logging
 import math
 import shutil
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kcli.errors import RunError, first_line
-from kcli.files import readable
-from kcli.run.folder import ARTIFACTS, CONFIG, METRICS, FinishedRun, atomic_target
+from kcli.files import atomic
+from kcli.run.find import FinishedRun
+from kcli.run.layout import ARTIFACTS, METRICS
 
 if TYPE_CHECKING:
     import keras
@@ -57,7 +56,7 @@ def save_model(model: keras.Model, run_dir: Path, formats: list[str],
         if fmt not in formats:
             continue
         ensure_space(run_dir, model_bytes(model) * (3 if fmt == "savedmodel" else 1))
-        with atomic_target(run_dir / name) as tmp:
+        with atomic.target(run_dir / name) as tmp:
             save_model_file(model, fmt, tmp, ports)
         written[fmt] = name
     return written
@@ -131,45 +130,3 @@ def custom_objects(run: FinishedRun) -> dict[str, type]:
     """The classes of the code the run copied into code/ (and the modules it imported), by name; only code
     that may run (see trust.py)."""
     return run_registry(run).classes
-
-
-def load_model(run: FinishedRun) -> keras.Model:
-    """model.keras with Keras's safe_mode on and the run's custom classes; when model.keras cannot be
-    deserialized (a custom class without get_config), the model rebuilt from config.yaml + code/ with
-    model.weights.h5 loaded into it."""
-    import keras
-
-    artifacts = run.record.get("artifacts") or {}
-    registry = run_registry(run)
-    classes = registry.classes
-    problem = f"run {run.path} has no model.keras (its config's `save` left it out)"
-    why = readable.problem(run.path / ARTIFACTS["keras"], run.path)   # never a FIFO or a file outside the run
-    if "keras" in artifacts and why is not None:
-        problem = f"cannot load {run.path / ARTIFACTS['keras']}: it {why}"
-    elif "keras" in artifacts and not zipfile.is_zipfile(run.path / ARTIFACTS["keras"]):
-        # Keras says "File not found" for any file that is not a zip archive, which hides the real reason
-        problem = f"cannot load {run.path / ARTIFACTS['keras']}: it cannot be read as a Keras model (not a .keras zip)"
-    elif "keras" in artifacts:
-        try:
-            with quiet_absl():
-                model = keras.models.load_model(run.path / ARTIFACTS["keras"], custom_objects=classes,
-                                                safe_mode=True)
-            run.loaded_from = ARTIFACTS["keras"]
-            return model
-        except Exception as exc:  # Keras raises TypeError/ValueError/... for missing classes or bad files
-            problem = f"cannot load {run.path / ARTIFACTS['keras']}: {first_line(exc)}"
-    if "weights" not in artifacts:
-        raise RunError(problem, key="RUN")
-    from kcli.model import build as model_mod
-
-    why = readable.problem(run.path / ARTIFACTS["weights"], run.path)
-    if why is not None:
-        raise RunError(f"{problem}; and {run.path / ARTIFACTS['weights']} {why}", key="RUN")
-    try:
-        model = model_mod.rebuild(run.config, registry)
-        model.load_weights(run.path / ARTIFACTS["weights"])
-    except Exception as exc:  # a damaged weights file, or code that no longer builds
-        raise RunError(f"{problem}; rebuilding from {CONFIG} and {ARTIFACTS['weights']} failed too: "
-                       f"{first_line(exc)}", key="RUN") from None
-    run.loaded_from = f"{CONFIG} + {ARTIFACTS['weights']}"
-    return model

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from kcli.run.folder import atomic_target
+from kcli.files import atomic
 
 HISTORY_PNG = "history.png"
 _warm: threading.Thread | None = None
@@ -146,5 +146,5 @@ def _save(fig: Any, path: Path) -> None:
     for label in fig.findobj(Text):   # titles and legends quote names from data: `$x$` is text, not mathtext
         label.set_parse_math(False)
     fig.tight_layout()
-    with atomic_target(path, replace=True) as tmp:
+    with atomic.target(path, replace=True) as tmp:
         fig.savefig(tmp, format="png")

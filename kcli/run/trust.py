@@ -15,7 +15,6 @@ evaluate, predict, export and `train --resume` alike.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -24,8 +23,8 @@ from typing import Any
 
 from kcli.config.code import CodeLock, Registry, named_code
 from kcli.errors import KcliError, RunError
-from kcli.files import readable
-from kcli.run.folder import CODE_DIR, write_text
+from kcli.files import atomic, digest, readable
+from kcli.run.layout import CODE_DIR
 
 STORE_NAME = "trusted-code.json"
 
@@ -36,16 +35,6 @@ def store_path() -> Path:
         return Path(os.environ["KCLI_HOME"]) / STORE_NAME
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     return base / "kcli" / STORE_NAME
-
-
-def file_hash(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    return source_hash(path.read_bytes())
-
-
-def source_hash(source: bytes) -> str:
-    """sha256 of code's bytes, as the store keeps it."""
-    return hashlib.sha256(source).hexdigest()
 
 
 def _read_store() -> dict[str, Any]:
@@ -61,12 +50,12 @@ def remember(files: list[Path], modules: list[str]) -> str | None:
     if not files and not modules:
         return None
     store = _read_store()
-    hashes = set(store.get("files", [])) | {file_hash(f) for f in files}
+    hashes = set(store.get("files", [])) | {digest.sha256_file(f)[0] for f in files}
     names = set(store.get("modules", [])) | set(modules)
     path = store_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_text(path, json.dumps({"files": sorted(hashes), "modules": sorted(names)}, indent=1))
+        atomic.write_text(path, json.dumps({"files": sorted(hashes), "modules": sorted(names)}, indent=1))
     except OSError as exc:
         return (f"cannot record the run's code as trusted in {path} ({exc.strerror or exc}); "
                 "evaluate/predict/export of this run will need --trust-code")
@@ -98,7 +87,7 @@ def allowed_code(run_dir: Path, record: dict[str, Any], trust_code: bool) -> Run
         return RunCode(sources, [str(m) for m in modules])
     store = _read_store()
     known_files, known_modules = set(store.get("files", [])), set(store.get("modules", []))
-    strange = [str(p) for p, source in sources.items() if source_hash(source) not in known_files]
+    strange = [str(p) for p, source in sources.items() if digest.sha256_bytes(source) not in known_files]
     strange += [f"module {m}" for m in modules if m not in known_modules]
     if strange:
         raise RunError(f"loading this run would run Python code with your rights: {', '.join(strange)}. It was not "

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from kcli.errors import DataError, RunError, capped
-from kcli.run import folder as runs
+from kcli.run import find
 from kcli.use.signature import outputs_of, signature
 
 MAX_IMAGE_BYTES = 20 << 20    # one image's bytes; larger is a 400 before TensorFlow decodes it
@@ -120,5 +120,5 @@ def _run_ref(ref: str, runs_dir: Path) -> str:
         name = ref.split(":", 1)[1]
         if not name:
             raise RunError("latest:NAME needs a run name after the colon", key="RUN")
-        return str(runs.latest_named(runs_dir, name, "RUN"))
+        return str(find.latest_named(runs_dir, name, "RUN"))
     return ref

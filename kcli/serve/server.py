@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from kcli.errors import KcliError
-from kcli.run import folder as runs
+from kcli.run import find
 from kcli.serve.app import Limits, State, build, stderr_line
 from kcli.serve.model import ServedModel
 
@@ -78,7 +78,7 @@ class Reloader:
                 if not old.ref.startswith("latest:"):
                     continue
                 try:
-                    newest = runs.latest_named(self.runs_dir, old.ref.split(":", 1)[1], "RUN")
+                    newest = find.latest_named(self.runs_dir, old.ref.split(":", 1)[1], "RUN")
                 except KcliError:
                     continue
                 if newest.resolve() == old.path.resolve():

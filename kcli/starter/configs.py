@@ -12,7 +12,7 @@ from pathlib import Path
 from kcli.config.models import did_you_mean
 from kcli.config.schema import SCHEMA_FILE
 from kcli.errors import ConfigError
-from kcli.run.folder import write_text
+from kcli.files.atomic import write_text
 
 TEMPLATES: dict[str, tuple[str, ...]] = {   # template -> its config file, then the Python files it imports
     "mlp": ("mlp.yaml",),

@@ -21,7 +21,7 @@ from kcli.data import tables
 from kcli.data.images import images_in
 from kcli.errors import DataError, visible
 from kcli.files import readable
-from kcli.run.folder import write_text
+from kcli.files.atomic import write_text
 
 MAX_CLASS_IDS = 20   # whole-number labels with at most this many distinct values are taken as class ids
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from kcli.errors import ConfigError, RunError
-from kcli.run import folder as runs
+from kcli.run import records
 from kcli.sweep.spec import DB, SPEC, Sweep
 from kcli.sweep.study import load_study
 
@@ -19,7 +19,7 @@ def write_record(sw: Sweep) -> None:
             "sweep": sw.spec.model_dump(mode="json", exclude={"trials"})}
     path = sw.folder / SPEC
     if path.is_file():
-        before = runs.read_json(path)
+        before = records.read_json(path)
         if not isinstance(before, dict):
             raise ConfigError(f"{path} is damaged (not a JSON object); move {sw.folder} away to start the sweep "
                               "over", key="sweep")
@@ -29,7 +29,7 @@ def write_record(sw: Sweep) -> None:
             raise ConfigError(f"{sw.folder} holds a sweep with a different {', '.join(changed)}; give this one "
                               "another sweep.name (only the number of trials may change)", key="sweep")
     sw.folder.mkdir(parents=True, exist_ok=True)
-    runs.write_json(path, {**spec, "trials": sw.trials})
+    records.write_json(path, {**spec, "trials": sw.trials})
 
 
 def is_sweep(ref: str, runs_dir: Path) -> bool:
@@ -61,7 +61,7 @@ def _read_spec(folder: Path) -> dict[str, Any]:
     name, storage, direction, metric (texts) and parameters (key -> its spec)."""
     path = folder / SPEC
     try:
-        raw = runs.read_json(path)
+        raw = records.read_json(path)
         found = {"name": raw["name"], "storage": raw["storage"], "direction": raw["direction"],
                  "metric": raw["sweep"]["metric"]}
         parameters = raw["sweep"]["parameters"]

@@ -22,10 +22,10 @@ from typing import Any
 from kcli import events
 from kcli.distributed.workers import die_with_parent
 from kcli.errors import RunError
-from kcli.run import folder as runs
+from kcli.files import process
+from kcli.run import layout, records, state
 from kcli.sweep.spec import TRIALS, Sweep, sets
 from kcli.sweep.study import PRUNE_AFTER, distributions, open_study
-from kcli.training import state
 
 FAILURES_IN_A_ROW = 3   # then the config, not the values, is likely wrong: stop instead of burning trials
 
@@ -90,7 +90,7 @@ class Runner:
         mine = []
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             owner = t.user_attrs.get("owner") or {}
-            if owner.get("host") in (None, self.host) and not state.alive(owner.get("pid")):
+            if owner.get("host") in (None, self.host) and not process.alive(owner.get("pid")):
                 mine.append(t)
         return mine
 
@@ -99,7 +99,7 @@ class Runner:
         would attach a finished run to values it never trained with (and best.yaml would follow the study)."""
         trials = {t.number: t for t in self.study.get_trials(deepcopy=False)}
         prefix = f"{self.sweep.name}-trial-"
-        for run_json in sorted((self.sweep.folder / TRIALS).glob(f"{prefix}*/{runs.RUN_JSON}")):
+        for run_json in sorted((self.sweep.folder / TRIALS).glob(f"{prefix}*/{layout.RUN_JSON}")):
             folder = run_json.parent
             number, recorded = folder.name[len(prefix):].split("-", 1)[0], _recorded(folder)
             if not number.isdigit() or recorded is None:
@@ -139,7 +139,7 @@ class Runner:
         name = f"{sweep.name}-trial-{number:04d}"
         _settle(trials_dir, name)
         existing = _run_of(trials_dir, name, params)
-        if existing is not None and runs.load_record(existing, "RUN").get("status") == runs.FINISHED:
+        if existing is not None and records.load_record(existing, "RUN").get("status") == records.FINISHED:
             return self._outcome(number, existing)   # it finished; the sweep died before recording it
         args = [sys.executable, "-m", "kcli", "train"]
         if existing is not None and _resumable(existing):
@@ -170,8 +170,8 @@ class Runner:
         return self._outcome(number, run_dir)
 
     def _outcome(self, number: int, run_dir: Path) -> Outcome:
-        record = runs.load_record(run_dir, "RUN")
-        values = [float(r[self.sweep.spec.metric]) for r in runs.read_history(run_dir)
+        record = records.load_record(run_dir, "RUN")
+        values = [float(r[self.sweep.spec.metric]) for r in records.read_history(run_dir)
                   if r.get(self.sweep.spec.metric) is not None]
         if record.get("pruned_at_epoch"):
             return Outcome(number, "pruned", None, run_dir, f"pruned after epoch {record['pruned_at_epoch']}")
@@ -196,7 +196,7 @@ class Runner:
             return
         trial_id = self.study.trials[outcome.number]._trial_id
         have = self.study._storage.get_trial(trial_id).intermediate_values
-        for row in runs.read_history(outcome.run_dir):
+        for row in records.read_history(outcome.run_dir):
             value, step = row.get(self.sweep.spec.metric), int(row["epoch"]) - 1
             if value is not None and step not in have and math.isfinite(float(value)):
                 self.study._storage.set_trial_intermediate_value(trial_id, step, float(value))
@@ -230,7 +230,7 @@ class Runner:
 
 def _run_of(trials_dir: Path, name: str, params: dict[str, Any]) -> Path | None:
     """The newest run directory of a trial (`<name>-<timestamp>`) that trained with the trial's values."""
-    found = sorted(p.parent for p in trials_dir.glob(f"{name}-*/{runs.RUN_JSON}"))
+    found = sorted(p.parent for p in trials_dir.glob(f"{name}-*/{layout.RUN_JSON}"))
     matching = [p for p in found if _same_values(_recorded(p), params)]
     return matching[-1] if matching else None
 
@@ -238,7 +238,7 @@ def _run_of(trials_dir: Path, name: str, params: dict[str, Any]) -> Path | None:
 def _recorded(run_dir: Path) -> list[str] | None:
     """The `--set` texts a run recorded in run.json (None if it died before recording them)."""
     try:
-        found = runs.load_record(run_dir, "sweep").get("overrides")
+        found = records.load_record(run_dir, "sweep").get("overrides")
     except RunError:
         return None
     return [str(s) for s in found] if isinstance(found, list) else None
@@ -257,14 +257,14 @@ def _same_values(recorded: list[str] | None, params: dict[str, Any]) -> bool:
 def _settle(trials_dir: Path, name: str) -> None:
     """A trial's folders still `running` with their process gone (a SIGKILLed sweep) are marked interrupted: the
     trial is resumed from one of them or trained again in a new one, and none stays `running` forever."""
-    for run_json in trials_dir.glob(f"{name}-*/{runs.RUN_JSON}"):
+    for run_json in trials_dir.glob(f"{name}-*/{layout.RUN_JSON}"):
         try:
-            record = runs.load_record(run_json.parent, "sweep")
+            record = records.load_record(run_json.parent, "sweep")
         except RunError:
             continue
         if record.get("status") == "running" and record.get("host") in (None, platform.node()) \
-                and not state.alive(record.get("pid")):
-            runs.RunRecord(run_json.parent, record).finish("interrupted", "the sweep was killed during this run")
+                and not process.alive(record.get("pid")):
+            records.RunRecord(run_json.parent, record).finish("interrupted", "the sweep was killed during this run")
 
 
 def _resumable(run_dir: Path) -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 from kcli import events
 from kcli.config import models as config_mod
 from kcli.errors import Interrupted
-from kcli.run import folder as runs
+from kcli.files import atomic
 from kcli.sweep.checks import check
 from kcli.sweep.record import find, results, write_record
 from kcli.sweep.spec import BEST, Sweep, need_optuna, open_sweep, sets
@@ -100,4 +100,4 @@ def _write_best(sw: Sweep) -> None:
     cfg.name = f"{sw.name}-best"
     text = (f"# The best trial ({best.number}) of sweep {sw.name}: {sw.spec.metric} {best.value:.6g}\n"
             f"# {sw.config} with {', '.join(sets(best.params))}\n" + config_mod.dump(cfg))
-    runs.write_text(sw.folder / BEST, text)
+    atomic.write_text(sw.folder / BEST, text)

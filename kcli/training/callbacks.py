@@ -21,9 +21,11 @@ from kcli.config.code import Registry
 from kcli.config.keras_names import check_callback, higher_is_better
 from kcli.config.models import Config, Spec, did_you_mean
 from kcli.errors import ConfigError
+from kcli.files import atomic
 from kcli.model.build import check_args, construct
 from kcli.output.display import TrainingProgress
-from kcli.training import state
+from kcli.run import state
+from kcli.training import checkpoints
 
 # Where a callback's output goes when the config does not say (relative paths land in the run dir too).
 _PATH_ARGS: dict[str, tuple[str, str]] = {
@@ -297,7 +299,7 @@ class Checkpointer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if not math.isfinite(float((logs or {}).get("loss", 0.0))):
             return   # a diverged epoch is not a state to keep (the run fails; see Recorder)
-        values = state.snapshot(self.model)
+        values = checkpoints.snapshot(self.model)
         self._at_epoch_end = True
         value = (logs or {}).get(self.monitor) if self.monitor else None
         if value is not None and (self.best is None or self.better(float(value), self.best)):
@@ -306,7 +308,7 @@ class Checkpointer(keras.callbacks.Callback):
         if time.monotonic() - self._written >= self.interval:
             self.flush()
         best_behind = self._best is not None and self._best is not values
-        state.save_state(self.run_dir, values, self._info(epoch + 1), self._best if best_behind else None,
+        checkpoints.save_state(self.run_dir, values, self._info(epoch + 1), self._best if best_behind else None,
                          callback_arrays(self.user))
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
@@ -320,14 +322,15 @@ class Checkpointer(keras.callbacks.Callback):
         (also after an interruption or error mid-epoch: they come from the snapshots)."""
         folder = self.run_dir / state.CHECKPOINTS
         if self._last is not None:
-            state.save_weights(self.model, folder / state.LAST_WEIGHTS, None if self._at_epoch_end else self._last)
+            last = None if self._at_epoch_end else self._last
+            checkpoints.save_weights(self.model, folder / state.LAST_WEIGHTS, last)
             if self._best is self._last:
                 # the same weights were just written: a file copy is ~20x cheaper than a second save
-                state.copy_file(folder / state.LAST_WEIGHTS, folder / state.BEST_WEIGHTS)
+                atomic.copy_file(folder / state.LAST_WEIGHTS, folder / state.BEST_WEIGHTS)
                 self._best = None
             self._last = None
         if self._best is not None:
-            state.save_weights(self.model, folder / state.BEST_WEIGHTS, self._best)
+            checkpoints.save_weights(self.model, folder / state.BEST_WEIGHTS, self._best)
             self._best = None
         self._written = time.monotonic()
 

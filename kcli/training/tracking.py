@@ -23,7 +23,7 @@ import keras
 from kcli.config.models import Config, MlflowConfig, flatten
 from kcli.errors import ConfigError, cut, masked
 from kcli.files import readable
-from kcli.run import folder as runs
+from kcli.run import records
 
 INSTALL_HINT = "pip install 'kcli-keras[mlflow]' (in a checkout: pip install -e '.[mlflow]')"
 ARTIFACT_FILES = ("config.yaml", "summary.txt", "history.csv", "history.json", "history.png", "metrics.json",
@@ -152,7 +152,7 @@ def check(cfg: Config) -> None:
 class MlflowRun:
     """One MLflow run for one kcli run (created, or continued on --resume)."""
 
-    def __init__(self, settings: MlflowConfig, cfg: Config, run_dir: Path, record: runs.RunRecord) -> None:
+    def __init__(self, settings: MlflowConfig, cfg: Config, run_dir: Path, record: records.RunRecord) -> None:
         for name, value in RETRIES.items():   # MLflow's own defaults retry for minutes; the user's setting wins
             os.environ.setdefault(name, value)
         from mlflow.tracking import MlflowClient

@@ -38,15 +38,15 @@ from kcli.errors import (
     TrainingFailed,
     WorkerLost,
 )
+from kcli.files import atomic
 from kcli.model import build as model_mod
 from kcli.model import preprocess, warmstart
 from kcli.model import summary as summary_mod
 from kcli.model import table_inputs as tabular
 from kcli.output.display import Display
-from kcli.run import artifacts, pictures, trust, verify
-from kcli.run import folder as runs
+from kcli.run import artifacts, find, layout, pictures, records, state, trust, verify
 from kcli.training import callbacks as callbacks_mod
-from kcli.training import state, tracking
+from kcli.training import checkpoints, tracking
 from kcli.training import sweep_trial as trial_mod
 
 
@@ -67,7 +67,7 @@ class Start:
     """Where training begins: epoch 0 of a new run, or the saved state of an interrupted one."""
 
     run_dir: Path
-    record: runs.RunRecord
+    record: records.RunRecord
     epoch: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
     state: dict[str, Any] | None = None
@@ -88,7 +88,7 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
         cfg = resolve_mod.resolve(loaded)
         init = cfg.model.init_from
         if init is not None and init.startswith(resolve_mod.LATEST_RUN):   # recorded as the run it found
-            found = runs.latest_named(runs_dir, init.removeprefix(resolve_mod.LATEST_RUN), "model.init_from")
+            found = find.latest_named(runs_dir, init.removeprefix(resolve_mod.LATEST_RUN), "model.init_from")
             cfg.model.init_from = str(found.resolve())
         if with_data:
             _check_cluster(cfg)
@@ -200,7 +200,7 @@ def train(path: Path | None, runs_dir: Path, display: Display, overrides: list[s
     if cluster is not None and cluster.workers > 1 and not cluster.is_chief:
         with tempfile.TemporaryDirectory(prefix="kcli-worker-") as tmp, distribute.removed_at_exit(Path(tmp)):
             if resume is not None:
-                resume = str(_private_copy(runs.find_run(resume, runs_dir, "--resume", resumable=True), Path(tmp)))
+                resume = str(_private_copy(find.find_run(resume, runs_dir, "--resume", resumable=True), Path(tmp)))
             _train(path, Path(tmp), display, overrides, resume, keep_best, allow_data_change, one_batch,
                    init_runs or runs_dir, cluster, trust_code)
         display.note(f"{cluster.task} done; the chief writes the run directory")
@@ -214,9 +214,9 @@ def _private_copy(run_dir: Path, tmp: Path) -> Path:
     copy = tmp / run_dir.name
     # links stay links: followed, a code/ link (or a model.keras link) out of the run would pass as the run's own
     shutil.copytree(run_dir, copy, symlinks=True, ignore=shutil.ignore_patterns(".tmp-*"))
-    record = runs.load_record(copy, "--resume")
+    record = records.load_record(copy, "--resume")
     record["status"] = "interrupted"   # the chief has marked the original running by now
-    runs.write_json(copy / runs.RUN_JSON, record)
+    records.write_json(copy / layout.RUN_JSON, record)
     return copy
 
 
@@ -236,8 +236,8 @@ def _train(path: Path | None, runs_dir: Path, display: Display, overrides: list[
         if one_batch:
             _one_batch(prep)
         name = prep.cfg.name or path.stem
-        run_dir = runs.new_run_dir(runs_dir, name)
-        start = Start(run_dir, runs.RunRecord.start(run_dir, name, prep.cfg.seed or 0))
+        run_dir = layout.new_run_dir(runs_dir, name)
+        start = Start(run_dir, records.RunRecord.start(run_dir, name, prep.cfg.seed or 0))
     cfg, splits, model = prep.cfg, prep.splits, prep.model
     _announce(start.run_dir)
     if cfg.distribute == "multi_worker":
@@ -266,7 +266,7 @@ def _train(path: Path | None, runs_dir: Path, display: Display, overrides: list[
         if chief:
             pictures.warm_up()
         rows = _fit(model, prep, start, display, tracked)
-        display.history(rows, runs.history_columns(rows, splits.validation is not None))
+        display.history(rows, records.history_columns(rows, splits.validation is not None))
         if chief:
             pictures.history(rows, run_dir / pictures.HISTORY_PNG, f"{run_dir.name}")
         _finish_model(model, prep, run_dir, record, keep_best, display, chief)
@@ -311,7 +311,7 @@ def _announce(run_dir: Path) -> None:
             Path(target).write_text(str(run_dir.resolve()))
 
 
-def _worker_lost(exc: BaseException, run_dir: Path, record: runs.RunRecord, cfg: Config,
+def _worker_lost(exc: BaseException, run_dir: Path, record: records.RunRecord, cfg: Config,
                  cluster: cluster_mod.Cluster) -> WorkerLost:
     """A peer of the cluster died or stopped answering: the run is interrupted, resumable by all workers."""
     reason = distribute.peer_reason(exc)
@@ -334,16 +334,16 @@ def _close_tracking(tracked: tracking.MlflowRun | None, status: str) -> None:
             tracked.finish(status)
 
 
-def _write_run_files(prep: Prepared, run_dir: Path, record: runs.RunRecord, summary_text: str,
+def _write_run_files(prep: Prepared, run_dir: Path, record: records.RunRecord, summary_text: str,
                      display: Display) -> None:
-    runs.write_text(run_dir / runs.CONFIG, config_mod.dump(prep.cfg))
-    record.update(imports={"files": runs.copy_code(run_dir, prep.registry.sources), "modules": prep.registry.modules},
+    atomic.write_text(run_dir / layout.CONFIG, config_mod.dump(prep.cfg))
+    record.update(imports={"files": layout.copy_code(run_dir, prep.registry.sources), "modules": prep.registry.modules},
                   features=prep.splits.train.columns if prep.splits else None,  # CSV column names, for predict
                   classes=prep.splits.class_names if prep.splits else None,   # image folders: names by class id
                   data_files=data_mod.fingerprints(prep.cfg.data),   # resume and evaluate notice changed data
                   init_from={"source": prep.cfg.model.init_from, "layers": prep.warm} if prep.warm else None,
                   overrides=prep.loaded.overrides)
-    runs.write_text(run_dir / runs.SUMMARY, summary_text)
+    atomic.write_text(run_dir / layout.SUMMARY, summary_text)
     problem = trust.remember([run_dir / f for f in record.data["imports"]["files"]], prep.registry.modules)
     if problem:
         display.warning(problem)
@@ -352,29 +352,29 @@ def _write_run_files(prep: Prepared, run_dir: Path, record: runs.RunRecord, summ
 def _resume(path: Path | None, overrides: list[str] | None, ref: str, runs_dir: Path, allow_data_change: bool,
             display: Display, trust_code: bool = False) -> tuple[Prepared, Start]:
     """Rebuild the run's model from its saved config and load the state of its last completed epoch."""
-    run_dir = runs.find_run(ref, runs_dir, "--resume", resumable=True)
+    run_dir = find.find_run(ref, runs_dir, "--resume", resumable=True)
     record = state.resumable_record(run_dir)
     if path is not None or overrides:
-        _same_config(path or run_dir / runs.CONFIG, overrides, config_mod.load(run_dir / runs.CONFIG).config)
+        _same_config(path or run_dir / layout.CONFIG, overrides, config_mod.load(run_dir / layout.CONFIG).config)
     changed = data_mod.changed_files(record.get("data_files") or {})
     if changed and not allow_data_change:
         raise RunError(f"the data changed since this run started: {', '.join(changed)}; continuing would train "
                        "on other data. Restore the files, or pass --allow-data-change to continue on the new "
                        "contents", key="--resume")
     # the run's config.yaml is data like any run file: it runs the run's own trusted code/, nothing it names else
-    saved = config_mod.mapping(config_mod.load(run_dir / runs.CONFIG).config)
+    saved = config_mod.mapping(config_mod.load(run_dir / layout.CONFIG).config)
     lock = trust.run_lock(run_dir, record, trust_code, saved)
-    prep = prepare(run_dir / runs.CONFIG, warm=False, stream_cache=run_dir.parent / STREAM_CACHE, lock=lock)
+    prep = prepare(run_dir / layout.CONFIG, warm=False, stream_cache=run_dir.parent / STREAM_CACHE, lock=lock)
     if changed:
         display.warning(f"continuing on changed data: {', '.join(changed)} (--allow-data-change)")
         record["data_files"] = data_mod.fingerprints(prep.cfg.data)
     with _strategy_scope(prep.cfg):   # the optimizer's variables are made here, distributed like the model's
-        saved_state = state.load_state(run_dir, prep.model)   # before anything is removed: a refusal loses nothing
+        saved_state = checkpoints.load_state(run_dir, prep.model)   # before anything is removed: loses nothing
     state.remove_partial_files(run_dir)
     artifacts.remove_final_artifacts(run_dir)   # written by a process that died before it could verify them
     epoch = int(saved_state["epoch"])
-    rows = [r for r in runs.read_history(run_dir) if r.get("epoch", 0) <= epoch]
-    return prep, Start(run_dir, runs.RunRecord.resume(run_dir, record, epoch), epoch, rows, saved_state)
+    rows = [r for r in records.read_history(run_dir) if r.get("epoch", 0) <= epoch]
+    return prep, Start(run_dir, records.RunRecord.resume(run_dir, record, epoch), epoch, rows, saved_state)
 
 
 def _same_config(path: Path, overrides: list[str] | None, saved: Config) -> None:
@@ -415,7 +415,7 @@ def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display,
     times: list[float] = list(start.record.data.get("epoch_seconds", []))[:start.epoch]
 
     def on_epoch(rows: list[dict[str, Any]], seconds: float) -> None:
-        runs.write_history(run_dir, rows, validation is not None)
+        records.write_history(run_dir, rows, validation is not None)
         times.append(round(seconds, 4))
         start.record.update(epochs_completed=len(rows), epoch_seconds=times)
 
@@ -471,7 +471,7 @@ def _flushed(checkpointer: callbacks_mod.Checkpointer) -> Iterator[None]:
         raise
 
 
-def _finish_model(model: keras.Model, prep: Prepared, run_dir: Path, record: runs.RunRecord, keep_best: bool,
+def _finish_model(model: keras.Model, prep: Prepared, run_dir: Path, record: records.RunRecord, keep_best: bool,
                   display: Display, chief: bool = True) -> None:
     """--keep-best, test metrics (every worker of a cluster takes part), final artifacts (the chief only)."""
     splits = prep.splits
@@ -489,7 +489,7 @@ def _finish_model(model: keras.Model, prep: Prepared, run_dir: Path, record: run
             metrics = (model_mod.evaluate(model, splits.test.dataset, None, None) if isinstance(splits.test, Stream)
                        else model_mod.evaluate(model, splits.test.x, splits.test.y, prep.cfg.data.batch_size,
                                                splits.test.w))
-        runs.write_json(run_dir / runs.METRICS, metrics)
+        records.write_json(run_dir / layout.METRICS, metrics)
         display.metrics("Test metrics", metrics)
     if not chief:
         return

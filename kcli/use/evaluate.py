@@ -14,8 +14,8 @@ from kcli.data import stream as stream_mod
 from kcli.data.python_source import Stream
 from kcli.errors import DataError
 from kcli.model import build as model_mod
-from kcli.run import artifacts, pictures
-from kcli.run import folder as runs
+from kcli.model.load import load_model
+from kcli.run import artifacts, find, layout, pictures, records
 from kcli.use.head import Head
 
 SPLITS = ("test", "validation", "train")
@@ -25,7 +25,7 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
              listener: events.Listener = events.ignore, trust_code: bool = False) -> dict[str, Any]:
     """Evaluate the run's model, report the metrics and write RUN/eval-<split or file stem>.json; returns what
     the file holds (metrics at the top level, examples, data, per_class, confusion_matrix) and its `path`."""
-    run = runs.open_run(ref, runs_dir, trust_code)
+    run = find.open_run(ref, runs_dir, trust_code)
     if data_file is not None and split is not None:
         raise DataError("give --split or --data, not both", key="--data")
     model, arrays, label = _model_and_data(run, split, data_file, label, listener)
@@ -37,7 +37,7 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
     if matrix is not None:
         report["confusion_matrix"] = matrix.tolist()   # rows: true class, columns: predicted class
         report["per_class"] = per_class(matrix, run.record.get("classes"))
-    runs.write_json(out, report)
+    records.write_json(out, report)
     listener(events.Note(f"{run.path} on {label} ({examples} examples)"))
     listener(events.Metrics("Evaluation", metrics))
     if matrix is not None:
@@ -49,25 +49,25 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
     return {**report, "path": out}
 
 
-def _model_and_data(run: runs.FinishedRun, split: str | None, data_file: Path | None, label: str | None,
+def _model_and_data(run: find.FinishedRun, split: str | None, data_file: Path | None, label: str | None,
                     listener: events.Listener) -> tuple[Any, Arrays | Stream, str]:
     """The run's model and the rows to evaluate it on (a --data file, or the run's own split) with their name."""
     if data_file is not None:
         arrays = data_mod.load_file(data_file, run.config.data, "--data", run.ports, label,
                                     run.record.get("features"), run.record.get("classes"))
         data_mod.check_inputs(arrays.x, run.ports, f"the features of {data_file}", "--data")
-        return artifacts.load_model(run), arrays, data_file.stem
+        return load_model(run), arrays, data_file.stem
     # (a file that is gone is reported by the read below, as "not found")
     changed = [f for f in data_mod.changed_files(run.record.get("data_files") or {}) if Path(f).exists()]
     if changed:
         listener(events.Warn(f"the data differs from what {run.path.name} was trained on: {', '.join(changed)} "
                              "changed since training; the splits are re-created from the current contents"))
-    model = artifacts.load_model(run)   # first: it checks that the run's own code may run (trust)
+    model = load_model(run)   # first: it checks that the run's own code may run (trust)
     arrays, name = _split(run, split)
     return model, arrays, name
 
 
-def _measure(run: runs.FinishedRun, model: Any, arrays: Arrays | Stream) -> tuple[dict[str, float],
+def _measure(run: find.FinishedRun, model: Any, arrays: Arrays | Stream) -> tuple[dict[str, float],
                                                                                  np.ndarray | None, int]:
     """(metrics, confusion matrix or None, examples) of the model on the rows."""
     if isinstance(arrays, Stream):   # a streamed table: metrics and counts batch by batch, never all rows at once
@@ -80,7 +80,7 @@ def _measure(run: runs.FinishedRun, model: Any, arrays: Arrays | Stream) -> tupl
     return metrics, (confusion_matrix(*classes) if classes else None), len(arrays)
 
 
-def _streamed_matrix(run: runs.FinishedRun, model: Any, stream: Stream) -> np.ndarray | None:
+def _streamed_matrix(run: find.FinishedRun, model: Any, stream: Stream) -> np.ndarray | None:
     """The confusion matrix of a streamed split, summed over its batches (None: not a classifier)."""
     matrix: np.ndarray | None = None
     for batch in stream.dataset:
@@ -92,7 +92,7 @@ def _streamed_matrix(run: runs.FinishedRun, model: Any, stream: Stream) -> np.nd
     return matrix
 
 
-def _classes(run: runs.FinishedRun, model: Any, raw: Any, y: Any) -> tuple[np.ndarray, np.ndarray, int] | None:
+def _classes(run: find.FinishedRun, model: Any, raw: Any, y: Any) -> tuple[np.ndarray, np.ndarray, int] | None:
     """(true class ids, predicted class ids, class count) for a one-output classifier's outputs `raw` on rows
     labelled `y`, else None."""
     if isinstance(y, dict):
@@ -130,13 +130,13 @@ def per_class(matrix: np.ndarray, names: list[str] | None = None) -> list[dict[s
     return out
 
 
-def _split(run: runs.FinishedRun, split: str | None) -> tuple[Arrays | Stream, str]:
+def _split(run: find.FinishedRun, split: str | None) -> tuple[Arrays | Stream, str]:
     """The run's own split, re-created from its saved config exactly as training made it."""
     cfg = run.config
     try:   # a data function runs as the run copied it into RUN/code/ (the run's locked registry maps it there)
         splits = data_mod.load(cfg.data, cfg.seed or 0, run.ports, artifacts.run_registry(run))
     except DataError as exc:  # e.g. the training data moved: point at the run's config
-        raise exc.located(run.path / runs.CONFIG) from None
+        raise exc.located(run.path / layout.CONFIG) from None
     if split is None:
         split = "test" if splits.test is not None else "validation" if splits.validation is not None else None
         if split is None:
@@ -152,7 +152,7 @@ def _split(run: runs.FinishedRun, split: str | None) -> tuple[Arrays | Stream, s
     return arrays, split
 
 
-def _note_fallback(run: runs.FinishedRun, listener: events.Listener) -> None:
+def _note_fallback(run: find.FinishedRun, listener: events.Listener) -> None:
     """Say so when the model came from config.yaml + weights instead of model.keras."""
-    if run.loaded_from and run.loaded_from != runs.ARTIFACTS["keras"]:
+    if run.loaded_from and run.loaded_from != layout.ARTIFACTS["keras"]:
         listener(events.Note(f"model.keras cannot be deserialized; the model was rebuilt from {run.loaded_from}"))

@@ -19,10 +19,11 @@ from kcli import events
 from kcli.config.model_io import Ports
 from kcli.config.models import did_you_mean
 from kcli.errors import ExportFailed, RunError
+from kcli.files import atomic
 from kcli.model import build as model_mod
 from kcli.model import table_inputs as tabular
-from kcli.run import artifacts, verify
-from kcli.run import folder as runs
+from kcli.model.load import load_model
+from kcli.run import artifacts, find, verify
 
 FILE_NAMES = {"savedmodel": "saved_model", "keras": "model.keras", "h5": "model.h5",
               "weights": "model.weights.h5", "onnx": "model.onnx", "tflite": "model.tflite"}
@@ -41,9 +42,9 @@ def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, listener: ev
     if serving_dir is not None:
         return _export_for_serving(ref, runs_dir, fmt, output, listener, trust_code, serving_dir)
     _check_dependencies(fmt)
-    run = runs.open_run(ref, runs_dir, trust_code)
+    run = find.open_run(ref, runs_dir, trust_code)
     target = _target(run, fmt, output)
-    model = artifacts.load_model(run)
+    model = load_model(run)
     if fmt == "h5" and not _is_graph_model(model):
         raise RunError("h5 cannot hold a subclassed keras.Model (Keras cannot reload it); use keras, weights, "
                        "savedmodel, onnx or tflite", key="--format")
@@ -67,12 +68,12 @@ def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, listener: ev
     return target
 
 
-def _write_checked(run: runs.FinishedRun, model: keras.Model, fmt: str, target: Path, written: keras.Model,
+def _write_checked(run: find.FinishedRun, model: keras.Model, fmt: str, target: Path, written: keras.Model,
                    x: Any, expected: Any) -> float:
     """Write `written` as `fmt` under a temporary name, load it back and compare its outputs on `x` with
     `expected` (the run's model's); renamed to `target` only if they agree. Returns the largest difference."""
     custom = artifacts.custom_objects(run)
-    with runs.atomic_target(target) as tmp:
+    with atomic.target(target) as tmp:
         _write(fmt, written, tmp, run.ports)
         try:
             return verify.check(fmt, tmp, x, expected, custom,
@@ -87,7 +88,7 @@ def _write_checked(run: runs.FinishedRun, model: keras.Model, fmt: str, target: 
                                "savedmodel formats hold any Keras model") from None
 
 
-def _target(run: runs.FinishedRun, fmt: str, output: Path | None) -> Path:
+def _target(run: find.FinishedRun, fmt: str, output: Path | None) -> Path:
     """Where the export goes (default RUN/export/<file>): a new file with the format's suffix, in a writable
     folder."""
     target = output or run.path / "export" / FILE_NAMES[fmt]
@@ -96,7 +97,7 @@ def _target(run: runs.FinishedRun, fmt: str, output: Path | None) -> Path:
     if target.exists():
         raise RunError(f"{target} already exists; choose another --output or remove it", key="--output")
     # the run's export/ folder is made below: until then, the run folder is where it must be written
-    runs.writable_folder(target.parent if output is not None or target.parent.is_dir() else run.path, "--output")
+    atomic.writable_folder(target.parent if output is not None or target.parent.is_dir() else run.path, "--output")
     return target
 
 
@@ -110,8 +111,8 @@ def _export_for_serving(ref: str, runs_dir: Path, fmt: str, output: Path | None,
                        key="--output")
     from kcli.use import serving_export as serving
 
-    run = runs.open_run(ref, runs_dir, trust_code)
-    target, diff = serving.write(run, artifacts.load_model(run), serving_dir)
+    run = find.open_run(ref, runs_dir, trust_code)
+    target, diff = serving.write(run, load_model(run), serving_dir)
     listener(events.Exported("savedmodel for serving", target, verify.SAMPLES, diff))
     listener(events.Note(f"serve it: docker run -p 8501:8501 -v {serving_dir.resolve()}:/models -e MODEL_NAME="
                  f"{run.config.name} tensorflow/serving (request bodies as for kcli serve)"))

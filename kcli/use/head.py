@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from kcli.run import folder as runs
+from kcli.run import find
 
 THRESHOLD = 0.5   # a binary classifier predicts class 1 from this probability on
 
@@ -27,7 +27,7 @@ class Head:
     class_names: list[str] | None = None   # the run's class names by id (string labels, image folders)
 
     @classmethod
-    def of(cls, run: runs.FinishedRun, out_dim: int) -> Head:
+    def of(cls, run: find.FinishedRun, out_dim: int) -> Head:
         """Decide from the run's loss (and its from_logits) and the output width (several outputs: values)."""
         loss = run.config.compile.loss
         if isinstance(loss, dict):

@@ -19,9 +19,10 @@ import numpy as np
 from kcli import events
 from kcli.config import model_io as ports_mod
 from kcli.errors import DataError
+from kcli.files import atomic
 from kcli.model import build as model_mod
-from kcli.run import artifacts
-from kcli.run import folder as runs
+from kcli.model.load import load_model
+from kcli.run import find
 from kcli.use import predict_images
 from kcli.use.head import Head
 from kcli.use.predict_input import InputFile, open_input
@@ -57,7 +58,7 @@ def predict(ref: str, runs_dir: Path, inputs: Path | Any, output: Path | None, b
     if output is not None and output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise DataError(f"{output}: the output must end in .csv, .npy or .npz", key="--output")
     _check_output(output, overwrite)
-    run = runs.open_run(ref, runs_dir, trust_code)
+    run = find.open_run(ref, runs_dir, trust_code)
     batch = batch_size or PREDICT_BATCH
     if run.config.data.source == "images":   # a folder or image files in; file, class name, probability out
         if not isinstance(inputs, (str, Path)):
@@ -65,7 +66,7 @@ def predict(ref: str, runs_dir: Path, inputs: Path | Any, output: Path | None, b
                             key="--input")
         return predict_images.predict(run, Path(inputs), output, batch, listener, gather)
     source = open_input(Path(inputs), run, label) if isinstance(inputs, (str, Path)) else _arrays_input(inputs, run)
-    model = artifacts.load_model(run)
+    model = load_model(run)
     shapes = [tuple(s[1:]) for s in model_mod.output_shapes(model, run.ports)]
     columns = _output_columns(run.ports.outputs, shapes)
     out_shape = shapes[0] if len(shapes) == 1 else (len(columns),)
@@ -100,7 +101,7 @@ def _gather(collected: Collected, head: Head, raw: np.ndarray, labels: np.ndarra
         collected.gathered["label"].append(labels.reshape(len(raw)))
 
 
-def _arrays_input(x: Any, run: runs.FinishedRun) -> InputFile:
+def _arrays_input(x: Any, run: find.FinishedRun) -> InputFile:
     """Arrays given in Python (the API), checked and scaled as an input file's: one array for a one-input model;
     a dict by input name for named inputs, by column for a table model (raw cells: the model encodes them)."""
     from kcli import data as data_mod
@@ -152,7 +153,7 @@ def _check_output(output: Path | None, overwrite: bool) -> None:
         raise DataError(f"{output} already exists; pass --overwrite to replace it", key="--output")
     if output.is_dir():
         raise DataError(f"{output} is a directory", key="--output")
-    runs.writable_folder(output.parent, "--output", DataError)
+    atomic.writable_folder(output.parent, "--output", DataError)
 
 
 def _collect(collected: Collected, raw: np.ndarray, classified: tuple[np.ndarray, np.ndarray] | None,
@@ -170,7 +171,7 @@ def _collect(collected: Collected, raw: np.ndarray, classified: tuple[np.ndarray
 
 def _writer(stack: ExitStack, output: Path, source: InputFile, head: Head, out_shape: tuple[int, ...],
             columns: list[str] | None) -> Any:
-    tmp = stack.enter_context(runs.atomic_target(output, replace=True))
+    tmp = stack.enter_context(atomic.target(output, replace=True))
     suffix = output.suffix.lower()
     if suffix == ".csv":
         return _CsvWriter(stack.enter_context(tmp.open("w", encoding="utf-8")), head, out_shape, source.label,

@@ -16,14 +16,15 @@ from kcli import events
 from kcli.config.model_io import flat_outputs
 from kcli.data import images as image_source
 from kcli.errors import DataError
-from kcli.run import artifacts
-from kcli.run import folder as runs
+from kcli.files import atomic
+from kcli.model.load import load_model
+from kcli.run import find
 from kcli.use.head import Head
 
 CHUNK = 256   # images decoded at a time
 
 
-def predict(run: runs.FinishedRun, input_path: Path, output: Path | None, batch_size: int,
+def predict(run: find.FinishedRun, input_path: Path, output: Path | None, batch_size: int,
             listener: events.Listener = events.ignore, gather: bool = False) -> dict[str, np.ndarray]:
     """Predict every image; write `output` (.csv) or show the first rows. Returns, when `gather`, each image's
     `file`, `predicted` class name, `probability` and raw `outputs` (else {})."""
@@ -31,7 +32,7 @@ def predict(run: runs.FinishedRun, input_path: Path, output: Path | None, batch_
         raise DataError(f"{output}: predictions of an image model are written as CSV (file, class, probability)",
                         key="--output")
     files = image_source.image_files(input_path, "--input")
-    model = artifacts.load_model(run)
+    model = load_model(run)
     names = run.record.get("classes") or []
     preview: list[tuple[None, str, float, np.ndarray]] = []
     counts: Counter[str] = Counter()
@@ -70,7 +71,7 @@ def predict(run: runs.FinishedRun, input_path: Path, output: Path | None, batch_
 
 def _write_csv(output: Path, rows: list[tuple[str, str, str]]) -> None:
     """file, class, probability: one row per image."""
-    with runs.atomic_target(output, replace=True) as tmp, tmp.open("w", newline="") as fh:
+    with atomic.target(output, replace=True) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["file", "class", "probability"])
         writer.writerows(rows)

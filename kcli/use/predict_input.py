@@ -27,7 +27,7 @@ from kcli.config import model_io as ports_mod
 from kcli.data.checks import column_of
 from kcli.errors import DataError
 from kcli.files import readable
-from kcli.run import folder as runs
+from kcli.run import find
 
 CHUNK_ROWS = 8192                # rows per chunk of an .npy/.npz input
 BLOCK_ROWS = 32768               # rows per block of a CSV input (sized in bytes from the average line)
@@ -46,7 +46,7 @@ class InputFile:
     chunks: Iterator[tuple[np.ndarray, np.ndarray | None]]
 
 
-def open_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputFile:
+def open_input(path: Path, run: find.FinishedRun, label: str | None) -> InputFile:
     """Open .npy / .npz / .csv input with the run's feature layout; checks the feature shape up front."""
     if not readable.present(path, "--input"):   # a FIFO, a device or a link loop: said as such
         raise DataError(f"input file not found: {path}", key="--input")
@@ -75,7 +75,7 @@ def _load_npy(path: Path) -> np.ndarray:
     return x
 
 
-def _npz_input(path: Path, run: runs.FinishedRun) -> InputFile:
+def _npz_input(path: Path, run: find.FinishedRun) -> InputFile:
     data = run.config.data
     try:
         npz = np.load(path, allow_pickle=False)
@@ -100,7 +100,7 @@ def _npz_input(path: Path, run: runs.FinishedRun) -> InputFile:
     return _array_input(x, labels, y_key if labels is not None else None, run)
 
 
-def _table_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputFile:
+def _table_input(path: Path, run: find.FinishedRun, label: str | None) -> InputFile:
     """Raw rows of the columns the run was trained on (.csv or .parquet, any column order, the label column
     optional): read whole, predicted in chunks; the model encodes them itself."""
     arrays, found = data_mod.read_table_file(path, run.config.data, "--input", label or run.config.data.label)
@@ -116,7 +116,7 @@ def _table_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputF
     return InputFile(ports_mod.rows(x), found, chunks())
 
 
-def _named_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputFile:
+def _named_input(path: Path, run: find.FinishedRun, label: str | None) -> InputFile:
     """Several named inputs: an .npz with one array per input (the array the run trained on, or the input's
     name), or a CSV with a header holding each input's columns; read whole, predicted in chunks."""
     ports, data = run.ports, run.config.data
@@ -179,7 +179,7 @@ def array_features(block: np.ndarray, scale: float | None, first_row: int, where
 
 
 def _array_input(x: np.ndarray, labels: np.ndarray | None, label: str | None,
-                 run: runs.FinishedRun) -> InputFile:
+                 run: find.FinishedRun) -> InputFile:
     data_mod.check_shape(x, run.input_shape, "the input's features", "--input")
     scale = run.config.data.scale
 
@@ -196,7 +196,7 @@ def _array_input(x: np.ndarray, labels: np.ndarray | None, label: str | None,
     return InputFile(len(x), label, chunks())
 
 
-def _csv_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputFile:
+def _csv_input(path: Path, run: find.FinishedRun, label: str | None) -> InputFile:
     first = data_mod.csv_header(path, "--input")
     has_header = not all(data_mod.is_number(f) for f in first)   # a first line of numbers is data, not names
     trained_on = run.record.get("features")  # CSV column names the model was trained on

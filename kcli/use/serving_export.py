@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from kcli.errors import ExportFailed, RunError
-from kcli.run import folder as runs
+from kcli.files import atomic
+from kcli.run import find
 from kcli.use.signature import Tensor, outputs_of, signature
 
 
@@ -28,7 +29,7 @@ def next_version(folder: Path) -> int:
     return max(found, default=0) + 1
 
 
-def write(run: runs.FinishedRun, model: Any, serving_dir: Path) -> tuple[Path, float]:
+def write(run: find.FinishedRun, model: Any, serving_dir: Path) -> tuple[Path, float]:
     """Write DIR/NAME/VERSION (through a temporary name, so a watching server never sees half of it), check its
     signature; returns the version folder and the largest difference found."""
     import tensorflow as tf
@@ -43,13 +44,13 @@ def write(run: runs.FinishedRun, model: Any, serving_dir: Path) -> tuple[Path, f
     function = _serving_function(run, model, kind, inputs, raw, head)
     module = tf.Module()
     module.model = model   # tracked, so its variables are saved
-    with runs.atomic_target(target) as tmp:
+    with atomic.target(target) as tmp:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": function})
         diff = _check(tmp, model, run, inputs, raw, head)
     return target, diff
 
 
-def _serving_function(run: runs.FinishedRun, model: Any, kind: str, inputs: list[Tensor], raw: list[Tensor],
+def _serving_function(run: find.FinishedRun, model: Any, kind: str, inputs: list[Tensor], raw: list[Tensor],
                       head: Any) -> Any:
     import tensorflow as tf
 
@@ -82,7 +83,7 @@ def _serving_function(run: runs.FinishedRun, model: Any, kind: str, inputs: list
     return tf.function(serve, input_signature=specs).get_concrete_function()
 
 
-def _check(path: Path, model: Any, run: runs.FinishedRun, inputs: list[Tensor], raw: list[Tensor],
+def _check(path: Path, model: Any, run: find.FinishedRun, inputs: list[Tensor], raw: list[Tensor],
            head: Any) -> float:
     """The written signature, loaded back, answers like the model on a few rows (images: checked by the
     tests on real image bytes; the model's own check covers its numbers)."""
@@ -111,7 +112,7 @@ def _check(path: Path, model: Any, run: runs.FinishedRun, inputs: list[Tensor], 
     return diff
 
 
-def _scaled(x: Any, run: runs.FinishedRun) -> Any:
+def _scaled(x: Any, run: find.FinishedRun) -> Any:
     """Sample rows as the model sees them after predict's data.scale (the signature scales them itself)."""
     from kcli import data as data_mod
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from kcli.run import folder as runs
+from kcli.run import find
 from kcli.use.head import Head
 
 SINGLE_OUTPUT = "output_0"    # the name Keras's SavedModel export gives a model's only output
@@ -26,7 +26,7 @@ class Tensor:
 Kind = Literal["array", "named", "table", "images"]
 
 
-def signature(run: runs.FinishedRun, model: Any) -> tuple[Kind, list[Tensor], list[Tensor], Head]:
+def signature(run: find.FinishedRun, model: Any) -> tuple[Kind, list[Tensor], list[Tensor], Head]:
     """What a run serves (in kcli serve and in its serving export): its kind, inputs, raw outputs and Head."""
     from kcli.model import build as model_mod
 

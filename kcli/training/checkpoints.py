@@ -1,33 +1,26 @@
-"""Training state inside a run directory: per-epoch checkpoints and what `--resume` needs.
+"""Keras's part of a run's training state: every model and optimizer variable snapshotted, saved into the run
+directory's checkpoints (weights files, state.npz) and put back into a fresh model for an exact `--resume`.
 
-checkpoints/last.weights.h5 and best.weights.h5 are for people; checkpoints/state.npz (every model and
-optimizer variable, dropout seed states included, and what epoch they belong to) is what makes a resumed
-run exact.
+Where those files live and what `--resume` checks before it builds a model is the run directory's part
+(run/state.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import platform
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kcli.errors import RunError
+from kcli.files import atomic
 from kcli.run.artifacts import ensure_space
-from kcli.run.folder import FINISHED, atomic_target, load_record, read_json, write_json
+from kcli.run.records import write_json
+from kcli.run.state import CHECKPOINTS, STATE_ARRAYS, STATE_JSON
 
 if TYPE_CHECKING:
     import keras
-
-CHECKPOINTS = "checkpoints"
-LAST_WEIGHTS = "last.weights.h5"
-BEST_WEIGHTS = "best.weights.h5"
-STATE_ARRAYS = "state.npz"      # every model and optimizer variable after the last saved epoch + info
-STATE_JSON = "state.json"       # the info of state.npz, readable
 
 
 def variables(model: keras.Model) -> list[Any]:
@@ -50,7 +43,7 @@ def save_weights(model: keras.Model, path: Path, values: list[np.ndarray] | None
     try:
         if values is not None:
             _assign(model, values)
-        with atomic_target(path, replace=True) as tmp:
+        with atomic.target(path, replace=True) as tmp:
             model.save_weights(tmp)
     finally:
         if current is not None:
@@ -60,12 +53,6 @@ def save_weights(model: keras.Model, path: Path, values: list[np.ndarray] | None
 def _assign(model: keras.Model, values: list[np.ndarray]) -> None:
     for variable, value in zip(variables(model), values, strict=True):
         variable.assign(value)
-
-
-def copy_file(src: Path, dest: Path) -> None:
-    """Copy a file atomically, replacing `dest`."""
-    with atomic_target(dest, replace=True) as tmp:
-        shutil.copyfile(src, tmp)
 
 
 def save_state(run_dir: Path, values: list[np.ndarray], info: dict[str, Any],
@@ -80,11 +67,8 @@ def save_state(run_dir: Path, values: list[np.ndarray], info: dict[str, Any],
     arrays = {f"arr_{i}": v for i, v in enumerate(values)}
     arrays.update({f"best_{i}": v for i, v in enumerate(best or [])})
     arrays.update(extra or {})   # arrays user callbacks hold (cb<i>_w<j>)
-    with atomic_target(folder / STATE_ARRAYS, replace=True) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, info=np.array(json.dumps(info)), **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
+    with atomic.target(folder / STATE_ARRAYS, replace=True) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, info=np.array(json.dumps(info)), **arrays)
     write_json(folder / STATE_JSON, info)
 
 
@@ -112,42 +96,3 @@ def load_state(run_dir: Path, model: keras.Model) -> dict[str, Any]:
                        f"{' '.join(str(exc).split())[:200]})", key="--resume") from None
     _assign(model, values)
     return info
-
-
-def saved_epoch(run_dir: Path) -> int:
-    """The epoch whose state is saved (0 if none)."""
-    try:
-        return int(read_json(run_dir / CHECKPOINTS / STATE_JSON)["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
-
-
-def resumable_record(run_dir: Path) -> dict[str, Any]:
-    """run.json of a run that may be resumed: not completed, and not still running elsewhere."""
-    record = load_record(run_dir, "--resume")
-    status = record.get("status")
-    if status == FINISHED:
-        raise RunError(f"run {run_dir} is completed; there is nothing to resume", key="--resume")
-    if status == "running" and record.get("host") == platform.node() and alive(record.get("pid")):
-        raise RunError(f"run {run_dir} is still running (pid {record.get('pid')})", key="--resume")
-    return record
-
-
-def alive(pid: Any) -> bool:
-    """Whether a process with this pid exists (this process itself counts as not: it is not another run)."""
-    if not isinstance(pid, int) or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_partial_files(run_dir: Path) -> None:
-    """Temporary files left by a killed process (never under a final name)."""
-    for folder in (run_dir, run_dir / CHECKPOINTS):
-        for tmp in folder.glob(".tmp-*"):
-            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
