@@ -18,7 +18,7 @@ from kcli.config import resolve as resolve_mod
 from kcli.config.compose import origin_of
 from kcli.config.models import DataConfig
 from kcli.config.overrides import apply_overrides
-from kcli.data import checks, csv_files, labels
+from kcli.data import checks, csv_files, csv_reader, labels
 from kcli.data import splits as splits_mod
 from kcli.distributed import cluster
 from kcli.errors import ConfigError, KcliError, RunError, key_path
@@ -112,11 +112,11 @@ def test_check_numbers_names_the_first_bad_cell() -> None:
 def test_csv_matched_by_column_name(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text("c,target,a,b\n3,1,1,2\n6,0,4,5\n")
-    arrays = csv_files.read_csv_columns(path, csv_files.csv_header(path), ["a", "b", "c"], "target", "data")
+    arrays = csv_files.read_csv_columns(path, csv_reader.csv_header(path), ["a", "b", "c"], "target", "data")
     np.testing.assert_array_equal(arrays.x, [[1, 2, 3], [4, 5, 6]])
     assert list(arrays.y) == [1, 0]
     with pytest.raises(KcliError, match="lacks the column"):
-        csv_files.read_csv_columns(path, csv_files.csv_header(path), ["a", "z"], "target", "data")
+        csv_files.read_csv_columns(path, csv_reader.csv_header(path), ["a", "z"], "target", "data")
 
 
 def test_line_blocks_end_at_line_breaks() -> None:

@@ -1,9 +1,8 @@
 """CSV files with a header line: numeric feature columns and a label column (numbers or class names), read once by
-pyarrow (csv_reader); the header line is read on its own, for its messages."""
+pyarrow (csv_reader.py)"""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -14,25 +13,9 @@ from kcli.data.splits import Arrays
 from kcli.errors import DataError
 
 
-def csv_header(path: Path, key: str = "data") -> list[str]:
-    """The column names of a CSV file (its first line)."""
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            header = next(csv.reader(fh), None)
-    except FileNotFoundError:
-        raise DataError(f"data file not found: {path}", key=file_key(key)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {path}: {exc}", key=file_key(key)) from None
-    except csv.Error as exc:   # "field larger than field limit (131072)": a huge cell or a quote left open
-        raise DataError(f"cannot read the first line of {path}: {exc}", key=file_key(key)) from None
-    if not header:
-        raise DataError(f"{path} is empty; expected a header line with column names", key=file_key(key))
-    return [h.strip() for h in header]
-
-
 def read_csv(path: Path, label: str, key: str = "data") -> Arrays:
     """A CSV file with a header line: `label` is the label column, all others are numeric features."""
-    header = csv_header(path, key)
+    header = csv_reader.csv_header(path, key)
     if label not in header:
         raise DataError(f"{path} has no column {label!r}; columns: {', '.join(header)}", key=f"{key}.label")
     return read_csv_columns(path, header, [h for h in header if h != label], label, key)

@@ -1,20 +1,22 @@
 """The one CSV reader: pyarrow parses every CSV kcli reads (tables whole or in blocks, feature files, prediction
 inputs), and its complaints become one line naming the file, data row and column.
 
-pyarrow names no row when it reads threaded and says its own things ("straddling object"); where an error must
-name a row of a file of numbers, `numbers` parses the text again row by row in Python (`by_rows`): the only
-other CSV code in kcli, run only when pyarrow refused something.
+Besides pyarrow, only two small readers: `csv_header` reads a header line on its own (Python's csv module, with
+messages of its own), and `by_rows`, the row-naming fallback: pyarrow names no row when it reads threaded, so
+where it refuses a file or block of numbers, the text is parsed again row by row to name the first bad one.
 """
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kcli.data.checks import is_number
+from kcli.data.checks import file_key, is_number
+from kcli.errors import DataError
 
 CSV_BLOCK_BYTES = 1 << 20   # bytes of CSV pyarrow parses per block (its default); a line must fit in one
 
@@ -30,7 +32,38 @@ class BadRow(ValueError):
         self.names = names
 
 
-def csv_options() -> Any:
+def csv_header(path: Path, key: str = "data") -> list[str]:
+    """The column names of a CSV file (its first line, read on its own: its own messages)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), None)
+    except FileNotFoundError:
+        raise DataError(f"data file not found: {path}", key=file_key(key)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path}: {exc}", key=file_key(key)) from None
+    except csv.Error as exc:   # "field larger than field limit (131072)": a huge cell or a quote left open
+        raise DataError(f"cannot read the first line of {path}: {exc}", key=file_key(key)) from None
+    if not header:
+        raise DataError(f"{path} is empty; expected a header line with column names", key=file_key(key))
+    return [h.strip() for h in header]
+
+
+def read_table(path: Path) -> Any:
+    """A CSV file read whole as a pyarrow Table: the header line's names, each column's kind inferred."""
+    from pyarrow import csv
+
+    return csv.read_csv(path, read_options=csv.ReadOptions(block_size=CSV_BLOCK_BYTES), convert_options=_kinds())
+
+
+def open_blocks(path: Path, block_bytes: int) -> Any:
+    """A CSV file as pyarrow record batches of about `block_bytes` (each column's kind from the first block)."""
+    from pyarrow import csv
+
+    return csv.open_csv(path, read_options=csv.ReadOptions(block_size=block_bytes, use_threads=True),
+                        convert_options=_kinds())
+
+
+def _kinds() -> Any:
     """How pyarrow converts the cells of a table (whole and streamed reads alike): an empty text cell is missing."""
     from pyarrow import csv
 

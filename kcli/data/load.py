@@ -15,7 +15,8 @@ from kcli.config.models import DataConfig, SplitSource
 from kcli.data import column_stats, images, keras_datasets, python_source, stream_pass, tables
 from kcli.data import stream as stream_mod
 from kcli.data.checks import file_key
-from kcli.data.csv_files import csv_header, read_csv, read_csv_columns
+from kcli.data.csv_files import read_csv, read_csv_columns
+from kcli.data.csv_reader import csv_header
 from kcli.data.labels import encode_class_names
 from kcli.data.named import read_ports
 from kcli.data.npz_files import read_builtin, read_npz

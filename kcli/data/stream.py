@@ -51,10 +51,7 @@ def blocks(path: Path, source: str, key: str, features: dict[str, str] | None = 
 
             batches: Any = pq.ParquetFile(path).iter_batches(batch_size=PARQUET_ROWS)
         else:
-            from pyarrow import csv
-
-            batches = csv.open_csv(path, read_options=csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=True),
-                                   convert_options=csv_reader.csv_options())
+            batches = csv_reader.open_blocks(path, BLOCK_BYTES)
         for batch in batches:
             table = pa.Table.from_batches([batch])
             if source == "csv":

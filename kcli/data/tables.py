@@ -43,10 +43,7 @@ def read_table(path: Path, source: str, key: str, features: dict[str, str] | Non
 
             table = pq.read_table(path)
         else:
-            from pyarrow import csv
-
-            table = csv.read_csv(path, read_options=csv.ReadOptions(block_size=csv_reader.CSV_BLOCK_BYTES),
-                                 convert_options=csv_reader.csv_options())
+            table = csv_reader.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cannot read {path} as {source}: {csv_reader.arrow_problem(exc)}", key=file_key(key)) from None
     column_names(table, path, key)

@@ -128,7 +128,7 @@ def _named_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputF
         found = read_npz_arrays(path, list(names.values()), "--input")
         x = {p.name: found[names[p.name]] for p in ports.inputs}
     elif suffix == ".csv":
-        header = csv_files.csv_header(path, "--input")
+        header = csv_reader.csv_header(path, "--input")
         label = label or (data.label if data.label in header else None)
         wanted = [c for p in ports.inputs for c in p.columns or ()] + ([label] if label else [])
         missing = [c for c in wanted if c not in header]
@@ -197,7 +197,7 @@ def _array_input(x: np.ndarray, labels: np.ndarray | None, label: str | None,
 
 
 def _csv_input(path: Path, run: runs.FinishedRun, label: str | None) -> InputFile:
-    first = csv_files.csv_header(path, "--input")
+    first = csv_reader.csv_header(path, "--input")
     has_header = not all(checks.is_number(f) for f in first)   # a first line of numbers is data, not names
     trained_on = run.record.get("features")  # CSV column names the model was trained on
     if has_header:
