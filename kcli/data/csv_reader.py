@@ -82,7 +82,7 @@ def numbers(source: Path | bytes, width: int, text: int | None = None, header: b
         return parsed
     if isinstance(source, Path):
         body = source.read_text(encoding="utf-8", errors="replace")
-        body = body.split("\n", 1)[-1] if header else body
+        body = body.partition("\n")[2] if header else body
     else:
         body = source.decode("utf-8", "replace")
     return by_rows(body, width, text, columns)

@@ -77,6 +77,7 @@ def test_a_csv_file_is_read_once_with_class_names(tmp_path: Path) -> None:
      "data row 2: column 'b' is 'x', not a number; every row must hold 3 values, numbers in the features"),
     ("a,b,y\n1,2\n3,4\n", "rows have 2 values, the header 3"),
     ("a,b,y\n", "has a header but no rows"),
+    ("a,b,y", "has a header but no rows"),
     ("a,b,y\n1,nan,0\n", "nan at data row 1, column 'b'; 1 value(s) are NaN or infinite. Remove or fill those "
                            "rows before training"),
     # a short row among class names: the names and the rows no longer pair up (it read 2 rows and 1 name)
