@@ -138,9 +138,19 @@ def by_rows(body: str, width: int, text: int | None = None,
         found = first_bad_row(body, width, columns, numeric)
         if found is not None:
             raise BadRow(*found, names=names)
-    table = np.array([[np.nan if names and i == text else float(v) for i, v in enumerate(row)] for row in rows],
-                     dtype=np.float64).reshape(len(rows), counts.pop() if rows else width)
+    try:
+        table = np.array([[np.nan if names and i == text else _float(v) for i, v in enumerate(row)] for row in rows],
+                         dtype=np.float64).reshape(len(rows), counts.pop() if rows else width)
+    except ValueError:   # what Python reads but no CSV reader does (1_000): as numpy said, no row to name
+        raise BadRow(0, "cannot be read as numbers", names) from None
     return table, np.array([row[text] for row in rows], dtype=str) if names else None
+
+
+def _float(text: str) -> float:
+    """A cell as a number, as pyarrow and numpy read one (Python's float also takes 1_000: they do not)."""
+    if "_" in text:
+        raise ValueError(text)
+    return float(text)
 
 
 def first_bad_row(text: str, width: int, names: list[str] | None = None,

@@ -46,6 +46,7 @@ def test_a_text_column_of_class_names_comes_back_as_names() -> None:
     ("1,2\n3,x\n", 1, "column 'b' is 'x', not a number"),
     ("1,2\n\n3,\n", 1, "column 'b' is '', not a number"),   # blank lines are not counted
     ("1,2\n3,4,5\n6,7\n", 1, "3 values, the first line 2"),
+    ("1,2\n3,1_0\n", 0, "cannot be read as numbers"),   # Python's float reads 1_0; numpy and pyarrow do not
 ])
 def test_a_row_pyarrow_refuses_is_named_by_the_fallback(body: str, index: int, problem: str) -> None:
     with pytest.raises(csv_reader.BadRow) as caught:
