@@ -43,7 +43,7 @@ class Splits:
     classes: int | None = None   # the one-hot class count, when labels were one-hot encoded
     class_names: list[str] | None = None   # an image folder's classes, by class id
     column_stats: dict[str, Any] | None = None   # a streamed table: its columns' statistics (Normalization)
-    cache: Any = None   # a streamed table: its rows as read, cached while training (stream.Cache; close() it)
+    cache: Any = None   # a streamed table: its rows as read, cached while training (stream_cache.Cache; close() it)
     notes: list[str] = field(default_factory=list)   # what the reader left out (shown, kept in run.json)
 
 
