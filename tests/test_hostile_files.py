@@ -204,7 +204,7 @@ def test_an_image_that_is_not_a_regular_file_inside_the_folder_is_one_line(tmp_p
 
 
 def test_table_folders_and_globs_refuse_links_out_and_never_walk_through_links(tmp_path: Path) -> None:
-    from kcli.data.stream import table_files
+    from kcli.data.table_files import table_files
     from kcli.errors import DataError
 
     shards = tmp_path / "shards"
@@ -304,7 +304,7 @@ def test_file_names_that_are_not_utf8_are_one_line(tmp_path: Path) -> None:
 def test_a_data_file_whose_name_looks_like_a_glob_is_that_file(tmp_path: Path) -> None:
     """`x[1].csv` that exists is the file (it was read as a glob matching `x1.csv` and said "no file matches");
     a path that exists nowhere with * ? [ is still a glob."""
-    from kcli.data.stream import table_files
+    from kcli.data.table_files import table_files
     from kcli.files import readable
 
     named = tmp_path / "x[1].csv"

@@ -148,7 +148,7 @@ def test_predict_input_that_is_no_regular_file_says_what_it_is(finished: Path, t
 @pytest.mark.parametrize("how", ["train", "train-stream", "init"])
 def test_a_csv_cell_larger_than_the_block_size_is_one_line_naming_the_file_and_the_limit(
         tmp_path: Path, how: str) -> None:
-    from kcli.data.tables import CSV_BLOCK_BYTES
+    from kcli.data.csv_reader import CSV_BLOCK_BYTES
 
     table = tmp_path / "big.csv"
     rows = "".join(f"{i},{i % 2}\n" for i in range(20))

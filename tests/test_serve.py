@@ -920,13 +920,13 @@ def test_table_cells_become_float32_and_int64_only_when_they_fit() -> None:
     import pyarrow as pa
 
     from kcli.config.models import ColumnConfig
-    from kcli.data import tables
+    from kcli.data import column_stats, tables
     from kcli.errors import DataError
 
     columns = {"a": ColumnConfig(kind="number"), "z": ColumnConfig(kind="category", vocabulary=[1, 2, 3])}
     ok = tables.read_split(pa.table({"a": [1.5, 3e38], "z": [2, None]}), columns, Path("t.csv"), "data", None)
     assert ok.x["a"].dtype == np.float32 and ok.x["a"][1, 0] == np.float32(3e38)
-    assert ok.x["z"].tolist() == [[2], [tables.MISSING_CODE]]   # whole codes (and missing) read as before
+    assert ok.x["z"].tolist() == [[2], [column_stats.MISSING_CODE]]   # whole codes (and missing) read as before
     for cells, expected in (({"a": [1.0, -1e39], "z": [1, 2]}, "data row 2, column 'a': -1e+39 is too large"),
                             ({"a": [1.0, 2.0], "z": [1, 2.7]}, "data row 2, column 'z' is 2.7, not a whole"),
                             ({"a": [1.0, 2.0], "z": [1e30, 2]}, "data row 1, column 'z' is 1e+30, not a whole"),
@@ -937,7 +937,7 @@ def test_table_cells_become_float32_and_int64_only_when_they_fit() -> None:
 
 
 def test_scaling_features_names_the_row_a_cast_or_the_scale_overflows() -> None:
-    from kcli.data import scale_features
+    from kcli.data.prepare import scale_features
     from kcli.errors import DataError
 
     x = np.array([[1.0, 2.0], [3.0, 1e39]])
@@ -951,7 +951,7 @@ def test_scaling_features_names_the_row_a_cast_or_the_scale_overflows() -> None:
 
 
 def test_integer_inputs_take_whole_numbers_within_their_type() -> None:
-    from kcli.data import scale_features
+    from kcli.data.prepare import scale_features
     from kcli.errors import DataError
 
     for x, dtype, expected in ((np.array([[1.0], [2.7]]), "int64", "data row 2, feature 1 is 2.7, not a whole"),

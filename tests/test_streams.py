@@ -130,14 +130,14 @@ def test_every_row_once_per_epoch_in_an_order_of_seed_and_epoch(tmp_path: Path, 
     from kcli.config import model_io as ports_mod
     from kcli.config import models as config_mod
     from kcli.config.resolve import resolve
-    from kcli.data import stream, tables
+    from kcli.data import column_stats, stream, stream_pass, table_files
 
     monkeypatch.setattr(stream, "WINDOW_ROWS", 40)   # several windows per epoch
     cfg = resolve(config_mod.load(shards, ["data.shuffle=true", "data.batch_size=7"]))
-    files = stream.table_files(cfg.data.path or "", "csv", "data")
-    learned = stream.learn(files, cfg.data)
+    files = table_files.table_files(cfg.data.path or "", "csv", "data")
+    learned = stream_pass.learn(files, cfg.data)
     assert learned.rows == 150
-    cfg.data.columns = tables.learn(learned.columns, learned.stats)
+    cfg.data.columns = column_stats.learn(learned.columns, learned.stats)
     ports = ports_mod.with_columns(ports_mod.of(cfg.model, cfg.data), cfg.data)
 
     def epoch(e: int, seed: int = 3) -> np.ndarray:
@@ -161,8 +161,8 @@ def test_every_row_once_per_epoch_in_an_order_of_seed_and_epoch(tmp_path: Path, 
     records = resolve(config_mod.load(shards, ["data.shuffle=true", "data.batch_size=7", "data.source=tfrecord",
                                                "data.path=shards/*.tfrecord", "data.validation=null",
                                                "data.features={a: float, b: float, c: float, label: int}"]))
-    record_files = stream.table_files(records.data.path or "", "tfrecord", "data")
-    assert stream.learn(record_files, records.data).rows == 150
+    record_files = table_files.table_files(records.data.path or "", "tfrecord", "data")
+    assert stream_pass.learn(record_files, records.data).rows == 150
     records.data.columns = cfg.data.columns
     reader = stream.TableReader(record_files, records.data, ports, "data", 3, True, "label", None, rows=150)
     reader.epoch = 1

@@ -9,7 +9,7 @@ from kcli.data.splits import Arrays, Splits
 from kcli.errors import DataError
 
 
-def _file_key(key: str) -> str:
+def file_key(key: str) -> str:
     """The key a problem with a data file names: `data.path` for a config split, the option itself (`--input`,
     `--data`) for a file given on the command line."""
     return key if key.startswith("--") else f"{key}.path"
@@ -76,7 +76,7 @@ def overflow_error(found: tuple[int, int, float], dtype: str, what: str, key: st
     """Raise the one error for a value outside `dtype`'s range at `found` (from first_overflow)."""
     row, col, value = found
     raise DataError(f"{what}: data row {first_row + row}, {column_of(col, columns)}: "
-                    f"{too_large(value, dtype, note)}; scale it down (or remove the row)", key=_file_key(key))
+                    f"{too_large(value, dtype, note)}; scale it down (or remove the row)", key=file_key(key))
 
 
 def first_not_whole(a: np.ndarray, dtype: str = "int64") -> tuple[int, int, float] | None:
@@ -101,15 +101,17 @@ def as_int(a: np.ndarray, dtype: str, what: str, key: str, first_row: int = 1,
     if found is not None:
         row, col, value = found
         raise DataError(f"{what}: data row {first_row + row}, {column_of(col, columns)} is {value:g}, not a whole "
-                        f"number within {dtype} (the input takes {dtype} values)", key=_file_key(key))
+                        f"number within {dtype} (the input takes {dtype} values)", key=file_key(key))
     return a.astype(dtype)
 
 
 def check_numbers(a: np.ndarray, what: str, key: str, columns: list[str] | None = None) -> None:
     """Numbers only, all finite: NaN or inf names its row and column (1-based, as editors count)."""
     if a.dtype.kind not in "biuf":
-        hint = " (string class names are not supported yet: map them to 0..n-1)" if a.dtype.kind in "USO" else ""
-        raise DataError(f"{what} holds {a.dtype} values; expected numbers{hint}", key=_file_key(key))
+        # only arrays hold text here (a CSV's label column of class names is read as names, see csv_files.py)
+        hint = (" (string class names are read from a CSV label column; in an array, map them to 0..n-1)"
+                if a.dtype.kind in "USO" else "")
+        raise DataError(f"{what} holds {a.dtype} values; expected numbers{hint}", key=file_key(key))
     found = first_non_finite(a)
     if found is None:
         return
@@ -120,7 +122,7 @@ def check_numbers(a: np.ndarray, what: str, key: str, columns: list[str] | None 
         where = f"row {row + 1}, column {col + 1} (index [{row}, {col}])"
     when = "" if key.startswith("--") else " before training"
     raise DataError(f"{what}: {value} at {where}; {bad} value(s) are NaN or infinite. Remove or fill those "
-                    f"rows{when}", key=_file_key(key))
+                    f"rows{when}", key=file_key(key))
 
 
 def check_features(splits: Splits, ports: Ports) -> None:
@@ -161,20 +163,3 @@ def is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def first_bad_row(text: str, width: int, names: list[str] | None = None,
-                  numeric: list[int] | None = None) -> tuple[int, str]:
-    """(index among the non-blank lines, what is wrong) of the first CSV line that is not `width` values with
-    numbers in the `numeric` columns (default all): numpy's own messages count rows inconsistently (0-based in
-    one, 1-based in another)."""
-    rows = [line for line in text.splitlines() if line.strip()]
-    for i, line in enumerate(rows):
-        fields = line.split(",")
-        if len(fields) != width:
-            return i, f"{len(fields)} values, the first line {width}"
-        for col, value in enumerate(fields):
-            if (numeric is None or col in numeric) and not is_number(value.strip()):
-                column = repr(names[col]) if names else str(col + 1)
-                return i, f"column {column} is {value.strip()!r}, not a number"
-    return 0, "cannot be read as numbers"

@@ -7,7 +7,8 @@ from typing import Any
 
 from kcli.config.model_io import Ports, Tree
 from kcli.config.models import DataConfig
-from kcli.data.csv_files import _label_column, _need_columns, csv_header, csv_table
+from kcli.data.csv_files import _label_column, _need_columns, csv_table
+from kcli.data.csv_reader import csv_header
 from kcli.data.npz_files import read_npz_arrays
 from kcli.data.splits import Arrays
 from kcli.errors import DataError

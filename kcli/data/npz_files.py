@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from kcli.data.bundled import BUILTIN
-from kcli.data.checks import _file_key, check_numbers, reason
+from kcli.data.checks import check_numbers, file_key, reason
 from kcli.data.splits import Arrays
 from kcli.errors import DataError
 
@@ -37,13 +37,13 @@ def read_npz(path: Path, x_key: str, y_key: str | None, key: str = "data") -> Ar
             y = npz[y_key] if y_key is not None else np.zeros((len(x),), np.float32)
         except Exception as exc:  # a truncated or corrupt member
             raise DataError(f"cannot read {path} (damaged or truncated?): {reason(exc)}",
-                            key=_file_key(key)) from None
+                            key=file_key(key)) from None
     if x.ndim == 0 or y.ndim == 0:
-        raise DataError(f"{path}: {x_key} and {y_key} must be arrays with one row per example", key=_file_key(key))
+        raise DataError(f"{path}: {x_key} and {y_key} must be arrays with one row per example", key=file_key(key))
     if len(x) != len(y):
         raise DataError(f"{path}: {x_key} has {len(x)} rows but {y_key} has {len(y)}", key=key)
     if len(x) == 0:
-        raise DataError(f"{path} has 0 rows", key=_file_key(key))
+        raise DataError(f"{path} has 0 rows", key=file_key(key))
     check_numbers(x, f"{path}: array {x_key!r}", key)
     if y_key is not None:
         check_numbers(y, f"{path}: array {y_key!r}", key)
@@ -54,13 +54,13 @@ def _open_npz(path: Path, key: str) -> Any:
     try:
         npz = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise DataError(f"data file not found: {path}", key=_file_key(key)) from None
+        raise DataError(f"data file not found: {path}", key=file_key(key)) from None
     except IsADirectoryError:
-        raise DataError(f"{path} is a directory, not an .npz file", key=_file_key(key)) from None
+        raise DataError(f"{path} is a directory, not an .npz file", key=file_key(key)) from None
     except Exception as exc:  # numpy raises OSError/ValueError/BadZipFile/EOFError for damaged files
-        raise DataError(f"cannot read {path} as .npz: {reason(exc)}", key=_file_key(key)) from None
+        raise DataError(f"cannot read {path} as .npz: {reason(exc)}", key=file_key(key)) from None
     if not hasattr(npz, "files"):
-        raise DataError(f"{path} is a single .npy array, not an .npz archive", key=_file_key(key))
+        raise DataError(f"{path} is a single .npy array, not an .npz archive", key=file_key(key))
     return npz
 
 
@@ -71,17 +71,17 @@ def read_npz_arrays(path: Path, names: list[str], key: str) -> dict[str, np.ndar
         for name in names:
             if name not in npz.files:
                 raise DataError(f"{path} has no array {name!r}; it has: {', '.join(npz.files) or 'nothing'}",
-                                key=_file_key(key))
+                                key=file_key(key))
         try:
             found = {name: npz[name] for name in dict.fromkeys(names)}
         except Exception as exc:  # a truncated or corrupt member
-            raise DataError(f"cannot read {path} (damaged or truncated?): {reason(exc)}", key=_file_key(key)) from None
+            raise DataError(f"cannot read {path} (damaged or truncated?): {reason(exc)}", key=file_key(key)) from None
     lengths = {name: len(a) if a.ndim else -1 for name, a in found.items()}
     if len(set(lengths.values())) != 1 or -1 in lengths.values():
         raise DataError(f"{path}: the arrays must have one row per example each; rows: "
-                        f"{', '.join(f'{k} {v}' for k, v in lengths.items())}", key=_file_key(key))
+                        f"{', '.join(f'{k} {v}' for k, v in lengths.items())}", key=file_key(key))
     if not next(iter(lengths.values())):
-        raise DataError(f"{path} has 0 rows", key=_file_key(key))
+        raise DataError(f"{path} has 0 rows", key=file_key(key))
     for name, a in found.items():
         check_numbers(a, f"{path}: array {name!r}", key)
     return found

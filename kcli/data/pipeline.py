@@ -18,7 +18,7 @@ import numpy as np
 
 from kcli.config.model_io import Tree
 from kcli.config.models import DataConfig
-from kcli.data import Arrays
+from kcli.data.splits import Arrays
 
 
 @dataclass

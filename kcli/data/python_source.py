@@ -37,7 +37,7 @@ class Stream:
     batches: int | None   # None: unknown (a dataset without a known cardinality)
     columns: None = None
     epoch_setter: Any = None   # a streamed table: tells its reader which epoch begins (its .callback())
-    class_ids: Any = None   # a streamed table's class ids: their range and rows (stream.ClassIds), for check_labels
+    class_ids: Any = None   # a streamed table's class ids: range and rows (stream_pass.ClassIds), for check_labels
 
     @property
     def x(self) -> Any:

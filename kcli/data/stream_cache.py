@@ -1,5 +1,5 @@
 """The rows of a streamed table as read, cached for the epochs: one Arrow IPC file per source file, written by
-the pass before training (stream.py), read back as binary columns instead of parsing the CSV again."""
+the pass before training (stream_pass.py), read back as binary columns instead of parsing the CSV again."""
 
 from __future__ import annotations
 

@@ -3,16 +3,15 @@ inputs kcli builds from the columns (`model.input_shape` left out).
 
 Column kinds are declared in `data.columns` or inferred from the training file (numbers -> number, anything
 else -> category); what the model needs to encode them (vocabularies, fill values, encodings) is learned on the
-training split only and recorded in `data.columns`, so the run's config.yaml rebuilds the same model and reads
-any other file (validation, test, predict input) the same way. Missing cells (empty, NA, NaN) follow the column's
-policy: an error (default) naming the file, row and column; or kept for the model to fill (numbers stay NaN,
-text becomes "", whole-number codes -1), see kcli/tabular.py.
+training split only (column_stats.py) and recorded in `data.columns`, so the run's config.yaml rebuilds the same
+model and reads any other file (validation, test, predict input) the same way. Missing cells (empty, NA, NaN)
+follow the column's policy: an error (default) naming the file, row and column; or kept for the model to fill
+(numbers stay NaN, text becomes "", whole-number codes -1), see kcli/model/table_inputs.py.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,11 @@ import numpy as np
 
 from kcli.config.model_io import input_name
 from kcli.config.models import ColumnConfig, DataConfig
-from kcli.data.checks import _file_key, as_float, first_not_whole, is_number
+from kcli.data import csv_reader
+from kcli.data.checks import as_float, file_key, first_not_whole, is_number
+from kcli.data.column_stats import MISSING_CODE
 from kcli.data.splits import Arrays
 from kcli.errors import DataError
-
-CSV_BLOCK_BYTES = 1 << 20   # bytes of CSV pyarrow parses per block (its default); a line must fit in one
-
-ONE_HOT_UP_TO = 50   # categories with more values get an embedding by default
-MISSING_CODE = -1    # a missing whole-number category: IntegerLookup's out-of-vocabulary token
 
 
 def read_table(path: Path, source: str, key: str, features: dict[str, str] | None = None) -> Any:
@@ -40,24 +36,21 @@ def read_table(path: Path, source: str, key: str, features: dict[str, str] | Non
         return tfrecords.read_table(path, features, key)
     if not path.is_file():
         raise DataError(f"data file not found: {path}" if not path.exists() else f"{path} is not a file",
-                        key=_file_key(key))
+                        key=file_key(key))
     try:
         if source == "parquet":
             import pyarrow.parquet as pq
 
             table = pq.read_table(path)
         else:
-            from pyarrow import csv
-
-            table = csv.read_csv(path, read_options=csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-                                 convert_options=csv_options())
+            table = csv_reader.read_table(path)
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"cannot read {path} as {source}: {arrow_problem(exc)}", key=_file_key(key)) from None
+        raise DataError(f"cannot read {path} as {source}: {csv_reader.arrow_problem(exc)}", key=file_key(key)) from None
     column_names(table, path, key)
     if source == "csv":
         check_text(table, path, key)
     if table.num_rows == 0:
-        raise DataError(f"{path} has a header but no rows", key=_file_key(key))
+        raise DataError(f"{path} has a header but no rows", key=file_key(key))
     return table
 
 
@@ -67,8 +60,8 @@ def column_names(table: Any, path: Path, key: str) -> list[str]:
         names = [str(n) for n in table.schema.names]
     except UnicodeDecodeError:   # pyarrow decodes the names only when asked
         raise DataError(f"{path}: its header line is not UTF-8 text; save the file as UTF-8",
-                        key=_file_key(key)) from None
-    check_names(names, path, _file_key(key))
+                        key=file_key(key)) from None
+    check_names(names, path, file_key(key))
     return names
 
 
@@ -97,46 +90,7 @@ def check_text(table: Any, path: Path, key: str, first_row: int = 0) -> None:
             try:
                 cell is None or cell.decode("utf-8")
             except UnicodeDecodeError:
-                raise DataError(not_utf8(path, first_row + row + 1, name), key=_file_key(key)) from None
-
-
-def not_utf8(path: Path, row: int, column: str) -> str:
-    """The message for a CSV cell whose bytes are not UTF-8 text."""
-    return f"{path}: data row {row}, column {column!r} is not UTF-8 text; save the file as UTF-8"
-
-
-def located(path: Path, names: list[str], problem: str) -> str | None:
-    """pyarrow's complaint about a CSV (read unthreaded, so it names the row) as a message naming the data row and
-    column; None when it names no row."""
-    found = re.search(r"In CSV column #(\d+): Row #(\d+): (.*)$", problem)
-    if found is not None:
-        column, row, what = names[int(found[1])], int(found[2]) - 1, found[3]   # pyarrow counts the header as row 1
-        if what.endswith("invalid UTF8 data"):
-            return not_utf8(path, row, column)
-        return f"{path}: data row {row}, column {column!r}: {what}"
-    found = re.search(r"Row #(\d+): ", problem)
-    if found is None:
-        return None
-    return f"{path}: data row {int(found[1]) - 1}: {problem.replace(found[0], '')}"
-
-
-def csv_options() -> Any:
-    """How pyarrow converts CSV cells (whole and streamed reads alike): an empty text cell is missing too."""
-    from pyarrow import csv
-
-    return csv.ConvertOptions(strings_can_be_null=True)
-
-
-def arrow_problem(exc: BaseException) -> str:
-    """pyarrow's complaint about a file, on one line (an empty CSV, a line longer than a block said as such)."""
-    text = " ".join(str(exc).split())
-    if "Empty CSV file" in text:
-        return "it is empty; expected a header line with column names"
-    if "straddling object" in text:   # pyarrow's "try to increase block size?": a setting the user does not have
-        return (f"a line of it is larger than kcli's CSV block size of {CSV_BLOCK_BYTES >> 20} MiB (a line must "
-                "fit in a block): a huge cell, or a quote left open (the rest of the file then reads as one cell); "
-                "fix the file")
-    return text
+                raise DataError(csv_reader.not_utf8(path, first_row + row + 1, name), key=file_key(key)) from None
 
 
 def read_tables(files: list[Path], source: str, key: str, features: dict[str, str] | None = None) -> Any:
@@ -150,12 +104,12 @@ def read_tables(files: list[Path], source: str, key: str, features: dict[str, st
         if part.column_names != parts[0].column_names:
             raise DataError(f"{f} has the columns {', '.join(part.column_names)}; {files[0]} has "
                             f"{', '.join(parts[0].column_names)}: the files of a table need the same columns",
-                            key=_file_key(key))
+                            key=file_key(key))
     try:
         return pa.concat_tables(parts, promote_options="permissive")
     except pa.ArrowException as exc:
         raise DataError(f"the files of {files[0].parent} do not join into one table: {exc}",
-                        key=_file_key(key)) from None
+                        key=file_key(key)) from None
 
 
 def infer(table: Any, data: DataConfig, path: Path) -> dict[str, ColumnConfig]:
@@ -229,7 +183,7 @@ def read_split(table: Any, columns: dict[str, ColumnConfig], path: Path, key: st
             continue
         if name not in names:
             raise DataError(f"{path} lacks the feature column {name!r} the model takes; it has: {', '.join(names)}",
-                            key=_file_key(key))
+                            key=file_key(key))
         x[input_name(name)] = _feature(table.column(name), name, spec, where)
     y = read_labels(table, path, key, label, first_row)
     if weight is not None and weight not in names:
@@ -246,7 +200,7 @@ def read_labels(table: Any, path: Path, key: str, label: str | None, first_row: 
     names = [str(n) for n in table.column_names]
     if label not in names:
         raise DataError(f"{path} has no label column {label!r}; columns: {', '.join(names)}",
-                        key=f"{key}.label" if key == "data" else _file_key(key))
+                        key=f"{key}.label" if key == "data" else file_key(key))
     return _label(table.column(label), label, Where(path, key, first_row))
 
 
@@ -256,7 +210,7 @@ def _feature(column: Any, name: str, spec: ColumnConfig, where: Where) -> np.nda
         bad = np.isinf(values)
         if bad.any():
             raise DataError(f"{where.path}: data row {where.row(int(np.argmax(bad)))}, column {name!r}: "
-                            f"{values[bad][0]} is not a finite number", key=_file_key(where.key))
+                            f"{values[bad][0]} is not a finite number", key=file_key(where.key))
         _check_missing(np.isnan(values), name, spec, where)
         return as_float(values.reshape(-1, 1), "float32", str(where.path), where.key, where.row(0), [name])
     if _is_int_column(column, spec):
@@ -295,7 +249,7 @@ def _numbers(column: Any, name: str, where: Where, whole: bool = False) -> np.nd
             shown = "read as true/false, not as whole numbers" if flags else \
                 f"{found[2]:g}, not a whole number within int64"
             raise DataError(f"{where.path}: data row {where.row(row)}, column {name!r} is {shown} (the column "
-                            "holds integer category codes)", key=_file_key(where.key))
+                            "holds integer category codes)", key=file_key(where.key))
     return values
 
 
@@ -309,13 +263,13 @@ def _floats(column: Any, name: str, where: Where) -> np.ndarray:
             if text is not None and not is_number(text):
                 raise DataError(f"{where.path}: data row {where.row(row)}, column {name!r} is {text!r}, not a "
                                 f"number (text columns are categories: data.columns.{name}.kind: category)",
-                                key=_file_key(where.key))
+                                key=file_key(where.key))
         return np.array([float(t) if t is not None else np.nan for t in texts], dtype=np.float64)
     try:
         return column.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
     except pa.ArrowException as exc:
         raise DataError(f"{where.path}: column {name!r} cannot be read as numbers ({exc})",
-                        key=_file_key(where.key)) from None
+                        key=file_key(where.key)) from None
 
 
 
@@ -334,12 +288,12 @@ def _label(column: Any, name: str, where: Where) -> np.ndarray:
     if column.null_count:
         row = next(i for i, v in enumerate(column.to_pylist()) if v is None)
         raise DataError(f"{where.path}: data row {where.row(row)}: the label {name!r} is empty; every row needs a "
-                        "label", key=_file_key(where.key))
+                        "label", key=file_key(where.key))
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type):
         y = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
         if not np.isfinite(y).all():
             raise DataError(f"{where.path}: data row {where.row(int(np.argmax(~np.isfinite(y))))}: the label "
-                            f"{name!r} is {y[~np.isfinite(y)][0]}", key=_file_key(where.key))
+                            f"{name!r} is {y[~np.isfinite(y)][0]}", key=file_key(where.key))
         return y.astype(np.int64) if np.all(y == np.round(y)) else y.astype(np.float32)
     return np.array([str(v).strip() for v in column.to_pylist()], dtype=str)
 
@@ -351,95 +305,3 @@ def _weights(column: Any, name: str, where: Where) -> np.ndarray:
         raise DataError(f"{where.path}: data row {where.row(int(np.argmax(bad)))}: the sample weight {name!r} is "
                         f"{w[bad][0]}; weights are finite numbers >= 0", key="data.sample_weight")
     return w.astype(np.float32)
-
-
-@dataclass
-class ColumnStats:
-    """What the training rows say about one feature column: its values (categories), or the count, shifted sum
-    and sum of squares of its present values and the count of missing ones (numbers)."""
-
-    values: set[Any] = field(default_factory=set)
-    present: int = 0
-    missing: int = 0
-    shift: float | None = None
-    total: float = 0.0
-    squares: float = 0.0
-    mean: float | None = None   # in memory: numpy's mean of the present values (exactly a script's np.mean)
-
-    def add(self, values: np.ndarray, kind: str | None) -> None:
-        """Count one block of the column ((n, 1) as read_split makes it)."""
-        flat = values[:, 0]
-        if kind == "category":
-            self.values.update(flat.tolist())
-            return
-        present = flat[~np.isnan(flat)].astype(np.float64)
-        self.missing += len(flat) - len(present)
-        if not len(present):
-            return
-        if self.shift is None:
-            self.shift = float(present[0])
-        shifted = present - self.shift
-        self.present += len(present)
-        self.total += float(shifted.sum())
-        self.squares += float((shifted * shifted).sum())
-
-    def filled_moments(self, fill: float) -> tuple[float, float]:
-        """Mean and (population) variance of the column with its missing values set to `fill`."""
-        shift = self.shift if self.shift is not None else fill
-        n = self.present + self.missing
-        total = self.total + self.missing * (fill - shift)
-        squares = self.squares + self.missing * (fill - shift) ** 2
-        mean = total / n
-        return shift + mean, max(squares / n - mean * mean, 0.0)
-
-
-def stats_of(x: dict[str, np.ndarray], columns: dict[str, ColumnConfig]) -> dict[str, ColumnStats]:
-    """The statistics of an in-memory training split."""
-    stats = {}
-    for name, spec in columns.items():
-        if spec.kind == "ignore":
-            continue
-        values = x[input_name(name)]
-        stats[name] = ColumnStats()
-        stats[name].add(values, spec.kind)
-        if spec.kind == "number":
-            present = values[~np.isnan(values)]
-            stats[name].mean = float(np.mean(present.astype(np.float64))) if len(present) else None
-    return stats
-
-
-def learn(columns: dict[str, ColumnConfig], stats: dict[str, ColumnStats]) -> dict[str, ColumnConfig]:
-    """What the model needs from the training split, for every feature column: vocabularies (sorted), encodings,
-    embedding widths, fill values; what the config already says is kept."""
-    learned = {}
-    for name, spec in columns.items():
-        spec = spec.model_copy()
-        if spec.kind == "number":
-            column = stats[name]
-            spec.normalize = True if spec.normalize is None else spec.normalize
-            if spec.missing != "error" and spec.fill is None:
-                if not column.present:
-                    raise DataError(f"column {name!r} is empty in every training row: nothing to fill it with; "
-                                    f"give data.columns.{name}.fill or ignore it", key=f"data.columns.{name}")
-                spec.fill = column.mean if column.mean is not None else column.shift + column.total / column.present
-        elif spec.kind == "category":
-            if spec.vocabulary is None:
-                values = stats[name].values
-                ints = bool(values) and all(isinstance(v, int) for v in values)
-                spec.vocabulary = sorted(v for v in values if v != MISSING_CODE) if ints else \
-                    sorted(str(v) for v in values)  # type: ignore[assignment]
-            if not spec.vocabulary:
-                raise DataError(f"column {name!r} has no values in the training rows; ignore it (kind: ignore)",
-                                key=f"data.columns.{name}")
-            if spec.encoding is None:
-                spec.encoding = "one_hot" if len(spec.vocabulary) <= ONE_HOT_UP_TO else "embedding"
-            if spec.encoding == "embedding" and spec.dim is None:
-                spec.dim = embedding_dim(len(spec.vocabulary) + 1)
-        learned[name] = spec
-    return learned
-
-
-def embedding_dim(values: int) -> int:
-    """The default embedding width for a category with `values` values (fast.ai's rule of thumb)."""
-    return min(50, round(1.6 * values ** 0.56)) or 1
-

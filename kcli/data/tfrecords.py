@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from kcli.data.checks import _file_key
+from kcli.data.checks import file_key
 from kcli.errors import DataError
 
 RECORDS = 65536   # records parsed per block
@@ -60,11 +60,11 @@ def _damaged(path: Path, message: str, first: int, start: int, key: str) -> Data
     if found is None:
         message = " ".join(message.split("\n")[0].split())
         message = re.sub(r"\s*\[Op:.*$", "", re.sub(r"\{\{.*?\}\}\s*", "", message))   # TensorFlow's op details
-        return DataError(f"cannot read {path} as TFRecord (after record {first}): {message}", key=_file_key(key))
+        return DataError(f"cannot read {path} as TFRecord (after record {first}): {message}", key=file_key(key))
     before, begin = _record_at(path, start, int(found.group(2)))
     what = "is cut short" if found.group(1) == "truncated" else "does not match its checksum"
     return DataError(f"{path} is damaged: record {first + before + 1} (at byte {begin}) {what}; copy the file again",
-                     key=_file_key(key))
+                     key=file_key(key))
 
 
 def _record_at(path: Path, start: int, offset: int) -> tuple[int, int]:
@@ -85,14 +85,14 @@ def _check_lengths(path: Path, key: str) -> None:
     for number, (begin, length) in enumerate(_frames(path, 0), 1):
         if length is None:   # TensorFlow would end quietly where a cut leaves part of a record's header
             raise DataError(f"{path} is damaged: it ends inside record {number} (byte {begin}; the file has {size} "
-                            "bytes): the file was cut short, copy it again", key=_file_key(key))
+                            "bytes): the file was cut short, copy it again", key=file_key(key))
         if begin + FRAMING + length > size and not _header_intact(path, begin):
             raise DataError(f"{path} is damaged: record {number} (at byte {begin}) does not match its checksum; "
-                            "copy the file again", key=_file_key(key))
+                            "copy the file again", key=file_key(key))
         if begin + FRAMING + length > size:
             raise DataError(f"{path} is damaged: record {number} (at byte {begin}) is cut short: its length field "
                             f"says {length} bytes, the file has {max(size - begin - FRAMING, 0)} more; copy the "
-                            "file again", key=_file_key(key))
+                            "file again", key=file_key(key))
 
 
 def _header_intact(path: Path, begin: int) -> bool:
@@ -146,7 +146,7 @@ def _column(sparse: Any, rows: int, kind: str, name: str, first: int, path: Path
     if counts.size and counts.max() > 1:
         record = int(np.argmax(counts > 1))
         raise DataError(f"{path}: record {first + record + 1}: feature {name!r} holds {int(counts[record])} values; "
-                        "kcli reads one value per feature and record", key=_file_key(key))
+                        "kcli reads one value per feature and record", key=file_key(key))
     values = sparse.values.numpy()
     missing = counts == 0
     if kind == "string":
@@ -170,8 +170,8 @@ def read_table(path: Path, features: dict[str, str] | None, key: str) -> Any:
     import pyarrow as pa
 
     if not path.is_file():
-        raise DataError(f"data file not found: {path}", key=_file_key(key))
+        raise DataError(f"data file not found: {path}", key=file_key(key))
     parts = list(blocks(path, features, key))
     if not parts or sum(p.num_rows for p in parts) == 0:
-        raise DataError(f"{path} holds no records", key=_file_key(key))
+        raise DataError(f"{path} holds no records", key=file_key(key))
     return pa.concat_tables(parts)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from kcli import data as data_mod
+from kcli.data.checks import as_int, shape_fits
 from kcli.errors import cut, first_line
 from kcli.serve.model import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, BadInput
 from kcli.use.predict_input import array_features
@@ -31,7 +31,7 @@ def numbers(values: Any, tensor: Tensor) -> np.ndarray:
         arr = _array(values, tensor)
     if arr.ndim == 1 and tensor.shape == (1,):   # one value per row for a (1,) input: a table cell
         arr = arr.reshape(-1, 1)
-    if not data_mod.shape_fits(tuple(arr.shape[1:]), tuple(None if d < 0 else d for d in tensor.shape)):
+    if not shape_fits(tuple(arr.shape[1:]), tuple(None if d < 0 else d for d in tensor.shape)):
         raise BadInput(f"input {tensor.name!r}: each row has shape {list(arr.shape[1:])}, the model takes "
                        f"{list(tensor.shape)}")
     return arr
@@ -47,7 +47,7 @@ def _array(values: Any, tensor: Tensor) -> np.ndarray:
                 shape = np.shape(value)
             except ValueError:   # numpy refuses ragged lists
                 shape, problem = (), "its lists have different lengths"
-            if problem is None and not data_mod.shape_fits(shape, want) and not (want == (1,) and shape == ()):
+            if problem is None and not shape_fits(shape, want) and not (want == (1,) and shape == ()):
                 problem = f"its shape is {list(shape)}"
         if problem is not None:
             raise BadInput(f"input {tensor.name!r}: data row {row}: {problem}; the model takes numbers of shape "
@@ -94,7 +94,7 @@ def named_rows(values: Any, tensor: Tensor, scale: float | None) -> np.ndarray:
         return np.asarray(texts, dtype=object).reshape(-1, *tensor.shape)
     arr = numbers(values, tensor)
     if np.dtype(tensor.dtype).kind in "iu":
-        return data_mod.as_int(arr, tensor.dtype, f"input {tensor.name!r}", "--input")
+        return as_int(arr, tensor.dtype, f"input {tensor.name!r}", "--input")
     return array_features(arr.astype(np.float64), scale, 1, f"input {tensor.name!r}", tensor.dtype)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kcli.config.schema import SCHEMA_FILE
-from kcli.data import tables
+from kcli.data import csv_reader, tables
 from kcli.data.images import images_in
 from kcli.errors import DataError, visible
 from kcli.files import readable
@@ -70,7 +70,7 @@ def describe_csv(path: Path, label: str | None) -> list[Column]:
 
 
 MAX_VALUES = 10_000   # distinct values remembered per column: memory stays bounded on any file
-BLOCK_BYTES = tables.CSV_BLOCK_BYTES   # bytes of CSV parsed per block (larger blocks: more memory, no faster)
+BLOCK_BYTES = csv_reader.CSV_BLOCK_BYTES   # bytes of CSV parsed per block (larger blocks: more memory, no faster)
 
 
 @dataclass
@@ -121,7 +121,7 @@ def _header(path: Path) -> list[str]:
                           parse_options=csv.ParseOptions(invalid_row_handler=lambda row: "skip")) as reader:
             return tables.column_names(reader, path, "--data")
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"cannot read {path}: {tables.arrow_problem(exc)}", key="--data") from None
+        raise DataError(f"cannot read {path}: {csv_reader.arrow_problem(exc)}", key="--data") from None
 
 
 def _blocks(path: Path, header: list[str]) -> Iterator[Any]:
@@ -146,8 +146,8 @@ def _blocks(path: Path, header: list[str]) -> Iterator[Any]:
         if bad:   # pyarrow counts the header as row 1
             raise DataError(f"{path}: data row {bad[0].number - 1} has {bad[0].actual_columns} values, the header "
                             f"{bad[0].expected_columns}", key="--data") from None
-        text = tables.arrow_problem(exc)
-        raise DataError(tables.located(path, header, text) or f"cannot read {path}: {text}", key="--data") from None
+        text = csv_reader.arrow_problem(exc)
+        raise DataError(csv_reader.located(path, header, text) or f"cannot read {path}: {text}", key="--data") from None
 
 
 def _label(name: str, tally: _Tally, path: Path) -> Column:

@@ -16,15 +16,17 @@ from typing import Any
 import keras
 import numpy as np
 
-from kcli import data as data_mod
 from kcli.config import model_io as ports_mod
 from kcli.config import models as config_mod
 from kcli.config import resolve as resolve_mod
 from kcli.config.code import CodeLock, Registry, load_imports
 from kcli.config.models import Config, LoadedConfig
-from kcli.data import Splits, pipeline
+from kcli.data import fingerprint, labels, pipeline
 from kcli.data import stream as stream_mod
+from kcli.data.checks import check_features
+from kcli.data.load import load
 from kcli.data.python_source import Stream
+from kcli.data.splits import Splits
 from kcli.distributed import cluster as cluster_mod
 from kcli.distributed import strategy as distribute
 from kcli.distributed import workers
@@ -101,7 +103,7 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
         # the inputs of a table's columns are known once its columns are read (or all declared)
         with_data = with_data or (ports.tabular and not ports.inputs)
         # a streamed table keeps its rows as read in `stream_cache` (training: RUNS/.stream-cache) while it trains
-        splits = data_mod.load(cfg.data, cfg.seed, ports, registry, stream_cache) if with_data else None
+        splits = load(cfg.data, cfg.seed, ports, registry, stream_cache) if with_data else None
         ports = ports_mod.of(cfg.model, cfg.data)
         if splits is not None and cfg.distribute == "multi_worker" and getattr(splits.train, "epoch_setter", None):
             raise ConfigError("a streamed table is not split across workers yet (each would read every file): "
@@ -111,11 +113,11 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
             if uneven:
                 splits.notes.append(uneven)
         if splits is not None:
-            data_mod.check_features(splits, ports)
+            check_features(splits, ports)
             if cfg.data.one_hot is True:
                 cfg.data.one_hot = splits.classes  # record the inferred count: evaluate/predict reuse it
             if cfg.fit.class_weight == "balanced":   # recorded as the weights it counted
-                cfg.fit.class_weight = data_mod.balanced_class_weight(splits.train)
+                cfg.fit.class_weight = labels.balanced_class_weight(splits.train)
         with _strategy_scope(cfg):
             model = model_mod.build(cfg, registry)
             model_mod.compile_model(model, cfg.compile, registry)
@@ -340,7 +342,7 @@ def _write_run_files(prep: Prepared, run_dir: Path, record: records.RunRecord, s
     record.update(imports={"files": layout.copy_code(run_dir, prep.registry.sources), "modules": prep.registry.modules},
                   features=prep.splits.train.columns if prep.splits else None,  # CSV column names, for predict
                   classes=prep.splits.class_names if prep.splits else None,   # image folders: names by class id
-                  data_files=data_mod.fingerprints(prep.cfg.data),   # resume and evaluate notice changed data
+                  data_files=fingerprint.fingerprints(prep.cfg.data),   # resume and evaluate notice changed data
                   init_from={"source": prep.cfg.model.init_from, "layers": prep.warm} if prep.warm else None,
                   overrides=prep.loaded.overrides)
     atomic.write_text(run_dir / layout.SUMMARY, summary_text)
@@ -356,7 +358,7 @@ def _resume(path: Path | None, overrides: list[str] | None, ref: str, runs_dir: 
     record = state.resumable_record(run_dir)
     if path is not None or overrides:
         _same_config(path or run_dir / layout.CONFIG, overrides, config_mod.load(run_dir / layout.CONFIG).config)
-    changed = data_mod.changed_files(record.get("data_files") or {})
+    changed = fingerprint.changed_files(record.get("data_files") or {})
     if changed and not allow_data_change:
         raise RunError(f"the data changed since this run started: {', '.join(changed)}; continuing would train "
                        "on other data. Restore the files, or pass --allow-data-change to continue on the new "
@@ -367,7 +369,7 @@ def _resume(path: Path | None, overrides: list[str] | None, ref: str, runs_dir: 
     prep = prepare(run_dir / layout.CONFIG, warm=False, stream_cache=run_dir.parent / STREAM_CACHE, lock=lock)
     if changed:
         display.warning(f"continuing on changed data: {', '.join(changed)} (--allow-data-change)")
-        record["data_files"] = data_mod.fingerprints(prep.cfg.data)
+        record["data_files"] = fingerprint.fingerprints(prep.cfg.data)
     with _strategy_scope(prep.cfg):   # the optimizer's variables are made here, distributed like the model's
         saved_state = checkpoints.load_state(run_dir, prep.model)   # before anything is removed: loses nothing
     state.remove_partial_files(run_dir)

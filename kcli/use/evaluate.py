@@ -7,11 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from kcli import data as data_mod
 from kcli import events
-from kcli.data import Arrays, Splits, python_source
+from kcli.data import fingerprint, python_source
 from kcli.data import stream as stream_mod
+from kcli.data.checks import check_inputs
+from kcli.data.load import load, load_file
 from kcli.data.python_source import Stream
+from kcli.data.splits import Arrays, Splits
 from kcli.errors import DataError
 from kcli.model import build as model_mod
 from kcli.model.load import load_model
@@ -53,12 +55,12 @@ def _model_and_data(run: find.FinishedRun, split: str | None, data_file: Path | 
                     listener: events.Listener) -> tuple[Any, Arrays | Stream, str]:
     """The run's model and the rows to evaluate it on (a --data file, or the run's own split) with their name."""
     if data_file is not None:
-        arrays = data_mod.load_file(data_file, run.config.data, "--data", run.ports, label,
+        arrays = load_file(data_file, run.config.data, "--data", run.ports, label,
                                     run.record.get("features"), run.record.get("classes"))
-        data_mod.check_inputs(arrays.x, run.ports, f"the features of {data_file}", "--data")
+        check_inputs(arrays.x, run.ports, f"the features of {data_file}", "--data")
         return load_model(run), arrays, data_file.stem
     # (a file that is gone is reported by the read below, as "not found")
-    changed = [f for f in data_mod.changed_files(run.record.get("data_files") or {}) if Path(f).exists()]
+    changed = [f for f in fingerprint.changed_files(run.record.get("data_files") or {}) if Path(f).exists()]
     if changed:
         listener(events.Warn(f"the data differs from what {run.path.name} was trained on: {', '.join(changed)} "
                              "changed since training; the splits are re-created from the current contents"))
@@ -134,7 +136,7 @@ def _split(run: find.FinishedRun, split: str | None) -> tuple[Arrays | Stream, s
     """The run's own split, re-created from its saved config exactly as training made it."""
     cfg = run.config
     try:   # a data function runs as the run copied it into RUN/code/ (the run's locked registry maps it there)
-        splits = data_mod.load(cfg.data, cfg.seed or 0, run.ports, artifacts.run_registry(run))
+        splits = load(cfg.data, cfg.seed or 0, run.ports, artifacts.run_registry(run))
     except DataError as exc:  # e.g. the training data moved: point at the run's config
         raise exc.located(run.path / layout.CONFIG) from None
     if split is None:

@@ -104,7 +104,8 @@ def _gather(collected: Collected, head: Head, raw: np.ndarray, labels: np.ndarra
 def _arrays_input(x: Any, run: find.FinishedRun) -> InputFile:
     """Arrays given in Python (the API), checked and scaled as an input file's: one array for a one-input model;
     a dict by input name for named inputs, by column for a table model (raw cells: the model encodes them)."""
-    from kcli import data as data_mod
+    from kcli.data.checks import check_inputs
+    from kcli.data.prepare import scale_features
     from kcli.use import predict_input
 
     ports, data = run.ports, run.config.data
@@ -128,8 +129,8 @@ def _arrays_input(x: Any, run: find.FinishedRun) -> InputFile:
             raise DataError(f"the inputs lack {', '.join(missing)}; the model takes: "
                             f"{', '.join(p.name for p in ports.inputs)}", key="--input")
         x = {p.name: np.asarray(x[p.name]) for p in ports.inputs}
-        data_mod.check_inputs(x, ports, "the input's features", "--input")
-        x = {p.name: data_mod.scale_features(x[p.name], data.scale, p.dtype, f"input {p.name!r}", "--input", 1)
+        check_inputs(x, ports, "the input's features", "--input")
+        x = {p.name: scale_features(x[p.name], data.scale, p.dtype, f"input {p.name!r}", "--input", 1)
              for p in ports.inputs}
     return InputFile(ports_mod.rows(x), None, iter([(x, None)]))
 

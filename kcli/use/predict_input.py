@@ -1,18 +1,16 @@
 """What `kcli predict` reads: .npy, .npz and .csv inputs in chunks, checked and laid out as the run was trained.
 
-CSV blocks are parsed by pyarrow's CSV reader (TensorFlow's decoder, then np.loadtxt, where it refuses a block:
-they name the bad row) on background threads while the model predicts, so a file of
-millions of rows streams in bounded memory. A first line of numbers is data (no header); rows with NaN or inf,
-or that are not numbers, are errors naming the data row and column. (An .npz input is read whole: numpy cannot
+CSV blocks are parsed by the one CSV reader (data/csv_reader.py: pyarrow, and a row-naming fallback where it refuses
+a block) on background threads while the model predicts, so a file of millions of rows streams in bounded memory.
+A first line of numbers is data (no header); rows with NaN or inf, or that are not numbers, are errors naming the
+data row and column. (An .npz input is read whole: numpy cannot
 map compressed members.)
 """
 
 from __future__ import annotations
 
-import io
 import math
 import os
-import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,9 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from kcli import data as data_mod
 from kcli.config import model_io as ports_mod
-from kcli.data.checks import column_of
+from kcli.data import checks, csv_files, csv_reader
+from kcli.data.load import read_table_file
+from kcli.data.npz_files import read_npz_arrays
+from kcli.data.prepare import scale_features
 from kcli.errors import DataError
 from kcli.files import readable
 from kcli.run import find
@@ -68,7 +68,7 @@ def _load_npy(path: Path) -> np.ndarray:
     try:
         x = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:  # numpy raises OSError/ValueError/EOFError for empty or damaged files
-        raise DataError(f"cannot read {path} as .npy: {data_mod.reason(exc)}", key="--input") from None
+        raise DataError(f"cannot read {path} as .npy: {checks.reason(exc)}", key="--input") from None
     if x.dtype.kind not in "biuf" or x.ndim == 0:
         raise DataError(f"{path} holds {x.dtype} {'scalar' if x.ndim == 0 else 'values'}; expected an array of "
                         "numbers with one row per example", key="--input")
@@ -80,7 +80,7 @@ def _npz_input(path: Path, run: find.FinishedRun) -> InputFile:
     try:
         npz = np.load(path, allow_pickle=False)
     except Exception as exc:  # numpy raises OSError/ValueError/BadZipFile/EOFError for damaged files
-        raise DataError(f"cannot read {path} as .npz: {data_mod.reason(exc)}", key="--input") from None
+        raise DataError(f"cannot read {path} as .npz: {checks.reason(exc)}", key="--input") from None
     if not hasattr(npz, "files"):
         raise DataError(f"{path} is a single .npy array, not an .npz archive; name it .npy", key="--input")
     with npz:
@@ -93,7 +93,7 @@ def _npz_input(path: Path, run: find.FinishedRun) -> InputFile:
             y_key = data.y_key or "y"
             labels = npz[y_key] if y_key in npz.files and npz[y_key].shape[:1] == x.shape[:1] else None
         except Exception as exc:  # a truncated or corrupt member
-            raise DataError(f"cannot read {path} (damaged or truncated?): {data_mod.reason(exc)}",
+            raise DataError(f"cannot read {path} (damaged or truncated?): {checks.reason(exc)}",
                             key="--input") from None
     if x.dtype.kind not in "biuf" or x.ndim == 0:
         raise DataError(f"{path}: array {keys[0]!r} holds {x.dtype}; expected numbers", key="--input")
@@ -103,7 +103,7 @@ def _npz_input(path: Path, run: find.FinishedRun) -> InputFile:
 def _table_input(path: Path, run: find.FinishedRun, label: str | None) -> InputFile:
     """Raw rows of the columns the run was trained on (.csv or .parquet, any column order, the label column
     optional): read whole, predicted in chunks; the model encodes them itself."""
-    arrays, found = data_mod.read_table_file(path, run.config.data, "--input", label or run.config.data.label)
+    arrays, found = read_table_file(path, run.config.data, "--input", label or run.config.data.label)
     x = arrays.x
     assert isinstance(x, dict)
     labels = np.asarray(arrays.y) if found else None
@@ -125,29 +125,29 @@ def _named_input(path: Path, run: find.FinishedRun, label: str | None) -> InputF
     if suffix == ".npz":
         with np.load(path, allow_pickle=False) as npz:
             names = {p.name: p.array if p.array in npz.files else p.name for p in ports.inputs}
-        found = data_mod.read_npz_arrays(path, list(names.values()), "--input")
+        found = read_npz_arrays(path, list(names.values()), "--input")
         x = {p.name: found[names[p.name]] for p in ports.inputs}
     elif suffix == ".csv":
-        header = data_mod.csv_header(path, "--input")
+        header = csv_reader.csv_header(path, "--input")
         label = label or (data.label if data.label in header else None)
         wanted = [c for p in ports.inputs for c in p.columns or ()] + ([label] if label else [])
         missing = [c for c in wanted if c not in header]
         if missing:
             raise DataError(f"{path} lacks the column(s) {', '.join(missing)} that the model's inputs take; it has: "
                             f"{', '.join(header)}", key="--input")
-        table = data_mod.csv_table(path, header, "--input")
+        table = csv_files.csv_table(path, header, "--input")
         x = {p.name: table[:, [header.index(c) for c in p.columns or ()]] for p in ports.inputs}
         labels = table[:, header.index(label)] if label else None
     else:
         raise DataError(f"{path}: a model with named inputs predicts from an .npz (one array per input) or a "
                         ".csv with the input columns", key="--input")
-    data_mod.check_inputs(x, ports, "the input's features", "--input")
+    checks.check_inputs(x, ports, "the input's features", "--input")
     dtypes = {p.name: p.dtype for p in ports.inputs}
 
     def chunks() -> Iterator[tuple[Any, np.ndarray | None]]:
         for start in range(0, ports_mod.rows(x), CHUNK_ROWS):
             end = start + CHUNK_ROWS
-            yield ({k: data_mod.scale_features(v[start:end], data.scale, dtypes[k], f"{path}: input {k!r}",
+            yield ({k: scale_features(v[start:end], data.scale, dtypes[k], f"{path}: input {k!r}",
                                                "--input", start + 1) for k, v in x.items()},
                    labels[start:end] if labels is not None else None)
 
@@ -164,23 +164,23 @@ def _label_ids(labels: np.ndarray | None) -> np.ndarray | None:
 
 def _check_finite(x: np.ndarray, first_row: int, path: str, columns: list[str] | None = None) -> None:
     """NaN or inf in an input row is an error naming the row (1-based, as editors count)."""
-    found = data_mod.first_non_finite(x)
+    found = checks.first_non_finite(x)
     if found is not None:
         row, col, value, _ = found
-        raise DataError(f"{path}: data row {first_row + row}, {column_of(col, columns)} is {value}; the model cannot "
-                        "predict rows with NaN or infinite values (remove or fill them)", key="--input")
+        raise DataError(f"{path}: data row {first_row + row}, {checks.column_of(col, columns)} is {value}; the model "
+                        "cannot predict rows with NaN or infinite values (remove or fill them)", key="--input")
 
 
 def array_features(block: np.ndarray, scale: float | None, first_row: int, where: str,
                    dtype: str | None = None) -> np.ndarray:
     """Rows of features as the model takes them: checked finite, float32 (or `dtype`), scaled."""
     _check_finite(block, first_row, where)
-    return data_mod.scale_features(block, scale, dtype, where, "--input", first_row)
+    return scale_features(block, scale, dtype, where, "--input", first_row)
 
 
 def _array_input(x: np.ndarray, labels: np.ndarray | None, label: str | None,
                  run: find.FinishedRun) -> InputFile:
-    data_mod.check_shape(x, run.input_shape, "the input's features", "--input")
+    checks.check_shape(x, run.input_shape, "the input's features", "--input")
     scale = run.config.data.scale
 
     if len(x) == 0:
@@ -197,8 +197,8 @@ def _array_input(x: np.ndarray, labels: np.ndarray | None, label: str | None,
 
 
 def _csv_input(path: Path, run: find.FinishedRun, label: str | None) -> InputFile:
-    first = data_mod.csv_header(path, "--input")
-    has_header = not all(data_mod.is_number(f) for f in first)   # a first line of numbers is data, not names
+    first = csv_reader.csv_header(path, "--input")
+    has_header = not all(checks.is_number(f) for f in first)   # a first line of numbers is data, not names
     trained_on = run.record.get("features")  # CSV column names the model was trained on
     if has_header:
         header = first
@@ -230,7 +230,7 @@ def _csv_input(path: Path, run: find.FinishedRun, label: str | None) -> InputFil
 
 
 def _check_width(path: Path, width: int, input_shape: tuple[int | None, ...], has_header: bool) -> None:
-    if data_mod.shape_fits((width,), input_shape):
+    if checks.shape_fits((width,), input_shape):
         return
     hint = ""
     if input_shape and input_shape[-1] is not None and width == input_shape[-1] + 1:
@@ -249,9 +249,9 @@ def _count_rows(path: Path, has_header: bool) -> int:
 
 def _csv_chunks(path: Path, has_header: bool, features: list[int], names: list[str], label_index: int | None,
                 width: int, scale: float | None, block_bytes: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """Blocks of ~BLOCK_ROWS whole lines, parsed by TensorFlow's CSV decoder on PARSE_THREADS threads
-    (it releases the GIL: ~3x faster than np.loadtxt on 2 cores), at most PARSE_THREADS + 1 blocks in memory."""
-    parse = _block_parser(width)
+    """Blocks of ~BLOCK_ROWS whole lines, parsed by pyarrow on PARSE_THREADS threads (one each: it releases the
+    GIL), at most PARSE_THREADS + 1 blocks in memory."""
+    parse = _parse(width)
     layout = _Layout(path, features, names, label_index, width, scale)
     with path.open("rb") as fh, ThreadPoolExecutor(PARSE_THREADS) as pool:
         if has_header:
@@ -282,7 +282,7 @@ class _Layout:
         """Features (scaled, checked finite) and labels of one parsed block."""
         try:
             table = parsed.result()
-        except BadRow as bad:
+        except csv_reader.BadRow as bad:
             raise DataError(f"{self.path}: data row {first_row + bad.index}: {bad.problem}; every row must hold "
                             f"{self.width} numbers", key="--input") from None
         if table.shape[1] != self.width:
@@ -291,7 +291,7 @@ class _Layout:
         x = table[:, self.features]
         _check_finite(x, first_row, str(self.path), self.names)
         labels = table[:, self.label_index] if self.label_index is not None else None
-        return data_mod.scale_features(x, self.scale, None, str(self.path), "--input", first_row, self.names), labels
+        return scale_features(x, self.scale, None, str(self.path), "--input", first_row, self.names), labels
 
 
 def _line_blocks(fh: Any, size: int, path: Path) -> Iterator[bytes]:
@@ -315,68 +315,6 @@ def _line_blocks(fh: Any, size: int, path: Path) -> Iterator[bytes]:
             yield data
 
 
-def _block_parser(width: int) -> Callable[[bytes], np.ndarray]:
-    """bytes of CSV lines -> a float64 table; np.loadtxt (lenient about spaces) where TensorFlow's decoder
-    refuses a block, and its message (with the row) when neither can read it."""
-    import tensorflow as tf
-
-    defaults = [tf.constant([], tf.float64)] * width
-
-    @tf.function(autograph=False, input_signature=[tf.TensorSpec([], tf.string)])
-    def decode(block: Any) -> Any:
-        lines = tf.strings.split(tf.strings.regex_replace(block, "\r", ""), "\n")
-        lines = tf.boolean_mask(lines, tf.strings.length(tf.strings.strip(lines)) > 0)
-        return tf.stack(tf.io.decode_csv(lines, record_defaults=defaults), axis=1)
-
-    arrow = _arrow_parser(width)
-
-    def parse(block: bytes) -> np.ndarray:
-        if arrow is not None:
-            parsed = arrow(block)
-            if parsed is not None:
-                return parsed
-        try:
-            return decode(tf.constant(block)).numpy()
-        except tf.errors.InvalidArgumentError:
-            pass
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)   # loadtxt warns about empty input
-            try:
-                return np.loadtxt(io.BytesIO(block), delimiter=",", ndmin=2, dtype=np.float64)
-            except ValueError:
-                raise BadRow(*data_mod.first_bad_row(block.decode("utf-8", "replace"), width)) from None
-
-    return parse
-
-
-def _arrow_parser(width: int) -> Callable[[bytes], np.ndarray | None] | None:
-    """pyarrow's multi-threaded CSV reader (~5x faster than TensorFlow's decoder here), strict: an empty cell,
-    text or a short row returns None and the slower parsers find and name the row. None without pyarrow."""
-    try:
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-    except ImportError:
-        return None
-    names = [f"c{i}" for i in range(width)]
-    # one thread per block: the blocks are already parsed on PARSE_THREADS threads (more only holds more memory)
-    read = pacsv.ReadOptions(column_names=names, use_threads=False)
-    convert = pacsv.ConvertOptions(column_types={n: pa.float64() for n in names}, null_values=[],
-                                   strings_can_be_null=False, quoted_strings_can_be_null=False)
-
-    def parse(block: bytes) -> np.ndarray | None:
-        try:
-            table = pacsv.read_csv(pa.py_buffer(block), read_options=read, convert_options=convert)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            return None
-        return np.column_stack([table.column(i).to_numpy() for i in range(width)]) if table.num_rows else None
-
-    return parse
-
-
-class BadRow(ValueError):
-    """A CSV row that is not `width` numbers: its index among the block's non-blank lines, and why."""
-
-    def __init__(self, index: int, problem: str) -> None:
-        super().__init__(problem)
-        self.index = index
-        self.problem = problem
+def _parse(width: int) -> Callable[[bytes], np.ndarray]:
+    """bytes of CSV lines -> a float64 table, by the one CSV reader (pyarrow; BadRow names a bad row)."""
+    return lambda block: csv_reader.numbers(block, width, threads=False)[0]

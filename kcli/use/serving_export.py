@@ -114,12 +114,12 @@ def _check(path: Path, model: Any, run: find.FinishedRun, inputs: list[Tensor], 
 
 def _scaled(x: Any, run: find.FinishedRun) -> Any:
     """Sample rows as the model sees them after predict's data.scale (the signature scales them itself)."""
-    from kcli import data as data_mod
+    from kcli.data.prepare import scale_features
 
     scale = run.config.data.scale
     if scale is None or run.ports.tabular:
         return x
     if isinstance(x, dict):
-        return {k: data_mod.scale_features(v, scale, v.dtype.name) if v.dtype.kind == "f" else v
+        return {k: scale_features(v, scale, v.dtype.name) if v.dtype.kind == "f" else v
                 for k, v in x.items()}
-    return data_mod.scale_features(x, scale)
+    return scale_features(x, scale)

@@ -1,0 +1,108 @@
+"""What the model needs from a table's training split, for every feature column: the statistics of its values
+(ColumnStats, gathered whole or block by block) and what is learned from them (vocabularies, encodings, embedding
+widths, fill values), recorded in `data.columns`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kcli.config.model_io import input_name
+from kcli.config.models import ColumnConfig
+from kcli.errors import DataError
+
+ONE_HOT_UP_TO = 50   # categories with more values get an embedding by default
+MISSING_CODE = -1    # a missing whole-number category: IntegerLookup's out-of-vocabulary token
+
+
+@dataclass
+class ColumnStats:
+    """What the training rows say about one feature column: its values (categories), or the count, shifted sum
+    and sum of squares of its present values and the count of missing ones (numbers)."""
+
+    values: set[Any] = field(default_factory=set)
+    present: int = 0
+    missing: int = 0
+    shift: float | None = None
+    total: float = 0.0
+    squares: float = 0.0
+    mean: float | None = None   # in memory: numpy's mean of the present values (exactly a script's np.mean)
+
+    def add(self, values: np.ndarray, kind: str | None) -> None:
+        """Count one block of the column ((n, 1) as read_split makes it)."""
+        flat = values[:, 0]
+        if kind == "category":
+            self.values.update(flat.tolist())
+            return
+        present = flat[~np.isnan(flat)].astype(np.float64)
+        self.missing += len(flat) - len(present)
+        if not len(present):
+            return
+        if self.shift is None:
+            self.shift = float(present[0])
+        shifted = present - self.shift
+        self.present += len(present)
+        self.total += float(shifted.sum())
+        self.squares += float((shifted * shifted).sum())
+
+    def filled_moments(self, fill: float) -> tuple[float, float]:
+        """Mean and (population) variance of the column with its missing values set to `fill`."""
+        shift = self.shift if self.shift is not None else fill
+        n = self.present + self.missing
+        total = self.total + self.missing * (fill - shift)
+        squares = self.squares + self.missing * (fill - shift) ** 2
+        mean = total / n
+        return shift + mean, max(squares / n - mean * mean, 0.0)
+
+
+def stats_of(x: dict[str, np.ndarray], columns: dict[str, ColumnConfig]) -> dict[str, ColumnStats]:
+    """The statistics of an in-memory training split."""
+    stats = {}
+    for name, spec in columns.items():
+        if spec.kind == "ignore":
+            continue
+        values = x[input_name(name)]
+        stats[name] = ColumnStats()
+        stats[name].add(values, spec.kind)
+        if spec.kind == "number":
+            present = values[~np.isnan(values)]
+            stats[name].mean = float(np.mean(present.astype(np.float64))) if len(present) else None
+    return stats
+
+
+def learn(columns: dict[str, ColumnConfig], stats: dict[str, ColumnStats]) -> dict[str, ColumnConfig]:
+    """What the model needs from the training split, for every feature column: vocabularies (sorted), encodings,
+    embedding widths, fill values; what the config already says is kept."""
+    learned = {}
+    for name, spec in columns.items():
+        spec = spec.model_copy()
+        if spec.kind == "number":
+            column = stats[name]
+            spec.normalize = True if spec.normalize is None else spec.normalize
+            if spec.missing != "error" and spec.fill is None:
+                if not column.present:
+                    raise DataError(f"column {name!r} is empty in every training row: nothing to fill it with; "
+                                    f"give data.columns.{name}.fill or ignore it", key=f"data.columns.{name}")
+                spec.fill = column.mean if column.mean is not None else column.shift + column.total / column.present
+        elif spec.kind == "category":
+            if spec.vocabulary is None:
+                values = stats[name].values
+                ints = bool(values) and all(isinstance(v, int) for v in values)
+                spec.vocabulary = sorted(v for v in values if v != MISSING_CODE) if ints else \
+                    sorted(str(v) for v in values)  # type: ignore[assignment]
+            if not spec.vocabulary:
+                raise DataError(f"column {name!r} has no values in the training rows; ignore it (kind: ignore)",
+                                key=f"data.columns.{name}")
+            if spec.encoding is None:
+                spec.encoding = "one_hot" if len(spec.vocabulary) <= ONE_HOT_UP_TO else "embedding"
+            if spec.encoding == "embedding" and spec.dim is None:
+                spec.dim = embedding_dim(len(spec.vocabulary) + 1)
+        learned[name] = spec
+    return learned
+
+
+def embedding_dim(values: int) -> int:
+    """The default embedding width for a category with `values` values (fast.ai's rule of thumb)."""
+    return min(50, round(1.6 * values ** 0.56)) or 1
