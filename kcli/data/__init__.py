@@ -28,7 +28,8 @@ import numpy as np
 from kcli.config import model_io as ports_mod
 from kcli.config.code import Registry
 from kcli.config.model_io import Ports
-from kcli.config.models import TABLES, DataConfig, SplitSource
+from kcli.config.models import DataConfig, SplitSource
+from kcli.config.source_rules import TABLES
 from kcli.data import images, keras_datasets, python_source, tables
 from kcli.data import stream as stream_mod
 from kcli.data.checks import (
@@ -307,7 +308,7 @@ def _read(src: dict[str, Any], key: str, data: DataConfig, seed: int,
         return read_csv(Path(src["path"]), src["label"], key)
     if key != "data":
         raise DataError("synthetic data is split with validation_split / test_split", key=key)
-    return synthetic(data.samples or 1000, data.classes or 2, feature_shape, seed)
+    return synthetic(data.samples, data.classes, feature_shape, seed)
 
 
 def synthetic(samples: int, classes: int, feature_shape: tuple[int | None, ...], seed: int) -> Arrays:

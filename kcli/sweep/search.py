@@ -20,10 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kcli.config import models as config_mod
+from kcli.config import loading as config_mod
+from kcli.config.dump import dump
 from kcli.config.keras_names import higher_is_better
-from kcli.config.models import SweepConfig, SweepParam
-from kcli.errors import ConfigError, Interrupted, KcliError, RunError, join_key
+from kcli.config.keys import join_key
+from kcli.config.models import Config, Spec, SweepConfig, SweepParam
+from kcli.config.suggest import did_you_mean
+from kcli.errors import ConfigError, Interrupted, KcliError, RunError
 from kcli.output.display import Display
 from kcli.run import folder as runs
 
@@ -114,7 +117,7 @@ def _spec(loaded: config_mod.LoadedConfig, sweep_file: Path | None) -> SweepConf
     try:
         return SweepConfig.model_validate(raw)
     except ValidationError as exc:
-        err = config_mod._translate(max(exc.errors(), key=lambda e: len(e["loc"])), raw)
+        err = config_mod.translate(max(exc.errors(), key=lambda e: len(e["loc"])), raw)
         err.key = f"sweep{'' if (err.key or '').startswith('[') else '.'}{err.key}" if err.key else "sweep"
         raise err.located(sweep_file) from None
 
@@ -270,15 +273,15 @@ def check(sweep: Sweep) -> None:
                           key="sweep.parameters").located(sweep.config) from None
     logged = logged_names(cfg)
     if logged is not None and sweep.spec.metric not in logged:
-        raise ConfigError(f"{sweep.spec.metric!r} is never logged{config_mod.did_you_mean(sweep.spec.metric, logged)}"
+        raise ConfigError(f"{sweep.spec.metric!r} is never logged{did_you_mean(sweep.spec.metric, logged)}"
                           f"; logged values: {', '.join(logged)}", key="sweep.metric").located(sweep.config)
 
 
-def logged_names(cfg: config_mod.Config) -> list[str] | None:
+def logged_names(cfg: Config) -> list[str] | None:
     """The history's columns as Keras names them (loss, metrics by their string or a class's default snake_case
     name, `<output>_...` for several outputs, `val_...` with validation data); None when a metric of the user's
     own may log under a name only running it tells."""
-    def name(spec: config_mod.Spec) -> str | None:
+    def name(spec: Spec) -> str | None:
         if "name" in spec.args:
             return str(spec.args["name"])
         if ":" in spec.name:
@@ -394,7 +397,7 @@ def _write_best(sw: Sweep) -> None:
     cfg.sweep = None
     cfg.name = f"{sw.name}-best"
     text = (f"# The best trial ({best.number}) of sweep {sw.name}: {sw.spec.metric} {best.value:.6g}\n"
-            f"# {sw.config} with {', '.join(sets(best.params))}\n" + config_mod.dump(cfg))
+            f"# {sw.config} with {', '.join(sets(best.params))}\n" + dump(cfg))
     runs.write_text(sw.folder / BEST, text)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 
 from kcli.config.model_io import Ports
-from kcli.config.models import did_you_mean
+from kcli.config.suggest import did_you_mean
 from kcli.errors import ExportFailed, RunError
 from kcli.model import build as model_mod
 from kcli.model import table_inputs as tabular
