@@ -41,7 +41,8 @@ def test_strict_parsing_names_items_and_refuses_malformed_parts() -> None:
     assert parse("model.layers[ 1 ]", strict=True) == ["model", "layers", 1]
     assert parse("model.layers[name=fc1].units", strict=True) == ["model", "layers", Item("name=fc1"), "units"]
     for bad, message in [("a..b", "empty key"), (".a", "empty key"), ("a[", "bad list item ["),
-                         ("a[ ]", "bad list item [ "), ('a["x"y', 'bad quoted key ["x"y'), ('a["x', 'bad quoted key ["x')]:
+                         ("a[ ]", "bad list item [ "), ('a["x"y', 'bad quoted key ["x"y'),
+                         ('a["x', 'bad quoted key ["x')]:
         with pytest.raises(KeyPathError) as caught:
             parse(bad, strict=True)
         assert str(caught.value) == message, bad
