@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -41,51 +40,6 @@ _PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^@/\s]*@")
 def masked(text: str) -> str:
     """Text with the password of any URL in it (scheme://user:password@host) replaced by ***."""
     return _PASSWORD.sub(r"\1:***@", text)
-
-
-def key_path(loc: tuple[Any, ...]) -> str:
-    """('model', 'layers', 2) -> 'model.layers[2]'; a key holding '.', '[', ']' or '"' is quoted: data["x[red]"]."""
-    out = ""
-    for part in loc:
-        out = join_key(out, part)
-    return out
-
-
-def join_key(prefix: str, part: Any) -> str:
-    """One more step on a key path: an index as [2], a plain name after a dot, any other key quoted as ["a.b"]."""
-    if isinstance(part, int) and not isinstance(part, bool):
-        return f"{prefix}[{part}]"
-    name = str(part)
-    if not name or any(c in name for c in '.[]"'):   # a dot or bracket here would read as a path step
-        return f"{prefix}[{json.dumps(name)}]"
-    return f"{prefix}.{name}" if prefix else name
-
-
-def key_parts(key: str) -> list[str | int]:
-    """'model.layers[0].Dense' -> ['model', 'layers', 0, 'Dense']; 'data["x[red]"]' -> ['data', 'x[red]'] (the
-    inverse of key_path; a part it cannot read is kept as text)."""
-    parts: list[str | int] = []
-    i = 0
-    while i < len(key):
-        if key.startswith('["', i):
-            try:
-                name, end = json.JSONDecoder().raw_decode(key, i + 1)
-            except ValueError:
-                name, end = key[i + 1:], len(key) - 1
-            parts.append(str(name))
-            i = end + 1
-        elif key[i] == "[":
-            end = key.find("]", i)
-            end = len(key) if end < 0 else end
-            inside = key[i + 1:end]
-            parts.append(int(inside) if inside.isdigit() else inside)
-            i = end + 1
-        else:
-            start = i + 1 if key[i] == "." else i
-            stop = min((j for j in (key.find(".", start), key.find("[", start)) if j >= 0), default=len(key))
-            parts.append(key[start:stop])
-            i = stop
-    return parts
 
 
 def first_line(exc: BaseException) -> str:

@@ -172,3 +172,11 @@ class RunFolder(Event):
 
     path: Path
     status: str
+
+
+@dataclass(frozen=True)
+class ConfigChecked(Event):
+    """`validate` found the config at `path` valid: `verdict` says what was checked."""
+
+    path: Path
+    verdict: str

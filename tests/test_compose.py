@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kcli.config import models as config_mod
+from kcli.config import loading as config_mod
 from kcli.config import resolve as resolve_mod
+from kcli.config.dump import dump
 from kcli.errors import ConfigError
 from tests.conftest import run_cli, tiny_npz
 from tests.helpers import assert_user_error
@@ -67,7 +68,7 @@ def test_mappings_merge_lists_replace_paths_stay_with_their_file(tree: Path) -> 
     assert cfg.imports == [str(tree / "base" / "layers.py")]
     assert cfg.model.layers[1].name == f"{tree / 'base' / 'layers.py'}:Scale"
     assert [c.name for c in cfg.fit.callbacks] == ["TerminateOnNaN"]
-    assert "extends" not in config_mod.dump(cfg)   # the saved config stands alone
+    assert "extends" not in dump(cfg)   # the saved config stands alone
     (tree / "exp" / "lists.yaml").write_text("extends: ../base/base.yaml\nfit: {callbacks: []}\n")
     assert config_mod.load(tree / "exp" / "lists.yaml").config.fit.callbacks == []
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kcli.errors import key_parts, key_path
+from kcli.config.keys import key_parts, key_path
 from tests.conftest import run_cli
 from tests.helpers import assert_user_error, tiny_project, train_ok
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kcli.errors import join_key
+from kcli.config.keys import join_key
 from tests.conftest import REPO, run_cli
 from tests.helpers import assert_user_error, tiny_project
 

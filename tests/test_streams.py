@@ -127,8 +127,8 @@ def write_tfrecord(csv_path: Path, target: Path) -> None:
 
 def test_every_row_once_per_epoch_in_an_order_of_seed_and_epoch(tmp_path: Path, shards: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from kcli.config import loading as config_mod
     from kcli.config import model_io as ports_mod
-    from kcli.config import models as config_mod
     from kcli.config.resolve import resolve
     from kcli.data import column_stats, stream, stream_pass, table_files
 

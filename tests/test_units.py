@@ -13,15 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kcli.config import models as config_mod
+from kcli.config import loading as config_mod
 from kcli.config import resolve as resolve_mod
 from kcli.config.compose import origin_of
+from kcli.config.dump import differences
+from kcli.config.keys import key_path
 from kcli.config.models import DataConfig
 from kcli.config.overrides import apply_overrides
 from kcli.data import checks, csv_files, csv_reader, labels
 from kcli.data import splits as splits_mod
 from kcli.distributed import cluster
-from kcli.errors import ConfigError, KcliError, RunError, key_path
+from kcli.errors import ConfigError, KcliError, RunError
 from kcli.output import quiet
 from kcli.run import find, trust
 
@@ -78,7 +80,7 @@ def test_error_locations() -> None:
 def test_config_differences_name_the_keys(tmp_path: Path) -> None:
     a = resolve_mod.resolve(_load(tmp_path, "seed: 1\n" + BASE))
     b = resolve_mod.resolve(_load(tmp_path, "seed: 1\n" + BASE, ["fit.epochs=3"]))
-    assert config_mod.differences(b, a) == {"fit.epochs": (1, 3)}
+    assert differences(b, a) == {"fit.epochs": (1, 3)}
 
 
 def test_hold_out_is_seeded_and_keeps_file_order() -> None:

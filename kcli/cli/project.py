@@ -58,9 +58,15 @@ def validate(
 ) -> None:
     """Check a config (schema, files, Keras names and arguments) without TensorFlow or training."""
     def action() -> None:
-        from kcli.config.check import validate as run_validate
+        from kcli import events
+        from kcli.api.validate import validate as run_validate
         from kcli.output.display import Display
-        run_validate(config, Display(), set_, print_ or origin, build, origin)
+        display = Display()
+        result = run_validate(config, set_ or (), build, events.ignore if print_ or origin else display)
+        if origin:
+            display.origins(result.origins)
+        elif print_:
+            display.yaml(result.yaml)
     run_command(action)
 
 

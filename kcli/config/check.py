@@ -1,9 +1,9 @@
-"""`kcli validate`: check a config without importing TensorFlow.
+"""The static checks of `kcli validate` (kcli/api/validate.py): a resolved config checked without TensorFlow.
 
-Checks the YAML and schema (config.py), data and Python files, and every Keras name and argument name
-against Keras's own source (keras_api.py), with the rules model.py and callbacks.py apply at build time.
-Argument values, shapes and the user's classes' behaviour need Keras itself: `kcli validate --build`
-builds and compiles the model as `kcli train` would (that imports TensorFlow).
+Checks data and Python files, and every Keras name and argument name against Keras's own source
+(keras_names.py), with the rules model/build.py and training/callbacks.py apply at build time. Argument values,
+shapes and the user's classes' behaviour need Keras itself: `kcli validate --build` builds and compiles the
+model as `kcli train` would (that imports TensorFlow).
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kcli.config import keras_names as keras_api
-from kcli.config import models as config_mod
-from kcli.config import resolve as resolve_mod
-from kcli.config.compose import is_file_ref
-from kcli.config.models import Config, Spec, did_you_mean
-from kcli.config.resolve import LATEST_RUN
-from kcli.errors import ConfigError, DataError, KcliError
+from kcli.config.models import Config, Spec
+from kcli.config.paths import LATEST_RUN, is_file_ref
+from kcli.config.source_rules import BUILTIN
+from kcli.config.suggest import did_you_mean
+from kcli.errors import ConfigError, DataError
 from kcli.files import readable
-from kcli.output.display import Display
 
 
 @dataclass
@@ -30,30 +28,6 @@ class UserCode:
 
     classes: dict[str, Path] = field(default_factory=dict)   # class name -> file
     opaque: bool = False       # a dotted module whose classes cannot be read: unknown names may live there
-
-
-def validate(path: Path, display: Display, overrides: list[str] | None = None, show: bool = False,
-             build: bool = False, origin: bool = False) -> None:
-    """Check a config; print it resolved (`show`) or a one-line verdict."""
-    loaded = config_mod.load(path, overrides)
-    try:
-        cfg = resolve_mod.resolve(loaded)
-        check(cfg)
-    except KcliError as exc:
-        raise loaded.locate(exc) from None
-    verdict = "valid (names and arguments checked against Keras's source; --build also builds the model)"
-    if build:
-        from kcli.model import summary as summary_mod
-        from kcli.training.train import prepare
-
-        prepared = prepare(path, overrides, with_data=True)   # data read and checked against the model too
-        verdict = f"valid ({summary_mod.describe(prepared.model).total:,} parameters; data checked against the model)"
-    if show and origin:
-        display.origins(config_mod.origins(loaded, cfg))
-    elif show:
-        display.yaml(config_mod.dump(cfg))
-    else:
-        display.note(f"{path}: {verdict}")
 
 
 def check(cfg: Config) -> None:
@@ -119,8 +93,6 @@ def _compiles(file: Path, key: str) -> None:
 
 
 def _data_files(cfg: Config) -> None:
-    from kcli.data.bundled import BUILTIN
-
     for key, holder in (("data", cfg.data), ("data.validation", cfg.data.validation), ("data.test", cfg.data.test)):
         if holder is None:
             continue

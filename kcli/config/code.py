@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
-import re
 import sys
 import traceback
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from kcli.config.compose import is_file_ref
+from kcli.config.paths import code_target, is_file_ref
 from kcli.errors import ConfigError, RunError
 from kcli.files import readable
 
@@ -119,17 +118,8 @@ def load_imports(entries: list[str], lock: CodeLock | None = None) -> Registry:
     return registry
 
 
-_DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 # Where a config can name code (file.py:Name, pkg.module:Name): the rest holds data (column names, paths, URIs)
 _CODE_SECTIONS = (("model", ("init_from",)), ("compile", ()), ("fit", ("class_weight", "checkpoint")))
-
-
-def code_target(text: str) -> str | None:
-    """The file or dotted module that a `file.py:Name` / `pkg.module:Name` string names, else None."""
-    target, colon, name = text.rpartition(":")
-    if not colon or not name.isidentifier():
-        return None
-    return target if is_file_ref(target) or _DOTTED.fullmatch(target) else None
 
 
 def named_code(raw: dict[str, Any]) -> list[tuple[str, str]]:

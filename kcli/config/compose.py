@@ -2,9 +2,9 @@
 
 `extends: base.yaml` (or a list; paths relative to the file that says it; chains allowed) merges the bases
 first, in order, then the file itself: mappings merge key by key, anything else (lists included) is replaced
-whole. Relative paths inside a base (data files, `imports`, `file.py:Class`) stay relative to the base's own
-folder. Every key path keeps its origin, the file and line that set it, so errors and `validate --origin` can
-name the right file.
+whole. Relative paths inside a base (data files, `imports`, `file.py:Class`, ...: see paths.py) stay relative
+to the base's own folder. Every key path keeps its origin, the file and line that set it, so errors and
+`validate --origin` can name the right file.
 """
 
 from __future__ import annotations
@@ -14,27 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from kcli.config import source as yaml_source
-from kcli.errors import ConfigError, key_parts, key_path
+from kcli.config.keys import key_parts, key_path, under
+from kcli.config.paths import rebase
+from kcli.errors import ConfigError, KcliError
 
 Origin = tuple[Path, int]   # the file and 1-based line that set a key
-
-
-def is_file_ref(entry: str) -> bool:
-    """An `imports` entry or class reference that names a Python file rather than a dotted module."""
-    return entry.endswith(".py") or "/" in entry or "\\" in entry
-
-
-def abs_import(entry: str, base: Path) -> str:
-    """A file reference made absolute against `base`; dotted modules are left alone."""
-    return str((base / entry).resolve()) if is_file_ref(entry) else entry
-
-
-def abs_ref(name: str, base: Path) -> str:
-    """`my_layers.py:MyDense` -> `/abs/my_layers.py:MyDense`; plain names are left alone."""
-    if ":" not in name:
-        return name
-    module, cls = name.rsplit(":", 1)
-    return f"{abs_import(module, base)}:{cls}"
 
 
 def compose(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], dict[str, Origin]]:
@@ -54,7 +38,10 @@ def compose(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], d
             cycle = " -> ".join(p.name for p in (*chain, here, target))
             raise ConfigError(f"extends makes a cycle: {cycle}", key="extends", file=path, line=lines.get("extends"))
         base_raw, base_origins = compose(target, (*chain, here))
-        _rebase_paths(base_raw, target.parent)
+        try:
+            rebase(base_raw, target.parent)   # a base's relative paths are relative to its own folder
+        except KcliError as exc:   # a link loop
+            raise exc.located(target) from None
         merged = merge(merged, base_raw)
         merged_origins = _overlay(merged_origins, base_origins, base_raw)
     return merge(merged, raw), _overlay(merged_origins, origins, raw)
@@ -87,7 +74,7 @@ def _overlay(base: dict[str, Origin], over: dict[str, Origin], over_raw: dict[st
     """Origins after merging `over_raw` onto the base: a value that replaced a list or mapping whole also
     replaces the origins of what was inside it."""
     replaced = [key for key in over if not isinstance(value_at(over_raw, key), dict)]
-    kept = {k: v for k, v in base.items() if not any(k.startswith((r + ".", r + "[")) for r in replaced)}
+    kept = {k: v for k, v in base.items() if not any(under(k, r) for r in replaced)}
     return {**kept, **over}
 
 
@@ -102,36 +89,10 @@ def value_at(raw: Any, key: str) -> Any:
     return node
 
 
-def _rebase_paths(raw: dict[str, Any], folder: Path) -> None:
-    """Relative file references in a base config, made absolute against the base's folder."""
-    data = raw.get("data")
-    if isinstance(data, dict):
-        for holder in (data, data.get("validation"), data.get("test")):
-            if isinstance(holder, dict) and isinstance(holder.get("path"), str):
-                holder["path"] = str((folder / holder["path"]).resolve())
-    if isinstance(raw.get("imports"), list):
-        raw["imports"] = [abs_import(e, folder) if isinstance(e, str) else e for e in raw["imports"]]
-    model = raw.get("model")
-    if isinstance(model, dict):
-        if isinstance(model.get("class"), str):
-            model["class"] = abs_ref(model["class"], folder)
-        if isinstance(model.get("layers"), list):
-            model["layers"] = [_rebase_spec(s, folder) for s in model["layers"]]
-
-
-def _rebase_spec(spec: Any, folder: Path) -> Any:
-    if isinstance(spec, str):
-        return abs_ref(spec, folder)
-    if isinstance(spec, dict) and len(spec) == 1:
-        (name, args), = spec.items()
-        return {abs_ref(name, folder) if isinstance(name, str) else name: args}
-    return spec
-
-
 def describe_origin(key: str, raw: dict[str, Any], origins: dict[str, Origin], set_keys: dict[str, str]) -> str:
     """Where the value at `key` came from: `--set ...`, `file:line`, or `default` (kcli or Keras filled it in)."""
     for changed, text in set_keys.items():
-        if key == changed or key.startswith((changed + ".", changed + "[")):
+        if under(key, changed):
             return f"--set {text}"
     if value_at(raw, key) is None:
         return "default"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kcli.config.models import did_you_mean
+from kcli.config.suggest import did_you_mean
 from kcli.errors import ConfigError
 
 

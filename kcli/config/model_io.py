@@ -53,7 +53,8 @@ class Ports:
 
 def of(model: ModelConfig, data: DataConfig | None = None) -> Ports:
     """The ports a model config declares; for the columns of a table (no input_shape), one per feature column of
-    `data.columns` (none yet while the columns are still to be read)."""
+    `data.columns` (none yet while the columns are still to be read). Computed on demand rather than kept on the
+    resolved config: a table's ports exist only once its columns are learned from the data, and this is cheap."""
     if model.inputs is None and model.input_shape is None:
         return Ports(_column_ports(data), tuple(model.outputs), named=True, tabular=True)
     if model.inputs is None:

@@ -1,19 +1,14 @@
-"""YAML config -> validated, typed config. Every structural mistake in a config file is caught here.
+"""The config's schema: pydantic models of every section. Every structural mistake in a config file is caught here.
 
-The schema validates structure only; a layer's own arguments are checked by Keras (see model.py).
+The schema validates structure only; a layer's own arguments are checked by Keras (see model/build.py). The
+comment beside each field is its description in the JSON Schema (schema.py reads them).
 """
 
 from __future__ import annotations
 
-import difflib
 import math
-import types
-import typing
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -21,20 +16,15 @@ from pydantic import (
     NonNegativeFloat,
     NonNegativeInt,
     PositiveInt,
-    ValidationError,
     model_serializer,
     model_validator,
 )
 
-from kcli.config.compose import Origin, compose, describe_origin, origin_of
-from kcli.config.overrides import apply_overrides, blame_override
-from kcli.errors import ConfigError, KcliError, join_key, key_path
+from kcli.config.source_rules import TABLES, check_data
 
 SaveFormat = Literal["keras", "h5", "weights", "savedmodel"]
 ALL_SAVE_FORMATS: tuple[str, ...] = ("keras", "h5", "weights", "savedmodel")
 DataSource = Literal["builtin", "keras", "npz", "csv", "parquet", "tfrecord", "synthetic", "python", "images"]
-TABLES = ("csv", "parquet", "tfrecord")   # sources of named columns (kcli builds the model's inputs from them)
-KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housing", "imdb", "reuters")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 MAX_NAME = 100
 MAX_BATCH = 1 << 24          # rows per batch; more does not fit any accelerator's memory
@@ -91,20 +81,6 @@ class SplitSource(_Strict):
     x_key: str | None = None
     y_key: str | None = None
     label: str | None = None
-
-
-# Keys that only make sense for one data source; anything else is a mistake worth naming.
-_SOURCE_KEYS: dict[str, set[str]] = {
-    "builtin": {"name"},
-    "keras": {"name", "num_words", "maxlen"},
-    "npz": {"path", "x_key", "y_key", "labels"},
-    "csv": {"path", "label", "labels", "columns", "missing", "sample_weight", "stream"},
-    "parquet": {"path", "label", "columns", "missing", "sample_weight", "stream"},
-    "tfrecord": {"path", "label", "columns", "missing", "sample_weight", "stream", "features"},
-    "synthetic": {"samples", "classes"},
-    "python": {"function", "args"},
-    "images": {"path", "image_size", "color_mode", "interpolation", "skip_bad_images"},
-}
 
 
 MissingPolicy = Literal["error", "fill", "indicator"]
@@ -194,74 +170,8 @@ class DataConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_source(self) -> DataConfig:
-        _check_source_keys(self, self.source, "")
-        for split in ("validation", "test"):
-            sub = getattr(self, split)
-            if sub is not None and getattr(self, f"{split}_split") is not None:
-                raise ValueError(f"give either `{split}` or `{split}_split`, not both")
-            if sub is not None:
-                _check_source_keys(sub, sub.source or self.source, f"{split}.")
-        if self.source == "keras":
-            _check_keras_dataset(self)
-        if self.source == "python":
-            _check_python_source(self)
-        if self.source == "images":
-            _check_image_source(self)
-        if self.source == "tfrecord" and not self.features:
-            raise ValueError("source tfrecord needs `features`: {name: float | int | string, ...}, the feature spec "
-                             "of its records (the label among them)")
-        if self.features is not None and self.label is not None and self.label not in self.features:
-            raise ValueError(f"the label {self.label!r} is not among `features` ({', '.join(self.features)})")
-        if (self.validation_split or 0) + (self.test_split or 0) >= 1:
-            raise ValueError("validation_split + test_split must leave some data for training")
+        check_data(self)
         return self
-
-
-def _check_keras_dataset(data: DataConfig) -> None:
-    if data.name not in KERAS_DATASETS:
-        hint = did_you_mean(data.name or "", KERAS_DATASETS) if data.name else ""
-        raise ValueError(f"source keras needs `name`, one of {', '.join(KERAS_DATASETS)}; got {data.name!r}{hint}")
-    if data.test is not None or data.test_split is not None or data.validation is not None:
-        raise ValueError("a keras dataset brings its own test split (and validation comes from validation_split): "
-                         "remove `test`, `test_split` and `validation`")
-    if (data.num_words or data.maxlen) and data.name not in ("imdb", "reuters"):
-        raise ValueError("num_words and maxlen are for the word sequences of imdb and reuters")
-
-
-def _check_python_source(data: DataConfig) -> None:
-    if not data.function or ":" not in data.function:
-        raise ValueError("source python needs `function`: file.py:function (relative to this config) or "
-                         f"module:function, returning tf.data datasets; got {data.function!r}")
-    made_by_function = [k for k in ("validation", "test", "validation_split", "test_split", "one_hot", "scale")
-                        if getattr(data, k) not in (None, False)]
-    if made_by_function:
-        raise ValueError(f"{', '.join(made_by_function)}: your function makes the splits and prepares the "
-                         "batches; do it there (return (train, validation, test))")
-
-
-def _check_image_source(data: DataConfig) -> None:
-    given = [k for k in ("test_split", "one_hot") if getattr(data, k) not in (None, False)]
-    if given:
-        raise ValueError(f"{', '.join(given)}: an image folder gives class ids (use a sparse loss) and is split by "
-                         "validation_split; a test set is its own folder: test: {path: ...}")
-    for split in ("validation", "test"):
-        sub = getattr(data, split)
-        if sub is not None and (sub.source not in (None, "images") or not sub.path):
-            raise ValueError(f"`{split}` of an image folder is another folder: {split}: {{path: ...}}")
-
-
-def _check_source_keys(obj: BaseModel, source: str, prefix: str) -> None:
-    """Reject keys that belong to another data source (e.g. `label` with source npz)."""
-    own = _SOURCE_KEYS[source]
-    for other, keys in _SOURCE_KEYS.items():
-        for key in sorted((keys - own) & obj.model_fields_set):
-            raise ValueError(f"`{prefix}{key}` is only used with source {other}, not {source}")
-    if source in ("npz", "csv", "parquet", "tfrecord", "images") and "path" not in obj.model_fields_set and \
-            not prefix:
-        what = "a folder with one sub-folder per class" if source == "images" else "a file"
-        raise ValueError(f"source {source} needs `path` ({what}, relative to the config file)")
-    if source in TABLES and not prefix and not {"label", "labels"} & obj.model_fields_set:
-        raise ValueError(f"source {source} needs `label` (the name of the label column)")
 
 
 class GraphNode(_Strict):
@@ -505,170 +415,3 @@ class Config(_Strict):
     def tabular(self) -> bool:
         """The model's inputs are the columns of a csv / parquet table (model.input_shape left out)."""
         return self.model.input_shape is None and self.model.inputs is None
-
-
-@dataclass
-class LoadedConfig:
-    """A validated config plus where it came from (for paths and error locations)."""
-
-    config: Config
-    path: Path
-    origins: dict[str, Origin] = field(default_factory=dict)   # key path -> (file, line) that set it
-    overrides: list[str] = field(default_factory=list)   # the --set KEY=VALUE strings applied
-    set_keys: dict[str, str] = field(default_factory=dict)  # key path -> the --set text that changed it
-    raw: dict[str, Any] = field(default_factory=dict)    # the composed YAML with --set applied, as validated
-
-    def locate(self, err: KcliError) -> KcliError:
-        """Point an error at the --set that changed its key, or else at the file and line that set it."""
-        return _locate(err, self.path, self.origins, self.set_keys)
-
-    @property
-    def base_dir(self) -> Path:
-        """The folder that relative paths in the config are relative to."""
-        return self.path.parent
-
-
-def _locate(err: KcliError, path: Path, origins: dict[str, Origin], set_keys: dict[str, str]) -> KcliError:
-    err = blame_override(err, set_keys)
-    if err.file is None and err.key:
-        found = origin_of(err.key, origins)
-        if found is not None:
-            err.file, err.line = found
-    return err.located(path)
-
-
-def load(path: Path, overrides: list[str] | None = None) -> LoadedConfig:
-    """Read, compose (`extends`), parse and validate a config file, with `--set KEY=VALUE` overrides applied
-    last."""
-    raw, origins = compose(path)
-    overrides = list(overrides or [])
-    set_keys = apply_overrides(raw, overrides)
-    try:
-        config = Config.model_validate(raw)
-    except ValidationError as exc:
-        # The deepest error is the most specific one (a union reports each branch separately).
-        err = _translate(max(exc.errors(), key=lambda e: len(e["loc"])), raw)
-        raise _locate(err, path, origins, set_keys) from None
-    return LoadedConfig(config=config, path=path, origins=origins, overrides=overrides, set_keys=set_keys,
-                        raw=raw)
-
-
-def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
-    """' (did you mean 'units'?)' when a close match exists, else ''."""
-    choices = list(choices)
-    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    if not match:
-        lowered = {c.lower(): c for c in choices}
-        match = [lowered[word.lower()]] if word.lower() in lowered else []
-    return f" (did you mean {match[0]!r}?)" if match else ""
-
-
-def _translate(error: dict[str, Any], raw: Any = None) -> ConfigError:
-    """One pydantic error -> one ConfigError naming the key path."""
-    loc = _config_loc(tuple(error["loc"]), raw)
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        parent, key = loc[:-1], str(loc[-1])
-        known = _fields_at(parent)
-        where = key_path(parent) or "top level"
-        return ConfigError(f"unknown key {key!r} in {where}{did_you_mean(key, known)}", key=key_path(loc))
-    if kind == "missing":
-        return ConfigError("required key is missing", key=key_path(loc))
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if kind == "string_pattern_mismatch" and loc == ("name",):
-        message = ("a run name holds only letters, digits, '.', '_' and '-', and starts with a letter or digit "
-                   "(it names a folder under --runs-dir)")
-    if kind.startswith(("int_", "float_", "bool_", "string_", "list_", "dict_", "literal_", "greater", "less")):
-        shown = repr(error.get("input"))
-        message += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
-    return ConfigError(message, key=key_path(loc) or None)
-
-
-def _config_loc(loc: tuple[Any, ...], raw: Any) -> tuple[Any, ...]:
-    """A pydantic `loc` without its union tags: a part that is a key of the config at that place is a key (a
-    user's key may look like a tag: 'x[red]'); any other part that looks like a tag is one."""
-    out: list[Any] = []
-    node = raw
-    for part in loc:
-        here = isinstance(node, dict) and part in node or (
-            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node))
-        if here:
-            node = node[part]
-        elif _is_union_tag(part):
-            continue
-        else:
-            node = None   # past what the raw config shows (a validator reshaped it): keep what pydantic says
-        out.append(part)
-    return tuple(out)
-
-
-def _is_union_tag(part: Any) -> bool:
-    """pydantic names union members in `loc` ('int', 'list[constrained-int]', 'function-before[...]')."""
-    return isinstance(part, str) and (part in {"int", "bool", "str", "float"} or any(c in part for c in "[-"))
-
-
-def _fields_at(loc: tuple[Any, ...]) -> list[str]:
-    """The keys a config mapping at `loc` accepts (for did-you-mean on unknown keys)."""
-    model: Any = Config
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        fld = model.model_fields.get(part) or next(
-            (f for f in model.model_fields.values() if f.alias == part), None)
-        if fld is None:
-            return []
-        model = _model_in(fld.annotation)
-        if model is None:
-            return []
-    return [f.alias or name for name, f in model.model_fields.items()]
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if typing.get_origin(annotation) in (Union, types.UnionType, list):
-        for arg in typing.get_args(annotation):
-            found = _model_in(arg)
-            if found is not None:
-                return found
-    return None
-
-
-def origins(loaded: LoadedConfig, cfg: Config) -> list[tuple[str, Any, str]]:
-    """Every leaf value of a resolved config with where it came from (see compose.describe_origin)."""
-    flat = flatten(cfg.model_dump(mode="json", by_alias=True, exclude_none=True))
-    return [(key, value, describe_origin(key, loaded.raw, loaded.origins, loaded.set_keys))
-            for key, value in flat.items()]
-
-
-def differences(mine: Config, theirs: Config) -> dict[str, tuple[Any, Any]]:
-    """Key path -> (theirs, mine) for every leaf value that differs between two resolved configs."""
-    a = flatten(theirs.model_dump(mode="json", by_alias=True, exclude_none=True))
-    b = flatten(mine.model_dump(mode="json", by_alias=True, exclude_none=True))
-    return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
-
-
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings and lists -> {`a.b[0].c`: leaf value}."""
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(flatten(v, join_key(prefix, k)))
-        return out
-    if isinstance(value, list) and value:
-        out = {}
-        for i, v in enumerate(value):
-            out.update(flatten(v, f"{prefix}[{i}]"))
-        return out
-    return {prefix: value}
-
-
-def mapping(cfg: Config) -> dict[str, Any]:
-    """The config as the mapping its YAML holds (aliases such as `class`, no unset values)."""
-    return cfg.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def dump(cfg: Config) -> str:
-    """The config as YAML, in the same language the user writes."""
-    data = mapping(cfg)
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)

@@ -8,14 +8,14 @@ read as YAML.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
+from kcli.config.keys import Item, KeyPathError, key_path, parse, under
 from kcli.config.source import Loader
-from kcli.errors import ConfigError, KcliError, key_path
+from kcli.errors import ConfigError, KcliError
 
 
 @dataclass(frozen=True)
@@ -98,31 +98,11 @@ def _parse_value(value: str, text: str) -> Any:
 
 def _split_key(key: str, text: str) -> list[Part]:
     """'model.layers[0].Dense.units' -> ['model', 'layers', 0, 'Dense', 'units']; `[Name]` -> Select."""
-    parts: list[Part] = []
-    rest = key
-    while rest:
-        if rest.startswith('["'):   # a quoted key (data["x[red]"]), as error messages spell it
-            try:
-                name, end = json.JSONDecoder().raw_decode(rest, 1)
-            except ValueError:
-                raise ConfigError(f"bad quoted key {rest}", key=f"--set {text}") from None
-            if not rest[end:].startswith("]"):
-                raise ConfigError(f"bad quoted key {rest}", key=f"--set {text}")
-            parts.append(str(name))
-            rest = rest[end + 1:]
-        elif rest.startswith("["):
-            inside, sep, rest = rest[1:].partition("]")
-            if not sep or not inside.strip():
-                raise ConfigError(f"bad list item [{inside}", key=f"--set {text}")
-            parts.append(int(inside) if inside.strip().isdigit() else Select(inside.strip()))
-        else:
-            name = rest.split(".", 1)[0].split("[", 1)[0]
-            if not name:
-                raise ConfigError("empty key", key=f"--set {text}")
-            parts.append(name)
-            rest = rest[len(name):]
-        rest = rest.removeprefix(".")
-    return parts
+    try:
+        parts = parse(key, strict=True)
+    except KeyPathError as exc:
+        raise ConfigError(str(exc), key=f"--set {text}") from None
+    return [Select(p.text) if isinstance(p, Item) else p for p in parts]
 
 
 def _entry(item: Any) -> tuple[str | None, Any]:
@@ -219,8 +199,7 @@ def _remove(raw: dict[str, Any], parts: list[Part], value: Any, text: str) -> li
 def blame_override(err: KcliError, set_keys: dict[str, str]) -> KcliError:
     """An error at a key that --set changed names the --set, not the file."""
     for key, text in set_keys.items():
-        if err.key and (err.key == key or err.key.startswith((key + ".", key + "["))
-                        or key.startswith((err.key + ".", err.key + "["))):
+        if err.key and (under(err.key, key) or under(key, err.key)):
             err.file = f"--set {text}"
             break
     return err

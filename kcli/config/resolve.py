@@ -1,5 +1,5 @@
-"""A validated config -> the resolved config a run saves: every default filled in (name, seed, steps per
-execution, save formats), every path absolute, and the checks that need the whole config (a graph's node
+"""A validated config -> the resolved config a run saves: every default filled in, once (name, seed, data source
+defaults, steps per execution, save formats), and the checks that need the whole config (a graph's node
 references). `kcli train RUN/config.yaml` reproduces the run from it.
 """
 
@@ -7,78 +7,42 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from kcli.config.compose import abs_import, abs_ref
-from kcli.config.models import (
-    ALL_SAVE_FORMATS,
-    GRAPH_INPUT,
-    MAX_NAME,
-    Config,
-    DataConfig,
-    LoadedConfig,
-    ModelConfig,
-    Spec,
-    did_you_mean,
-)
-from kcli.errors import ConfigError, DataError, KcliError
+from kcli.config.loading import LoadedConfig
+from kcli.config.models import ALL_SAVE_FORMATS, GRAPH_INPUT, MAX_NAME, Config, DataConfig, ModelConfig, Spec
+from kcli.config.paths import LATEST_RUN
+from kcli.config.suggest import did_you_mean
+from kcli.errors import ConfigError
 
 
-def resolve(loaded: LoadedConfig) -> Config:
-    """Fill every default so that the saved config reproduces the run: name, seed, absolute paths, save."""
+def resolve(loaded: LoadedConfig, latest: Callable[[str], Path] | None = None) -> Config:
+    """The config a run reads and saves: every default filled here, once (name, seed, data source defaults, steps
+    per execution, save formats, `init_from: latest:NAME` as the run `latest(NAME)` finds), on a copy; the rest of
+    kcli only reads it. Its paths are absolute already (loading.py rebased them). Mistakes name the file and line
+    that set the key."""
     cfg = loaded.config.model_copy(deep=True)
-    base = loaded.base_dir.resolve()
-    cfg.name = cfg.name or safe_name(loaded.path.stem)
-    if cfg.seed is None:
-        cfg.seed = random.SystemRandom().randrange(2**31)
-    cfg.imports = [abs_import(entry, base) for entry in cfg.imports]
-    _resolve_data_paths(cfg.data, base)
-    if cfg.data.source == "python" and cfg.data.function:
-        cfg.data.function = abs_ref(cfg.data.function, base)
-    if cfg.model.layers is not None:
-        cfg.model.layers = [Spec.of(abs_ref(s.name, base), _abs_weights(s.args, base)) for s in cfg.model.layers]
-    for node in cfg.model.graph or []:
-        if node.layer is not None:
-            node.layer = Spec.of(abs_ref(node.layer.name, base), _abs_weights(node.layer.args, base))
-    try:
+    with loaded.located():
+        cfg.name = cfg.name or safe_name(loaded.path.stem)
+        if cfg.seed is None:
+            cfg.seed = random.SystemRandom().randrange(2**31)
+        _data_defaults(cfg.data)
         check_graph(cfg.model)
         check_ports(cfg)
-    except KcliError as exc:
-        raise loaded.locate(exc) from None
-    if cfg.model.class_ is not None:
-        cfg.model.class_ = abs_ref(cfg.model.class_, base)
-        cfg.model.args = cfg.model.args or {}
-    if cfg.model.init_from is not None and not cfg.model.init_from.startswith(LATEST_RUN):
-        cfg.model.init_from = rebased(base, cfg.model.init_from, "model.init_from", ConfigError)
-    _resolve_steps_per_execution(cfg, loaded)
-    if cfg.save is None:
-        # A subclassed keras.Model cannot be reloaded from legacy HDF5 (Keras limitation).
-        cfg.save = [f for f in ALL_SAVE_FORMATS if not (f == "h5" and cfg.model.class_)]
-    if cfg.model.class_ is not None and "h5" in cfg.save:
-        raise loaded.locate(ConfigError("h5 cannot hold a subclassed keras.Model (Keras cannot reload it); "
-                                        "use keras, weights or savedmodel", key="save"))
+        if cfg.model.class_ is not None:
+            cfg.model.args = cfg.model.args or {}
+        _resolve_steps_per_execution(cfg)
+        if cfg.save is None:
+            # A subclassed keras.Model cannot be reloaded from legacy HDF5 (Keras limitation).
+            cfg.save = [f for f in ALL_SAVE_FORMATS if not (f == "h5" and cfg.model.class_)]
+        if cfg.model.class_ is not None and "h5" in cfg.save:
+            raise ConfigError("h5 cannot hold a subclassed keras.Model (Keras cannot reload it); use keras, weights "
+                              "or savedmodel", key="save")
+        init = cfg.model.init_from
+        if latest is not None and init is not None and init.startswith(LATEST_RUN):   # recorded as the run found
+            cfg.model.init_from = str(latest(init.removeprefix(LATEST_RUN)).resolve())
     return cfg
-
-
-LATEST_RUN = "latest:"   # init_from: latest:NAME, the newest completed run called NAME under --runs-dir
-
-
-def rebased(base: Path, path: str, key: str, error: type[KcliError]) -> str:
-    """A path from the config made absolute against the config's folder, links resolved; a link loop is one line
-    naming `key` (Python 3.11's resolve() raises RuntimeError "Symlink loop" for it)."""
-    try:
-        return str((base / path).resolve())
-    except RuntimeError:
-        raise error(f"{base / path} is a symbolic link loop", key=key) from None
-
-
-def _abs_weights(args: dict[str, Any], base: Path) -> dict[str, Any]:
-    """A keras.applications `weights: file.h5` is relative to the config file (`imagenet` and null are not)."""
-    weights = args.get("weights")
-    if isinstance(weights, str) and weights != "imagenet":
-        return {**args, "weights": rebased(base, weights, "model.layers", ConfigError)}
-    return args
 
 
 def safe_name(stem: str) -> str:
@@ -90,20 +54,21 @@ def safe_name(stem: str) -> str:
 DEFAULT_STEPS_PER_EXECUTION = 32
 
 
-def _resolve_steps_per_execution(cfg: Config, loaded: LoadedConfig) -> None:
+def _resolve_steps_per_execution(cfg: Config) -> None:
     spe = cfg.compile.steps_per_execution
     if cfg.distribute != "none":
         if spe is not None and spe > 1:
-            raise loaded.locate(ConfigError(
+            raise ConfigError(
                 f"distribute: {cfg.distribute} needs steps_per_execution 1 (Keras 3.15 fails with it and more steps "
                 "per execution: 'You must feed a value for placeholder tensor'); remove the key or set 1",
-                key="compile.steps_per_execution"))
+                key="compile.steps_per_execution")
         cfg.compile.steps_per_execution = 1
     elif spe is None:
         cfg.compile.steps_per_execution = DEFAULT_STEPS_PER_EXECUTION
 
 
-def _resolve_data_paths(data: DataConfig, base: Path) -> None:
+def _data_defaults(data: DataConfig) -> None:
+    """What each source reads when the config does not say (the readers in kcli/data take these as given)."""
     data.name = data.name or ("digits" if data.source == "builtin" else None)
     if data.source == "npz":
         data.x_key, data.y_key = data.x_key or "x", data.y_key or "y"
@@ -112,9 +77,6 @@ def _resolve_data_paths(data: DataConfig, base: Path) -> None:
         data.color_mode, data.interpolation = data.color_mode or "rgb", data.interpolation or "bilinear"
     if data.source == "synthetic":
         data.samples, data.classes = data.samples or 1000, data.classes or 2
-    for key, holder in (("data", data), ("data.validation", data.validation), ("data.test", data.test)):
-        if holder is not None and holder.path:
-            holder.path = rebased(base, holder.path, f"{key}.path", DataError)
 
 
 def check_graph(model: ModelConfig) -> None:

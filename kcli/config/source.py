@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from kcli.errors import ConfigError, join_key
+from kcli.config.keys import join_key
+from kcli.errors import ConfigError
 
 MAX_CONFIG_BYTES = 1 << 20       # a config is a page of YAML; anything larger is not one
 MAX_YAML_NODES = 100_000         # values after expanding aliases (a YAML "billion laughs" expands to 10^9)

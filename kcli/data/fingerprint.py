@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kcli.config.models import TABLES, DataConfig
+from kcli.config.models import DataConfig
+from kcli.config.source_rules import TABLES
 from kcli.data.table_files import table_files
 from kcli.errors import DataError
 from kcli.files import digest, readable

@@ -210,4 +210,4 @@ def _read(src: dict[str, Any], key: str, data: DataConfig, seed: int,
         return read_csv(Path(src["path"]), src["label"], key)
     if key != "data":
         raise DataError("synthetic data is split with validation_split / test_split", key=key)
-    return synthetic(data.samples or 1000, data.classes or 2, feature_shape, seed)
+    return synthetic(data.samples, data.classes, feature_shape, seed)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from kcli.data.bundled import BUILTIN
+from kcli.config.source_rules import BUILTIN
 from kcli.data.checks import check_numbers, file_key, reason
 from kcli.data.splits import Arrays
 from kcli.errors import DataError

@@ -121,7 +121,7 @@ def infer(table: Any, data: DataConfig, path: Path) -> dict[str, ColumnConfig]:
     declared = data.columns or {}
     for name in declared:
         if name not in names:
-            from kcli.config.models import did_you_mean
+            from kcli.config.suggest import did_you_mean
 
             raise DataError(f"{path} has no column {name!r}{did_you_mean(name, names)}; columns: {', '.join(names)}",
                             key=f"data.columns.{name}")

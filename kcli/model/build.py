@@ -25,7 +25,8 @@ from kcli.config import model_io as ports_mod
 from kcli.config.code import Registry
 from kcli.config.keras_names import LOSS_DEPENDENT_METRICS, Signature, loose_match, optimizer_args
 from kcli.config.model_io import Ports
-from kcli.config.models import GRAPH_INPUT, CompileConfig, Config, Spec, did_you_mean
+from kcli.config.models import GRAPH_INPUT, CompileConfig, Config, Spec
+from kcli.config.suggest import did_you_mean
 from kcli.data.splits import Splits
 from kcli.errors import ConfigError, DataError, first_line
 from kcli.model import table_inputs as tabular

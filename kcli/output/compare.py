@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kcli.config import models as config_mod
+from kcli.config import loading as config_mod
+from kcli.config.dump import differences
 from kcli.config.keras_names import higher_is_better
-from kcli.config.models import did_you_mean
+from kcli.config.suggest import did_you_mean
 from kcli.errors import DataError, RunError
 from kcli.output.display import Display
 from kcli.run import find, layout, pictures, records
@@ -79,7 +80,7 @@ def compare(first: str, second: str, runs_dir: Path, display: Display) -> None:
             configs.append(config_mod.load(run / layout.CONFIG).config)
         except Exception as exc:  # a damaged config.yaml: say which run
             raise RunError(f"{run / layout.CONFIG} cannot be read: {exc}", key="RUN") from None
-    differ = config_mod.differences(configs[1], configs[0])
+    differ = differences(configs[1], configs[0])
     differ.pop("name", None)
     numbers = {"a": _numbers(a), "b": _numbers(b)}
     keys = sorted(numbers["a"].keys() | numbers["b"].keys())

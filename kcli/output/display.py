@@ -392,4 +392,5 @@ _DRAW: dict[type[events.Event], Callable[[Display, Any], None]] = {
                                                    e.show_rows),
     events.Exported: lambda d, e: d.exported(e.format, e.path, e.samples, e.diff),
     events.RunFolder: lambda d, e: d.run_dir(e.path, e.status),
+    events.ConfigChecked: lambda d, e: d.note(f"{e.path}: {e.verdict}"),
 }

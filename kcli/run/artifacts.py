@@ -117,7 +117,7 @@ def remove_final_artifacts(run_dir: Path) -> None:
 
 def run_registry(run: FinishedRun) -> Registry:
     """The run's code in a registry locked to it (see trust.py), imported once per opened run."""
-    from kcli.config import models as config_mod
+    from kcli.config import dump as config_mod
     from kcli.run import trust
 
     if run.registry is None:

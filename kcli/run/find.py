@@ -138,7 +138,7 @@ class FinishedRun:
 
 def open_run(ref: str, runs_dir: Path, trust_code: bool = False) -> FinishedRun:
     """Find a completed run and read its record and config (no TensorFlow needed)."""
-    from kcli.config import models as config_mod
+    from kcli.config import loading as config_mod
 
     path = find_run(ref, runs_dir)
     record = read_record(path)

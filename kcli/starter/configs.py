@@ -9,8 +9,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from kcli.config.models import did_you_mean
 from kcli.config.schema import SCHEMA_FILE
+from kcli.config.suggest import did_you_mean
 from kcli.errors import ConfigError
 from kcli.files.atomic import write_text
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 
-from kcli.config import models as config_mod
+from kcli.config import loading as config_mod
+from kcli.config.models import Config, Spec
+from kcli.config.suggest import did_you_mean
 from kcli.errors import ConfigError, KcliError
 from kcli.sweep.spec import Sweep, param_key, sets
 
@@ -35,15 +37,15 @@ def check(sweep: Sweep) -> None:
                           key="sweep.parameters").located(sweep.config) from None
     logged = logged_names(cfg)
     if logged is not None and sweep.spec.metric not in logged:
-        raise ConfigError(f"{sweep.spec.metric!r} is never logged{config_mod.did_you_mean(sweep.spec.metric, logged)}"
+        raise ConfigError(f"{sweep.spec.metric!r} is never logged{did_you_mean(sweep.spec.metric, logged)}"
                           f"; logged values: {', '.join(logged)}", key="sweep.metric").located(sweep.config)
 
 
-def logged_names(cfg: config_mod.Config) -> list[str] | None:
+def logged_names(cfg: Config) -> list[str] | None:
     """The history's columns as Keras names them (loss, metrics by their string or a class's default snake_case
     name, `<output>_...` for several outputs, `val_...` with validation data); None when a metric of the user's
     own may log under a name only running it tells."""
-    def name(spec: config_mod.Spec) -> str | None:
+    def name(spec: Spec) -> str | None:
         if "name" in spec.args:
             return str(spec.args["name"])
         if ":" in spec.name:

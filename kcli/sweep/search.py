@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from kcli import events
-from kcli.config import models as config_mod
+from kcli.config import loading as config_mod
+from kcli.config.dump import dump
 from kcli.errors import Interrupted
 from kcli.files import atomic
 from kcli.sweep.checks import check
@@ -99,5 +100,5 @@ def _write_best(sw: Sweep) -> None:
     cfg.sweep = None
     cfg.name = f"{sw.name}-best"
     text = (f"# The best trial ({best.number}) of sweep {sw.name}: {sw.spec.metric} {best.value:.6g}\n"
-            f"# {sw.config} with {', '.join(sets(best.params))}\n" + config_mod.dump(cfg))
+            f"# {sw.config} with {', '.join(sets(best.params))}\n" + dump(cfg))
     atomic.write_text(sw.folder / BEST, text)

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kcli.config import models as config_mod
+from kcli.config import loading as config_mod
 from kcli.config.keras_names import higher_is_better
+from kcli.config.keys import join_key
 from kcli.config.models import SweepConfig, SweepParam
-from kcli.errors import ConfigError, KcliError, join_key
+from kcli.errors import ConfigError, KcliError
 
 SPEC = "sweep.json"      # what the sweep searches and where its study lives
 DB = "sweep.db"
@@ -84,7 +85,7 @@ def _spec(loaded: config_mod.LoadedConfig, sweep_file: Path | None) -> SweepConf
     try:
         return SweepConfig.model_validate(raw)
     except ValidationError as exc:
-        err = config_mod._translate(max(exc.errors(), key=lambda e: len(e["loc"])), raw)
+        err = config_mod.translate(max(exc.errors(), key=lambda e: len(e["loc"])), raw)
         err.key = f"sweep{'' if (err.key or '').startswith('[') else '.'}{err.key}" if err.key else "sweep"
         raise err.located(sweep_file) from None
 

@@ -19,7 +19,8 @@ import numpy as np
 
 from kcli.config.code import Registry
 from kcli.config.keras_names import check_callback, higher_is_better
-from kcli.config.models import Config, Spec, did_you_mean
+from kcli.config.models import Config, Spec
+from kcli.config.suggest import did_you_mean
 from kcli.errors import ConfigError
 from kcli.files import atomic
 from kcli.model.build import check_args, construct

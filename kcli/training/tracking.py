@@ -20,7 +20,8 @@ from typing import Any
 
 import keras
 
-from kcli.config.models import Config, MlflowConfig, flatten
+from kcli.config.dump import flatten
+from kcli.config.models import Config, MlflowConfig
 from kcli.errors import ConfigError, cut, masked
 from kcli.files import readable
 from kcli.run import records

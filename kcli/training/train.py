@@ -16,11 +16,13 @@ from typing import Any
 import keras
 import numpy as np
 
+from kcli.config import dump as config_dump
+from kcli.config import loading as config_mod
 from kcli.config import model_io as ports_mod
-from kcli.config import models as config_mod
 from kcli.config import resolve as resolve_mod
 from kcli.config.code import CodeLock, Registry, load_imports
-from kcli.config.models import Config, LoadedConfig
+from kcli.config.loading import LoadedConfig
+from kcli.config.models import Config
 from kcli.data import fingerprint, labels, pipeline
 from kcli.data import stream as stream_mod
 from kcli.data.checks import check_features
@@ -87,11 +89,7 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
     loaded = config_mod.load(path, overrides)
     splits: Splits | None = None
     try:
-        cfg = resolve_mod.resolve(loaded)
-        init = cfg.model.init_from
-        if init is not None and init.startswith(resolve_mod.LATEST_RUN):   # recorded as the run it found
-            found = find.latest_named(runs_dir, init.removeprefix(resolve_mod.LATEST_RUN), "model.init_from")
-            cfg.model.init_from = str(found.resolve())
+        cfg = resolve_mod.resolve(loaded, latest=lambda name: find.latest_named(runs_dir, name, "model.init_from"))
         if with_data:
             _check_cluster(cfg)
         registry = load_imports(cfg.imports, lock)
@@ -231,15 +229,13 @@ def _train(path: Path | None, runs_dir: Path, display: Display, overrides: list[
     else:
         assert path is not None
         prep = prepare(path, overrides, runs_dir=init_runs or runs_dir, stream_cache=runs_dir / STREAM_CACHE)
-        try:
+        with prep.loaded.located():
             tracking.reachable(prep.cfg)
-        except KcliError as exc:
-            raise prep.loaded.locate(exc) from None
         if one_batch:
             _one_batch(prep)
-        name = prep.cfg.name or path.stem
+        name = prep.cfg.name
         run_dir = layout.new_run_dir(runs_dir, name)
-        start = Start(run_dir, records.RunRecord.start(run_dir, name, prep.cfg.seed or 0))
+        start = Start(run_dir, records.RunRecord.start(run_dir, name, prep.cfg.seed))
     cfg, splits, model = prep.cfg, prep.splits, prep.model
     _announce(start.run_dir)
     if cfg.distribute == "multi_worker":
@@ -338,7 +334,7 @@ def _close_tracking(tracked: tracking.MlflowRun | None, status: str) -> None:
 
 def _write_run_files(prep: Prepared, run_dir: Path, record: records.RunRecord, summary_text: str,
                      display: Display) -> None:
-    atomic.write_text(run_dir / layout.CONFIG, config_mod.dump(prep.cfg))
+    atomic.write_text(run_dir / layout.CONFIG, config_dump.dump(prep.cfg))
     record.update(imports={"files": layout.copy_code(run_dir, prep.registry.sources), "modules": prep.registry.modules},
                   features=prep.splits.train.columns if prep.splits else None,  # CSV column names, for predict
                   classes=prep.splits.class_names if prep.splits else None,   # image folders: names by class id
@@ -364,7 +360,7 @@ def _resume(path: Path | None, overrides: list[str] | None, ref: str, runs_dir: 
                        "on other data. Restore the files, or pass --allow-data-change to continue on the new "
                        "contents", key="--resume")
     # the run's config.yaml is data like any run file: it runs the run's own trusted code/, nothing it names else
-    saved = config_mod.mapping(config_mod.load(run_dir / layout.CONFIG).config)
+    saved = config_dump.mapping(config_mod.load(run_dir / layout.CONFIG).config)
     lock = trust.run_lock(run_dir, record, trust_code, saved)
     prep = prepare(run_dir / layout.CONFIG, warm=False, stream_cache=run_dir.parent / STREAM_CACHE, lock=lock)
     if changed:
@@ -391,7 +387,7 @@ def _same_config(path: Path, overrides: list[str] | None, saved: Config) -> None
         mine.data.one_hot = saved.data.one_hot   # the saved config records the inferred class count
     if mine.fit.class_weight == "balanced" and isinstance(saved.fit.class_weight, dict):
         mine.fit.class_weight = saved.fit.class_weight   # ... and the counted class weights
-    differ = config_mod.differences(mine, saved)
+    differ = config_dump.differences(mine, saved)
     if differ:
         shown = ", ".join(f"{k}: {theirs!r} -> {mine!r}" for k, (theirs, mine) in list(differ.items())[:6])
         raise RunError(f"the config differs from the run's saved config (run's -> yours: {shown}); resume "
@@ -411,7 +407,7 @@ def _fit(model: keras.Model, prep: Prepared, start: Start, display: Display,
     else:
         validation = pipeline.validation(splits.validation, cfg.data)
         steps = math.ceil(len(splits.train) / cfg.data.batch_size)
-        inputs = pipeline.training(splits.train, cfg.data, cfg.seed or 0)
+        inputs = pipeline.training(splits.train, cfg.data, cfg.seed)
         if cfg.distribute == "multi_worker":   # in-memory data: every worker takes its share of each global batch
             inputs.x, validation = pipeline.shard_by_data(inputs.x), pipeline.shard_by_data(validation)
     times: list[float] = list(start.record.data.get("epoch_seconds", []))[:start.epoch]

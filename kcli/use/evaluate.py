@@ -136,7 +136,7 @@ def _split(run: find.FinishedRun, split: str | None) -> tuple[Arrays | Stream, s
     """The run's own split, re-created from its saved config exactly as training made it."""
     cfg = run.config
     try:   # a data function runs as the run copied it into RUN/code/ (the run's locked registry maps it there)
-        splits = load(cfg.data, cfg.seed or 0, run.ports, artifacts.run_registry(run))
+        splits = load(cfg.data, cfg.seed, run.ports, artifacts.run_registry(run))
     except DataError as exc:  # e.g. the training data moved: point at the run's config
         raise exc.located(run.path / layout.CONFIG) from None
     if split is None:

@@ -17,7 +17,7 @@ import keras
 
 from kcli import events
 from kcli.config.model_io import Ports
-from kcli.config.models import did_you_mean
+from kcli.config.suggest import did_you_mean
 from kcli.errors import ExportFailed, RunError
 from kcli.files import atomic
 from kcli.model import build as model_mod

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kcli.config import models as config_mod
+from kcli.config import loading as config_mod
 from kcli.errors import DataError
 from kcli.starter import data as starter_data
 

@@ -1,3 +1,1 @@
-"""Datasets shipped with kcli (see README: Data and licenses)."""
-
-BUILTIN = {"digits": "digits.npz"}   # `data.name` of `source: builtin` -> its file in this folder
+"""Datasets shipped with kcli (see README: Data and licenses); their names and files: config.source_rules.BUILTIN."""
