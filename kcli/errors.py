@@ -1,4 +1,4 @@
-"""The exceptions kcli raises for user mistakes and failed runs."""
+"""The exceptions kcli raises for user mistakes and failed runs, and how a message (or any text shown) quotes data."""
 
 from __future__ import annotations
 
@@ -146,3 +146,26 @@ class Interrupted(Failure):
 
 class ExportFailed(Failure):
     """An exported model, loaded back with its own runtime, does not reproduce the Keras model."""
+
+
+# C0 and C1 control characters, DEL, and the invisible format characters that reorder or hide text (bidi
+# overrides, zero-width marks): a terminal acts on them, so data never reaches it with them raw.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ufeff]")
+# the same for text shown as lines (a file in a page): tabs, newlines and a CR ending a line (CRLF) stay
+_CONTROL_IN_LINES = re.compile("\r(?!\n)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029"
+                               "\u2066-\u2069\ufeff]")
+
+
+def _decodable(message: str) -> str:
+    """A file name's undecodable bytes (lone surrogates from the OS, b'\\xff') as \\xff."""
+    try:
+        return message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:   # a surrogate that is no escaped byte (say from JSON's "\\ud800")
+        return message.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def visible(value: Any, lines: bool = False) -> str:
+    """`value` as text whose control characters show as their escapes (ESC as \\x1b, a newline as \\n, U+202E
+    as \\u202e) and whose undecodable bytes show as \\xff; with `lines`, tabs and line ends stay as they are."""
+    control = _CONTROL_IN_LINES if lines else _CONTROL
+    return control.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), _decodable(str(value)))
