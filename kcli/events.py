@@ -172,3 +172,10 @@ class RunFolder(Event):
 
     path: Path
     status: str
+
+
+@dataclass(frozen=True)
+class Error(Event):
+    """A fatal problem said as it ends the work (a cluster that never came up, a worker that had to be killed)."""
+
+    message: str

@@ -44,7 +44,7 @@ def validate(path: Path, display: Display, overrides: list[str] | None = None, s
     verdict = "valid (names and arguments checked against Keras's source; --build also builds the model)"
     if build:
         from kcli.model import summary as summary_mod
-        from kcli.training.train import prepare
+        from kcli.training.prepare import prepare
 
         prepared = prepare(path, overrides, with_data=True)   # data read and checked against the model too
         verdict = f"valid ({summary_mod.describe(prepared.model).total:,} parameters; data checked against the model)"

@@ -6,11 +6,9 @@ it prints ASCII tables and one plain line per epoch.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -23,32 +21,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kcli import events
+from kcli.errors import visible
 
 if TYPE_CHECKING:
     from kcli.model.summary import ModelSummary
-
-
-# C0 and C1 control characters, DEL, and the invisible format characters that reorder or hide text (bidi
-# overrides, zero-width marks): a terminal acts on them, so data never reaches it with them raw.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ufeff]")
-# the same for text shown as lines (a file in a page): tabs, newlines and a CR ending a line (CRLF) stay
-_CONTROL_IN_LINES = re.compile("\r(?!\n)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029"
-                               "\u2066-\u2069\ufeff]")
-
-
-def _decodable(message: str) -> str:
-    """A file name's undecodable bytes (lone surrogates from the OS, b'\\xff') as \\xff."""
-    try:
-        return message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:   # a surrogate that is no escaped byte (say from JSON's "\\ud800")
-        return message.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def visible(value: Any, lines: bool = False) -> str:
-    """`value` as text whose control characters show as their escapes (ESC as \\x1b, a newline as \\n, U+202E
-    as \\u202e) and whose undecodable bytes show as \\xff; with `lines`, tabs and line ends stay as they are."""
-    control = _CONTROL_IN_LINES if lines else _CONTROL
-    return control.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), _decodable(str(value)))
 
 
 def text(value: Any) -> str:
@@ -171,13 +147,6 @@ class Display:
                 table.add_row(text(path), str(shape))
         return table
 
-    def summary_text(self, summary: ModelSummary) -> str:
-        """The summary as plain text, for summary.txt."""
-        buf = io.StringIO()
-        plain = Display(Console(file=buf, width=100, color_system=None, highlight=False, emoji=False))
-        plain.summary(summary, variables=True)
-        return buf.getvalue()
-
     def history(self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
         """One row per epoch; validation cells empty on epochs without validation."""
         table = self._table("History")
@@ -268,10 +237,6 @@ class Display:
         """Where the run was written."""
         colour = "green" if status == "completed" else "yellow"
         self.out.print(f"[{colour}]run {status}:[/] {text(str(path))}", soft_wrap=True)
-
-    def progress(self, epochs: int, steps: int | None, initial_epoch: int = 0) -> TrainingProgress:
-        """A progress display for `epochs` epochs of `steps` batches (starting after `initial_epoch`)."""
-        return TrainingProgress(self, epochs, steps, initial_epoch)
 
     def yaml(self, text: str) -> None:
         """A YAML document, highlighted on a terminal, verbatim elsewhere."""
@@ -414,4 +379,5 @@ _DRAW: dict[type[events.Event], Callable[[Display, Any], None]] = {
                                                    e.show_rows),
     events.Exported: lambda d, e: d.exported(e.format, e.path, e.samples, e.diff),
     events.RunFolder: lambda d, e: d.run_dir(e.path, e.status),
+    events.Error: lambda d, e: d.error(e.message),
 }
