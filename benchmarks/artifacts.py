@@ -33,7 +33,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from kcli.config import model_io
     from kcli.run import artifacts, layout
-    from kcli.training.train import prepare
+    from kcli.training.prepare import prepare
 
     prep = prepare(REPO / "configs" / "digits_mlp.yaml")
     assert prep.splits is not None

@@ -93,13 +93,13 @@ def interleaved(folder: Path, big: Path, small: Path, small_rows: int, rounds: i
     hits both alike: the same model and fit settings, kcli's own datasets (the streamed one with its reader's
     epoch callback). The first turn of each is not counted (it traces the graph, fills the cache)."""
     from kcli.data import pipeline
-    from kcli.training import train
+    from kcli.training.prepare import prepare
 
     prepared = {}
     for name, cfg in (("inter-streamed", config(big, True, 1)), ("inter-memory", config(small, False, 1))):
         path = folder / f"{name}.yaml"
         path.write_text(yaml.safe_dump(cfg))
-        prepared[name] = train.prepare(path, stream_cache=folder / ".stream-cache")
+        prepared[name] = prepare(path, stream_cache=folder / ".stream-cache")
     streamed, memory = prepared["inter-streamed"], prepared["inter-memory"]
     assert streamed.splits is not None and memory.splits is not None
     stream = streamed.splits.train

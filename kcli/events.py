@@ -180,3 +180,10 @@ class ConfigChecked(Event):
 
     path: Path
     verdict: str
+
+
+@dataclass(frozen=True)
+class Error(Event):
+    """A fatal problem said as it ends the work (a cluster that never came up, a worker that had to be killed)."""
+
+    message: str

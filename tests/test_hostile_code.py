@@ -18,7 +18,7 @@ import pytest
 
 from kcli.errors import RunError
 from kcli.run import trust
-from kcli.training import train
+from kcli.training.resume import private_copy
 from tests.conftest import run_cli, run_json
 from tests.helpers import assert_user_error, tiny_project, train_ok
 
@@ -140,7 +140,7 @@ def test_a_workers_copy_of_the_run_keeps_its_links(received: Path, tmp_path: Pat
     shutil.rmtree(received / "code")
     (received / "code").symlink_to(tmp_path / "outside", target_is_directory=True)
     (received / "run.json").write_text(json.dumps({**run_json(received), "status": "failed"}))
-    copy = train._private_copy(received, tmp_path / "worker")
+    copy = private_copy(received, tmp_path / "worker")
     with pytest.raises(RunError, match="code folder .* is a symbolic link"):
         trust.allowed_code(copy, run_json(copy), trust_code=True)
 

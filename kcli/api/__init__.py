@@ -1,7 +1,8 @@
-"""kcli as a Python library: train, evaluate, predict, export and load runs without the CLI (README: From Python)."""
+"""kcli as a Python library: train, validate, evaluate, predict, export and load runs without the CLI (README: From
+Python)."""
 
-from kcli.api.use import evaluate as evaluate
-from kcli.api.use import export as export
-from kcli.api.use import load as load
-from kcli.api.use import load_run as load_run
-from kcli.api.use import predict as predict
+from kcli.api.training import Run, summary, train
+from kcli.api.use import evaluate, export, load, load_run, predict
+from kcli.api.validate import Validated, validate
+
+__all__ = ["Run", "Validated", "evaluate", "export", "load", "load_run", "predict", "summary", "train", "validate"]

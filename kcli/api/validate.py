@@ -50,7 +50,7 @@ def validate(config: Path, overrides: Sequence[str] = (), build: bool = False,
     verdict, parameters = STATIC_VERDICT, None
     if build:
         from kcli.model import summary as summary_mod
-        from kcli.training.train import prepare
+        from kcli.training.prepare import prepare
 
         prepared = prepare(config, list(overrides), with_data=True)   # data read and checked against the model too
         parameters = summary_mod.describe(prepared.model).total

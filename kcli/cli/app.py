@@ -8,7 +8,6 @@ that need it, so `kcli --help` stays fast.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,7 +15,7 @@ from typer.core import TyperGroup
 
 from kcli import __version__
 from kcli.cli import project, runs, sweep, use
-from kcli.cli.common import ConfigArg, RunsDirOpt, RunsDirReadOpt, SetOpt, TrustOpt, run_command
+from kcli.cli import train as train_commands
 
 
 class _Commands(TyperGroup):
@@ -57,88 +56,9 @@ def _root(
     """Train TensorFlow/Keras models from YAML files."""
 
 
-@app.command()
-def train(
-    config: Annotated[Path | None, typer.Argument(help="A kcli YAML config file (optional with --resume).",
-                                                  show_default=False)] = None,
-    runs_dir: RunsDirOpt = Path("runs"),
-    set_: SetOpt = None,
-    resume: Annotated[str | None, typer.Option(
-        "--resume", help="Continue an interrupted run (a run directory, or `latest`: the newest run that did not "
-                         "complete) from its last completed epoch, in the same directory.",
-        show_default=False)] = None,
-    keep_best: Annotated[bool, typer.Option(
-        "--keep-best", help="Restore the best checkpoint (fit.checkpoint.monitor) before the final artifacts.")]
-        = False,
-    fast_dev_run: Annotated[bool, typer.Option(
-        "--fast-dev-run", help="Check the whole run on one batch of each split (every artifact written and "
-                               "verified) in a temporary directory that is removed; prints ok and the time.")]
-        = False,
-    allow_data_change: Annotated[bool, typer.Option(
-        "--allow-data-change", help="With --resume: continue although a data file changed since the run "
-                                    "started (refused otherwise).")] = False,
-    trust_code: TrustOpt = False,
-    workers: Annotated[int | None, typer.Option(
-        "--workers", min=1, help="Train as a cluster of N local worker processes (distribute: multi_worker on "
-                                 "localhost ports); worker 0 is the chief and writes the run.", show_default=False)]
-        = None,
-    startup_timeout: Annotated[float, typer.Option(
-        "--startup-timeout", min=1, envvar="KCLI_STARTUP_TIMEOUT",
-        help="Multi-worker: seconds to wait for every worker of the cluster to come up (then exit 2).")]
-        = 60.0,
-    peer_timeout: Annotated[float, typer.Option(
-        "--peer-timeout", min=1, envvar="KCLI_PEER_TIMEOUT",
-        help="Multi-worker: seconds without a heartbeat before a worker counts as lost and the others stop.")]
-        = 10.0,
-) -> None:
-    """Build, compile and fit the model a config describes; write a run directory under --runs-dir."""
-    def action() -> int | None:
-        from kcli.errors import KcliError
-        from kcli.output.display import Display
-        if config is None and resume is None:
-            raise KcliError("give a CONFIG file to train, or --resume RUN to continue a run", key="CONFIG")
-        if workers is not None:
-            if fast_dev_run:
-                raise KcliError("--fast-dev-run checks a config in this process; it does not go with --workers",
-                                key="--workers")
-            from kcli.distributed.workers import launch
-            args = [*([str(config)] if config is not None else []), "--runs-dir", str(runs_dir),
-                    *(a for s in (set_ or []) for a in ("--set", s)),
-                    *(["--set", "distribute=multi_worker"] if resume is None else ["--resume", resume]),
-                    *(["--keep-best"] if keep_best else []), *(["--allow-data-change"] if allow_data_change else []),
-                    *(["--trust-code"] if trust_code else []),
-                    "--startup-timeout", str(startup_timeout), "--peer-timeout", str(peer_timeout)]
-            return launch(workers, args, Display(), peer_timeout)
-        from kcli.distributed import strategy as distribute
-        from kcli.training.train import train as train_run
-        distribute.LIMITS = distribute.Limits(startup_timeout, peer_timeout)
-        if fast_dev_run:
-            if config is None or resume is not None:
-                raise KcliError("--fast-dev-run checks a CONFIG; it does not go with --resume", key="--fast-dev-run")
-            from kcli.training.train import fast_dev_run as run_fast_dev_run
-            run_fast_dev_run(config, Display(), set_, runs_dir)
-            return
-        train_run(config, runs_dir, Display(), set_, resume, keep_best, allow_data_change,
-                  trust_code=trust_code)
-    code = run_command(action)
-    if code:
-        raise typer.Exit(code)
-
-
-@app.command()
-def summary(
-    config: ConfigArg,
-    set_: SetOpt = None,
-    runs_dir: RunsDirReadOpt = Path("runs"),
-    plot: Annotated[Path | None, typer.Option("--plot", help="Also draw the model to this file (.png, .svg, .pdf; "
-                                              "needs pydot and Graphviz).", show_default=False)] = None,
-) -> None:
-    """Build the model without training; show its layers, parameter counts and trainable variables."""
-    def action() -> None:
-        from kcli.output.display import Display
-        from kcli.training.train import summary as show_summary
-        show_summary(config, Display(), set_, plot, runs_dir)
-    run_command(action)
+# train and summary (cli/train.py) come first in --help
+app.command()(train_commands.train)
+app.command()(train_commands.summary)
 
 
 # The commands in the order --help lists them (train and summary are defined above).

@@ -3,7 +3,7 @@ multi-worker cluster.
 
 - none: Keras's default (one device).
 - mirrored: MirroredStrategy over every local GPU (else the CPU).
-- multi_worker: MultiWorkerMirroredStrategy over the cluster in TF_CONFIG (kcli/cluster.py), every local GPU of
+- multi_worker: MultiWorkerMirroredStrategy over the cluster in TF_CONFIG (distributed/cluster.py), every local GPU of
   each worker. `data.batch_size` is the global batch: each of the N replicas computes batch_size / N rows of
   every step, and the gradients are summed, so the numbers equal one process with the same batch.
 
@@ -12,7 +12,7 @@ kcli bounds start-up itself (a watchdog that ends the process with exit 2 and th
 heartbeat timeout of TensorFlow's coordination service (a lost worker stops the others with an error). A lone
 worker trains without a server (nothing to wait for). TensorFlow holds the GIL while it registers with the
 cluster, so no Python code of this process (signal handler or thread) runs then: SIGINT and SIGTERM are handled
-by a supervising parent process (kcli/workers.py `supervise`).
+by a supervising parent process (distributed/workers.py `supervise`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kcli import events
 from kcli.distributed import cluster as cluster_mod
 from kcli.distributed import multiworker_fix
 from kcli.distributed.cluster import Cluster
@@ -58,7 +59,9 @@ def scope(kind: str) -> contextlib.AbstractContextManager[Any]:
     return strategy(kind, LIMITS).scope()
 
 
-def strategy(kind: str, limits: Limits) -> Any:
+def strategy(kind: str, limits: Limits, listener: events.Listener = events.ignore) -> Any:
+    """The tf.distribute strategy of `kind` (a multi-worker one is made once per process); `listener` hears the
+    start-up watchdog's verdict should the cluster never come up."""
     import tensorflow as tf
 
     global _strategy
@@ -71,7 +74,7 @@ def strategy(kind: str, limits: Limits) -> Any:
         multiworker_fix.apply()
         if cluster is not None and cluster.workers > 1:
             _configure_coordination(cluster, limits)
-            start_watchdog(cluster, limits.startup)
+            start_watchdog(cluster, limits.startup, listener)
             try:
                 _strategy = tf.distribute.MultiWorkerMirroredStrategy()
             except tf.errors.OpError as exc:   # the registration barrier timed out, or the leader is unreachable
@@ -141,14 +144,14 @@ def cluster_up() -> None:
         _up.set()
 
 
-def start_watchdog(cluster: Cluster, seconds: float) -> None:
-    """End this process (exit 2, one line) unless `cluster_up()` is called within `seconds`: TensorFlow waits for
-    missing peers forever (in the first collective operation) and cannot be interrupted then."""
+def start_watchdog(cluster: Cluster, seconds: float, listener: events.Listener = events.ignore) -> None:
+    """End this process (exit 2, one line told to `listener`) unless `cluster_up()` is called within `seconds`:
+    TensorFlow waits for missing peers forever (in the first collective operation) and cannot be interrupted then."""
     def watch() -> None:
         if not _up.wait(seconds + 5):   # TensorFlow's own registration timeout (the same seconds) comes first
             with _deciding:
                 if not _up.is_set():
-                    _die(f"{cluster_mod.ENV}: {_not_up(cluster, seconds)}")   # never returns
+                    _die(f"{cluster_mod.ENV}: {_not_up(cluster, seconds)}", listener)   # never returns
 
     threading.Thread(target=watch, name="kcli-startup-watchdog", daemon=True).start()
 
@@ -173,12 +176,10 @@ def removed_at_exit(folder: Path) -> Iterator[Path]:
         _cleanups.remove(folder)
 
 
-def _die(message: str) -> None:
-    from kcli.output.display import Display
-
+def _die(message: str, listener: events.Listener) -> None:
     for folder in list(_cleanups):
         shutil.rmtree(folder, ignore_errors=True)
-    Display().error(message)
+    listener(events.Error(message))
     sys.stderr.flush()
     sys.stdout.flush()
     os._exit(2)

@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from kcli import events
 from kcli.distributed import cluster as cluster_mod
 from kcli.errors import KcliError
-from kcli.output.display import Display
 from kcli.run import records, state
 
 GRACE = 20.0   # seconds the others get to finish after the chief ended or a worker failed, beyond the peer timeout
@@ -38,37 +38,40 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
 
 
-def launch(n: int, args: list[str], display: Display, peer_timeout: float) -> int:
-    """Run `kcli train ARGS` as workers 0..n-1 of a local cluster; returns the chief's exit code."""
+def launch(n: int, args: list[str], listener: events.Listener, peer_timeout: float) -> tuple[int, Path | None]:
+    """Run `kcli train ARGS` as workers 0..n-1 of a local cluster; returns the chief's exit code and the run
+    directory the chief made (None if it made none)."""
     ports = cluster_mod.free_ports(n)
-    display.note(f"starting {n} workers on localhost ports {', '.join(map(str, ports))} (worker 0 is the chief)")
+    listener(events.Note(f"starting {n} workers on localhost ports {', '.join(map(str, ports))} "
+                         "(worker 0 is the chief)"))
     with tempfile.TemporaryDirectory(prefix="kcli-workers-") as tmp:
         logs = [Path(tmp) / f"worker-{i}.log" for i in range(n)]
         run_dir_file = Path(tmp) / "run_dir"
         procs = [_start(i, ports, args, logs[i], run_dir_file) for i in range(n)]
         stopped = interrupted = False
         try:
-            code, stopped = _watch(procs, display, peer_timeout)
+            code, stopped = _watch(procs, listener, peer_timeout)
         except KeyboardInterrupt:
             code, interrupted = _interrupt(procs), True
         finally:
             for proc in procs:
                 _kill(proc)
         # Ctrl-C stopped them all; a mistake in the config (exit 2) is said once, by the chief
-        failed = [] if interrupted else _report_failures(procs, logs, display, quiet_code=2 if code == 2 else None)
+        failed = [] if interrupted else _report_failures(procs, logs, listener, quiet_code=2 if code == 2 else None)
         if code >= 0:
-            return code
+            return code, _run_dir(run_dir_file)
         # the chief was killed (by someone else, or by this launcher after another worker failed): it could
         # not record that itself
         why = f"worker {failed[0][0]} failed" if stopped and failed else f"the chief was killed by signal {-code}"
         run = _mark_interrupted(run_dir_file, why)
         stop = "; the chief was stopped" if stopped else ""
-        display.error(f"{why}{stop}. Resume with: kcli train --resume {run} --workers {n}" if run is not None and
-                      state.saved_epoch(run) else f"{why}{stop} before the first epoch was saved; nothing to resume")
-        return failed[0][1] if stopped and failed and failed[0][1] > 0 else 128 - code
+        listener(events.Error(f"{why}{stop}. Resume with: kcli train --resume {run} --workers {n}" if run is not None
+                              and state.saved_epoch(run) else
+                              f"{why}{stop} before the first epoch was saved; nothing to resume"))
+        return (failed[0][1] if stopped and failed and failed[0][1] > 0 else 128 - code), run
 
 
-def supervise(argv: list[str], display: Display) -> int:
+def supervise(argv: list[str], listener: events.Listener) -> int:
     """`kcli ARGV` as a child of this process, which passes SIGINT/SIGTERM on (as SIGINT: the child records its
     run as interrupted) and kills the child when it does not stop within SIGNAL_GRACE: TensorFlow holds the GIL
     while it registers with a cluster, so no handler of the child runs then (and its own swallows SIGTERM).
@@ -96,9 +99,9 @@ def supervise(argv: list[str], display: Display) -> int:
             run = _mark_interrupted(run_dir_file, f"stopped by {name}")
             if run is not None and Path(tmp).resolve() in run.resolve().parents:
                 run = None   # a non-chief worker's temporary run, removed with this folder
-            display.error(f"stopped by {name}: the worker did not stop within {SIGNAL_GRACE:g} s (TensorFlow was "
-                          "waiting for its cluster or a peer), so it was killed; "
-                          + (f"{run} is recorded as interrupted" if run else "nothing was written"))
+            listener(events.Error(f"stopped by {name}: the worker did not stop within {SIGNAL_GRACE:g} s (TensorFlow "
+                                  "was waiting for its cluster or a peer), so it was killed; "
+                                  + (f"{run} is recorded as interrupted" if run else "nothing was written")))
             return 128 + received[0][0]
         return child.returncode if child.returncode >= 0 else 128 - child.returncode
 
@@ -117,7 +120,7 @@ def _start(index: int, ports: list[int], args: list[str], log: Path, run_dir_fil
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
 
 
-def _watch(procs: list[subprocess.Popen[bytes]], display: Display, peer_timeout: float) -> tuple[int, bool]:
+def _watch(procs: list[subprocess.Popen[bytes]], listener: events.Listener, peer_timeout: float) -> tuple[int, bool]:
     """Wait for the chief; once a worker failed or the chief ended, the rest get a bounded time. Returns the
     chief's exit code and whether this launcher had to stop the chief."""
     deadline: float | None = None
@@ -130,8 +133,8 @@ def _watch(procs: list[subprocess.Popen[bytes]], display: Display, peer_timeout:
             deadline = time.monotonic() + peer_timeout + GRACE
         if deadline is not None and time.monotonic() > deadline:
             stuck = [i for i, c in enumerate(codes) if c is None]
-            display.warning(f"worker(s) {', '.join(map(str, stuck))} still running {peer_timeout + GRACE:g} s after "
-                            "the cluster broke up; stopping them")
+            listener(events.Warn(f"worker(s) {', '.join(map(str, stuck))} still running {peer_timeout + GRACE:g} s "
+                                 "after the cluster broke up; stopping them"))
             for i in stuck:
                 _kill(procs[i])
             return (procs[0].wait(), True) if codes[0] is None else (codes[0], False)
@@ -161,7 +164,7 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def _report_failures(procs: list[subprocess.Popen[bytes]], logs: list[Path], display: Display,
+def _report_failures(procs: list[subprocess.Popen[bytes]], logs: list[Path], listener: events.Listener,
                      quiet_code: int | None = None) -> list[tuple[int, int]]:
     """Say which non-chief workers failed and how (not those that failed with `quiet_code`, which the chief
     already said); returns (worker, exit code) of each."""
@@ -169,8 +172,8 @@ def _report_failures(procs: list[subprocess.Popen[bytes]], logs: list[Path], dis
     for i, proc in enumerate(procs[1:], start=1):
         if proc.returncode not in (0, None, quiet_code):
             killed = proc.returncode < 0
-            display.warning(f"worker {i} was killed by signal {-proc.returncode}" if killed else
-                            f"worker {i} exited with code {proc.returncode}{_last_line(logs[i])}")
+            listener(events.Warn(f"worker {i} was killed by signal {-proc.returncode}" if killed else
+                                 f"worker {i} exited with code {proc.returncode}{_last_line(logs[i])}"))
             failed.append((i, proc.returncode))
     return failed
 
@@ -185,12 +188,19 @@ def _last_line(log: Path) -> str:
     return ""
 
 
+def _run_dir(run_dir_file: Path) -> Path | None:
+    """The run directory the chief announced (None: it made none)."""
+    try:
+        return Path(run_dir_file.read_text().strip())
+    except OSError:
+        return None
+
+
 def _mark_interrupted(run_dir_file: Path, why: str) -> Path | None:
     """run.json of a run whose chief was killed says interrupted (the chief could not write it); returns the
     run directory when the chief had made one."""
-    try:
-        run_dir = Path(run_dir_file.read_text().strip())
-    except OSError:
+    run_dir = _run_dir(run_dir_file)
+    if run_dir is None:
         return None
     with contextlib.suppress(OSError, ValueError, KcliError):
         record = records.load_record(run_dir, "RUN")

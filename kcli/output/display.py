@@ -6,7 +6,6 @@ it prints ASCII tables and one plain line per epoch.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -149,13 +148,6 @@ class Display:
                 table.add_row(text(path), str(shape))
         return table
 
-    def summary_text(self, summary: ModelSummary) -> str:
-        """The summary as plain text, for summary.txt."""
-        buf = io.StringIO()
-        plain = Display(Console(file=buf, width=100, color_system=None, highlight=False, emoji=False))
-        plain.summary(summary, variables=True)
-        return buf.getvalue()
-
     def history(self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
         """One row per epoch; validation cells empty on epochs without validation."""
         table = self._table("History")
@@ -246,10 +238,6 @@ class Display:
         """Where the run was written."""
         colour = "green" if status == "completed" else "yellow"
         self.out.print(f"[{colour}]run {status}:[/] {text(str(path))}", soft_wrap=True)
-
-    def progress(self, epochs: int, steps: int | None, initial_epoch: int = 0) -> TrainingProgress:
-        """A progress display for `epochs` epochs of `steps` batches (starting after `initial_epoch`)."""
-        return TrainingProgress(self, epochs, steps, initial_epoch)
 
     def yaml(self, text: str) -> None:
         """A YAML document, highlighted on a terminal, verbatim elsewhere."""
@@ -393,4 +381,5 @@ _DRAW: dict[type[events.Event], Callable[[Display, Any], None]] = {
     events.Exported: lambda d, e: d.exported(e.format, e.path, e.samples, e.diff),
     events.RunFolder: lambda d, e: d.run_dir(e.path, e.status),
     events.ConfigChecked: lambda d, e: d.note(f"{e.path}: {e.verdict}"),
+    events.Error: lambda d, e: d.error(e.message),
 }

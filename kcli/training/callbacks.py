@@ -1,4 +1,4 @@
-"""Keras callbacks: the user's (`fit.callbacks`) and kcli's own (history, progress, checkpoints).
+"""Keras callbacks: the user's (`fit.callbacks`) and kcli's own (history, progress events, checkpoints).
 
 User callbacks resolve through `keras.callbacks`, then the classes in `imports`. Paths they write
 default into the run directory. Callbacks that watch a `monitor` only see epochs where it was logged,
@@ -17,6 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from kcli import events
 from kcli.config.code import Registry
 from kcli.config.keras_names import check_callback, higher_is_better
 from kcli.config.models import Config, Spec
@@ -24,7 +25,6 @@ from kcli.config.suggest import did_you_mean
 from kcli.errors import ConfigError
 from kcli.files import atomic
 from kcli.model.build import check_args, construct
-from kcli.output.display import TrainingProgress
 from kcli.run import state
 from kcli.training import checkpoints
 
@@ -240,20 +240,20 @@ class Recorder(keras.callbacks.Callback):
 
 
 class ProgressBridge(keras.callbacks.Callback):
-    """Forwards Keras's callback events to the Rich progress display."""
+    """Forwards Keras's callback calls to the listener as progress events (EpochBegin, BatchEnd, EpochEnd)."""
 
-    def __init__(self, progress: TrainingProgress) -> None:
+    def __init__(self, listener: events.Listener) -> None:
         super().__init__()
-        self.progress = progress
+        self.listener = listener
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.progress.epoch_begin(epoch)
+        self.listener(events.EpochBegin(epoch))
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.progress.batch_end(batch, logs or {})
+        self.listener(events.BatchEnd(batch, dict(logs or {})))   # a copy: Keras reuses its logs dict
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.progress.epoch_end(epoch, logs or {})
+        self.listener(events.EpochEnd(epoch, dict(logs or {})))
 
 
 class Checkpointer(keras.callbacks.Callback):
@@ -347,8 +347,8 @@ def _better(monitor: str | None, mode: str) -> Callable[[float, float], bool]:
 
 
 class ClusterUp(keras.callbacks.Callback):
-    """Multi-worker: tells kcli/distribute.py's start-up watchdog that the first step (an all-reduce with every
-    worker) went through."""
+    """Multi-worker: tells the start-up watchdog (kcli/distributed/strategy.py) that the first step (an all-reduce
+    with every worker) went through."""
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         from kcli.distributed import strategy as distribute
