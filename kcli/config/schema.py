@@ -1,8 +1,8 @@
 """The JSON Schema of a kcli config, for editors (VS Code's YAML extension completes and checks with it).
 
-One source of truth: the pydantic models in config.py give the structure, descriptions and defaults; the names
+One source of truth: the pydantic models in models.py give the structure, descriptions and defaults; the names
 of Keras layers, optimizers, losses, metrics and callbacks, and each class's constructor arguments where its
-source settles them, come from keras_api.py (read from Keras's source, no TensorFlow). Your own classes
+source settles them, come from keras_names.py (read from Keras's source, no TensorFlow). Your own classes
 (`imports`) are names the schema cannot know, so any identifier is accepted as a name; a Keras class's
 arguments are checked.
 """
@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kcli.config import keras_names as keras_api
+from kcli.config import keras_names
 from kcli.config.models import Config
 
 SCHEMA_FILE = Path(__file__).with_name("config.schema.json")   # shipped; `kcli schema` writes the same
@@ -61,7 +61,7 @@ def schema() -> dict[str, Any]:
 
 
 def _describe(top: dict[str, Any], defs: dict[str, Any]) -> None:
-    """Field descriptions from the comments beside (or just above) each field in config.py: the comments
+    """Field descriptions from the comments beside (or just above) each field in models.py: the comments
     that explain a default there are what an editor shows on hover, so they are written once."""
     for (cls, fld), comment in field_comments().items():
         holder = top if cls == "Config" else defs.get(cls)
@@ -71,7 +71,7 @@ def _describe(top: dict[str, Any], defs: dict[str, Any]) -> None:
 
 
 def field_comments() -> dict[tuple[str, str], str]:
-    """(class, field) -> its comment in config.py: the trailing one, else the block of lines right above."""
+    """(class, field) -> its comment in models.py: the trailing one, else the block of lines right above."""
     import ast
     import inspect
 
@@ -120,18 +120,18 @@ def _point(prop: dict[str, Any], name: str) -> None:
 
 
 def _spec(package: str, description: str) -> dict[str, Any]:
-    names = sorted(keras_api.classes(package))
-    loose = sorted(keras_api.aliases(package) - {"class_name", "config"})
+    names = sorted(keras_names.classes(package))
+    loose = sorted(keras_names.aliases(package) - {"class_name", "config"})
     by_name: dict[str, Any] = {}
-    for name, (module, attr) in sorted(keras_api.public(package).items()):
+    for name, (module, attr) in sorted(keras_names.public(package).items()):
         if name in names:
-            by_name[name] = _arguments(keras_api.signature_of(module, attr))
+            by_name[name] = _arguments(keras_names.signature_of(module, attr))
     if package == "layers":   # a keras.applications model is a layer too (kcli adds `trainable`)
-        for name, (module, attr) in sorted(keras_api.applications().items()):
-            sig = keras_api.function_signature(module, attr)
+        for name, (module, attr) in sorted(keras_names.applications().items()):
+            sig = keras_names.function_signature(module, attr)
             accepted = None if sig.accepted is None else sig.accepted | {"trainable"}
-            by_name[name] = _arguments(keras_api.Signature(accepted, sig.required))
-        names = sorted([*names, *keras_api.applications()])
+            by_name[name] = _arguments(keras_names.Signature(accepted, sig.required))
+        names = sorted([*names, *keras_names.applications()])
     return {
         "description": description,
         "anyOf": [
@@ -152,7 +152,7 @@ def _strict(spec: dict[str, Any]) -> dict[str, Any]:
                                    "additionalProperties": {"type": ["object", "null"]}}]}
 
 
-def _arguments(signature: keras_api.Signature) -> dict[str, Any]:
+def _arguments(signature: keras_names.Signature) -> dict[str, Any]:
     """A Keras class's constructor arguments as an object schema (open when its source does not settle them)."""
     if signature.accepted is None:
         return {"type": ["object", "null"]}

@@ -1,17 +1,14 @@
 """What each data source (`data.source`) takes and needs: the rules the schema applies to `data:` as a whole.
 
-They run inside DataConfig's validation (models.py); each raises ValueError, which loading.py turns into one
-line naming the key.
+They run inside DataConfig's validation (models.py, which imports this module: `data` is typed Any to keep the
+arrow one way); each raises ValueError, which loading.py turns into one line naming the key.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kcli.config.suggest import did_you_mean
-
-if TYPE_CHECKING:
-    from kcli.config.models import DataConfig
 
 TABLES = ("csv", "parquet", "tfrecord")   # sources of named columns (kcli builds the model's inputs from them)
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "boston_housing", "imdb", "reuters")
@@ -32,7 +29,7 @@ _SOURCE_KEYS: dict[str, set[str]] = {
 }
 
 
-def check_data(data: DataConfig) -> None:
+def check_data(data: Any) -> None:
     """Every rule of `data:` that spans its keys (which keys a source takes, what it needs, splits that clash)."""
     _check_source_keys(data, data.source, "")
     for split in ("validation", "test"):
@@ -56,7 +53,7 @@ def check_data(data: DataConfig) -> None:
         raise ValueError("validation_split + test_split must leave some data for training")
 
 
-def _check_keras_dataset(data: DataConfig) -> None:
+def _check_keras_dataset(data: Any) -> None:
     if data.name not in KERAS_DATASETS:
         hint = did_you_mean(data.name or "", KERAS_DATASETS) if data.name else ""
         raise ValueError(f"source keras needs `name`, one of {', '.join(KERAS_DATASETS)}; got {data.name!r}{hint}")
@@ -67,7 +64,7 @@ def _check_keras_dataset(data: DataConfig) -> None:
         raise ValueError("num_words and maxlen are for the word sequences of imdb and reuters")
 
 
-def _check_python_source(data: DataConfig) -> None:
+def _check_python_source(data: Any) -> None:
     if not data.function or ":" not in data.function:
         raise ValueError("source python needs `function`: file.py:function (relative to this config) or "
                          f"module:function, returning tf.data datasets; got {data.function!r}")
@@ -78,7 +75,7 @@ def _check_python_source(data: DataConfig) -> None:
                          "batches; do it there (return (train, validation, test))")
 
 
-def _check_image_source(data: DataConfig) -> None:
+def _check_image_source(data: Any) -> None:
     given = [k for k in ("test_split", "one_hot") if getattr(data, k) not in (None, False)]
     if given:
         raise ValueError(f"{', '.join(given)}: an image folder gives class ids (use a sparse loss) and is split by "

@@ -24,8 +24,9 @@ from starlette.routing import Route
 from kcli.errors import capped, listed
 from kcli.serve import protocols
 from kcli.serve.batching import Batcher, Overloaded
+from kcli.serve.convert import BadInput
 from kcli.serve.metrics import Metrics
-from kcli.serve.model import BadInput, ServedModel
+from kcli.serve.model import ServedModel
 
 INLINE_BODY = 1 << 16   # smaller bodies are parsed on the event loop; larger ones on a worker thread
 

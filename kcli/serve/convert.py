@@ -14,9 +14,15 @@ import numpy as np
 
 from kcli.data.checks import as_int, shape_fits
 from kcli.errors import cut, first_line
-from kcli.serve.model import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, BadInput
 from kcli.use.predict_input import array_features
 from kcli.use.signature import Tensor
+
+MAX_IMAGE_BYTES = 20 << 20    # one image's bytes; larger is a 400 before TensorFlow decodes it
+MAX_IMAGE_PIXELS = 40_000_000  # width x height an image header may declare (a small file can declare a huge image)
+
+
+class BadInput(ValueError):
+    """A request that does not fit the model: answered 400 with this message (names the input, row, field)."""
 
 SCALARS = (str, int, float, bool, type(None))
 

@@ -17,14 +17,9 @@ import numpy as np
 
 from kcli.errors import DataError, RunError, capped
 from kcli.run import find
+from kcli.serve import convert
+from kcli.serve.convert import BadInput
 from kcli.use.signature import outputs_of, signature
-
-MAX_IMAGE_BYTES = 20 << 20    # one image's bytes; larger is a 400 before TensorFlow decodes it
-MAX_IMAGE_PIXELS = 40_000_000  # width x height an image header may declare (a small file can declare a huge image)
-
-
-class BadInput(ValueError):
-    """A request that does not fit the model: answered 400 with this message (names the input, row, field)."""
 
 
 class ServedModel:
@@ -91,7 +86,6 @@ class ServedModel:
     def prepare(self, columns: dict[str, Any], rows: int) -> Any:
         """Request columns (one value per row, by input name) as the model's inputs, checked as kcli predict
         checks its input file; a BadInput naming the input, row and field otherwise."""
-        from kcli.serve import convert
 
         wanted = [t.name for t in self.inputs]
         unknown = [n for n in columns if n not in wanted]

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from kcli.errors import capped, first_line
-from kcli.serve.convert import base64_bytes
-from kcli.serve.model import BadInput, ServedModel
+from kcli.serve.convert import BadInput, base64_bytes
+from kcli.serve.model import ServedModel
 from kcli.use.signature import Tensor
 
 V2_TYPES = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8", "INT8": "<i1",
