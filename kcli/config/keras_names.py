@@ -4,7 +4,7 @@
 TensorFlow import takes. It reads what Keras itself declares: the generated `keras/<package>/__init__.py`
 export lists, the alias tables of `keras.losses` / `keras.metrics`, and the `__init__` signatures along a
 class's bases. Where the source does not settle a question (a base class it cannot follow), it answers
-"anything goes" and leaves the verdict to Keras at build time; tests/test_validate.py checks that it agrees
+"anything goes" and leaves the verdict to Keras at build time; tests/config/test_validate.py checks that it agrees
 with the live classes.
 """
 

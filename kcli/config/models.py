@@ -264,7 +264,7 @@ class CompileConfig(_Strict):
     # (a plain list is measured on every output)
     metrics: list[Spec] | dict[str, list[Spec]] = Field(default_factory=list)
     # Batches per graph call. Default 32: ~2x faster epochs on small models with identical numbers
-    # (tests/test_equivalence.py, benchmarks/RESULTS.md); batch-level callbacks then fire every 32 batches.
+    # (tests/training/test_equivalence.py, benchmarks/RESULTS.md); batch-level callbacks then fire every 32 batches.
     # Under `distribute: mirrored` / `multi_worker` the default is 1 (Keras 3.15 fails with them and > 1).
     steps_per_execution: PositiveInt | None = None
     jit_compile: bool | Literal["auto"] = "auto"   # XLA compilation (auto: off on CPU and under distribution)

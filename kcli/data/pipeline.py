@@ -4,7 +4,7 @@ Keras's own array path (`fit(x, y, shuffle=...)`) gathers every batch again in e
 two new input iterators per epoch; on small models that costs more than the training steps (~50 ms per
 epoch on the digits MLP, ~100 ms for the validation data; see benchmarks/RESULTS.md). With `data.cache: true`
 (the default) kcli builds the same batches in the same order once, as cached tf.data datasets, so the
-arithmetic is unchanged: tests/test_equivalence.py compares weights and history with a hand-written
+arithmetic is unchanged: tests/training/test_equivalence.py compares weights and history with a hand-written
 `fit(x, y, shuffle=True)` to 1e-6. `data.cache: false` hands the arrays to Keras as such a script does.
 """
 

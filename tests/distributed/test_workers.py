@@ -124,13 +124,14 @@ def _worker_pid(parent: int, index: int) -> int:
 
 
 def test_the_keras_workaround_is_still_needed(project: dict[str, Path], tmp_path: Path) -> None:
-    """kcli/distributed/multiworker_fix.py patches Keras 3.15 (keras-team/keras 20585). Without it, two workers must fail
-    as the notes describe; if this Keras trains without it, the workaround is dead code: remove it."""
+    """kcli/distributed/multiworker_fix.py patches Keras 3.15 (keras-team/keras 20585). Without it, two workers must
+    fail as the notes describe; if this Keras trains without it, the workaround is dead code: remove it."""
     done = _kcli("train", project["config"], "--runs-dir", tmp_path / "runs", "--workers", "2", "--set",
                  "fit.epochs=1", env={multiworker_fix.DISABLE_ENV: "1"})
     if multiworker_fix.needed():
-        assert done.returncode != 0, ("this Keras trains multi-worker without kcli/distributed/multiworker_fix.py: drop its "
-                                      "version from AFFECTED (and the module when no supported Keras needs it)")
+        assert done.returncode != 0, ("this Keras trains multi-worker without kcli/distributed/multiworker_fix.py: "
+                                      "drop its version from AFFECTED (and the module when no supported Keras needs "
+                                      "it)")
         assert "PerReplica" in done.stderr, done.stderr[-3000:]
     else:
         assert done.returncode == 0, ("this Keras is not in multiworker_fix.AFFECTED but fails multi-worker "

@@ -1,5 +1,5 @@
 """Same numbers as hand-written Keras: with a seed, kcli's weights and history equal a plain script's,
-with and without `shuffle` (kcli's own `shuffle: each_epoch` order is covered in tests/test_long_runs.py)."""
+with and without `shuffle` (kcli's own `shuffle: each_epoch` order is covered in tests/training/test_long_runs.py)."""
 
 from __future__ import annotations
 

@@ -111,7 +111,7 @@ def test_keras_file_keeps_its_optimizer_despite_h5_bug(tiny_run: tuple[Path, Pat
 
 
 def test_summary_numbers_of_the_reference_example() -> None:
-    result = run_cli("summary", Path(__file__).parents[1] / "configs" / "seed_example.yaml")
+    result = run_cli("summary", Path(__file__).parents[2] / "configs" / "seed_example.yaml")
     assert result.exit_code == 0, result.stderr
     out = result.stdout
     rows = [line for line in out.splitlines() if "(Dense)" in line or "(ReLU)" in line]
@@ -183,7 +183,7 @@ def test_shipped_configs_train_and_reload(name: str, tmp_path: Path) -> None:
 
 
 def test_quickstart_reaches_095_test_accuracy(tmp_path: Path) -> None:
-    config = Path(__file__).parents[1] / "configs" / "digits_mlp.yaml"
+    config = Path(__file__).parents[2] / "configs" / "digits_mlp.yaml"
     result = run_cli("train", config, "--runs-dir", tmp_path)
     assert result.exit_code == 0, result.stderr
     metrics = json.loads((only_run(tmp_path) / "metrics.json").read_text())

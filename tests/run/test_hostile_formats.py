@@ -16,7 +16,7 @@ from tests.conftest import run_cli
 from tests.helpers import assert_user_error, tiny_project
 from tests.test_hostile_data import _image_config, _image_folder, _tfrecord_project
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("stream", [False, True])

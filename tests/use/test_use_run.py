@@ -144,7 +144,7 @@ def test_unknown_run(tmp_path: Path) -> None:
 
 
 def test_run_whose_custom_code_is_missing(tmp_path: Path) -> None:
-    shutil.copy(Path(__file__).parents[1] / "configs" / "my_layers.py", tmp_path / "my_layers.py")
+    shutil.copy(Path(__file__).parents[2] / "configs" / "my_layers.py", tmp_path / "my_layers.py")
     tiny_npz(tmp_path, n=32)
     config = write_config(tmp_path, """\
         imports: [my_layers.py]
