@@ -13,11 +13,13 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.util
+import inspect
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kcli.config.models import did_you_mean
+from kcli.config.models import GraphNode, Spec, did_you_mean
 from kcli.errors import ConfigError
 
 
@@ -31,7 +33,7 @@ LOSS_DEPENDENT_METRICS = frozenset({"accuracy", "acc", "crossentropy", "ce"})
 # Callbacks that need a package TensorFlow does not install, with the extra that brings it.
 _CALLBACK_NEEDS: dict[str, tuple[str, str]] = {"TensorBoard": ("tensorboard", "tensorboard")}
 
-# Keyword names Layer.__init__ takes through **kwargs (see kcli.model.build._signature).
+# Keyword names Layer.__init__ takes through **kwargs (read from source here, and by live_signature).
 _LAYER_KWARGS = {"input_dim", "input_shape"}
 _LAYER = ("keras.src.layers.layer", "Layer")
 
@@ -254,7 +256,127 @@ def classes_in_file(path: Path) -> list[str]:
     return [n.name for n in tree.body if isinstance(n, ast.ClassDef)] if tree is not None else []
 
 
-# ---- rules kcli applies the same way with and without Keras imported (model.py, callbacks.py, check.py) ----
+# ---- rules kcli applies the same way with and without Keras imported (kcli.model at build time, the
+# callbacks, and `kcli validate` in check.py): one owner each, so that both say the same thing ----
+
+LAYER_HINT = "; layers come from keras.layers or from `imports`"
+
+
+def short_name(name: str) -> str:
+    """`/abs/my_layers.py:MyDense` -> `MyDense`, the class name a key path shows."""
+    return name.rsplit(":", 1)[-1]
+
+
+def layer_key(i: int, name: str) -> str:
+    """The key path of the i-th entry of `model.layers`."""
+    return f"model.layers[{i}].{short_name(name)}"
+
+
+def node_key(i: int, name: str) -> str:
+    """The key path of the layer of the i-th node of `model.graph`."""
+    return f"model.graph[{i}].{short_name(name)}"
+
+
+def node_spec(node: GraphNode, extra: dict[str, Any] | None = None) -> Spec:
+    """A graph node's layer, named after the node unless its arguments name it (`extra` comes before them)."""
+    assert node.layer is not None
+    return Spec.of(node.layer.name, {"name": node.name, **(extra or {}), **node.layer.args})
+
+
+def optimizer_key(spec: Spec) -> str:
+    """`compile.optimizer`, or `compile.optimizer.<Name>` when the optimizer has arguments."""
+    return f"compile.optimizer.{spec.name}" if spec.args else "compile.optimizer"
+
+
+def loss_key(spec: Spec, output: str | None = None) -> str:
+    """`compile.loss[.<output>]`, then `.<Name>` when the loss has arguments."""
+    base = f"compile.loss.{output}" if output else "compile.loss"
+    return f"{base}.{spec.name}" if spec.args else base
+
+
+def metric_key(i: int, output: str | None = None) -> str:
+    """The key path of the i-th metric (of one output, with several)."""
+    return f"compile.metrics.{output}[{i}]" if output else f"compile.metrics[{i}]"
+
+
+def schedule_of(args: dict[str, Any], key: str) -> tuple[Spec, str] | None:
+    """An optimizer's `learning_rate: {Schedule: {...}}` as (its Spec, its key path), or None for a number."""
+    value = args.get("learning_rate")
+    return (Spec.model_validate(value), f"{key}.learning_rate") if isinstance(value, dict) else None
+
+
+def find(name: str, keras_classes: Collection[str], user_classes: Collection[str],
+         loose: bool = False) -> tuple[str, str] | None:
+    """Where a class the config names comes from, in kcli's order: ("file", name) for `file.py:Class` /
+    `module:Class`, ("keras", name) for Keras's class, ("user", name) for a class of `imports`, then with
+    `loose` ("keras", match) for `adam` or `mean_squared_error`; None if nowhere."""
+    if ":" in name:
+        return "file", name
+    if name in keras_classes:
+        return "keras", name
+    if name in user_classes:
+        return "user", name
+    match = loose_match(name, list(keras_classes)) if loose else None
+    return ("keras", match) if match else None
+
+
+def metric_is_class(spec: Spec, user_classes: Collection[str]) -> bool:
+    """A metric with arguments, a file reference or a class of `imports` is a class kcli constructs; any other
+    is a string that compile() resolves (as a hand-written script passes it)."""
+    return bool(spec.args) or ":" in spec.name or spec.name in user_classes
+
+
+def application_args(args: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """A keras.applications model's arguments for Keras, and kcli's own `trainable` (false freezes it whole)."""
+    rest = dict(args)
+    return rest, bool(rest.pop("trainable", True))
+
+
+def unknown(what: str, name: str, known: list[str], key: str, hint: str = "") -> ConfigError:
+    """The one line for a name Keras and `imports` do not have: `unknown layer 'Dence' (did you mean ...)`."""
+    return ConfigError(f"unknown {what} {name!r}{did_you_mean(name, known)}{hint}", key=key)
+
+
+def unknown_model_class(ref: str, key: str) -> ConfigError:
+    """`model.class` names no class kcli can find."""
+    return ConfigError(f"unknown model class {ref!r}: name it as file.py:Class or module:Class, "
+                       "or list its file under `imports`", key=key)
+
+
+def live_signature(cls: type) -> Signature:
+    """What `signature_of` reads from source, from a live class: the keyword names its __init__ chain accepts
+    (None: anything) until an __init__ without **kwargs or Layer's own, and the class's own required ones."""
+    accepted: set[str] = set()
+    required: list[str] = []
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None or klass is object:
+            continue
+        try:
+            params = inspect.signature(init).parameters
+        except (TypeError, ValueError):
+            return Signature(None, required)
+        named = {n: p for n, p in params.items()
+                 if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        accepted |= set(named)
+        if klass is cls:
+            required = [n for n, p in named.items() if p.default is p.empty]
+        if (klass.__module__, klass.__name__) == _LAYER:
+            accepted |= _LAYER_KWARGS
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            return Signature(accepted, required)
+    return Signature(accepted, required)
+
+
+def live_function_signature(fn: Callable[..., Any]) -> Signature:
+    """What `function_signature` reads from source, from a live function (a keras.applications model)."""
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return Signature(None, ())
+    named = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return Signature(frozenset(p.name for p in named),
+                     tuple(p.name for p in named if p.kind != p.KEYWORD_ONLY and p.default is p.empty))
+
 
 def loose_match(name: str, candidates: list[str]) -> str | None:
     """The one candidate that equals `name` ignoring case and underscores (`adam` -> `Adam`), if exactly one."""

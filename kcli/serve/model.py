@@ -135,13 +135,13 @@ class ServedModel:
 
 def signature(run: runs.FinishedRun, model: Any) -> tuple[Kind, list[Tensor], list[Tensor], Any]:
     """What a run serves (here and in its serving export): its kind, inputs, raw outputs and predict's Head."""
-    from kcli.model import build as model_mod
+    from kcli.model import outputs as outputs_mod
     from kcli.use.predict import Head
 
     ports = run.ports
     kind: Kind = ("images" if run.config.data.source == "images" else "table" if ports.tabular
                   else "named" if ports.named else "array")
-    shapes = [tuple(int(d or -1) for d in s[1:]) for s in model_mod.output_shapes(model, ports)]
+    shapes = [tuple(int(d or -1) for d in s[1:]) for s in outputs_mod.output_shapes(model, ports)]
     names = list(ports.outputs) if ports.several_outputs else [SINGLE_OUTPUT]
     raw = [Tensor(n, "float32", s) for n, s in zip(names, shapes)]
     head = Head.of(run, int(np.prod(shapes[0])) if len(shapes) == 1 else 0)

@@ -21,7 +21,7 @@ from kcli.config.code import Registry
 from kcli.config.keras_names import check_callback, higher_is_better
 from kcli.config.models import Config, Spec, did_you_mean
 from kcli.errors import ConfigError
-from kcli.model.build import check_args, construct
+from kcli.model.classes import check_args, construct
 from kcli.output.display import TrainingProgress
 from kcli.training import state
 

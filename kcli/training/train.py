@@ -39,6 +39,8 @@ from kcli.errors import (
     WorkerLost,
 )
 from kcli.model import build as model_mod
+from kcli.model import compile as compile_mod
+from kcli.model import outputs as outputs_mod
 from kcli.model import preprocess, warmstart
 from kcli.model import summary as summary_mod
 from kcli.model import table_inputs as tabular
@@ -118,7 +120,7 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
                 cfg.fit.class_weight = data_mod.balanced_class_weight(splits.train)
         with _strategy_scope(cfg):
             model = model_mod.build(cfg, registry)
-            model_mod.compile_model(model, cfg.compile, registry)
+            compile_mod.compile_model(model, cfg.compile, registry)
         if splits is not None:   # Normalization layers learn mean and variance from the training split only
             with _strategy_scope(cfg):
                 done = (tabular.adapt(model, splits.train, cfg.data.columns, ports, splits.column_stats)
@@ -129,8 +131,8 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
         callbacks_mod.check(cfg, registry)
         tracking.check(cfg)
         if splits is not None:
-            model_mod.check_labels(splits, model, model.loss, ports)
-            callbacks_mod.check_monitors(cfg, registry, model_mod.metric_names(cfg.compile, registry),
+            outputs_mod.check_labels(splits, model, model.loss, ports)
+            callbacks_mod.check_monitors(cfg, registry, compile_mod.metric_names(cfg.compile, registry),
                                          splits.validation is not None)
     except KcliError as exc:
         if splits is not None and splits.cache is not None:   # a mistake found after a streamed table was read
@@ -486,8 +488,8 @@ def _finish_model(model: keras.Model, prep: Prepared, run_dir: Path, record: run
                      "keeping the last weights")
     if splits.test is not None:
         with _stream_failures(prep, run_dir):
-            metrics = (model_mod.evaluate(model, splits.test.dataset, None, None) if isinstance(splits.test, Stream)
-                       else model_mod.evaluate(model, splits.test.x, splits.test.y, prep.cfg.data.batch_size,
+            metrics = (outputs_mod.evaluate(model, splits.test.dataset, None, None) if isinstance(splits.test, Stream)
+                       else outputs_mod.evaluate(model, splits.test.x, splits.test.y, prep.cfg.data.batch_size,
                                                splits.test.w))
         runs.write_json(run_dir / runs.METRICS, metrics)
         display.metrics("Test metrics", metrics)

@@ -12,7 +12,7 @@ from kcli.data import Arrays, Splits, python_source
 from kcli.data import stream as stream_mod
 from kcli.data.python_source import Stream
 from kcli.errors import DataError
-from kcli.model import build as model_mod
+from kcli.model import outputs as outputs_mod
 from kcli.output.display import Display
 from kcli.run import artifacts, pictures
 from kcli.run import folder as runs
@@ -41,14 +41,14 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
         model = artifacts.load_model(run)   # first: it checks that the run's own code may run (trust)
         arrays, label = _split(run, split)
     _note_fallback(run, display)
-    model_mod.check_labels(Splits(arrays), model, model.loss, run.ports)
+    outputs_mod.check_labels(Splits(arrays), model, model.loss, run.ports)
     if isinstance(arrays, Stream):   # a streamed table: metrics and counts batch by batch, never all rows at once
         with stream_mod.reader_errors(arrays):
-            metrics = model_mod.evaluate(model, arrays.dataset, None, None)
+            metrics = outputs_mod.evaluate(model, arrays.dataset, None, None)
             matrix, examples = _streamed_matrix(run, model, arrays), arrays.epoch_setter.reader.rows
     else:
-        metrics = model_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size, arrays.w)
-        classes = _classes(run, model, model.predict(model_mod.keras_inputs(arrays.x), batch_size=1024, verbose=0),
+        metrics = outputs_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size, arrays.w)
+        classes = _classes(run, model, model.predict(outputs_mod.keras_inputs(arrays.x), batch_size=1024, verbose=0),
                            arrays.y)
         matrix, examples = (confusion_matrix(*classes) if classes else None), len(arrays)
     out = run.path / f"eval-{label}.json"

@@ -17,7 +17,7 @@ import numpy as np
 
 from kcli.config.model_io import flat_outputs
 from kcli.errors import DataError
-from kcli.model import build as model_mod
+from kcli.model import outputs as outputs_mod
 from kcli.output.display import Display
 from kcli.run import artifacts
 from kcli.run import folder as runs
@@ -112,7 +112,7 @@ def predict(ref: str, runs_dir: Path, input_path: Path, output: Path | None, bat
         return Collected()
     source = open_input(input_path, run, label)
     model = artifacts.load_model(run)
-    shapes = [tuple(s[1:]) for s in model_mod.output_shapes(model, run.ports)]
+    shapes = [tuple(s[1:]) for s in outputs_mod.output_shapes(model, run.ports)]
     columns = _output_columns(run.ports.outputs, shapes)
     out_shape = shapes[0] if len(shapes) == 1 else (len(columns),)
     head = Head.of(run, int(np.prod(out_shape)))
@@ -121,7 +121,7 @@ def predict(ref: str, runs_dir: Path, input_path: Path, output: Path | None, bat
     with ExitStack() as stack:
         writer = _writer(stack, output, source, head, out_shape, columns) if output is not None else None
         for x, labels in source.chunks:
-            raw = flat_outputs(model.predict(model_mod.keras_inputs(x), batch_size=batch, verbose=0))
+            raw = flat_outputs(model.predict(outputs_mod.keras_inputs(x), batch_size=batch, verbose=0))
             classified = head.classify(raw)
             if writer is not None:
                 writer.write(raw, classified, labels)
