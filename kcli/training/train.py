@@ -173,11 +173,11 @@ def summary(path: Path, display: Display, overrides: list[str] | None = None, pl
             runs_dir: Path = Path("runs")) -> None:
     """Build the model without data or training and show its summary and trainable variables (and draw it)."""
     if plot is not None:
-        summary_mod.check_plotting(plot)
+        summary_mod.check_plot_tools(plot)
     prepared = prepare(path, overrides, with_data=False, runs_dir=runs_dir)
     display.summary(summary_mod.describe(prepared.model), variables=True)
     if plot is not None:
-        summary_mod.plot(prepared.model, plot)
+        summary_mod.plot_model(prepared.model, plot)
         display.note(f"written: {plot}")
 
 
