@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kcli.config import keras_names
+from kcli.config import keras_names, keras_rules
 from kcli.config import models as config_mod
 from kcli.config import resolve as resolve_mod
 from kcli.config.compose import is_file_ref
@@ -63,22 +63,22 @@ def check(cfg: Config) -> None:
     _data_files(cfg)
     if cfg.model.layers is not None:
         for i, spec in enumerate(cfg.model.layers):
-            _layer(spec, keras_names.layer_key(i, spec.name), user)
+            _layer(spec, keras_rules.layer_key(i, spec.name), user)
     elif cfg.model.class_ is not None:
         _user_class(cfg.model.class_, "model.class", user)
     for i, node in enumerate(cfg.model.graph or []):
         if node.layer is not None:
-            _layer(keras_names.node_spec(node), keras_names.node_key(i, node.layer.name), user)
+            _layer(keras_rules.node_spec(node), keras_rules.node_key(i, node.layer.name), user)
     _optimizer(cfg.compile.optimizer, user)
     losses = cfg.compile.loss if isinstance(cfg.compile.loss, dict) else {"": cfg.compile.loss}
     for out, spec in losses.items():
-        _loss(spec, user, keras_names.loss_key(spec, out))
+        _loss(spec, user, keras_rules.loss_key(spec, out))
     metrics = cfg.compile.metrics if isinstance(cfg.compile.metrics, dict) else {"": cfg.compile.metrics}
     for out, specs in metrics.items():
         for i, spec in enumerate(specs):
-            _metric(spec, keras_names.metric_key(i, out), user)
+            _metric(spec, keras_rules.metric_key(i, out), user)
     for i, spec in enumerate(cfg.fit.callbacks):
-        _callback(spec, f"fit.callbacks[{i}].{keras_names.short_name(spec.name)}", user)
+        _callback(spec, keras_rules.callback_key(i, spec.name), user)
 
 
 def _user_code(entries: list[str]) -> UserCode:
@@ -155,7 +155,7 @@ def init_source(path: Path) -> Path:
 
 def _lookup(name: str, package: str, user: UserCode, key: str, loose: bool = False) -> keras_names.Signature | None:
     """The signature of a Keras class (by name, or loosely `adam`) or a user class; None if unknown."""
-    found = keras_names.find(name, keras_names.classes(package), user.classes, loose)
+    found = keras_rules.find(name, keras_names.classes(package), user.classes, loose)
     if found is None:
         return None
     place, name = found
@@ -173,7 +173,7 @@ def _user_class(ref: str, key: str, user: UserCode) -> keras_names.Signature:
             return keras_names.signature_in_file(user.classes[ref], ref)
         if user.opaque:
             return keras_names.Signature(None, ())
-        raise keras_names.unknown_model_class(ref, key)
+        raise keras_rules.unknown_model_class(ref, key)
     target, cls_name = ref.rsplit(":", 1)
     file = _source_file(target, key)
     if file is None:
@@ -189,7 +189,7 @@ def _unknown(what: str, name: str, package: str, user: UserCode, key: str, extra
     if user.opaque:
         return      # it may come from a module we cannot read without running it
     known = keras_names.classes(package) + list(user.classes) + (extra or [])
-    raise keras_names.unknown(what, name, known, key, hint)
+    raise keras_rules.unknown(what, name, known, key, hint)
 
 
 def _layer(spec: Spec, key: str, user: UserCode) -> None:
@@ -197,21 +197,21 @@ def _layer(spec: Spec, key: str, user: UserCode) -> None:
     args = spec.args
     if sig is None and spec.name in keras_names.applications():
         sig = keras_names.function_signature(*keras_names.applications()[spec.name])
-        args, _ = keras_names.application_args(args)
+        args, _ = keras_rules.application_args(args)
     if sig is None:
-        _unknown("layer", spec.name, "layers", user, key, hint=keras_names.LAYER_HINT)
+        _unknown("layer", spec.name, "layers", user, key, hint=keras_rules.LAYER_HINT)
         return
     sig.check(args, key)
 
 
 def _optimizer(spec: Spec, user: UserCode) -> None:
-    key = keras_names.optimizer_key(spec)
+    key = keras_rules.optimizer_key(spec)
     sig = _lookup(spec.name, "optimizers", user, key, loose=True)
     if sig is None:
         _unknown("optimizer", spec.name, "optimizers", user, key)
         return
-    args = keras_names.optimizer_args(spec.args, key)
-    schedule = keras_names.schedule_of(args, key)
+    args = keras_rules.optimizer_args(spec.args, key)
+    schedule = keras_rules.schedule_of(args, key)
     if schedule is not None:
         sched, sub = schedule
         found = _lookup(sched.name, "optimizers.schedules", user, sub)
@@ -232,14 +232,14 @@ def _loss(spec: Spec, user: UserCode, key: str) -> None:
 
 
 def _metric(spec: Spec, key: str, user: UserCode) -> None:
-    if keras_names.metric_is_class(spec, user.classes):
+    if keras_rules.metric_is_class(spec, user.classes):
         sig = _lookup(spec.name, "metrics", user, key, loose=True)
         if sig is not None:
             sig.check(spec.args, f"{key}.{spec.name}")
             return
-    elif spec.name in keras_names.LOSS_DEPENDENT_METRICS or _named(spec.name, "metrics"):
+    elif spec.name in keras_rules.LOSS_DEPENDENT_METRICS or _named(spec.name, "metrics"):
         return
-    _unknown("metric", spec.name, "metrics", user, key, extra=sorted(keras_names.LOSS_DEPENDENT_METRICS))
+    _unknown("metric", spec.name, "metrics", user, key, extra=sorted(keras_rules.LOSS_DEPENDENT_METRICS))
 
 
 def _named(name: str, package: str) -> bool:
@@ -252,5 +252,5 @@ def _callback(spec: Spec, key: str, user: UserCode) -> None:
     if sig is None:
         _unknown("callback", spec.name, "callbacks", user, key)
         return
-    keras_names.check_callback(spec.name, key)
+    keras_rules.check_callback(spec.name, key)
     sig.check(spec.args, key)

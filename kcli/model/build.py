@@ -15,7 +15,7 @@ from typing import Any
 
 import keras
 
-from kcli.config import keras_names
+from kcli.config import keras_rules
 from kcli.config import model_io as ports_mod
 from kcli.config.code import Registry
 from kcli.config.models import Config, Spec, did_you_mean
@@ -115,7 +115,7 @@ def _stack(cfg: Config, registry: Registry, shape: Callable[[], Any],
     assert specs is not None
     # Construct every layer first, then add them: the same order of random draws as a hand-written script.
     # (A keras.applications model is made when it is added: its input shape is what reaches it.)
-    keys = [keras_names.layer_key(i, spec.name) for i, spec in enumerate(specs)]
+    keys = [keras_rules.layer_key(i, spec.name) for i, spec in enumerate(specs)]
     apps = applications()
     made = [None if spec.name in apps else make_layer(spec, key, registry) for spec, key in zip(specs, keys)]
     for spec, key, layer in zip(specs, keys, made):
@@ -135,7 +135,7 @@ def _build_subclass(cfg: Config, registry: Registry, input_shape: tuple[int | No
     assert cfg.model.class_ is not None
     cls = registry.lookup(cfg.model.class_, "model.class")
     if cls is None:
-        raise keras_names.unknown_model_class(cfg.model.class_, "model.class")
+        raise keras_rules.unknown_model_class(cfg.model.class_, "model.class")
     if not issubclass(cls, keras.Model):
         raise ConfigError(f"{cls.__name__} is not a keras.Model subclass", key="model.class")
     model = construct(cls, cfg.model.args or {}, "model.args")
@@ -153,13 +153,13 @@ def rebuild(cfg: Config, code: Registry) -> keras.Model:
     run's code/); anything else goes through its lock."""
     cfg = cfg.model_copy(deep=True)
     cfg.imports = []
-    local = lambda spec: Spec.of(keras_names.short_name(spec.name), spec.args)  # noqa: E731
+    local = lambda spec: Spec.of(keras_rules.short_name(spec.name), spec.args)  # noqa: E731
     if cfg.model.layers is not None:
         cfg.model.layers = [local(s) for s in cfg.model.layers]
     for node in cfg.model.graph or []:
         node.layer = local(node.layer) if node.layer is not None else None
     if cfg.model.class_ is not None:
-        cfg.model.class_ = keras_names.short_name(cfg.model.class_)
+        cfg.model.class_ = keras_rules.short_name(cfg.model.class_)
     cc = cfg.compile
     cc.optimizer = local(cc.optimizer)
     cc.loss = {k: local(v) for k, v in cc.loss.items()} if isinstance(cc.loss, dict) else local(cc.loss)

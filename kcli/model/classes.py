@@ -11,7 +11,7 @@ import inspect
 from types import ModuleType
 from typing import Any
 
-from kcli.config import keras_names
+from kcli.config import keras_names, keras_rules
 from kcli.config.code import Registry
 from kcli.errors import ConfigError, first_line
 
@@ -19,7 +19,7 @@ from kcli.errors import ConfigError, first_line
 def find_class(name: str, module: ModuleType, base: type, registry: Registry, key: str,
                loose: bool = False) -> type | None:
     """Keras's class of that name first, then the user's; `loose` also matches `adam` or `mean_squared_error`."""
-    found = keras_names.find(name, class_names(module, base), registry.classes, loose)
+    found = keras_rules.find(name, class_names(module, base), registry.classes, loose)
     if found is None:
         return None
     place, name = found

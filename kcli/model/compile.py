@@ -8,9 +8,9 @@ from typing import Any
 
 import keras
 
-from kcli.config import keras_names
+from kcli.config import keras_rules
 from kcli.config.code import Registry
-from kcli.config.keras_names import LOSS_DEPENDENT_METRICS
+from kcli.config.keras_rules import LOSS_DEPENDENT_METRICS
 from kcli.config.models import CompileConfig, Spec
 from kcli.errors import ConfigError, first_line
 from kcli.model.classes import class_names, construct, find_class
@@ -33,13 +33,13 @@ def compile_model(model: keras.Model, cc: CompileConfig, registry: Registry) -> 
 
 
 def _optimizer(spec: Spec, registry: Registry) -> keras.optimizers.Optimizer:
-    key = keras_names.optimizer_key(spec)
+    key = keras_rules.optimizer_key(spec)
     cls = find_class(spec.name, keras.optimizers, keras.optimizers.Optimizer, registry, key, loose=True)
     if cls is None:
-        raise keras_names.unknown("optimizer", spec.name, class_names(keras.optimizers, keras.optimizers.Optimizer),
+        raise keras_rules.unknown("optimizer", spec.name, class_names(keras.optimizers, keras.optimizers.Optimizer),
                                   key)
-    args = keras_names.optimizer_args(spec.args, key)
-    schedule = keras_names.schedule_of(args, key)
+    args = keras_rules.optimizer_args(spec.args, key)
+    schedule = keras_rules.schedule_of(args, key)
     if schedule is not None:
         args["learning_rate"] = _schedule(*schedule, registry)
     return construct(cls, args, key)
@@ -50,7 +50,7 @@ def _schedule(spec: Spec, key: str, registry: Registry) -> Any:
     cls = find_class(spec.name, keras.optimizers.schedules, base, registry, key)
     if cls is None:
         known = class_names(keras.optimizers.schedules, base)
-        raise keras_names.unknown("learning-rate schedule", spec.name, known, key)
+        raise keras_rules.unknown("learning-rate schedule", spec.name, known, key)
     return construct(cls, spec.args, f"{key}.{spec.name}")
 
 
@@ -63,7 +63,7 @@ def _losses(cc: CompileConfig, registry: Registry) -> Any:
 
 def _loss(spec: Spec, registry: Registry, output: str | None = None) -> Any:
     """A loss object or function; never an alias string (Keras 3.15 cannot reload `'mse'` from .h5)."""
-    key = keras_names.loss_key(spec, output)
+    key = keras_rules.loss_key(spec, output)
     cls = find_class(spec.name, keras.losses, keras.losses.Loss, registry, key, loose=True)
     if cls is not None:
         return construct(cls, spec.args, key)
@@ -74,19 +74,19 @@ def _loss(spec: Spec, registry: Registry, output: str | None = None) -> Any:
             pass
     known = class_names(keras.losses, keras.losses.Loss) + [n for n, o in vars(keras.losses).items()
                                                             if inspect.isfunction(o) and n.islower()]
-    raise keras_names.unknown("loss", spec.name, known, key)
+    raise keras_rules.unknown("loss", spec.name, known, key)
 
 
 def _metrics(cc: CompileConfig, registry: Registry) -> Any:
     """The metrics list, or a dict of lists by output name (several outputs)."""
     if isinstance(cc.metrics, dict):
-        return {out: [_metric(spec, keras_names.metric_key(i, out), registry) for i, spec in enumerate(specs)]
+        return {out: [_metric(spec, keras_rules.metric_key(i, out), registry) for i, spec in enumerate(specs)]
                 for out, specs in cc.metrics.items()}
-    return [_metric(spec, keras_names.metric_key(i), registry) for i, spec in enumerate(cc.metrics)]
+    return [_metric(spec, keras_rules.metric_key(i), registry) for i, spec in enumerate(cc.metrics)]
 
 
 def _metric(spec: Spec, key: str, registry: Registry) -> Any:
-    if keras_names.metric_is_class(spec, registry.classes):
+    if keras_rules.metric_is_class(spec, registry.classes):
         cls = find_class(spec.name, keras.metrics, keras.metrics.Metric, registry, key, loose=True)
         if cls is not None:
             return construct(cls, spec.args, f"{key}.{spec.name}")
@@ -99,7 +99,7 @@ def _metric(spec: Spec, key: str, registry: Registry) -> Any:
         except ValueError:
             pass
     known = class_names(keras.metrics, keras.metrics.Metric) + sorted(LOSS_DEPENDENT_METRICS)
-    raise keras_names.unknown("metric", spec.name, known, key)
+    raise keras_rules.unknown("metric", spec.name, known, key)
 
 
 def metric_names(cc: CompileConfig, registry: Registry) -> list[str]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import keras
 
-from kcli.config import keras_names
+from kcli.config import keras_rules
 from kcli.config import model_io as ports_mod
 from kcli.config.code import Registry
 from kcli.config.models import GRAPH_INPUT, Config
@@ -37,7 +37,7 @@ def build_graph(cfg: Config, registry: Registry) -> keras.Model:
         if node.layer is not None:
             # several outputs under a mixed policy: the output layers compute in float32 (names stay the outputs')
             extra = {"dtype": "float32"} if mixed and node.name in outputs and "dtype" not in node.layer.args else {}
-            layer = make_layer(keras_names.node_spec(node, extra), keras_names.node_key(i, node.layer.name), registry,
+            layer = make_layer(keras_rules.node_spec(node, extra), keras_rules.node_key(i, node.layer.name), registry,
                                tuple(args[0].shape[1:]))
         else:
             layer = layers[node.share or ""]

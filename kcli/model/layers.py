@@ -10,7 +10,7 @@ from typing import Any
 
 import keras
 
-from kcli.config import keras_names
+from kcli.config import keras_names, keras_rules
 from kcli.config.code import Registry
 from kcli.config.models import Spec
 from kcli.errors import ConfigError, first_line
@@ -25,7 +25,7 @@ def make_layer(spec: Spec, key: str, registry: Registry,
         return _application(spec, key, input_shape)
     if cls is None:
         known = class_names(keras.layers, keras.layers.Layer) + list(registry.classes)
-        raise keras_names.unknown("layer", spec.name, known, key, keras_names.LAYER_HINT)
+        raise keras_rules.unknown("layer", spec.name, known, key, keras_rules.LAYER_HINT)
     if not issubclass(cls, keras.layers.Layer):
         raise ConfigError(f"{cls.__name__} is not a keras Layer", key=key)
     return construct(cls, spec.args, key)
@@ -44,7 +44,7 @@ def float32_output() -> keras.layers.Layer:
 def _application(spec: Spec, key: str, input_shape: tuple[int | None, ...]) -> keras.Model:
     """A keras.applications model as a layer; `input_shape` defaults to what reaches it."""
     fn = applications()[spec.name]
-    args, trainable = keras_names.application_args(spec.args)
+    args, trainable = keras_rules.application_args(spec.args)
     args = {"input_shape": tuple(input_shape), **args}
     keras_names.live_function_signature(fn).check(args, key)
     try:

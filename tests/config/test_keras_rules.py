@@ -1,5 +1,5 @@
-"""The Keras-argument rules kcli.config.keras_names owns for both `kcli validate` (no TensorFlow) and the model
-build (kcli.model): name look-up order, key paths, metric kinds, messages, constructor signatures."""
+"""The Keras-argument rules kcli.config.keras_rules owns for both `kcli validate` (no TensorFlow) and the model
+build (kcli.model): name look-up order, key paths, metric kinds, messages; and keras_names' live signatures."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ from typing import Any
 
 import pytest
 
-from kcli.config import keras_names as rules
+from kcli.config import keras_rules as rules
+from kcli.config.keras_names import Signature, live_function_signature, live_signature
 from kcli.config.models import GraphNode, Spec
 from kcli.errors import ConfigError
 from tests.conftest import REPO
 
 
 def test_the_rules_load_without_tensorflow() -> None:
-    probe = "import sys, kcli.config.keras_names; print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    probe = ("import sys, kcli.config.keras_names, kcli.config.keras_rules; "
+             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True).stdout
     assert out.strip() == "[]"
 
@@ -86,13 +88,13 @@ def test_unknown_names_say_what_and_suggest() -> None:
 
 
 def test_signature_names_the_first_unknown_then_the_first_missing_argument() -> None:
-    sig = rules.Signature(frozenset({"units", "activation"}), ("units",))
+    sig = Signature(frozenset({"units", "activation"}), ("units",))
     sig.check({"units": 3, "activation": "relu"}, "k")
     with pytest.raises(ConfigError, match=r"^k: unknown argument 'unitz' \(did you mean 'units'\?\)$"):
         sig.check({"unitz": 3}, "k")
     with pytest.raises(ConfigError, match=r"^k: missing required argument 'units'$"):
         sig.check({"activation": "relu"}, "k")
-    rules.Signature(None, ()).check({"anything": 1}, "k")
+    Signature(None, ()).check({"anything": 1}, "k")
 
 
 class _Base:
@@ -117,10 +119,10 @@ _OnLayer = type("OnLayer", (_FakeLayer,), {"__init__": lambda self, rate, **kwar
 
 
 def test_live_signatures_follow_the_init_chain() -> None:
-    assert rules.live_signature(_Child) == rules.Signature({"units", "use_bias", "name"}, ["units"])
-    assert rules.live_signature(_Closed) == rules.Signature({"a", "b"}, ["a"])
-    assert rules.live_signature(_OnLayer) == rules.Signature({"rate", "name", "input_dim", "input_shape"}, ["rate"])
-    assert rules.live_signature(_Base).accepted == {"name"}   # **kwargs reaching object: nothing more accepted
+    assert live_signature(_Child) == Signature({"units", "use_bias", "name"}, ["units"])
+    assert live_signature(_Closed) == Signature({"a", "b"}, ["a"])
+    assert live_signature(_OnLayer) == Signature({"rate", "name", "input_dim", "input_shape"}, ["rate"])
+    assert live_signature(_Base).accepted == {"name"}   # **kwargs reaching object: nothing more accepted
 
 
 def test_live_function_signatures() -> None:
@@ -128,6 +130,5 @@ def test_live_function_signatures() -> None:
 
     def open_ended(x: int, **kwargs: Any) -> None: ...
 
-    assert rules.live_function_signature(model) == rules.Signature(frozenset({"include_top", "weights", "classes"}),
-                                                                   ())
-    assert rules.live_function_signature(open_ended) == rules.Signature(None, ())
+    assert live_function_signature(model) == Signature(frozenset({"include_top", "weights", "classes"}), ())
+    assert live_function_signature(open_ended) == Signature(None, ())

@@ -18,6 +18,7 @@ from kcli.config.resolve import resolve
 from kcli.errors import ConfigError
 from kcli.model.build import build
 from kcli.model.compile import compile_model
+from kcli.training import callbacks
 from tests.helpers import tiny_project
 
 
@@ -71,6 +72,23 @@ def test_validate_and_build_say_the_same(tmp_path: Path, sections: dict[str, Any
         check(cfg)
     with pytest.raises(ConfigError) as built:
         _built(cfg)
+    assert str(static.value) == expected
+    assert str(built.value) == expected
+
+
+@pytest.mark.parametrize(("callback", "expected"), [
+    ("EarlyStoping", "fit.callbacks[0].EarlyStoping: unknown callback 'EarlyStoping' (did you mean 'EarlyStopping'?)"),
+    ({"EarlyStopping": {"patiense": 2}}, "fit.callbacks[0].EarlyStopping: unknown argument 'patiense' (did you mean "
+     "'patience'?)"),
+    ("BackupAndRestore", "fit.callbacks[0].BackupAndRestore: kcli checkpoints every epoch itself; continue a run with "
+     "`kcli train --resume RUN` instead of BackupAndRestore"),
+])
+def test_validate_and_the_callbacks_say_the_same(tmp_path: Path, callback: Any, expected: str) -> None:
+    cfg = _config(tmp_path, fit={"callbacks": [callback]})
+    with pytest.raises(ConfigError) as static:
+        check(cfg)
+    with pytest.raises(ConfigError) as built:
+        callbacks.check(cfg, load_imports(cfg.imports))
     assert str(static.value) == expected
     assert str(built.value) == expected
 
