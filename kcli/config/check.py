@@ -2,7 +2,7 @@
 
 Checks the YAML and schema (kcli.config.models), data and Python files, and every Keras name and argument name
 against Keras's own source (kcli.config.keras_names), with the rules kcli.model and kcli.training.callbacks apply
-at build time (their one owner is keras_names too).
+at build time (their one owner: kcli.config.keras_rules).
 Argument values, shapes and the user's classes' behaviour need Keras itself: `kcli validate --build`
 builds and compiles the model as `kcli train` would (that imports TensorFlow).
 """

@@ -1,8 +1,9 @@
 """Names in a config -> Keras classes, constructed with their arguments checked first.
 
 A name resolves through Keras itself (`keras.layers`, `keras.optimizers`, ...), then through the user's imported
-classes, in the order and with the messages kcli.config.keras_names owns (`kcli validate` applies the same
-rules to Keras's source). Keras checks a class's own arguments; its complaint becomes one line naming the key.
+classes, in the order and with the messages kcli.config.keras_rules owns (`kcli validate` applies the same
+rules to Keras's source); arguments are checked against the live signature kcli.config.keras_names reads. Keras
+checks a class's own argument values; its complaint becomes one line naming the key.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import keras
 from kcli.config import keras_rules
 from kcli.config import model_io as ports_mod
 from kcli.config.code import Registry
+from kcli.config.model_io import Ports
 from kcli.config.models import GRAPH_INPUT, Config
 from kcli.errors import ConfigError, first_line
 from kcli.model import table_inputs as tabular
@@ -17,8 +18,8 @@ from kcli.model.layers import float32_output, make_layer
 
 
 def build_graph(cfg: Config, registry: Registry) -> keras.Model:
-    """The graph's functional model. A layer without a `name` gets its node's. Named `inputs` make a dict of
-    keras.Input; several outputs a list, in the order `output` names them."""
+    """The graph's functional model. Named `inputs` make a dict of keras.Input; several outputs a list, in the
+    order `output` names them."""
     assert cfg.model.graph is not None
     ports = ports_mod.of(cfg.model, cfg.data)
     if ports.tabular:   # the graph's `input` is the encoded columns
@@ -27,6 +28,24 @@ def build_graph(cfg: Config, registry: Registry) -> keras.Model:
         tensors: dict[str, Any] = {GRAPH_INPUT: features}
     else:
         tensors = {p.name: keras.Input(shape=p.shape, name=p.name, dtype=p.dtype) for p in ports.inputs}
+    previous = _call_nodes(cfg, registry, ports, tensors)
+    if ports.tabular:
+        inputs: Any = column_inputs
+    else:
+        inputs = {p.name: tensors[p.name] for p in ports.inputs} if ports.named else tensors[GRAPH_INPUT]
+    if ports.several_outputs:
+        return keras.Model(inputs, [tensors[o] for o in ports.outputs], name="functional")
+    output = cfg.model.output
+    output = tensors[(output[0] if isinstance(output, list) else output) or previous]
+    if cfg.compile.precision != "float32":
+        output = float32_output()(output)
+    return keras.Model(inputs, output, name="functional")
+
+
+def _call_nodes(cfg: Config, registry: Registry, ports: Ports, tensors: dict[str, Any]) -> str:
+    """Each node's output added to `tensors` (a layer without a `name` gets its node's); returns the last node's
+    name."""
+    assert cfg.model.graph is not None
     layers: dict[str, keras.layers.Layer] = {}
     outputs = set(ports.outputs)
     mixed = cfg.compile.precision != "float32"
@@ -47,14 +66,4 @@ def build_graph(cfg: Config, registry: Registry) -> keras.Model:
             shapes = ", ".join(f"{n} {tuple(tensors[n].shape)}" for n in names)
             raise ConfigError(f"{first_line(exc)} (its inputs: {shapes})", key=f"model.graph[{i}]") from None
         layers[node.name], previous = layer, node.name
-    if ports.tabular:
-        inputs: Any = column_inputs
-    else:
-        inputs = {p.name: tensors[p.name] for p in ports.inputs} if ports.named else tensors[GRAPH_INPUT]
-    if ports.several_outputs:
-        return keras.Model(inputs, [tensors[o] for o in ports.outputs], name="functional")
-    output = cfg.model.output
-    output = tensors[(output[0] if isinstance(output, list) else output) or previous]
-    if mixed:
-        output = float32_output()(output)
-    return keras.Model(inputs, output, name="functional")
+    return previous
