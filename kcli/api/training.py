@@ -70,12 +70,12 @@ def summary(config: str | Path, overrides: Sequence[str] = (), runs_dir: Path = 
     from kcli.training.prepare import prepare
 
     if plot is not None:
-        summary_mod.check_plotting(plot)
+        summary_mod.check_plot_tools(plot)
     prepared = prepare(Path(config), list(overrides), with_data=False, runs_dir=Path(runs_dir))
     described = summary_mod.describe(prepared.model)
     listener(events.ModelSummaryReady(described, variables=True))
     if plot is not None:
-        summary_mod.plot(prepared.model, plot)
+        summary_mod.plot_model(prepared.model, plot)
         listener(events.Note(f"written: {plot}"))
     return described
 

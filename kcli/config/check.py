@@ -1,9 +1,10 @@
 """The static checks of `kcli validate` (kcli/api/validate.py): a resolved config checked without TensorFlow.
 
-Checks data and Python files, and every Keras name and argument name against Keras's own source
-(keras_names.py), with the rules model/build.py and training/callbacks.py apply at build time. Argument values,
-shapes and the user's classes' behaviour need Keras itself: `kcli validate --build` builds and compiles the
-model as `kcli train` would (that imports TensorFlow).
+Checks the YAML and schema (kcli.config.models), data and Python files, and every Keras name and argument name
+against Keras's own source (kcli.config.keras_names), with the rules kcli.model and kcli.training.callbacks apply
+at build time (their one owner: kcli.config.keras_rules).
+Argument values, shapes and the user's classes' behaviour need Keras itself: `kcli validate --build`
+builds and compiles the model as `kcli train` would (that imports TensorFlow).
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kcli.config import keras_names as keras_api
+from kcli.config import keras_names, keras_rules
 from kcli.config.models import Config, Spec
 from kcli.config.paths import LATEST_RUN, is_file_ref
 from kcli.config.source_rules import BUILTIN
-from kcli.config.suggest import did_you_mean
 from kcli.errors import ConfigError, DataError
 from kcli.files import readable
 
@@ -36,23 +36,22 @@ def check(cfg: Config) -> None:
     _data_files(cfg)
     if cfg.model.layers is not None:
         for i, spec in enumerate(cfg.model.layers):
-            _class_spec(spec, "layers", f"model.layers[{i}].{spec.name.rsplit(':', 1)[-1]}", user, "layer")
+            _layer(spec, keras_rules.layer_key(i, spec.name), user)
     elif cfg.model.class_ is not None:
         _user_class(cfg.model.class_, "model.class", user)
     for i, node in enumerate(cfg.model.graph or []):
         if node.layer is not None:
-            spec = Spec.of(node.layer.name, {"name": node.name, **node.layer.args})
-            _class_spec(spec, "layers", f"model.graph[{i}].{spec.name.rsplit(':', 1)[-1]}", user, "layer")
+            _layer(keras_rules.node_spec(node), keras_rules.node_key(i, node.layer.name), user)
     _optimizer(cfg.compile.optimizer, user)
     losses = cfg.compile.loss if isinstance(cfg.compile.loss, dict) else {"": cfg.compile.loss}
     for out, spec in losses.items():
-        _loss(spec, user, f"compile.loss.{out}" if out else "compile.loss")
+        _loss(spec, user, keras_rules.loss_key(spec, out))
     metrics = cfg.compile.metrics if isinstance(cfg.compile.metrics, dict) else {"": cfg.compile.metrics}
     for out, specs in metrics.items():
         for i, spec in enumerate(specs):
-            _metric(spec, f"compile.metrics.{out}[{i}]" if out else f"compile.metrics[{i}]", user)
+            _metric(spec, keras_rules.metric_key(i, out), user)
     for i, spec in enumerate(cfg.fit.callbacks):
-        _callback(spec, f"fit.callbacks[{i}].{spec.name.rsplit(':', 1)[-1]}", user)
+        _callback(spec, keras_rules.callback_key(i, spec.name), user)
 
 
 def _user_code(entries: list[str]) -> UserCode:
@@ -63,7 +62,7 @@ def _user_code(entries: list[str]) -> UserCode:
             user.opaque = True
         else:
             _compiles(file, f"imports[{i}]")
-            user.classes.update({name: file for name in keras_api.classes_in_file(file)})
+            user.classes.update({name: file for name in keras_names.classes_in_file(file)})
     return user
 
 
@@ -125,68 +124,67 @@ def init_source(path: Path) -> Path:
     return readable.regular(path, INIT_KEY, error=ConfigError)
 
 
-def _lookup(name: str, package: str, user: UserCode, key: str, loose: bool = False) -> keras_api.Signature | None:
+def _lookup(name: str, package: str, user: UserCode, key: str, loose: bool = False) -> keras_names.Signature | None:
     """The signature of a Keras class (by name, or loosely `adam`) or a user class; None if unknown."""
-    if ":" in name:
+    found = keras_rules.find(name, keras_names.classes(package), user.classes, loose)
+    if found is None:
+        return None
+    place, name = found
+    if place == "file":
         return _user_class(name, key, user)
-    ref = keras_api.public(package).get(name)
-    if ref is not None and name[:1].isupper():
-        return keras_api.signature_of(*ref)
-    if name in user.classes:
-        return keras_api.signature_in_file(user.classes[name], name)
-    match = keras_api.loose_match(name, keras_api.classes(package)) if loose else None
-    return keras_api.signature_of(*keras_api.public(package)[match]) if match else None
+    if place == "user":
+        return keras_names.signature_in_file(user.classes[name], name)
+    return keras_names.signature_of(*keras_names.public(package)[name])
 
 
-def _user_class(ref: str, key: str, user: UserCode) -> keras_api.Signature:
+def _user_class(ref: str, key: str, user: UserCode) -> keras_names.Signature:
     """`file.py:Class` / `module:Class` / a class name from `imports`."""
     if ":" not in ref:
         if ref in user.classes:
-            return keras_api.signature_in_file(user.classes[ref], ref)
+            return keras_names.signature_in_file(user.classes[ref], ref)
         if user.opaque:
-            return keras_api.Signature(None, ())
-        raise ConfigError(f"unknown model class {ref!r}: name it as file.py:Class or module:Class, "
-                          "or list its file under `imports`", key=key)
+            return keras_names.Signature(None, ())
+        raise keras_rules.unknown_model_class(ref, key)
     target, cls_name = ref.rsplit(":", 1)
     file = _source_file(target, key)
     if file is None:
-        return keras_api.Signature(None, ())
-    found = keras_api.classes_in_file(file)
+        return keras_names.Signature(None, ())
+    found = keras_names.classes_in_file(file)
     if cls_name not in found:
         raise ConfigError(f"{target} defines no class {cls_name!r}; it defines: {', '.join(found) or 'none'}", key=key)
-    return keras_api.signature_in_file(file, cls_name)
+    return keras_names.signature_in_file(file, cls_name)
 
 
 def _unknown(what: str, name: str, package: str, user: UserCode, key: str, extra: list[str] | None = None,
              hint: str = "") -> None:
     if user.opaque:
         return      # it may come from a module we cannot read without running it
-    known = keras_api.classes(package) + list(user.classes) + (extra or [])
-    raise ConfigError(f"unknown {what} {name!r}{did_you_mean(name, known)}{hint}", key=key)
+    known = keras_names.classes(package) + list(user.classes) + (extra or [])
+    raise keras_rules.unknown(what, name, known, key, hint)
 
 
-def _class_spec(spec: Spec, package: str, key: str, user: UserCode, what: str) -> None:
-    sig = _lookup(spec.name, package, user, key)
-    if sig is None and package == "layers" and spec.name in keras_api.applications():
-        sig = keras_api.function_signature(*keras_api.applications()[spec.name])
-        spec = Spec.of(spec.name, {k: v for k, v in spec.args.items() if k != "trainable"})   # kcli's, not Keras's
+def _layer(spec: Spec, key: str, user: UserCode) -> None:
+    sig = _lookup(spec.name, "layers", user, key)
+    args = spec.args
+    if sig is None and spec.name in keras_names.applications():
+        sig = keras_names.function_signature(*keras_names.applications()[spec.name])
+        args, _ = keras_rules.application_args(args)
     if sig is None:
-        _unknown(what, spec.name, package, user, key, hint="; layers come from keras.layers or from `imports`")
+        _unknown("layer", spec.name, "layers", user, key, hint=keras_rules.LAYER_HINT)
         return
-    sig.check(spec.args, key)
+    sig.check(args, key)
 
 
 def _optimizer(spec: Spec, user: UserCode) -> None:
-    key = f"compile.optimizer.{spec.name}" if spec.args else "compile.optimizer"
+    key = keras_rules.optimizer_key(spec)
     sig = _lookup(spec.name, "optimizers", user, key, loose=True)
     if sig is None:
         _unknown("optimizer", spec.name, "optimizers", user, key)
         return
-    args = keras_api.optimizer_args(spec.args, key)
-    schedule = args.get("learning_rate")
-    if isinstance(schedule, dict):
-        sched = Spec.model_validate(schedule)
-        sub = f"{key}.learning_rate"
+    args = keras_rules.optimizer_args(spec.args, key)
+    schedule = keras_rules.schedule_of(args, key)
+    if schedule is not None:
+        sched, sub = schedule
         found = _lookup(sched.name, "optimizers.schedules", user, sub)
         if found is None:
             _unknown("learning-rate schedule", sched.name, "optimizers.schedules", user, sub)
@@ -195,30 +193,29 @@ def _optimizer(spec: Spec, user: UserCode) -> None:
     sig.check(args, key)
 
 
-def _loss(spec: Spec, user: UserCode, base: str) -> None:
-    key = f"{base}.{spec.name}" if spec.args else base
+def _loss(spec: Spec, user: UserCode, key: str) -> None:
     sig = _lookup(spec.name, "losses", user, key, loose=True)
     if sig is not None:
         sig.check(spec.args, key)
     elif spec.args or not _named(spec.name, "losses"):
-        functions = [n for n in keras_api.public("losses") if n.islower()]
+        functions = [n for n in keras_names.public("losses") if n.islower()]
         _unknown("loss", spec.name, "losses", user, key, extra=functions)
 
 
 def _metric(spec: Spec, key: str, user: UserCode) -> None:
-    if spec.args or ":" in spec.name or spec.name in user.classes:
+    if keras_rules.metric_is_class(spec, user.classes):
         sig = _lookup(spec.name, "metrics", user, key, loose=True)
         if sig is not None:
             sig.check(spec.args, f"{key}.{spec.name}")
             return
-    elif spec.name in keras_api.LOSS_DEPENDENT_METRICS or _named(spec.name, "metrics"):
+    elif spec.name in keras_rules.LOSS_DEPENDENT_METRICS or _named(spec.name, "metrics"):
         return
-    _unknown("metric", spec.name, "metrics", user, key, extra=sorted(keras_api.LOSS_DEPENDENT_METRICS))
+    _unknown("metric", spec.name, "metrics", user, key, extra=sorted(keras_rules.LOSS_DEPENDENT_METRICS))
 
 
 def _named(name: str, package: str) -> bool:
     """A string name `keras.<package>.get()` accepts."""
-    return name in keras_api.public(package) or name in keras_api.aliases(package)
+    return name in keras_names.public(package) or name in keras_names.aliases(package)
 
 
 def _callback(spec: Spec, key: str, user: UserCode) -> None:
@@ -226,5 +223,5 @@ def _callback(spec: Spec, key: str, user: UserCode) -> None:
     if sig is None:
         _unknown("callback", spec.name, "callbacks", user, key)
         return
-    keras_api.check_callback(spec.name, key)
+    keras_rules.check_callback(spec.name, key)
     sig.check(spec.args, key)

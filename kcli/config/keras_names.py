@@ -4,8 +4,9 @@
 TensorFlow import takes. It reads what Keras itself declares: the generated `keras/<package>/__init__.py`
 export lists, the alias tables of `keras.losses` / `keras.metrics`, and the `__init__` signatures along a
 class's bases. Where the source does not settle a question (a base class it cannot follow), it answers
-"anything goes" and leaves the verdict to Keras at build time; tests/config/test_validate.py checks that it agrees
-with the live classes.
+"anything goes" and leaves the verdict to Keras at build time. The build reads the same signatures from the
+live classes (`live_signature`); tests/config/test_validate.py checks that the two agree. The rules applied to what is
+read here (look-up order, key paths, messages) are kcli.config.keras_rules'.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.util
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,17 +24,12 @@ from kcli.config.suggest import did_you_mean
 from kcli.errors import ConfigError
 
 
-# Bare metric names that compile() resolves by looking at the loss; keras.metrics.get() rejects them.
 def higher_is_better(name: str) -> bool:
     """Whether a logged value improves upwards (accuracy, AUC, precision, recall, F1), as Keras's mode="auto"."""
     return any(s in name.lower() for s in ("acc", "auc", "precision", "recall", "f1"))
 
 
-LOSS_DEPENDENT_METRICS = frozenset({"accuracy", "acc", "crossentropy", "ce"})
-# Callbacks that need a package TensorFlow does not install, with the extra that brings it.
-_CALLBACK_NEEDS: dict[str, tuple[str, str]] = {"TensorBoard": ("tensorboard", "tensorboard")}
-
-# Keyword names Layer.__init__ takes through **kwargs (see kcli.model.build._signature).
+# Keyword names Layer.__init__ takes through **kwargs (read from source here, and by live_signature).
 _LAYER_KWARGS = {"input_dim", "input_shape"}
 _LAYER = ("keras.src.layers.layer", "Layer")
 
@@ -254,31 +252,38 @@ def classes_in_file(path: Path) -> list[str]:
     return [n.name for n in tree.body if isinstance(n, ast.ClassDef)] if tree is not None else []
 
 
-# ---- rules kcli applies the same way with and without Keras imported (model.py, callbacks.py, check.py) ----
+# ---- the same signatures read from live classes, at build time (tests/test_validate.py: the two agree) ----
 
-def loose_match(name: str, candidates: list[str]) -> str | None:
-    """The one candidate that equals `name` ignoring case and underscores (`adam` -> `Adam`), if exactly one."""
-    wanted = name.replace("_", "").lower()
-    matches = [c for c in candidates if c.lower() == wanted]
-    return matches[0] if len(matches) == 1 else None
+def live_signature(cls: type) -> Signature:
+    """What `signature_of` reads from source, from a live class: the keyword names its __init__ chain accepts
+    (None: anything) until an __init__ without **kwargs or Layer's own, and the class's own required ones."""
+    accepted: set[str] = set()
+    required: list[str] = []
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None or klass is object:
+            continue
+        try:
+            params = inspect.signature(init).parameters
+        except (TypeError, ValueError):
+            return Signature(None, required)
+        named = {n: p for n, p in params.items()
+                 if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        accepted |= set(named)
+        if klass is cls:
+            required = [n for n, p in named.items() if p.default is p.empty]
+        if (klass.__module__, klass.__name__) == _LAYER:
+            accepted |= _LAYER_KWARGS
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            return Signature(accepted, required)
+    return Signature(accepted, required)
 
 
-def optimizer_args(args: dict[str, Any], key: str) -> dict[str, Any]:
-    """The optimizer's arguments with Keras 2's `lr` (removed in Keras 3) renamed to `learning_rate`."""
-    args = dict(args)
-    if "lr" in args:
-        if "learning_rate" in args:
-            raise ConfigError("give `learning_rate` or its old alias `lr`, not both", key=key)
-        args["learning_rate"] = args.pop("lr")
-    return args
-
-
-def check_callback(name: str, key: str) -> None:
-    """Refuse a Keras callback kcli cannot run: one whose package is missing, or BackupAndRestore."""
-    if name in _CALLBACK_NEEDS and importlib.util.find_spec(_CALLBACK_NEEDS[name][0]) is None:
-        module, extra = _CALLBACK_NEEDS[name]
-        raise ConfigError(f"{name} needs the {module} package: pip install {extra} (or the extra: "
-                          f"pip install 'kcli-keras[{extra}]')", key=key)
-    if name == "BackupAndRestore":
-        raise ConfigError("kcli checkpoints every epoch itself; continue a run with `kcli train --resume RUN` "
-                          "instead of BackupAndRestore", key=key)
+def live_function_signature(fn: Callable[..., Any]) -> Signature:
+    """What `function_signature` reads from source, from a live function (a keras.applications model)."""
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return Signature(None, ())
+    named = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return Signature(frozenset(p.name for p in named),
+                     tuple(p.name for p in named if p.kind != p.KEYWORD_ONLY and p.default is p.empty))

@@ -11,8 +11,8 @@ Keras 3.15's TensorFlow trainer has two faults that stop every multi-worker `fit
    dimensions"). This reduces scalars with `axis=None` and keeps `axis=0` for values with a batch axis.
 
 `apply()` patches those two functions for the Keras versions in AFFECTED only, and only once.
-tests/distributed/test_workers.py trains two workers without the patch and fails loudly when the installed Keras no longer
-needs it (then widen nothing: drop the version from AFFECTED, or this module).
+tests/distributed/test_workers.py trains two workers without the patch and fails loudly when the installed Keras no
+longer needs it (then widen nothing: drop the version from AFFECTED, or this module).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ training split (only), as a hand-written script calls `norm.adapt(x_train)` befo
 The layer's mean and variance are model weights, so they travel in every saved format and `kcli predict` feeds
 raw features. A Normalization given its own `mean`/`variance` is left as it is. kcli adapts a Normalization that
 sees a model input directly (the first layer of a stack, or a graph node on an input); one deeper in the model
-would need the features as they arrive there, so it must be given mean and variance.
+would need the features as they arrive there, so it must be given mean and variance. (The Normalization of a
+table's numbers is kcli.model.table_inputs's: it adapts it, and passes its name here in `done`.)
 """
 
 from __future__ import annotations
@@ -23,17 +24,13 @@ def adapt(model: keras.Model, train: Any, ports: Ports, done: tuple[str, ...] = 
     """Adapt every unadapted Normalization (but those named in `done`) on the training features; returns the
     adapted layers' names."""
     adapted = []
-    for layer in _layers(model):
+    for layer in model.layers:
         if not isinstance(layer, ADAPTED) or layer.input_mean is not None or layer.name in done:
             continue
         features = _features_of(layer, model, train, ports)
         layer.adapt(features)
         adapted.append(layer.name)
     return adapted
-
-
-def _layers(model: keras.Model) -> list[keras.layers.Layer]:
-    return list(model.layers)
 
 
 def _features_of(layer: keras.layers.Layer, model: keras.Model, train: Any, ports: Ports) -> Any:

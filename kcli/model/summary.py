@@ -1,5 +1,9 @@
-"""What `kcli summary` (and every `kcli train`) shows of a model: layers, shapes, parameter counts, variables,
-a functional graph's connections, and Keras's drawing of it."""
+"""A built model described as data, Keras's `model.summary()` as a dataclass: its layers (shapes, parameter
+counts, a functional graph's connections, what is frozen) and variables, plus Keras's drawing of it to a file.
+
+One of three "summaries": this module describes (no Rich); kcli.output.display draws the description as the table
+every `kcli train` prints; the `kcli summary` command (kcli.cli) builds a model and asks for both.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ class LayerRow:
 
 @dataclass
 class ModelSummary:
-    """What `kcli summary` and the summary table show: layers, parameter counts, variables."""
+    """A built model's layers, parameter counts and variables (what Keras's `model.summary()` prints)."""
 
     name: str
     rows: list[LayerRow]
@@ -41,7 +45,7 @@ class ModelSummary:
 
 
 def describe(model: keras.Model) -> ModelSummary:
-    """Layer table and parameter counts as Keras's `model.summary()` reports them."""
+    """The model's layer rows, parameter counts and variables, counted as Keras's `model.summary()` counts them."""
     graph = type(model).__name__ == "Functional"
     rows = [LayerRow(layer.name, type(layer).__name__, _output_shape(layer), layer.count_params()
                      if layer.built else 0, _connections(layer) if graph else "", _frozen(layer))
@@ -74,8 +78,9 @@ def _connections(layer: keras.layers.Layer) -> str:
     return ", ".join(names)
 
 
-def check_plotting(path: Path) -> None:
-    """`summary --plot` needs pydot and Graphviz's `dot`; say how to get them before building anything."""
+def check_plot_tools(path: Path) -> None:
+    """Drawing the model (`kcli summary --plot`) needs pydot and Graphviz's `dot`: say how to get them before
+    building anything."""
     import importlib.util
     import shutil
 
@@ -89,7 +94,7 @@ def check_plotting(path: Path) -> None:
         raise ConfigError(f"the folder {path.parent} does not exist; create it first", key="--plot")
 
 
-def plot(model: keras.Model, path: Path) -> None:
+def plot_model(model: keras.Model, path: Path) -> None:
     """Keras's own drawing of the model (layers, shapes, connections) as .png, .svg, .pdf or .dot."""
     keras.utils.plot_model(model, to_file=str(path), show_shapes=True, show_layer_names=True)
 

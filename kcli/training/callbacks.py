@@ -18,13 +18,14 @@ import keras
 import numpy as np
 
 from kcli import events
+from kcli.config import keras_rules
 from kcli.config.code import Registry
-from kcli.config.keras_names import check_callback, higher_is_better
+from kcli.config.keras_names import higher_is_better
 from kcli.config.models import Config, Spec
 from kcli.config.suggest import did_you_mean
 from kcli.errors import ConfigError
 from kcli.files import atomic
-from kcli.model.build import check_args, construct
+from kcli.model.classes import check_args, class_names, construct, find_class
 from kcli.run import state
 from kcli.training import checkpoints
 
@@ -38,29 +39,21 @@ _PATH_ARGS: dict[str, tuple[str, str]] = {
 _RESUMABLE_ATTRS = ("wait", "best", "cooldown_counter", "stopped_epoch", "best_epoch")
 
 
-def _key(i: int, spec: Spec) -> str:
-    return f"fit.callbacks[{i}].{spec.name.rsplit(':', 1)[-1]}"
-
-
 def _class(spec: Spec, key: str, registry: Registry) -> type:
-    if ":" in spec.name:
-        cls = registry.lookup(spec.name, key)
-    else:
-        obj = getattr(keras.callbacks, spec.name, None)
-        cls = obj if inspect.isclass(obj) else registry.classes.get(spec.name)
+    cls = find_class(spec.name, keras.callbacks, keras.callbacks.Callback, registry, key)
     if cls is None:
-        known = [n for n, o in vars(keras.callbacks).items() if inspect.isclass(o)] + list(registry.classes)
-        raise ConfigError(f"unknown callback {spec.name!r}{did_you_mean(spec.name, known)}", key=key)
+        known = class_names(keras.callbacks, keras.callbacks.Callback) + list(registry.classes)
+        raise keras_rules.unknown("callback", spec.name, known, key)
     if not issubclass(cls, keras.callbacks.Callback):
         raise ConfigError(f"{cls.__name__} is not a keras Callback", key=key)
-    check_callback(cls.__name__, key)
+    keras_rules.check_callback(cls.__name__, key)
     return cls
 
 
 def check(cfg: Config, registry: Registry) -> None:
     """Resolve every configured callback and check its arguments (before a run directory exists)."""
     for i, spec in enumerate(cfg.fit.callbacks):
-        key = _key(i, spec)
+        key = keras_rules.callback_key(i, spec.name)
         cls = _class(spec, key, registry)
         check_args(cls, _args(cls, spec.args, Path("."), key, registry), key)
 
@@ -71,7 +64,7 @@ def check_monitors(cfg: Config, registry: Registry, metrics: list[str], validati
     during training."""
     logged = ["loss", *metrics]
     for i, spec in enumerate(cfg.fit.callbacks):
-        key = _key(i, spec)
+        key = keras_rules.callback_key(i, spec.name)
         monitor = spec.args.get("monitor", _default_monitor(_class(spec, key, registry)))
         if isinstance(monitor, str):
             _check_monitor(monitor, logged, validation, f"{key}.monitor")
@@ -103,7 +96,7 @@ def build(cfg: Config, registry: Registry, run_dir: Path) -> list[keras.callback
     """The user's callbacks, with output paths inside `run_dir`."""
     built = []
     for i, spec in enumerate(cfg.fit.callbacks):
-        key = _key(i, spec)
+        key = keras_rules.callback_key(i, spec.name)
         cls = _class(spec, key, registry)
         callback = construct(cls, _args(cls, spec.args, run_dir, key, registry), key)
         built.append(_only_when_logged(callback, key))

@@ -25,6 +25,8 @@ from kcli.distributed import cluster as cluster_mod
 from kcli.distributed import strategy as distribute
 from kcli.errors import ConfigError, KcliError
 from kcli.model import build as model_mod
+from kcli.model import compile as compile_mod
+from kcli.model import outputs as outputs_mod
 from kcli.model import preprocess, warmstart
 from kcli.model import table_inputs as tabular
 from kcli.run import find
@@ -104,7 +106,7 @@ def _model(cfg: Config, registry: Registry, splits: Splits | None) -> keras.Mode
     ports = ports_mod.of(cfg.model, cfg.data)
     with distribute.scope(cfg.distribute):   # variables are created distributed
         model = model_mod.build(cfg, registry)
-        model_mod.compile_model(model, cfg.compile, registry)
+        compile_mod.compile_model(model, cfg.compile, registry)
     if splits is not None:   # Normalization layers learn mean and variance from the training split only
         with distribute.scope(cfg.distribute):
             done = (tabular.adapt(model, splits.train, cfg.data.columns, ports, splits.column_stats)
@@ -118,8 +120,8 @@ def _check(cfg: Config, registry: Registry, splits: Splits | None, model: keras.
     callbacks_mod.check(cfg, registry)
     tracking.check(cfg)
     if splits is not None:
-        model_mod.check_labels(splits, model, model.loss, ports_mod.of(cfg.model, cfg.data))
-        callbacks_mod.check_monitors(cfg, registry, model_mod.metric_names(cfg.compile, registry),
+        outputs_mod.check_labels(splits, model, model.loss, ports_mod.of(cfg.model, cfg.data))
+        callbacks_mod.check_monitors(cfg, registry, compile_mod.metric_names(cfg.compile, registry),
                                      splits.validation is not None)
 
 

@@ -16,6 +16,7 @@ from kcli.data.python_source import Stream
 from kcli.errors import ExportFailed, TrainingFailed
 from kcli.files import atomic
 from kcli.model import build as model_mod
+from kcli.model import outputs as outputs_mod
 from kcli.run import artifacts, layout, records, state, trust, verify
 from kcli.training.fit import stream_failures
 from kcli.training.prepare import Prepared
@@ -52,8 +53,8 @@ def finish_model(model: keras.Model, prep: Prepared, run_dir: Path, record: reco
                              "; keeping the last weights"))
     if splits.test is not None:
         with stream_failures(prep, run_dir):
-            metrics = (model_mod.evaluate(model, splits.test.dataset, None, None) if isinstance(splits.test, Stream)
-                       else model_mod.evaluate(model, splits.test.x, splits.test.y, prep.cfg.data.batch_size,
+            metrics = (outputs_mod.evaluate(model, splits.test.dataset, None, None) if isinstance(splits.test, Stream)
+                       else outputs_mod.evaluate(model, splits.test.x, splits.test.y, prep.cfg.data.batch_size,
                                                splits.test.w))
         records.write_json(run_dir / layout.METRICS, metrics)
         listener(events.Metrics("Test metrics", metrics))

@@ -15,7 +15,7 @@ from kcli.data.load import load, load_file
 from kcli.data.python_source import Stream
 from kcli.data.splits import Arrays, Splits
 from kcli.errors import DataError
-from kcli.model import build as model_mod
+from kcli.model import outputs as outputs_mod
 from kcli.model.load import load_model
 from kcli.run import artifacts, find, layout, pictures, records
 from kcli.use.head import Head
@@ -32,7 +32,7 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
         raise DataError("give --split or --data, not both", key="--data")
     model, arrays, label = _model_and_data(run, split, data_file, label, listener)
     _note_fallback(run, listener)
-    model_mod.check_labels(Splits(arrays), model, model.loss, run.ports)
+    outputs_mod.check_labels(Splits(arrays), model, model.loss, run.ports)
     metrics, matrix, examples = _measure(run, model, arrays)
     out = run.path / f"eval-{label}.json"
     report: dict[str, Any] = {"data": str(data_file) if data_file else label, "examples": examples, **metrics}
@@ -74,10 +74,10 @@ def _measure(run: find.FinishedRun, model: Any, arrays: Arrays | Stream) -> tupl
     """(metrics, confusion matrix or None, examples) of the model on the rows."""
     if isinstance(arrays, Stream):   # a streamed table: metrics and counts batch by batch, never all rows at once
         with stream_mod.reader_errors(arrays):
-            metrics = model_mod.evaluate(model, arrays.dataset, None, None)
+            metrics = outputs_mod.evaluate(model, arrays.dataset, None, None)
             return metrics, _streamed_matrix(run, model, arrays), arrays.epoch_setter.reader.rows
-    metrics = model_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size, arrays.w)
-    classes = _classes(run, model, model.predict(model_mod.keras_inputs(arrays.x), batch_size=1024, verbose=0),
+    metrics = outputs_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size, arrays.w)
+    classes = _classes(run, model, model.predict(outputs_mod.keras_inputs(arrays.x), batch_size=1024, verbose=0),
                        arrays.y)
     return metrics, (confusion_matrix(*classes) if classes else None), len(arrays)
 

@@ -20,7 +20,7 @@ from kcli import events
 from kcli.config import model_io as ports_mod
 from kcli.errors import DataError
 from kcli.files import atomic
-from kcli.model import build as model_mod
+from kcli.model import outputs as outputs_mod
 from kcli.model.load import load_model
 from kcli.run import find
 from kcli.use import predict_images
@@ -67,7 +67,7 @@ def predict(ref: str, runs_dir: Path, inputs: Path | Any, output: Path | None, b
         return predict_images.predict(run, Path(inputs), output, batch, listener, gather)
     source = open_input(Path(inputs), run, label) if isinstance(inputs, (str, Path)) else _arrays_input(inputs, run)
     model = load_model(run)
-    shapes = [tuple(s[1:]) for s in model_mod.output_shapes(model, run.ports)]
+    shapes = [tuple(s[1:]) for s in outputs_mod.output_shapes(model, run.ports)]
     columns = _output_columns(run.ports.outputs, shapes)
     out_shape = shapes[0] if len(shapes) == 1 else (len(columns),)
     head = Head.of(run, int(np.prod(out_shape)))
@@ -76,7 +76,7 @@ def predict(ref: str, runs_dir: Path, inputs: Path | Any, output: Path | None, b
     with ExitStack() as stack:
         writer = _writer(stack, output, source, head, out_shape, columns) if output is not None else None
         for x, labels in source.chunks:
-            raw = ports_mod.flat_outputs(model.predict(model_mod.keras_inputs(x), batch_size=batch, verbose=0))
+            raw = ports_mod.flat_outputs(model.predict(outputs_mod.keras_inputs(x), batch_size=batch, verbose=0))
             classified = head.classify(raw)
             if writer is not None:
                 writer.write(raw, classified, labels)

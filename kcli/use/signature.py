@@ -28,12 +28,12 @@ Kind = Literal["array", "named", "table", "images"]
 
 def signature(run: find.FinishedRun, model: Any) -> tuple[Kind, list[Tensor], list[Tensor], Head]:
     """What a run serves (in kcli serve and in its serving export): its kind, inputs, raw outputs and Head."""
-    from kcli.model import build as model_mod
+    from kcli.model import outputs as outputs_mod
 
     ports = run.ports
     kind: Kind = ("images" if run.config.data.source == "images" else "table" if ports.tabular
                   else "named" if ports.named else "array")
-    shapes = [tuple(int(d or -1) for d in s[1:]) for s in model_mod.output_shapes(model, ports)]
+    shapes = [tuple(int(d or -1) for d in s[1:]) for s in outputs_mod.output_shapes(model, ports)]
     names = list(ports.outputs) if ports.several_outputs else [SINGLE_OUTPUT]
     raw = [Tensor(n, "float32", s) for n, s in zip(names, shapes)]
     head = Head.of(run, int(np.prod(shapes[0])) if len(shapes) == 1 else 0)
