@@ -89,7 +89,7 @@ def test_fields_carry_descriptions_and_defaults() -> None:
 
 
 def test_a_graph_validates(validator: jsonschema.Draft202012Validator) -> None:
-    from tests.test_graph import GRAPH
+    from tests.model.test_graph import GRAPH
 
     config = {**BASE, "model": {"input_shape": [4], "graph": GRAPH, "output": "logits"}}
     assert list(validator.iter_errors(config)) == []

@@ -13,8 +13,8 @@ import pytest
 
 from kcli.data.tfrecords import masked_crc
 from tests.conftest import run_cli
+from tests.data.test_hostile_data import _image_config, _image_folder, _tfrecord_project
 from tests.helpers import assert_user_error, tiny_project
-from tests.test_hostile_data import _image_config, _image_folder, _tfrecord_project
 
 ROOT = Path(__file__).resolve().parents[2]
 

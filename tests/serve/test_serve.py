@@ -132,7 +132,7 @@ def wait_until(check: Any, what: str, timeout: float = 120.0) -> None:
 # ---- the four model forms, trained once ----
 
 def _table_run(folder: Path) -> Path:
-    from tests.test_tables import CONFIG, write_houses
+    from tests.data.test_tables import CONFIG, write_houses
 
     write_houses(folder / "train.csv", 96, seed=1)
     write_houses(folder / "val.csv", 32, seed=2)
@@ -140,7 +140,7 @@ def _table_run(folder: Path) -> Path:
 
 
 def _multi_run(folder: Path) -> Path:
-    from tests.test_multi_io import CONFIG, write_table
+    from tests.model.test_multi_io import CONFIG, write_table
 
     for name, rows, seed in (("train.csv", 64, 1), ("val.csv", 16, 2), ("test.csv", 16, 3)):
         write_table(folder / name, rows, seed)
@@ -149,7 +149,7 @@ def _multi_run(folder: Path) -> Path:
 
 
 def _image_run(folder: Path) -> Path:
-    from tests.test_data_sources import IMG_CONFIG, _image_folder
+    from tests.data.test_sources import IMG_CONFIG, _image_folder
 
     _image_folder(folder / "pics", per_class=6)
     return train_ok(write_config(folder, "    name: pics\n" + IMG_CONFIG), folder / "runs")

@@ -148,7 +148,7 @@ def test_a_header_that_is_not_utf8_is_one_line(tmp_path: Path, stream: bool) -> 
 
 def test_init_on_an_image_folder_with_hostile_names_loads_back_exactly(tmp_path: Path) -> None:
     """Class folder names in comments stay one line; the folder's path (a line break, `imports:`) loads back."""
-    from tests.test_hostile_files import png
+    from tests.files.test_hostile_files import png
 
     folder = tmp_path / "x\nimports: [evil.py] #"
     for name in ("a\nimports: [evil.py]", "b\x1b[31m"):
