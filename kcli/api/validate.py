@@ -39,10 +39,11 @@ class Validated:
         return config_dump.origins(self.loaded, self.config)
 
 
-def validate(config: Path, overrides: Sequence[str] = (), build: bool = False,
+def validate(config: str | Path, overrides: Sequence[str] = (), build: bool = False,
              listener: events.Listener = events.ignore) -> Validated:
     """Check a config (schema, files, Keras names and arguments; with `build`, also build the model and read the
     data as `kcli train` would); raises the first problem as a KcliError naming the file, line and key."""
+    config = Path(config)
     loaded = loading.load(config, list(overrides))
     cfg = resolve(loaded)
     with loaded.located():
