@@ -56,24 +56,25 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
     config (resume) loads only that run's own code. `listener` hears a multi-worker cluster that never comes up."""
     loaded = config_mod.load(path, overrides)
     splits: Splits | None = None
-    try:
-        cfg = resolve_mod.resolve(loaded, latest=lambda name: find.latest_named(runs_dir, name, "model.init_from"))
-        if with_data:
-            _check_cluster(cfg)
-        registry = load_imports(cfg.imports, lock)
-        keras.backend.clear_session()  # fresh layer names (sequential/dense/...) as in a new process
-        keras.utils.set_random_seed(cfg.seed)  # before anything random, as a hand-written script does
-        if cfg.distribute == "multi_worker":   # before any TensorFlow op (a tf.data source makes some):
-            distribute.strategy(cfg.distribute, distribute.LIMITS, listener)   # collectives are set at start-up
-        splits = _data(cfg, registry, with_data, stream_cache)
-        model = _model(cfg, registry, splits)
-        outcomes = (warmstart.warm_start(model, cfg.model.init_from, cfg.model.skip_mismatch, registry.classes)
-                    if warm and cfg.model.init_from else [])
-        _check(cfg, registry, splits, model)
-    except KcliError as exc:
-        if splits is not None and splits.cache is not None:   # a mistake found after a streamed table was read
-            splits.cache.close()
-        raise loaded.locate(exc) from None
+    with loaded.located():   # every mistake below names the file and line (or --set) of its key
+        try:
+            cfg = resolve_mod.resolve(loaded, latest=lambda name: find.latest_named(runs_dir, name, "model.init_from"))
+            if with_data:
+                _check_cluster(cfg)
+            registry = load_imports(cfg.imports, lock)
+            keras.backend.clear_session()  # fresh layer names (sequential/dense/...) as in a new process
+            keras.utils.set_random_seed(cfg.seed)  # before anything random, as a hand-written script does
+            if cfg.distribute == "multi_worker":   # before any TensorFlow op (a tf.data source makes some):
+                distribute.strategy(cfg.distribute, distribute.LIMITS, listener)   # collectives are set at start-up
+            splits = _data(cfg, registry, with_data, stream_cache)
+            model = _model(cfg, registry, splits)
+            outcomes = (warmstart.warm_start(model, cfg.model.init_from, cfg.model.skip_mismatch, registry.classes)
+                        if warm and cfg.model.init_from else [])
+            _check(cfg, registry, splits, model)
+        except KcliError:
+            if splits is not None and splits.cache is not None:   # a mistake found after a streamed table was read
+                splits.cache.close()
+            raise
     return Prepared(loaded, cfg, registry, splits, model, outcomes)
 
 

@@ -1,6 +1,6 @@
 """`kcli export RUN --format FORMAT`: write a finished run's model in another format, then prove it.
 
-Each export goes to a temporary name, is loaded back with its own runtime (verify.py), and must reproduce
+Each export goes to a temporary name, is loaded back with its own runtime (kcli/run/verify.py), and must reproduce
 the Keras model's outputs on a few inputs; only then is it renamed into place.
 """
 
