@@ -772,7 +772,7 @@ def test_a_run_that_fails_to_reload_is_tried_again_only_when_it_changes(tmp_path
         tries.append("load")
         raise ValueError("model.keras cannot be read")
 
-    monkeypatch.setattr(server_mod.runs, "latest_named", lambda *args: broken)
+    monkeypatch.setattr(server_mod.find, "latest_named", lambda *args: broken)
     monkeypatch.setattr(server_mod, "ServedModel", failing)
     old = SimpleNamespace(ref="latest:tiny", path=tmp_path / "tiny-1", runs_dir=tmp_path, trust_code=False,
                           version=1)

@@ -64,8 +64,9 @@ def test_the_written_config_loads_as_kcli_reads_it(tmp_path: Path) -> None:
     assert target == tmp_path / "out.yaml" and [c.name for c in columns] == ["size", "colour", "label"]
     loaded = config_mod.load(target).config
     assert (loaded.name, loaded.data.source, loaded.data.path, loaded.data.label) == \
-        ("my-table", "csv", "data/my table.csv", "label")
+        ("my-table", "csv", str(tmp_path / "data" / "my table.csv"), "label")   # loading rebases it to the file
     raw = yaml.safe_load(target.read_text())
+    assert raw["data"]["path"] == "data/my table.csv"   # written relative to the config, so the two can move
     assert raw["data"]["columns"] == {"size": {"kind": "number"}, "colour": {"kind": "category"}}
     assert raw["data"]["missing"] == "fill"
     assert raw["model"]["layers"][-1] == {"Dense": {"units": 2}}
