@@ -167,7 +167,7 @@ def _artifacts(run: Path) -> str:
     without following links."""
     rows = []
     for path in sorted(run.iterdir()):
-        if path.name == REPORT or path.name.startswith(".tmp-"):
+        if path.name == REPORT or path.name.startswith(atomic.TMP_PREFIX):
             continue
         try:
             info = path.lstat()

@@ -1,0 +1,3 @@
+"""A finished run, used: evaluate, predict (arrays and tables: predict_input; images: predict_images; the classifier
+head: head), export to every format (export) and the serving signature (signature, serving_export).
+"""
