@@ -36,6 +36,15 @@ def train_ok(config: Path, runs_dir: Path, *args: str | Path) -> Path:
     return created[0] if before else only_run(runs_dir)
 
 
+def copy_as_received(run: Path, folder: Path) -> Path:
+    """A copy of a run this user trained, as if received from someone (its code/ is still the trusted copy)."""
+    import shutil
+
+    copy = folder / "received"
+    shutil.copytree(run, copy)
+    return copy
+
+
 def assert_same_arrays(a: list[np.ndarray], b: list[np.ndarray], atol: float = 1e-6) -> None:
     """Two lists of weights (or any arrays) equal to `atol`, pairwise, same length."""
     assert len(a) == len(b)

@@ -20,7 +20,7 @@ from kcli.errors import RunError
 from kcli.run import trust
 from kcli.training.resume import private_copy
 from tests.conftest import run_cli, run_json
-from tests.helpers import assert_user_error, tiny_project, train_ok
+from tests.helpers import assert_user_error, copy_as_received, tiny_project, train_ok
 
 LAYERS = '''\
 import keras
@@ -50,9 +50,7 @@ def own_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def received(own_run: Path, tmp_path: Path) -> Path:
     """A copy of the own run (its code/ is still the trusted copy), as if received from someone."""
-    copy = tmp_path / "received"
-    shutil.copytree(own_run, copy)
-    return copy
+    return copy_as_received(own_run, tmp_path)
 
 
 def _command(name: str, run: Path, folder: Path) -> list[str | Path]:

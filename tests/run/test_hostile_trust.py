@@ -4,7 +4,6 @@ export, train --resume), and names from data are printed as text, never as marku
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import run_cli, run_json
-from tests.helpers import assert_user_error, tiny_project, train_ok
+from tests.helpers import assert_user_error, copy_as_received, tiny_project, train_ok
 
 DATA_FN = '''\
 import numpy as np
@@ -58,9 +57,7 @@ def own_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def received(own_run: Path, tmp_path: Path) -> Path:
     """A copy of the own run, as if it was received from someone (its code/ is still the trusted copy)."""
-    copy = tmp_path / "received"
-    shutil.copytree(own_run, copy)
-    return copy
+    return copy_as_received(own_run, tmp_path)
 
 
 def _edit(run: Path, change: Any) -> None:
