@@ -8,8 +8,10 @@ where it refuses a file or block of numbers, the text is parsed again row by row
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,52 @@ def open_blocks(path: Path, block_bytes: int) -> Any:
 
     return csv.open_csv(path, read_options=csv.ReadOptions(block_size=block_bytes, use_threads=True),
                         convert_options=_kinds())
+
+
+def open_rows(path: Path, block_bytes: int) -> Any:
+    """A CSV file as pyarrow record batches, rows of the wrong width skipped (for reading its names)."""
+    from pyarrow import csv
+
+    return csv.open_csv(path, read_options=csv.ReadOptions(block_size=block_bytes),
+                        parse_options=csv.ParseOptions(invalid_row_handler=lambda row: "skip"))
+
+
+@contextlib.contextmanager
+def reading(path: Path, key: str) -> Iterator[None]:
+    """pyarrow's complaint about reading `path` as one line naming it."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"cannot read {path}: {arrow_problem(exc)}", key=key) from None
+
+
+def text_blocks(path: Path, header: list[str], block_bytes: int, key: str) -> Iterator[Any]:
+    """The rows as pyarrow Tables of about `block_bytes`, every column text (empty cells, NA, ... null); a row of
+    the wrong width or a cell pyarrow refuses is one line naming the data row."""
+    import pyarrow as pa
+    from pyarrow import csv
+
+    bad: list[Any] = []
+
+    def wrong_width(row: Any) -> str:
+        bad.append(row)
+        return "error"
+
+    options = csv.ConvertOptions(column_types={name: pa.string() for name in header}, strings_can_be_null=True)
+    try:
+        with csv.open_csv(path, read_options=csv.ReadOptions(block_size=block_bytes, use_threads=False),
+                          parse_options=csv.ParseOptions(invalid_row_handler=wrong_width),
+                          convert_options=options) as reader:
+            for batch in reader:
+                yield pa.Table.from_batches([batch])
+    except (pa.ArrowException, OSError) as exc:
+        if bad:   # pyarrow counts the header as row 1
+            raise DataError(f"{path}: data row {bad[0].number - 1} has {bad[0].actual_columns} values, the header "
+                            f"{bad[0].expected_columns}", key=key) from None
+        text = arrow_problem(exc)
+        raise DataError(located(path, header, text) or f"cannot read {path}: {text}", key=key) from None
 
 
 def _kinds() -> Any:

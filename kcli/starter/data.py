@@ -113,41 +113,13 @@ class _Tally:
 
 def _header(path: Path) -> list[str]:
     """The column names as pyarrow reads them (the names training will use); empty or doubled names refused."""
-    import pyarrow as pa
-    from pyarrow import csv
-
-    try:
-        with csv.open_csv(path, read_options=csv.ReadOptions(block_size=BLOCK_BYTES),   # rows: see _blocks
-                          parse_options=csv.ParseOptions(invalid_row_handler=lambda row: "skip")) as reader:
-            return tables.column_names(reader, path, "--data")
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"cannot read {path}: {csv_reader.arrow_problem(exc)}", key="--data") from None
+    with csv_reader.reading(path, "--data"), csv_reader.open_rows(path, BLOCK_BYTES) as reader:
+        return tables.column_names(reader, path, "--data")
 
 
 def _blocks(path: Path, header: list[str]) -> Iterator[Any]:
     """The rows as pyarrow Tables of about BLOCK_BYTES, every column text (empty cells, NA, ... null)."""
-    import pyarrow as pa
-    from pyarrow import csv
-
-    bad: list[Any] = []
-
-    def wrong_width(row: Any) -> str:
-        bad.append(row)
-        return "error"
-
-    options = csv.ConvertOptions(column_types={name: pa.string() for name in header}, strings_can_be_null=True)
-    try:
-        with csv.open_csv(path, read_options=csv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
-                          parse_options=csv.ParseOptions(invalid_row_handler=wrong_width),
-                          convert_options=options) as reader:
-            for batch in reader:
-                yield pa.Table.from_batches([batch])
-    except (pa.ArrowException, OSError) as exc:
-        if bad:   # pyarrow counts the header as row 1
-            raise DataError(f"{path}: data row {bad[0].number - 1} has {bad[0].actual_columns} values, the header "
-                            f"{bad[0].expected_columns}", key="--data") from None
-        text = csv_reader.arrow_problem(exc)
-        raise DataError(csv_reader.located(path, header, text) or f"cannot read {path}: {text}", key="--data") from None
+    yield from csv_reader.text_blocks(path, header, BLOCK_BYTES, "--data")
 
 
 def _label(name: str, tally: _Tally, path: Path) -> Column:
