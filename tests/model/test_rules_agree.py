@@ -1,5 +1,5 @@
 """`kcli validate` (Keras's source, no TensorFlow) and the model build (live Keras) apply one set of rules, owned by
-kcli.config.keras_names: the same mistake is the same line from both. Also the one `layers` loop of kcli.model.build,
+kcli.config.keras_rules: the same mistake is the same line from both. Also the one `layers` loop of kcli.model.build,
 for a Sequential stack and for the same stack on a table's columns."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import keras
 import pytest
 
-from kcli.config import models as config_mod
+from kcli.config import loading as config_mod
 from kcli.config.check import check
 from kcli.config.code import load_imports
 from kcli.config.models import Config
