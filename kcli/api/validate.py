@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from kcli import events
-from kcli.config import dump as config_dump
 from kcli.config import loading
 from kcli.config.check import check
 from kcli.config.loading import LoadedConfig
@@ -31,11 +30,15 @@ class Validated:
     @property
     def yaml(self) -> str:
         """The resolved config as the YAML a run saves."""
+        from kcli.config import dump as config_dump  # only --print needs it (kcli validate starts faster)
+
         return config_dump.dump(self.config)
 
     @property
     def origins(self) -> list[tuple[str, Any, str]]:
         """Every resolved value with where it came from (file:line, --set ..., or default)."""
+        from kcli.config import dump as config_dump
+
         return config_dump.origins(self.loaded, self.config)
 
 
