@@ -56,12 +56,9 @@ def _root(
     """Train TensorFlow/Keras models from YAML files."""
 
 
-# train and summary (cli/train.py) come first in --help
+# The commands in the order --help lists them.
 app.command()(train_commands.train)
 app.command()(train_commands.summary)
-
-
-# The commands in the order --help lists them (train and summary are defined above).
 app.command()(project.validate)
 app.command()(sweep.sweep)
 app.command()(runs.plot)

@@ -51,18 +51,20 @@ class Display:
         self.err = err or Console(stderr=True, highlight=False, emoji=False)
         if out is None and not self.out.is_terminal and "COLUMNS" not in os.environ:
             self.out.width = 150  # logs and pipes: room for wide tables instead of Rich's 80 columns
+        self._progress: TrainingProgress | None = None   # between TrainingStarted and TrainingEnded
 
     def __call__(self, event: events.Event) -> None:
         """Draw one event of the API (kcli.events): the CLI passes the Display as the API's listener."""
         if isinstance(event, events.TrainingStarted):
-            self._progress = TrainingProgress(self, event.epochs, event.steps, event.initial_epoch).__enter__()
+            self._progress = TrainingProgress(self, event.epochs, event.steps, event.initial_epoch)
+            self._progress.start()
         elif isinstance(event, (events.EpochBegin, events.BatchEnd, events.EpochEnd, events.TrainingEnded)):
             self._on_progress(event)
         else:
             _DRAW[type(event)](self, event)
 
     def _on_progress(self, event: events.Event) -> None:
-        progress = getattr(self, "_progress", None)
+        progress = self._progress
         if progress is None:
             return
         if isinstance(event, events.EpochBegin):
@@ -72,7 +74,7 @@ class Display:
         elif isinstance(event, events.EpochEnd):
             progress.epoch_end(event.epoch, event.logs)
         else:
-            progress.__exit__(None, None, None)
+            progress.stop()
             self._progress = None
 
     @property
@@ -323,12 +325,13 @@ class TrainingProgress:
             self._epoch_task = self._bar.add_task("epoch", total=epochs, completed=initial_epoch, metrics="")
             self._step_task = self._bar.add_task("step ", total=steps, metrics="")
 
-    def __enter__(self) -> TrainingProgress:
+    def start(self) -> None:
+        """Show the bars (a terminal only)."""
         if self._bar is not None:
             self._bar.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
+        """Take the bars down (training ended or stopped)."""
         if self._bar is not None:
             self._bar.stop()
 

@@ -113,7 +113,7 @@ def _arrays_input(x: Any, run: find.FinishedRun) -> InputFile:
         if ports.named:
             raise DataError(f"the model takes named inputs ({', '.join(p.name for p in ports.inputs)}): pass a "
                             "dict of arrays", key="--input")
-        return predict_input._array_input(np.asarray(x), None, None, run)
+        return predict_input.array_input(np.asarray(x), None, None, run)
     if ports.tabular:
         import pyarrow as pa
 

@@ -56,7 +56,7 @@ def open_input(path: Path, run: find.FinishedRun, label: str | None) -> InputFil
     if run.ports.named:
         return _named_input(path, run, label)
     if suffix == ".npy":
-        return _array_input(_load_npy(path), None, None, run)
+        return array_input(_load_npy(path), None, None, run, str(path))
     if suffix == ".npz":
         return _npz_input(path, run)
     if suffix == ".csv":
@@ -69,9 +69,6 @@ def _load_npy(path: Path) -> np.ndarray:
         x = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:  # numpy raises OSError/ValueError/EOFError for empty or damaged files
         raise DataError(f"cannot read {path} as .npy: {checks.reason(exc)}", key="--input") from None
-    if x.dtype.kind not in "biuf" or x.ndim == 0:
-        raise DataError(f"{path} holds {x.dtype} {'scalar' if x.ndim == 0 else 'values'}; expected an array of "
-                        "numbers with one row per example", key="--input")
     return x
 
 
@@ -97,7 +94,7 @@ def _npz_input(path: Path, run: find.FinishedRun) -> InputFile:
                             key="--input") from None
     if x.dtype.kind not in "biuf" or x.ndim == 0:
         raise DataError(f"{path}: array {keys[0]!r} holds {x.dtype}; expected numbers", key="--input")
-    return _array_input(x, labels, y_key if labels is not None else None, run)
+    return array_input(x, labels, y_key if labels is not None else None, run)
 
 
 def _table_input(path: Path, run: find.FinishedRun, label: str | None) -> InputFile:
@@ -178,8 +175,12 @@ def array_features(block: np.ndarray, scale: float | None, first_row: int, where
     return scale_features(block, scale, dtype, where, "--input", first_row)
 
 
-def _array_input(x: np.ndarray, labels: np.ndarray | None, label: str | None,
-                 run: find.FinishedRun) -> InputFile:
+def array_input(x: np.ndarray, labels: np.ndarray | None, label: str | None, run: find.FinishedRun,
+                what: str = "the input") -> InputFile:
+    """One array of feature rows (an .npy or .npz file, or an array given in Python), checked and chunked."""
+    if x.dtype.kind not in "biuf" or x.ndim == 0:   # text, objects or a scalar: not rows of numbers
+        raise DataError(f"{what} holds {x.dtype} {'scalar' if x.ndim == 0 else 'values'}; expected an array of "
+                        "numbers with one row per example", key="--input")
     checks.check_shape(x, run.input_shape, "the input's features", "--input")
     scale = run.config.data.scale
 

@@ -104,3 +104,13 @@ def test_arrays_of_the_wrong_kind_are_one_error(run: Path) -> None:
         api.predict(run, {"x": np.zeros((2, 4))})
     with pytest.raises(DataError):
         api.predict(run, np.zeros((2, 5), np.float32))
+
+
+def test_text_or_objects_instead_of_numbers_are_the_error_kcli_predict_gives_an_npy(run: Path) -> None:
+    """The number check is array_input's, so an array from Python gets the line an .npy file of text gets."""
+    from kcli.errors import DataError
+
+    with pytest.raises(DataError, match=r"the input holds <U1 values; expected an array of numbers"):
+        api.predict(run, np.array([["a"] * 4] * 2))
+    with pytest.raises(DataError, match="the input holds object scalar"):
+        api.predict(run, object())
