@@ -125,3 +125,18 @@ def assert_same_as_plain_script(run_dir: Path, script: str, folder: Path) -> dic
     for key, values in history.items():
         np.testing.assert_allclose([r[key] for r in rows], values, atol=1e-6, rtol=0, err_msg=key)
     return history
+
+
+def capture_figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The matplotlib figures kcli.run.pictures writes from now on (still written), to read their texts."""
+    from kcli.run import pictures
+
+    figures: list[Any] = []
+    save = pictures._save
+
+    def keep(fig: Any, path: Path) -> None:
+        save(fig, path)
+        figures.append(fig)
+
+    monkeypatch.setattr(pictures, "_save", keep)
+    return figures
