@@ -100,3 +100,16 @@ def test_labels_without_classes_are_refused_naming_the_key(tmp_path: Path) -> No
         config = write_config(tmp_path, f"data: {text}\nmodel: {{input_shape: [4], layers: [Dense: {{units: 2}}]}}\n"
                                         "compile: {optimizer: adam, loss: SparseCategoricalCrossentropy}\n")
         assert_user_error(run_cli("validate", config), expected)
+
+
+def test_a_csv_with_class_names_is_held_out_per_class_by_load(tmp_path: Path) -> None:
+    """The path training and `kcli evaluate` take: data.load reads the CSV, holds out, then encodes the names."""
+    rng = np.random.default_rng(0)
+    names = rng.permutation(np.repeat(["ok", "late", "fraud"], [160, 30, 10]))
+    table = tmp_path / "rows.csv"
+    table.write_text("a,b,y\n" + "".join(f"{i},{rng.normal():.3f},{n}\n" for i, n in enumerate(names)))
+    data = DataConfig(source="csv", path=str(table), label="y", validation_split=0.25, test_split=0.1, stratify=True)
+    splits = load(data, 4, model_io.of(ModelConfig(layers=[{"Dense": {"units": 3}}]), data))
+    assert splits.class_names == ["fraud", "late", "ok"]
+    counts = [np.bincount(part.y, minlength=3).tolist() for part in (splits.train, splits.validation, splits.test)]
+    assert counts == [[7, 19, 104], [2, 8, 40], [1, 3, 16]]   # 5 % / 15 % / 80 % in each part (within a row)
