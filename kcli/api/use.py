@@ -45,12 +45,14 @@ def evaluate(run: Any, split: str | None = None, data: str | Path | None = None,
 def predict(run: Any, inputs: str | Path | np.ndarray | dict[str, Any], output: str | Path | None = None, *,
             batch_size: int | None = None, label: str | None = None, runs_dir: str | Path = RUNS_DIR,
             overwrite: bool = False, trust_code: bool = False, keep: bool = True,
-            listener: events.Listener = events.ignore) -> dict[str, np.ndarray]:
+            listener: events.Listener = events.ignore) -> dict[str, Any]:
     """The run's predictions of `inputs` (a file as `kcli predict --input` takes, an array, or a dict of arrays by
     input name / table column), the numbers `kcli predict` writes: `outputs` (raw, float32, as its .npy), and for
     a classifier `predicted` (class name or id) and `probability`; `label` (a carried label column), `file`
-    (images). With `output`, also writes it as `kcli predict --output` does; `keep=False` streams a large file
-    through in bounded memory and returns {} (the CLI)."""
+    (images); for a table model `unseen`: {rows, empty_rows, columns: {column: {unknown, empty, example}}}, the
+    rows holding category values training never saw or empty cells (filled), as `kcli predict` warns. With
+    `output`, also writes it as `kcli predict --output` does; `keep=False` streams a large file through in
+    bounded memory and returns only `unseen` (the CLI)."""
     from kcli.use.predict import predict as predict_run
 
     source = Path(inputs) if isinstance(inputs, str) else inputs

@@ -68,7 +68,7 @@ def history(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> None:
         ax.grid(alpha=0.3)
         if any(r.get(f"val_{name}") is not None for r in rows):
             ax.legend()
-    fig.suptitle(title)
+    fig.suptitle(_wrap(title, 4.2 * cols))
     _save(fig, path)
 
 
@@ -120,24 +120,43 @@ def sweep(values: Sequence[tuple[int, float | None]], params: Mapping[str, Seque
     _save(fig, path)
 
 
-def confusion(matrix: np.ndarray, path: Path, title: str) -> None:
-    """Counts with true classes as rows and predicted classes as columns, each cell labelled."""
+def confusion(matrix: np.ndarray, path: Path, title: str, names: Sequence[Any] | None = None) -> None:
+    """Counts with true classes as rows and predicted classes as columns, each cell labelled; the classes are
+    named as the data names them (`names`, by class id) where the run learned names, else their ids."""
     n = len(matrix)
-    size = max(4.0, min(12.0, 0.45 * n + 2.5))
+    labels = [_short(str(c)) for c in names] if names and len(names) == n else [str(i) for i in range(n)]
+    longest = max(len(label) for label in labels)
+    size = max(4.0, min(12.0, 0.45 * n + 2.5)) + min(2.0, 0.08 * longest)   # room for the names beside the cells
     fig = _figure(size, size)
     ax = fig.add_subplot(1, 1, 1)
     ax.imshow(matrix, cmap="Blues")
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_xticks(range(n))
-    ax.set_yticks(range(n))
+    style = {"fontsize": "small"} if n > 10 else {}
+    turn = {"rotation": 45, "ha": "right", "rotation_mode": "anchor"} if longest > 3 else {}
+    ax.set_xticks(range(n), labels, **style, **turn)
+    ax.set_yticks(range(n), labels, **style)
     if n <= 30:
         top = matrix.max() or 1
         for (i, j), count in np.ndenumerate(matrix):
             ax.text(j, i, str(count), ha="center", va="center", fontsize="small",
                     color="white" if count > top / 2 else "black")
-    ax.set_title(title)
+    fig.suptitle(_wrap(title, size))   # centred on the figure: the axes sit right of the names
     _save(fig, path)
+
+
+def _short(name: str, most: int = 24) -> str:
+    """A class name short enough for a tick label (the full names are in eval-<split>.json)."""
+    return name if len(name) <= most else name[:most - 1] + "\u2026"
+
+
+def _wrap(title: str, inches: float, points: float = 14.4) -> str:
+    """A title broken into lines that fit `inches` at the title's font size (a long run name would otherwise
+    be cut off on both sides): at most 0.7 em per character (DejaVu Sans), breaking at spaces and hyphens first."""
+    import textwrap
+
+    chars = max(10, int(inches * 72 * 0.9 / (points * 0.7)))
+    return textwrap.fill(title, width=chars, break_long_words=True, break_on_hyphens=True)
 
 
 def _save(fig: Any, path: Path) -> None:

@@ -45,7 +45,8 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None
     if matrix is not None:
         listener(events.PerClass(report["per_class"]))
         picture = run.path / f"eval-{label}-confusion.png"
-        pictures.confusion(matrix, picture, f"{run.path.name} on {label}: confusion matrix")
+        pictures.confusion(matrix, picture, f"{run.path.name} on {label}: confusion matrix",
+                           run.record.get("classes"))
         listener(events.Note(f"written: {picture}"))
     listener(events.Note(f"written: {out}"))
     return {**report, "path": out}
