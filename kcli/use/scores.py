@@ -17,6 +17,7 @@ import numpy as np
 
 BINS = 10                                               # calibration: equal-width bins over [0, 1]
 THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(1, 10))   # the binary threshold table: 0.1 ... 0.9
+MICRO = "micro-average"   # the name of the curve of all classes' rows together (several classes)
 MAX_VALUES = 4_000_000   # a gathered sample holds at most this many numbers (rows x columns); beyond: sampled
 
 
@@ -178,8 +179,21 @@ def _multiclass(true: np.ndarray, probabilities: np.ndarray, names: list[Any]) -
                                **calibration(probabilities.max(axis=1), predicted == true)},
                "per_class": per_class}
     curves = [(str(name), onehot[:, i], probabilities[:, i]) for i, name in enumerate(names)]
-    curves.append(("micro-average", onehot.ravel(), probabilities.ravel()))
+    curves.append((MICRO, onehot.ravel(), probabilities.ravel()))
     return Scores(numbers, _roc_curves(curves), _pr_curves(curves))
+
+
+def headline(numbers: dict[str, Any]) -> dict[str, float]:
+    """The few numbers a person reads first (those that are numbers: a hand-edited file may hold anything)."""
+    names = {"roc_auc": "ROC AUC", "average_precision": "average precision",
+             "roc_auc_macro": "ROC AUC (one-vs-rest, macro)", "roc_auc_micro": "ROC AUC (micro)",
+             "average_precision_macro": "average precision (macro)",
+             "average_precision_micro": "average precision (micro)", "mae": "MAE", "rmse": "RMSE", "r2": "R2"}
+    shown = {title: numbers.get(key) for key, title in names.items()}
+    calibration = numbers.get("calibration")
+    if isinstance(calibration, dict):
+        shown[f"ECE ({calibration.get('bins')} bins)"] = calibration.get("ece")
+    return {k: float(v) for k, v in shown.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _mean(values: list[float | None]) -> float | None:
