@@ -108,6 +108,9 @@ class _Tally:
         """Count one batch: the model's outputs `raw` on rows labelled `y`."""
         if not self.usable:
             return
+        if isinstance(y, dict) or isinstance(raw, (list, tuple, dict)):   # several outputs: neither
+            self.usable = False
+            return
         raw = np.asarray(raw)
         classes = _classes(self.run, raw, y)
         if classes is not None:
