@@ -161,11 +161,11 @@ def _curves(curves: Sequence[Curve], path: Path, title: str, axes: tuple[str, st
     ax = fig.add_subplot(1, 1, 1)
     if diagonal:
         ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
-    for name, x, y, value in curves:
+    for i, (name, x, y, value) in enumerate(curves):
         keep = _thin(len(x))
         label = f"{name} ({area} {value:.3f})" if value is not None else name
         ax.plot(np.asarray(x)[keep], np.asarray(y)[keep], drawstyle="steps-post" if not diagonal else "default",
-                label=label)
+                color=f"C{i % 10}", linestyle=("-", "--")[i // 10 % 2], label=label)   # 10 colours, then dashed
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(axes[0])
