@@ -31,13 +31,15 @@ def evaluate(run: Any, split: str | None = None, data: str | Path | None = None,
              runs_dir: str | Path = RUNS_DIR, trust_code: bool = False,
              listener: events.Listener = events.ignore) -> dict[str, Any]:
     """Loss and metrics of a run on its own split (`split`, default test, else validation) or on a `data` file,
-    as `kcli evaluate`: writes RUN/eval-<split or file stem>.json and returns `metrics` ({name: float}),
-    `examples`, `data`, `per_class` and `confusion_matrix` (classifiers) and `path` (the file written)."""
+    as `kcli evaluate`: writes RUN/eval-<split or file stem>.json (and its pictures) and returns `metrics`
+    ({name: float}), `examples`, `data`, `per_class` and `confusion_matrix` (classifiers), `scores` (ROC AUC,
+    average precision, calibration, thresholds; MAE/RMSE/R2: as the JSON holds them) and `path` (the file
+    written)."""
     from kcli.use.evaluate import evaluate as evaluate_run
 
     report = evaluate_run(_ref(run), Path(runs_dir), split, Path(data) if data is not None else None, label,
                           listener, trust_code)
-    shown = {"data", "examples", "per_class", "confusion_matrix", "path"}
+    shown = {"data", "examples", "per_class", "confusion_matrix", "scores", "path"}
     return {"metrics": {k: v for k, v in report.items() if k not in shown},
             **{k: v for k, v in report.items() if k in shown}}
 
