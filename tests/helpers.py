@@ -1,4 +1,5 @@
-"""Assertions and shortcuts the test modules share (the CLI driver and tiny data live in conftest.py)."""
+"""Assertions and shortcuts the test modules share (the CLI driver and tiny data live in conftest.py). Keras is
+imported where a helper loads a model, so TensorFlow-free test modules may use the others."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 import pytest
 import yaml
@@ -91,6 +91,8 @@ def assert_same_run(a: Path, b: Path) -> None:
             assert (value is None) == (rb[key] is None), (key, ra, rb)
             if value is not None:
                 assert value == pytest.approx(rb[key], abs=1e-6), (key, ra, rb)
+    import keras
+
     wa = keras.models.load_model(a / "model.keras").get_weights()
     wb = keras.models.load_model(b / "model.keras").get_weights()
     for x, y in zip(wa, wb, strict=True):
@@ -119,9 +121,26 @@ def assert_same_as_plain_script(run_dir: Path, script: str, folder: Path) -> dic
     subprocess.run([sys.executable, "-c", script, str(folder)], check=True, cwd=REPO, capture_output=True)
     with np.load(folder / "plain_weights.npz") as npz:
         plain = [npz[f"arr_{i}"] for i in range(len(npz.files))]
+    import keras
+
     assert_same_arrays(keras.models.load_model(run_dir / "model.keras").get_weights(), plain)
     history = json.loads((folder / "plain_history.json").read_text())
     rows = json.loads((run_dir / "history.json").read_text())
     for key, values in history.items():
         np.testing.assert_allclose([r[key] for r in rows], values, atol=1e-6, rtol=0, err_msg=key)
     return history
+
+
+def capture_figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The matplotlib figures kcli.run.pictures writes from now on (still written), to read their texts."""
+    from kcli.run import pictures
+
+    figures: list[Any] = []
+    save = pictures._save
+
+    def keep(fig: Any, path: Path) -> None:
+        save(fig, path)
+        figures.append(fig)
+
+    monkeypatch.setattr(pictures, "_save", keep)
+    return figures

@@ -31,13 +31,15 @@ def evaluate(run: Any, split: str | None = None, data: str | Path | None = None,
              runs_dir: str | Path = RUNS_DIR, trust_code: bool = False,
              listener: events.Listener = events.ignore) -> dict[str, Any]:
     """Loss and metrics of a run on its own split (`split`, default test, else validation) or on a `data` file,
-    as `kcli evaluate`: writes RUN/eval-<split or file stem>.json and returns `metrics` ({name: float}),
-    `examples`, `data`, `per_class` and `confusion_matrix` (classifiers) and `path` (the file written)."""
+    as `kcli evaluate`: writes RUN/eval-<split or file stem>.json (and its pictures) and returns `metrics`
+    ({name: float}), `examples`, `data`, `per_class` and `confusion_matrix` (classifiers), `scores` (ROC AUC,
+    average precision, calibration, thresholds; MAE/RMSE/R2: as the JSON holds them) and `path` (the file
+    written)."""
     from kcli.use.evaluate import evaluate as evaluate_run
 
     report = evaluate_run(_ref(run), Path(runs_dir), split, Path(data) if data is not None else None, label,
                           listener, trust_code)
-    shown = {"data", "examples", "per_class", "confusion_matrix", "path"}
+    shown = {"data", "examples", "per_class", "confusion_matrix", "scores", "path"}
     return {"metrics": {k: v for k, v in report.items() if k not in shown},
             **{k: v for k, v in report.items() if k in shown}}
 
@@ -45,12 +47,14 @@ def evaluate(run: Any, split: str | None = None, data: str | Path | None = None,
 def predict(run: Any, inputs: str | Path | np.ndarray | dict[str, Any], output: str | Path | None = None, *,
             batch_size: int | None = None, label: str | None = None, runs_dir: str | Path = RUNS_DIR,
             overwrite: bool = False, trust_code: bool = False, keep: bool = True,
-            listener: events.Listener = events.ignore) -> dict[str, np.ndarray]:
+            listener: events.Listener = events.ignore) -> dict[str, Any]:
     """The run's predictions of `inputs` (a file as `kcli predict --input` takes, an array, or a dict of arrays by
     input name / table column), the numbers `kcli predict` writes: `outputs` (raw, float32, as its .npy), and for
     a classifier `predicted` (class name or id) and `probability`; `label` (a carried label column), `file`
-    (images). With `output`, also writes it as `kcli predict --output` does; `keep=False` streams a large file
-    through in bounded memory and returns {} (the CLI)."""
+    (images); for a table model `unseen`: {rows, empty_rows, columns: {column: {unknown, empty, example}}}, the
+    rows holding category values training never saw or empty cells (filled), as `kcli predict` warns. With
+    `output`, also writes it as `kcli predict --output` does; `keep=False` streams a large file through in
+    bounded memory and returns only `unseen` (the CLI)."""
     from kcli.use.predict import predict as predict_run
 
     source = Path(inputs) if isinstance(inputs, str) else inputs

@@ -155,6 +155,9 @@ class DataConfig(_Strict):
     validation_split: float | None = Field(None, gt=0, lt=1)   # fraction of train held out for validation (seeded)
     test: SplitSource | None = None
     test_split: float | None = Field(None, gt=0, lt=1)   # fraction of train held out for testing (seeded)
+    # validation_split / test_split hold out that share of every class (seeded, rows keep file order), for
+    # class-imbalanced data; needs one class label per row in memory (not a regression, a stream or python)
+    stratify: bool = False
     batch_size: int = Field(32, ge=1, le=MAX_BATCH)    # examples per training step (Keras's fit default: 32)
     # true: Keras's own fit(shuffle=True), seeded through `seed` (identical numbers to a hand-written script;
     # under a seed Keras 3.15 visits the rows in one permutation that repeats every epoch).

@@ -51,6 +51,9 @@ def check_data(data: Any) -> None:
         raise ValueError(f"the label {data.label!r} is not among `features` ({', '.join(data.features)})")
     if (data.validation_split or 0) + (data.test_split or 0) >= 1:
         raise ValueError("validation_split + test_split must leave some data for training")
+    if data.stratify and data.validation_split is None and data.test_split is None:
+        raise ValueError("stratify holds out validation_split / test_split per class: give one of them (or "
+                         "remove stratify)")
 
 
 def _check_keras_dataset(data: Any) -> None:
@@ -68,7 +71,8 @@ def _check_python_source(data: Any) -> None:
     if not data.function or ":" not in data.function:
         raise ValueError("source python needs `function`: file.py:function (relative to this config) or "
                          f"module:function, returning tf.data datasets; got {data.function!r}")
-    made_by_function = [k for k in ("validation", "test", "validation_split", "test_split", "one_hot", "scale")
+    made_by_function = [k for k in ("validation", "test", "validation_split", "test_split", "stratify", "one_hot",
+                                    "scale")
                         if getattr(data, k) not in (None, False)]
     if made_by_function:
         raise ValueError(f"{', '.join(made_by_function)}: your function makes the splits and prepares the "
@@ -76,6 +80,9 @@ def _check_python_source(data: Any) -> None:
 
 
 def _check_image_source(data: Any) -> None:
+    if data.stratify:
+        raise ValueError("stratify: an image folder is split by Keras's own validation_split (a seeded subset of "
+                         "the files), not per class; remove stratify")
     given = [k for k in ("test_split", "one_hot") if getattr(data, k) not in (None, False)]
     if given:
         raise ValueError(f"{', '.join(given)}: an image folder gives class ids (use a sparse loss) and is split by "

@@ -87,6 +87,9 @@ def _read_tables(data: DataConfig, files: list[Path]) -> tuple[Arrays, Arrays | 
 
 def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache_root: Path | None) -> Splits:
     """Train, validation and test of a table too large to read whole, as Streams (see stream.py)."""
+    if data.stratify:
+        raise DataError("a streamed table is split by its files, so it cannot hold out rows per class: remove "
+                        "data.stratify (or data.stream: false to read it whole)", key="data.stratify")
     held_out = [k for k in ("validation_split", "test_split") if getattr(data, k) is not None]
     if held_out:
         raise DataError(f"a streamed table is split by its files: give data.{held_out[0].split('_')[0]}: "

@@ -42,7 +42,13 @@ def plot(refs: list[str], runs_dir: Path, metric: str | None, output: Path | Non
               for name, rows in histories.items()}
     target = output or Path(f"plot-{metric}.png")
     _check_target(target)
-    pictures.overlay(series, metric, target, f"{metric} of {len(found)} run{'s' if len(found) > 1 else ''}")
+    drawn = {name: points for name, points in series.items() if points}
+    if not drawn:   # logged as empty only (e.g. validation never ran)
+        raise DataError(f"no run logged a value of {metric!r}", key="--metric")
+    lacking = [name for name in series if name not in drawn]
+    if lacking:   # the picture counts and draws only the runs that logged it; the others are named here
+        display.warning(f"{', '.join(lacking)} did not log {metric!r}: not drawn")
+    pictures.overlay(drawn, metric, target, f"{metric} of {len(drawn)} run{'s' if len(drawn) > 1 else ''}")
     display.note(f"written: {target}")
     return target
 

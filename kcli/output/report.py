@@ -1,6 +1,6 @@
 """`kcli report RUN`: one self-contained HTML file about a run (config, model summary, curves, metrics,
-confusion matrices, environment, artifacts with sizes) that opens offline in any browser: pictures are
-embedded as data URIs, the style is inline, and there is no script."""
+confusion matrices, evaluation scores and their pictures, environment, artifacts with sizes) that opens offline
+in any browser: pictures are embedded as data URIs, the style is inline, and there is no script."""
 
 from __future__ import annotations
 
@@ -15,10 +15,14 @@ from kcli.errors import RunError, visible
 from kcli.files import atomic, readable
 from kcli.output.display import Display
 from kcli.run import find, layout, pictures, records
+from kcli.use import scores
 
 REPORT = "report.html"
 PNG = b"\x89PNG\r\n\x1a\n"
 PER_CLASS = ("class", "precision", "recall", "support")
+CLASS_SCORES = ("class", "roc_auc", "average_precision", "support")
+THRESHOLDS = ("threshold", "precision", "recall", "f1", "predicted_positive")
+CALIBRATION = ("low", "high", "count", "confidence", "observed")
 MAX_TEXT = 1 << 20      # bytes of one text file shown in the page (a summary or a config is far smaller)
 MAX_PICTURE = 8 << 20   # a picture larger than this is left out (kcli's own plots are ~100 KiB)
 STYLE = """
@@ -61,6 +65,7 @@ def page(run: Path, record: dict[str, Any]) -> str:
     parts += _section("Curves", _image(run, pictures.HISTORY_PNG, "training history") + _history_note(run))
     parts += _section("Metrics", _metrics(run))
     parts += _section("Confusion matrices", _confusions(run))
+    parts += _section("Evaluation scores", _scores(run))
     parts += _section("Model summary", _pre(run, layout.SUMMARY))
     parts += _section("Config (config.yaml)", _pre(run, layout.CONFIG))
     parts += _section("Environment", _table([("host", record.get("host")),
@@ -153,13 +158,47 @@ def _confusions(run: Path) -> str:
         if values is None or path.name == layout.METRICS or "confusion_matrix" not in values:
             continue
         out.append(f"<h3>{_e(path.stem)}</h3>" + _image(run, f"{path.stem}-confusion.png", path.stem))
-        per_class = values.get("per_class")
-        rows = [c for c in per_class if isinstance(c, dict)] if isinstance(per_class, list) else []
-        cells = "".join("<tr>" + "".join(f"<td class='n'>{_e(_number(c.get(k)))}</td>" for k in PER_CLASS) + "</tr>"
-                        for c in rows)
-        head = "".join(f"<th>{k}</th>" for k in PER_CLASS)
-        out.append(f"<table><tr>{head}</tr>{cells}</table>")
+        out.append(_rows(values.get("per_class"), PER_CLASS))
     return "".join(out) or "<p>(none yet: <code>kcli evaluate RUN</code> of a classifier adds one)</p>"
+
+
+def _scores(run: Path) -> str:
+    """Each evaluation's scores: the headline numbers, the pictures beside it, the per-class, threshold and
+    calibration tables."""
+    out = []
+    for path, values in _evaluations(run):
+        found = values.get("scores") if values is not None and path.name != layout.METRICS else None
+        if not isinstance(found, dict):
+            continue
+        out.append(f"<h3>{_e(path.stem)}</h3>" + _table(list(scores.headline(found).items()), ("score", "value")))
+        if "positive_class" in found:
+            out.append(f"<p>positive class: {_e(found['positive_class'])}</p>")
+        if isinstance(found.get("sampled_from"), int):
+            out.append(f"<p>scored on a uniform sample of {_e(found.get('examples'))} of "
+                       f"{_e(found['sampled_from'])} rows</p>")
+        for kind, what in layout.EVAL_PICTURES.items():
+            name = f"{path.stem}-{kind}.png"
+            if kind != "confusion" and ((run / name).exists() or (run / name).is_symlink()):
+                out.append(_image(run, name, f"{path.stem}: {what}"))
+        calibration = found.get("calibration")
+        if isinstance(calibration, dict):
+            out.append(f"<p>calibration: {_e(calibration.get('of'))}, {_e(calibration.get('bins'))} equal-width "
+                       "bins</p>" + _rows(calibration.get("table"), CALIBRATION))
+        for key, columns, caption in (("per_class", CLASS_SCORES, "each class against the rest"),
+                                      ("thresholds", THRESHOLDS, "a row is called positive when the probability "
+                                                                 "of the positive class is at least the threshold")):
+            if key in found:
+                out.append(f"<p>{_e(caption)}</p>" + _rows(found[key], columns))
+    return "".join(out) or "<p>(none yet: <code>kcli evaluate RUN</code> of a classifier or regression adds them)</p>"
+
+
+def _rows(rows: Any, columns: tuple[str, ...]) -> str:
+    """A table of JSON rows (objects), one column per key; anything that is not a list of objects: no rows."""
+    rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+    cells = "".join("<tr>" + "".join(f"<td class='n'>{_e(_number(r.get(k)))}</td>" for k in columns) + "</tr>"
+                    for r in rows)
+    head = "".join(f"<th>{_e(k)}</th>" for k in columns)
+    return f"<table><tr>{head}</tr>{cells}</table>"
 
 
 def _artifacts(run: Path) -> str:

@@ -20,6 +20,15 @@ HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
 METRICS = "metrics.json"
 CODE_DIR = "code"
+# `kcli evaluate`'s pictures beside its eval-<split>.json: eval-<split>-<kind>.png, with what each shows
+EVAL_PICTURES: dict[str, str] = {
+    "confusion": "confusion matrix",
+    "roc": "ROC curves",
+    "pr": "precision-recall curves",
+    "calibration": "reliability diagram",
+    "predicted": "predicted against true values",
+    "residuals": "residuals",
+}
 # Saving order matters: Keras 3.15's .h5 save strips the optimizer from the live model
 # (keras-team/keras PR 23475), so everything else is written before model.h5.
 ARTIFACTS: dict[str, str] = {
@@ -28,6 +37,11 @@ ARTIFACTS: dict[str, str] = {
     "savedmodel": "saved_model",
     "h5": "model.h5",
 }
+
+
+def eval_picture(run_dir: Path, label: str, kind: str) -> Path:
+    """RUN/eval-<label>-<kind>.png: one of `kcli evaluate`'s pictures (a kind of EVAL_PICTURES)."""
+    return run_dir / f"eval-{label}-{kind}.png"
 
 
 def new_run_dir(runs_dir: Path, name: str, now: datetime | None = None) -> Path:

@@ -1,4 +1,5 @@
-"""Pictures as PNG files anyone can open: a run's history.png, `kcli plot` overlays, confusion matrices.
+"""Pictures as PNG files anyone can open: a run's history.png, `kcli plot` overlays, and evaluate's confusion
+matrices, ROC and precision-recall curves, reliability diagrams and regression plots.
 
 matplotlib draws them (its Agg backend, no display needed). Importing it takes ~0.5 s, so `kcli train` starts
 that import on a background thread when training starts (`warm_up`) and draws at the end.
@@ -16,6 +17,7 @@ import numpy as np
 from kcli.files import atomic
 
 HISTORY_PNG = "history.png"
+MAX_POINTS = 20_000   # points one curve or scatter draws (more look the same and slow the file down)
 _warm: threading.Thread | None = None
 
 
@@ -68,7 +70,7 @@ def history(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -> None:
         ax.grid(alpha=0.3)
         if any(r.get(f"val_{name}") is not None for r in rows):
             ax.legend()
-    fig.suptitle(title)
+    fig.suptitle(_wrap(title, 4.2 * cols))
     _save(fig, path)
 
 
@@ -120,31 +122,154 @@ def sweep(values: Sequence[tuple[int, float | None]], params: Mapping[str, Seque
     _save(fig, path)
 
 
-def confusion(matrix: np.ndarray, path: Path, title: str) -> None:
-    """Counts with true classes as rows and predicted classes as columns, each cell labelled."""
+def confusion(matrix: np.ndarray, path: Path, title: str, names: Sequence[Any] | None = None) -> None:
+    """Counts with true classes as rows and predicted classes as columns, each cell labelled; the classes are
+    named as the data names them (`names`, by class id) where the run learned names, else their ids."""
     n = len(matrix)
-    size = max(4.0, min(12.0, 0.45 * n + 2.5))
+    labels = [_short(str(c)) for c in names] if names and len(names) == n else [str(i) for i in range(n)]
+    longest = max(len(label) for label in labels)
+    size = max(4.0, min(12.0, 0.45 * n + 2.5)) + min(2.0, 0.08 * longest)   # room for the names beside the cells
     fig = _figure(size, size)
     ax = fig.add_subplot(1, 1, 1)
     ax.imshow(matrix, cmap="Blues")
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_xticks(range(n))
-    ax.set_yticks(range(n))
+    style = {"fontsize": "small"} if n > 10 else {}
+    turn = {"rotation": 45, "ha": "right", "rotation_mode": "anchor"} if longest > 3 else {}
+    ax.set_xticks(range(n), labels, **style, **turn)
+    ax.set_yticks(range(n), labels, **style)
     if n <= 30:
         top = matrix.max() or 1
         for (i, j), count in np.ndenumerate(matrix):
             ax.text(j, i, str(count), ha="center", va="center", fontsize="small",
                     color="white" if count > top / 2 else "black")
-    ax.set_title(title)
+    fig.suptitle(_wrap(title, size))   # centred on the figure: the axes sit right of the names
     _save(fig, path)
 
 
-def _save(fig: Any, path: Path) -> None:
+def _short(name: str, most: int = 24) -> str:
+    """A class name short enough for a tick label (the full names are in eval-<split>.json)."""
+    return name if len(name) <= most else name[:most - 1] + "\u2026"
+
+
+def _wrap(title: str, inches: float, points: float = 14.4) -> str:
+    """A title broken into lines that fit `inches` at the title's font size (a long run name would otherwise
+    be cut off on both sides): at most 0.7 em per character (DejaVu Sans), breaking at spaces and hyphens first."""
+    import textwrap
+
+    chars = max(10, int(inches * 72 * 0.9 / (points * 0.7)))
+    return textwrap.fill(title, width=chars, break_long_words=True, break_on_hyphens=True)
+
+
+Curve = tuple[str, np.ndarray, np.ndarray, float | None]   # (name, x, y, area) of one curve
+
+
+def roc(curves: Sequence[Curve], path: Path, title: str) -> None:
+    """ROC curves (true against false positive rate), each named with its AUC, over the chance diagonal."""
+    _curves(curves, path, title, ("false positive rate", "true positive rate"), "AUC", diagonal=True)
+
+
+def precision_recall(curves: Sequence[Curve], path: Path, title: str) -> None:
+    """Precision-recall curves, each named with its average precision."""
+    _curves(curves, path, title, ("recall", "precision"), "AP", diagonal=False)
+
+
+def _curves(curves: Sequence[Curve], path: Path, title: str, axes: tuple[str, str], area: str,
+            diagonal: bool) -> None:
+    fig = _figure(6, 5)
+    ax = fig.add_subplot(1, 1, 1)
+    if diagonal:
+        ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
+    for i, (name, x, y, value) in enumerate(curves):
+        keep = _thin(len(x))
+        label = f"{name} ({area} {value:.3f})" if value is not None else name
+        ax.plot(np.asarray(x)[keep], np.asarray(y)[keep], drawstyle="steps-post" if not diagonal else "default",
+                color=f"C{i % 10}", linestyle=("-", "--")[i // 10 % 2], label=label)   # 10 colours, then dashed
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title(title, fontsize="medium")
+    _save(fig, path)
+
+
+def reliability(table: Sequence[Mapping[str, Any]], ece: float | None, path: Path, title: str,
+                what: str) -> None:
+    """A reliability diagram: per bin the observed rate against the mean predicted probability (on the
+    diagonal when calibrated), and below it how many rows each bin holds."""
+    fig = _figure(6, 6)
+    ax = fig.add_axes((0.13, 0.36, 0.82, 0.56))
+    filled = [row for row in table if row.get("count")]
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
+    ax.plot([r["confidence"] for r in filled], [r["observed"] for r in filled], "o-", label="model")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("observed rate")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="upper left")
+    ax.set_title(f"{title}\nECE {ece:.4f}" if ece is not None else title, fontsize="medium")
+    counts = fig.add_axes((0.13, 0.08, 0.82, 0.2), sharex=ax)
+    counts.bar([(r["low"] + r["high"]) / 2 for r in table], [r["count"] for r in table],
+               width=[0.9 * (r["high"] - r["low"]) for r in table], color="grey")
+    counts.set_xlabel(what)
+    counts.set_ylabel("rows")
+    with atomic.target(path, replace=True) as tmp:   # the axes are placed by hand: no tight_layout
+        _no_math(fig)
+        fig.savefig(tmp, format="png")
+
+
+def predicted_vs_true(true: np.ndarray, predicted: np.ndarray, path: Path, title: str) -> None:
+    """Each row's prediction against its true value, over the diagonal where they agree."""
+    true, predicted = np.ravel(true), np.ravel(predicted)
+    keep = _thin(len(true))
+    fig = _figure(5.5, 5.5)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(true[keep], predicted[keep], ".", markersize=3, alpha=0.5)
+    low, high = float(min(true.min(), predicted.min())), float(max(true.max(), predicted.max()))
+    ax.plot([low, high], [low, high], ":", color="grey")
+    ax.set_xlabel("true value")
+    ax.set_ylabel("predicted value")
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize="medium")
+    _save(fig, path)
+
+
+def residuals(true: np.ndarray, predicted: np.ndarray, path: Path, title: str) -> None:
+    """Residuals (predicted - true) against the prediction, and their histogram."""
+    true, predicted = np.ravel(true), np.ravel(predicted)
+    error = predicted - true
+    keep = _thin(len(true))
+    fig = _figure(10, 4.2)
+    ax = fig.add_subplot(1, 2, 1)
+    ax.plot(predicted[keep], error[keep], ".", markersize=3, alpha=0.5)
+    ax.axhline(0, linestyle=":", color="grey")
+    ax.set_xlabel("predicted value")
+    ax.set_ylabel("residual (predicted - true)")
+    ax.grid(alpha=0.3)
+    hist = fig.add_subplot(1, 2, 2)
+    hist.hist(error, bins=40, color="grey")
+    hist.set_xlabel("residual (predicted - true)")
+    hist.set_ylabel("rows")
+    fig.suptitle(title, fontsize="medium")
+    _save(fig, path)
+
+
+def _thin(count: int) -> np.ndarray:
+    """Indices of at most MAX_POINTS points spread evenly over `count`, the first and last included."""
+    return np.unique(np.linspace(0, count - 1, min(count, MAX_POINTS)).round().astype(np.int64))
+
+
+def _no_math(fig: Any) -> None:
     from matplotlib.text import Text
 
     for label in fig.findobj(Text):   # titles and legends quote names from data: `$x$` is text, not mathtext
         label.set_parse_math(False)
+
+
+def _save(fig: Any, path: Path) -> None:
+    _no_math(fig)
     fig.tight_layout()
     with atomic.target(path, replace=True) as tmp:
         fig.savefig(tmp, format="png")

@@ -18,35 +18,46 @@ from kcli.errors import DataError
 from kcli.model import outputs as outputs_mod
 from kcli.model.load import load_model
 from kcli.run import artifacts, find, layout, pictures, records
-from kcli.use.head import Head
+from kcli.use import scores
+from kcli.use.head import Head, is_regression
 
 SPLITS = ("test", "validation", "train")
+MAX_CLASS_CURVES = 10   # more classes than this: the ROC and PR pictures draw the micro-average only
 
 
 def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None, label: str | None,
              listener: events.Listener = events.ignore, trust_code: bool = False) -> dict[str, Any]:
     """Evaluate the run's model, report the metrics and write RUN/eval-<split or file stem>.json; returns what
-    the file holds (metrics at the top level, examples, data, per_class, confusion_matrix) and its `path`."""
+    the file holds (metrics at the top level, examples, data, per_class, confusion_matrix, scores) and its
+    `path`."""
     run = find.open_run(ref, runs_dir, trust_code)
     if data_file is not None and split is not None:
         raise DataError("give --split or --data, not both", key="--data")
     model, arrays, label = _model_and_data(run, split, data_file, label, listener)
     _note_fallback(run, listener)
     outputs_mod.check_labels(Splits(arrays), model, model.loss, run.ports)
-    metrics, matrix, examples = _measure(run, model, arrays)
+    metrics, tally, examples = _measure(run, model, arrays)
     out = run.path / f"eval-{label}.json"
     report: dict[str, Any] = {"data": str(data_file) if data_file else label, "examples": examples, **metrics}
-    if matrix is not None:
-        report["confusion_matrix"] = matrix.tolist()   # rows: true class, columns: predicted class
-        report["per_class"] = per_class(matrix, run.record.get("classes"))
+    if tally.matrix is not None:
+        report["confusion_matrix"] = tally.matrix.tolist()   # rows: true class, columns: predicted class
+        report["per_class"] = per_class(tally.matrix, run.record.get("classes"))
+    scored = tally.scores(run.record.get("classes"))
+    if scored is not None:
+        report["scores"] = scored.numbers
     records.write_json(out, report)
     listener(events.Note(f"{run.path} on {label} ({examples} examples)"))
     listener(events.Metrics("Evaluation", metrics))
-    if matrix is not None:
+    title = f"{run.path.name} on {label}"
+    if tally.matrix is not None:
         listener(events.PerClass(report["per_class"]))
-        picture = run.path / f"eval-{label}-confusion.png"
-        pictures.confusion(matrix, picture, f"{run.path.name} on {label}: confusion matrix")
+        picture = layout.eval_picture(run.path, label, "confusion")
+        pictures.confusion(tally.matrix, picture, f"{title}: confusion matrix", run.record.get("classes"))
         listener(events.Note(f"written: {picture}"))
+    if scored is not None:
+        listener(events.Metrics("Scores", scores.headline(scored.numbers)))
+        for picture in _draw(run, label, title, scored, tally):
+            listener(events.Note(f"written: {picture}"))
     listener(events.Note(f"written: {out}"))
     return {**report, "path": out}
 
@@ -69,37 +80,68 @@ def _model_and_data(run: find.FinishedRun, split: str | None, data_file: Path | 
     return model, arrays, name
 
 
-def _measure(run: find.FinishedRun, model: Any, arrays: Arrays | Stream) -> tuple[dict[str, float],
-                                                                                 np.ndarray | None, int]:
-    """(metrics, confusion matrix or None, examples) of the model on the rows."""
+def _measure(run: find.FinishedRun, model: Any, arrays: Arrays | Stream) -> tuple[dict[str, float], _Tally, int]:
+    """(metrics, the confusion matrix and scored rows, examples) of the model on the rows."""
+    tally = _Tally(run)
     if isinstance(arrays, Stream):   # a streamed table: metrics and counts batch by batch, never all rows at once
         with stream_mod.reader_errors(arrays):
             metrics = outputs_mod.evaluate(model, arrays.dataset, None, None)
-            return metrics, _streamed_matrix(run, model, arrays), arrays.epoch_setter.reader.rows
+            for batch in arrays.dataset:
+                tally.add(model.predict_on_batch(batch[0]), batch[1])
+            return metrics, tally, arrays.epoch_setter.reader.rows
     metrics = outputs_mod.evaluate(model, arrays.x, arrays.y, run.config.data.batch_size, arrays.w)
-    classes = _classes(run, model, model.predict(outputs_mod.keras_inputs(arrays.x), batch_size=1024, verbose=0),
-                       arrays.y)
-    return metrics, (confusion_matrix(*classes) if classes else None), len(arrays)
+    tally.add(model.predict(outputs_mod.keras_inputs(arrays.x), batch_size=1024, verbose=0), arrays.y)
+    return metrics, tally, len(arrays)
 
 
-def _streamed_matrix(run: find.FinishedRun, model: Any, stream: Stream) -> np.ndarray | None:
-    """The confusion matrix of a streamed split, summed over its batches (None: not a classifier)."""
-    matrix: np.ndarray | None = None
-    for batch in stream.dataset:
-        classes = _classes(run, model, model.predict_on_batch(batch[0]), np.asarray(batch[1]))
-        if classes is None:
+class _Tally:
+    """What evaluate gathers from the model's outputs, batch by batch: a classifier's confusion matrix and a
+    bounded sample of (class id, class probabilities) rows, or a regression's (true, predicted) rows."""
+
+    def __init__(self, run: find.FinishedRun) -> None:
+        self.run = run
+        self.matrix: np.ndarray | None = None
+        self.sample = scores.Sample()
+        self.usable = True   # False: not a one-output classifier or regression (no matrix, no scores)
+
+    def add(self, raw: Any, y: Any) -> None:
+        """Count one batch: the model's outputs `raw` on rows labelled `y`."""
+        if not self.usable:
+            return
+        if isinstance(y, dict) or isinstance(raw, (list, tuple, dict)):   # several outputs: neither
+            self.usable = False
+            return
+        raw = np.asarray(raw)
+        classes = _classes(self.run, raw, y)
+        if classes is not None:
+            true, predicted, probabilities = classes
+            counts = confusion_matrix(true, predicted, probabilities.shape[1])
+            self.matrix = counts if self.matrix is None else self.matrix + counts
+            self.sample.add(true, probabilities)
+            return
+        values = _values(self.run, raw, y)
+        if values is None or self.matrix is not None:
+            self.usable, self.matrix = False, None
+            return
+        self.sample.add(*values)
+
+    def scores(self, names: list[str] | None) -> scores.Scores | None:
+        """The scores of the gathered rows (a sample of them beyond scores.MAX_VALUES numbers), else None."""
+        columns = self.sample.columns() if self.usable else ()
+        if not columns or not len(columns[0]):
             return None
-        counts = confusion_matrix(*classes)
-        matrix = counts if matrix is None else matrix + counts
-    return matrix
+        result = (scores.classifier(*columns, names) if self.matrix is not None
+                  else scores.regression_scores(*columns))
+        if self.sample.sampled:
+            result.numbers["sampled_from"] = self.sample.seen
+        return result
 
 
-def _classes(run: find.FinishedRun, model: Any, raw: Any, y: Any) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """(true class ids, predicted class ids, class count) for a one-output classifier's outputs `raw` on rows
-    labelled `y`, else None."""
+def _classes(run: find.FinishedRun, raw: np.ndarray, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(true class ids, predicted class ids, class probabilities) for a one-output classifier's outputs `raw`
+    on rows labelled `y`, else None."""
     if isinstance(y, dict):
         return None
-    raw = np.asarray(raw)
     width = int(np.prod(raw.shape[1:]))
     head = Head.of(run, width)
     classified = head.classify(raw)
@@ -107,10 +149,38 @@ def _classes(run: find.FinishedRun, model: Any, raw: Any, y: Any) -> tuple[np.nd
         return None
     y = np.asarray(y).reshape(len(raw), -1)
     true = np.argmax(y, axis=1) if y.shape[1] > 1 else np.rint(y[:, 0]).astype(np.int64)
-    count = width if head.kind == "multiclass" else 2
-    if true.min() < 0 or true.max() >= count:
+    probabilities = head.probabilities(raw)
+    if true.min() < 0 or true.max() >= probabilities.shape[1]:
         return None
-    return true, classified[0].astype(np.int64), count
+    return true, classified[0].astype(np.int64), probabilities
+
+
+def _values(run: find.FinishedRun, raw: np.ndarray, y: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(true values, predicted values), each (rows, outputs), of a one-output regression model, else None."""
+    if isinstance(y, dict) or not is_regression(run):
+        return None
+    predicted = raw.reshape(len(raw), -1)
+    true = np.asarray(y, dtype=np.float64).reshape(len(raw), -1)
+    return (true, predicted) if true.shape == predicted.shape else None
+
+
+def _draw(run: find.FinishedRun, label: str, title: str, scored: scores.Scores, tally: _Tally) -> list[Path]:
+    """Draw the scores' pictures beside eval-<label>.json; returns the files written."""
+    path = {kind: layout.eval_picture(run.path, label, kind) for kind in layout.EVAL_PICTURES}
+    if tally.matrix is None:   # regression
+        true, predicted = tally.sample.columns()
+        pictures.predicted_vs_true(true, predicted, path["predicted"], f"{title}: predicted vs true")
+        pictures.residuals(true, predicted, path["residuals"], f"{title}: residuals")
+        return [path["predicted"], path["residuals"]]
+    roc, pr = scored.roc, scored.precision_recall
+    if len(scored.numbers.get("per_class", ())) > MAX_CLASS_CURVES:   # too many to tell apart: the micro-average
+        roc, pr = [c for c in roc if c.name == scores.MICRO], [c for c in pr if c.name == scores.MICRO]
+    pictures.roc([(c.name, c.x, c.y, c.area) for c in roc], path["roc"], f"{title}: ROC")
+    pictures.precision_recall([(c.name, c.x, c.y, c.area) for c in pr], path["pr"], f"{title}: precision-recall")
+    calibration = scored.numbers["calibration"]
+    pictures.reliability(calibration["table"], calibration["ece"], path["calibration"], f"{title}: reliability",
+                         calibration["of"])
+    return [path["roc"], path["pr"], path["calibration"]]
 
 
 def confusion_matrix(true: np.ndarray, predicted: np.ndarray, count: int) -> np.ndarray:

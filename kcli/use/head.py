@@ -32,7 +32,7 @@ class Head:
         loss = run.config.compile.loss
         if isinstance(loss, dict):
             return cls("values", False)
-        name = loss.name.rsplit(":", 1)[-1].replace("_", "").lower()
+        name = _loss_name(run)
         from_logits = bool(loss.args.get("from_logits", False))
         names = run.record.get("classes") or None
         if "categorical" in name and out_dim > 1:
@@ -60,15 +60,23 @@ class Head:
 
     def classify(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """(predicted class ids, probability of the predicted class), or None for plain values."""
-        flat = raw.reshape(len(raw), -1)
+        probs = self.probabilities(raw)
+        if probs is None:
+            return None
         if self.kind == "multiclass":
-            probs = _softmax(flat) if self.from_logits else flat
             ids = np.argmax(probs, axis=1)
             return ids, probs[np.arange(len(ids)), ids]
+        ids = (probs[:, 1] >= THRESHOLD).astype(np.int64)
+        return ids, np.where(ids == 1, probs[:, 1], probs[:, 0])
+
+    def probabilities(self, raw: np.ndarray) -> np.ndarray | None:
+        """Every class's probability, (rows, classes); a binary model's as (1 - p, p); None for plain values."""
+        flat = raw.reshape(len(raw), -1)
+        if self.kind == "multiclass":
+            return _softmax(flat) if self.from_logits else flat
         if self.kind == "binary":
             p1 = 1.0 / (1.0 + np.exp(-flat[:, 0])) if self.from_logits else flat[:, 0]
-            ids = (p1 >= THRESHOLD).astype(np.int64)
-            return ids, np.where(ids == 1, p1, 1.0 - p1)
+            return np.stack([1.0 - p1, p1], axis=1)
         return None
 
     def answers(self, raw: np.ndarray) -> dict[str, np.ndarray]:
@@ -98,6 +106,21 @@ class Head:
             probability = tf.where(ids == 1, p1, 1.0 - p1)
         predicted = tf.gather(tf.constant(self.class_names), ids) if self.class_names else ids
         return {"predicted": predicted, "probability": probability}
+
+
+def is_regression(run: find.FinishedRun) -> bool:
+    """Whether the run's one loss measures distances between values (MSE, MAE, Huber, ...): a regression."""
+    return _loss_name(run) in REGRESSION_LOSSES
+
+
+REGRESSION_LOSSES = {"mse", "meansquarederror", "mae", "meanabsoluteerror", "huber", "logcosh", "msle",
+                     "meansquaredlogarithmicerror", "mape", "meanabsolutepercentageerror"}
+
+
+def _loss_name(run: find.FinishedRun) -> str:
+    """The run's loss as a bare lower-case class or function name ('' for one loss per output)."""
+    loss = run.config.compile.loss
+    return "" if isinstance(loss, dict) else loss.name.rsplit(":", 1)[-1].replace("_", "").lower()
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ from kcli.run import find
 from kcli.use import predict_images
 from kcli.use.head import Head
 from kcli.use.predict_input import InputFile, open_input
+from kcli.use.unseen import Unseen
 
 # Rows per model call when --batch-size is not given. Inference results do not depend on it (beyond float
 # rounding) and 1024 is ~10x faster than Keras's predict default of 32 on a small MLP.
@@ -52,9 +53,10 @@ class Collected:
 
 def predict(ref: str, runs_dir: Path, inputs: Path | Any, output: Path | None, batch_size: int | None,
             label: str | None, listener: events.Listener = events.ignore, overwrite: bool = False,
-            trust_code: bool = False, gather: bool = False) -> dict[str, np.ndarray]:
+            trust_code: bool = False, gather: bool = False) -> dict[str, Any]:
     """Predict every row of `inputs` (a file, or arrays given in Python); write `output` (.csv / .npy / .npz) or
-    show a preview. Returns every row's answers when `gather` (else {}: a large file streams through)."""
+    show a preview. Returns every row's answers when `gather` (else {}: a large file streams through), and for a
+    table model `unseen`: the cells training never showed it (Unseen.result)."""
     if output is not None and output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise DataError(f"{output}: the output must end in .csv, .npy or .npz", key="--output")
     _check_output(output, overwrite)
@@ -73,9 +75,12 @@ def predict(ref: str, runs_dir: Path, inputs: Path | Any, output: Path | None, b
     head = Head.of(run, int(np.prod(out_shape)))
     collected = Collected(gathered={"outputs": [], "predicted": [], "probability": [], "label": []} if gather
                           else None)
+    unseen = Unseen.of(run.config.data.columns or {}) if run.ports.tabular else None
     with ExitStack() as stack:
         writer = _writer(stack, output, source, head, out_shape, columns) if output is not None else None
         for x, labels in source.chunks:
+            if unseen is not None:
+                unseen.add(x)
             raw = ports_mod.flat_outputs(model.predict(outputs_mod.keras_inputs(x), batch_size=batch, verbose=0))
             classified = head.classify(raw)
             if writer is not None:
@@ -85,9 +90,11 @@ def predict(ref: str, runs_dir: Path, inputs: Path | Any, output: Path | None, b
             _gather(collected, head, raw.astype(np.float32).reshape(len(raw), *out_shape), labels)
         if writer is not None:
             writer.close(collected.rows)
+    if unseen is not None and unseen.line():
+        listener(events.Warn(str(unseen.line())))
     listener(events.Predictions(collected.preview, collected.counts, collected.rows, head.note, source.label,
                                 output, show_rows=output is None))
-    return collected.result()
+    return {**collected.result(), **({"unseen": unseen.result()} if unseen is not None else {})}
 
 
 def _gather(collected: Collected, head: Head, raw: np.ndarray, labels: np.ndarray | None) -> None:

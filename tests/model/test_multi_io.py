@@ -116,6 +116,7 @@ def test_run_is_verified_and_evaluates(multi_run: Path) -> None:
     test = json.loads((multi_run / "metrics.json").read_text())
     for key in ("loss", "amount_mae", "kind_accuracy"):
         assert metrics[key] == pytest.approx(test[key], abs=1e-6)
+    assert "scores" not in metrics and "Scores" not in result.stdout   # several outputs: no scores yet
 
 
 def test_predict_takes_csv_columns_or_npz_arrays_by_input(multi_run: Path, tmp_path: Path) -> None:

@@ -43,7 +43,8 @@ def test_evaluate_writes_a_confusion_matrix_that_counts_right(two_runs: tuple[Pa
     report = json.loads((run / "eval-test.json").read_text())
     with np.load(run.parent.parent / "test.npz") as npz:
         x, y = npz["x"].astype("float32"), npz["y"]
-    predicted = np.argmax(keras.models.load_model(run / "model.keras").predict(x, verbose=0), axis=1)
+    logits = keras.models.load_model(run / "model.keras").predict(x, verbose=0)
+    predicted = np.argmax(logits, axis=1)
     expected = np.zeros((3, 3), dtype=int)
     for t, p in zip(y, predicted):
         expected[t, p] += 1
@@ -51,6 +52,19 @@ def test_evaluate_writes_a_confusion_matrix_that_counts_right(two_runs: tuple[Pa
     recall = [row["recall"] for row in report["per_class"]]
     assert recall == [expected[i, i] / expected[i].sum() if expected[i].sum() else None for i in range(3)]
     assert (run / "eval-test-confusion.png").read_bytes().startswith(PNG)
+    # three classes: one-vs-rest ROC AUC and average precision of the softmax, as scikit-learn counts them
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    onehot = np.eye(3)[y]
+    got = report["scores"]
+    assert got["roc_auc_macro"] == pytest.approx(roc_auc_score(onehot, probs, average="macro"), abs=1e-5)
+    assert got["roc_auc_micro"] == pytest.approx(roc_auc_score(onehot, probs, average="micro"), abs=1e-5)
+    assert got["average_precision_macro"] == pytest.approx(average_precision_score(onehot, probs), abs=1e-5)
+    assert got["calibration"]["of"] == "probability of the predicted class (top label)"
+    for kind in ("roc", "pr", "calibration"):
+        assert (run / f"eval-test-{kind}.png").read_bytes().startswith(PNG)
 
 
 def test_plot_overlays_runs(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
@@ -79,11 +93,11 @@ def test_report_is_one_self_contained_page(two_runs: tuple[Path, Path], tmp_path
     result = run_cli("report", run)
     assert result.exit_code == 0, result.stderr
     page = (run / "report.html").read_text()
-    for part in ("Curves", "Metrics", "Confusion matrices", "Model summary", "Config (config.yaml)",
-                 "Environment", "Artifacts", "model.keras", "data:image/png;base64,"):
+    for part in ("Curves", "Metrics", "Confusion matrices", "Evaluation scores", "Model summary",
+                 "Config (config.yaml)", "Environment", "Artifacts", "model.keras", "data:image/png;base64,"):
         assert part in page, part
     assert "http://" not in page and "https://" not in page and "<script" not in page   # opens offline
-    assert page.count("data:image/png;base64,") == 2   # the curves and the confusion matrix
+    assert page.count("data:image/png;base64,") == 5   # the curves, the confusion matrix, ROC, PR, reliability
 
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if browser is None:
