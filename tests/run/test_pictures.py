@@ -103,7 +103,10 @@ def test_report_is_one_self_contained_page(two_runs: tuple[Path, Path], tmp_path
     if browser is None:
         pytest.skip("no headless browser here (Debian: apt-get install chromium)")
     shot = tmp_path / "report.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+    # the background-networking flags keep Chromium from reaching out (a closed network refuses it, slowly)
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+                    "--disable-quic", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", f"--user-data-dir={tmp_path / 'chromium'}",
                     f"--screenshot={shot}", "--window-size=1200,1600", (run / "report.html").as_uri()],
                    capture_output=True, timeout=120, check=False)
     import matplotlib.image
