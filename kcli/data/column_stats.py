@@ -15,6 +15,10 @@ from kcli.errors import DataError
 
 ONE_HOT_UP_TO = 50   # categories with more values get an embedding by default
 MISSING_CODE = -1    # a missing whole-number category: IntegerLookup's out-of-vocabulary token
+TEXT_MIN_DISTINCT = 20   # fewer distinct strings than this stay a category, whatever they look like
+TEXT_DISTINCT_SHARE = 0.5   # free text: at least half of the non-empty cells are distinct ...
+TEXT_SPACED_SHARE = 0.5     # ... and at least half of them hold a space inside,
+TEXT_MEAN_LENGTH = 30       # or they are this many characters long on average
 
 
 @dataclass
@@ -55,6 +59,34 @@ class ColumnStats:
         squares = self.squares + self.missing * (fill - shift) ** 2
         mean = total / n
         return shift + mean, max(squares / n - mean * mean, 0.0)
+
+
+def looks_like_text(values: Any) -> bool:
+    """Whether a string column (a list, numpy array or pyarrow array of str/None) is free text, not a category."""
+    # the rule: >= TEXT_MIN_DISTINCT distinct non-empty values making >= half of the non-empty cells, and most
+    # cells hold a space between words or the cells are long (mean > 30 characters); names, codes and
+    # labels repeat or are single short words, reviews and tickets do neither
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    try:
+        array = values if isinstance(values, pa.Array) else pa.array(list(values), type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):   # numbers or other objects: not text
+        return False
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return False
+    texts = pc.utf8_trim_whitespace(array).drop_null()
+    texts = texts.filter(pc.not_equal(texts, ""))
+    if not len(texts):
+        return False
+    distinct = pc.count_distinct(texts).as_py()
+    if distinct < TEXT_MIN_DISTINCT or distinct < TEXT_DISTINCT_SHARE * len(texts):
+        return False
+    spaced = pc.sum(pc.match_substring_regex(texts, r"\s")).as_py() or 0
+    mean_length = pc.mean(pc.utf8_length(texts)).as_py()
+    return spaced >= TEXT_SPACED_SHARE * len(texts) or mean_length > TEXT_MEAN_LENGTH
 
 
 def stats_of(x: dict[str, np.ndarray], columns: dict[str, ColumnConfig]) -> dict[str, ColumnStats]:
