@@ -33,10 +33,17 @@ class ColumnStats:
     total: float = 0.0
     squares: float = 0.0
     mean: float | None = None   # in memory: numpy's mean of the present values (exactly a script's np.mean)
+    text: Any = None   # a text column: its TextVectorization, counting the tokens of each block
 
     def add(self, values: np.ndarray, kind: str | None) -> None:
         """Count one block of the column ((n, 1) as read_split makes it)."""
         flat = values[:, 0]
+        if kind == "text":
+            if self.text is not None:
+                from kcli.data import text_columns
+
+                text_columns.count(self.text, values)
+            return
         if kind == "category":
             self.values.update(flat.tolist())
             return
@@ -89,14 +96,27 @@ def looks_like_text(values: Any) -> bool:
     return spaced >= TEXT_SPACED_SHARE * len(texts) or mean_length > TEXT_MEAN_LENGTH
 
 
-def stats_of(x: dict[str, np.ndarray], columns: dict[str, ColumnConfig]) -> dict[str, ColumnStats]:
-    """The statistics of an in-memory training split."""
+def new_stats(columns: dict[str, ColumnConfig]) -> dict[str, ColumnStats]:
+    """Empty statistics for every feature column (a text column without a vocabulary: a TextVectorization)."""
     stats = {}
     for name, spec in columns.items():
         if spec.kind == "ignore":
             continue
-        values = x[input_name(name)]
         stats[name] = ColumnStats()
+        if spec.kind == "text" and spec.vocabulary is None:
+            from kcli.data import text_columns
+
+            stats[name].text = text_columns.vectorizer(spec, input_name(name))
+    return stats
+
+
+def stats_of(x: dict[str, np.ndarray], columns: dict[str, ColumnConfig]) -> dict[str, ColumnStats]:
+    """The statistics of an in-memory training split."""
+    stats = new_stats(columns)
+    for name, spec in columns.items():
+        if spec.kind == "ignore":
+            continue
+        values = x[input_name(name)]
         stats[name].add(values, spec.kind)
         if spec.kind == "number":
             present = values[~np.isnan(values)]
@@ -118,6 +138,10 @@ def learn(columns: dict[str, ColumnConfig], stats: dict[str, ColumnStats]) -> di
                     raise DataError(f"column {name!r} is empty in every training row: nothing to fill it with; "
                                     f"give data.columns.{name}.fill or ignore it", key=f"data.columns.{name}")
                 spec.fill = column.mean if column.mean is not None else column.shift + column.total / column.present
+        elif spec.kind == "text" and stats[name].text is not None:
+            from kcli.data import text_columns
+
+            spec = text_columns.learned(spec, name, stats[name].text)
         elif spec.kind == "category":
             if spec.vocabulary is None:
                 values = stats[name].values
