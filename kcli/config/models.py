@@ -108,7 +108,7 @@ class ColumnConfig(_Strict):
     # first, without the padding and OOV tokens (recorded)
     vocabulary: list[str] | list[int] | None = None
     # text: TextVectorization's arguments, as Keras names them (empty text is valid: no tokens)
-    output_mode: Literal["int", "multi_hot", "count", "tf_idf"] | None = None   # text: default multi_hot (a bag of words)
+    output_mode: Literal["int", "multi_hot", "count", "tf_idf"] | None = None   # text: default multi_hot (bag of words)
     max_tokens: PositiveInt | None = None      # text: the vocabulary's size at most (20000, reserved tokens included)
     sequence_length: PositiveInt | None = None   # text int: token ids per row, padded or cut (200)
     ngrams: PositiveInt | None = None          # text: also n-grams up to this n (default: words only)
@@ -128,7 +128,7 @@ class ColumnConfig(_Strict):
                  "text": ("normalize", "encoding", "missing", "fill"),
                  "ignore": ("normalize", "encoding", "dim", "missing", "fill", "vocabulary", *text)
                  }.get(self.kind or "", ())
-        if self.kind == "text" and self.output_mode not in (None, "int"):
+        if self.kind == "text" and (self.output_mode or "multi_hot") != "int":
             wrong = (*wrong, "sequence_length", "dim", "layers")
         if self.kind == "text" and self.output_mode != "tf_idf":
             wrong = (*wrong, "idf_weights")
