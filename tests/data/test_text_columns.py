@@ -192,3 +192,21 @@ def test_text_layers_must_end_in_a_vector(tmp_path: Path) -> None:
                                                    "kernel_size: 2}}]}"))
     line = assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"), "data.columns.title.layers")
     assert "not one vector per row" in line and not (tmp_path / "runs").exists()
+
+
+def test_tflite_and_onnx_take_the_vectorized_text(trained: tuple[Path, Path]) -> None:
+    """TFLite and ONNX cannot hold TextVectorization: the export starts at its output, checked on raw rows."""
+    import importlib.util
+
+    _, run = trained
+    formats = ("tflite", "onnx") if importlib.util.find_spec("tf2onnx") is not None else ("tflite",)
+    for fmt in formats:
+        result = run_cli("export", run, "--format", fmt)
+        assert result.exit_code == 0, result.stderr
+        said = " ".join(result.stdout.split())
+        assert "takes each text column as its TextVectorization's output (review_tokens, title_tokens" in said
+    if "onnx" in formats:
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(run / "export" / "model.onnx"))
+        assert sorted(i.name for i in session.get_inputs()) == ["review_tokens", "stars", "title_tokens"]
