@@ -16,7 +16,8 @@ from kcli.errors import DataError
 ONE_HOT_UP_TO = 50   # categories with more values get an embedding by default
 MISSING_CODE = -1    # a missing whole-number category: IntegerLookup's out-of-vocabulary token
 TEXT_MIN_DISTINCT = 20   # fewer distinct strings than this stay a category, whatever they look like
-TEXT_DISTINCT_SHARE = 0.5   # free text: at least half of the non-empty cells are distinct ...
+TEXT_DISTINCT_SHARE = 0.5   # free text: at least half of the non-empty cells are distinct (or TEXT_MANY) ...
+TEXT_MANY = 1000            # ... distinct values: past this many, a category of whole strings helps no model
 TEXT_SPACED_SHARE = 0.5     # ... and at least half of them hold a space inside,
 TEXT_MEAN_LENGTH = 30       # or they are this many characters long on average
 
@@ -70,9 +71,9 @@ class ColumnStats:
 
 def looks_like_text(values: Any) -> bool:
     """Whether a string column (a list, numpy array or pyarrow array of str/None) is free text, not a category."""
-    # the rule: >= TEXT_MIN_DISTINCT distinct non-empty values making >= half of the non-empty cells, and most
-    # cells hold a space between words or the cells are long (mean > 30 characters); names, codes and
-    # labels repeat or are single short words, reviews and tickets do neither
+    # the rule: >= TEXT_MIN_DISTINCT distinct non-empty values making >= half of the non-empty cells (or >= 1000
+    # of them), and most cells hold a space between words or the cells are long (mean > 30 characters); names,
+    # codes and labels repeat or are single short words, reviews and tickets do neither
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -89,7 +90,7 @@ def looks_like_text(values: Any) -> bool:
     if not len(texts):
         return False
     distinct = pc.count_distinct(texts).as_py()
-    if distinct < TEXT_MIN_DISTINCT or distinct < TEXT_DISTINCT_SHARE * len(texts):
+    if distinct < TEXT_MIN_DISTINCT or (distinct < TEXT_DISTINCT_SHARE * len(texts) and distinct < TEXT_MANY):
         return False
     spaced = pc.sum(pc.match_substring_regex(texts, r"\s")).as_py() or 0
     mean_length = pc.mean(pc.utf8_length(texts)).as_py()

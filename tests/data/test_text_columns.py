@@ -28,6 +28,7 @@ def test_looks_like_text_tells_sentences_from_categories():
     assert looks_like_text(sentences(100, 0))
     assert looks_like_text(pa.chunked_array([sentences(50, 1), [None, "", "  "] + sentences(50, 2)]))
     assert looks_like_text(np.array(["x" * 20 + str(i) + "y" * 20 for i in range(40)], dtype=object))  # long
+    assert looks_like_text(sentences(3000, 4) * 2)                        # repeated, but over 1000 distinct
     assert not looks_like_text(["north", "south", "east"] * 40)          # few values, repeated
     assert not looks_like_text([f"user{i}" for i in range(100)])         # distinct but one short word each
     assert not looks_like_text(["New York", "Los Angeles", "San Jose"] * 30)   # spaced but repeated
