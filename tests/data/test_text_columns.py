@@ -178,6 +178,8 @@ def test_a_streamed_table_learns_the_same_vocabulary(trained: tuple[Path, Path])
     ("review: {kind: text, dim: 4}", "dim: not used by a column of output_mode multi_hot"),
     ("review: {kind: text, output_mode: tf_idf, layers: [Flatten]}", "layers: not used by a column of output_mode"),
     ("stars: {kind: number, max_tokens: 10}", "max_tokens: not used by a column of kind number"),
+    ("title: {kind: text, output_mode: int, layers: [GlobalMaxPoling1D]}",
+     "data.columns.title.layers[0]: unknown layer 'GlobalMaxPoling1D' (did you mean 'GlobalMaxPooling1D'?)"),
 ])
 def test_text_fields_of_another_kind_are_one_error_line(tmp_path: Path, column: str, expected: str) -> None:
     config = write_config(tmp_path, CONFIG.replace("title: {kind: text, output_mode: int, sequence_length: 4, "
