@@ -182,6 +182,8 @@ def test_a_streamed_table_learns_the_same_vocabulary(trained: tuple[Path, Path])
      "data.columns.title.layers[0]: unknown layer 'GlobalMaxPoling1D' (did you mean 'GlobalMaxPooling1D'?)"),
 ])
 def test_text_fields_of_another_kind_are_one_error_line(tmp_path: Path, column: str, expected: str) -> None:
+    write_reviews(tmp_path / "train.csv", 20, seed=1)
+    write_reviews(tmp_path / "val.csv", 10, seed=2)
     config = write_config(tmp_path, CONFIG.replace("title: {kind: text, output_mode: int, sequence_length: 4, "
                                                    "dim: 3}", column))
     line = assert_user_error(run_cli("validate", config), expected)
