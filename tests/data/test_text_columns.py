@@ -181,6 +181,29 @@ def test_a_streamed_table_learns_the_same_vocabulary(trained: tuple[Path, Path])
     assert streamed == recorded
 
 
+def test_tfrecord_text_is_a_bytes_feature_read_alike(trained: tuple[Path, Path]) -> None:
+    """The same rows as tf.train.Example records (the text as a bytes feature) learn the same columns."""
+    import tensorflow as tf
+
+    from kcli.config.dump import mapping
+    from kcli.training.prepare import prepare
+
+    folder, run = trained
+    for name in ("train", "val"):
+        with tf.io.TFRecordWriter(str(folder / f"{name}.tfrecord")) as out:
+            for row in csv.DictReader((folder / f"{name}.csv").open()):
+                feature = {k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[row[k].encode()]))
+                           for k in ("review", "title")}
+                feature.update({k: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(row[k])]))
+                                for k in ("stars", "label")})
+                out.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    text = CONFIG.replace("source: csv", "source: tfrecord\n      features: {review: string, title: string, "
+                          "stars: int, label: int}").replace(".csv", ".tfrecord")
+    prepared = prepare(write_config(folder, text, "records.yaml"))
+    recorded = yaml.safe_load((run / "config.yaml").read_text())["data"]["columns"]
+    assert mapping(prepared.cfg)["data"]["columns"] == recorded
+
+
 @pytest.mark.parametrize(("column", "expected"), [
     ("review: {kind: text, encoding: one_hot}", "encoding: not used by a column of kind text"),
     ("review: {kind: text, missing: fill}", "missing: not used by a column of kind text"),
