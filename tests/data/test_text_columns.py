@@ -247,3 +247,14 @@ def test_tflite_and_onnx_take_the_vectorized_text(trained: tuple[Path, Path]) ->
 
         session = onnxruntime.InferenceSession(str(run / "export" / "model.onnx"))
         assert sorted(i.name for i in session.get_inputs()) == ["review_tokens", "stars", "title_tokens"]
+
+
+def test_predict_counts_no_text_as_unseen_but_an_empty_row_needs_empty_text():
+    from kcli.config.models import ColumnConfig
+    from kcli.use.unseen import Unseen
+
+    unseen = Unseen.of({"review": ColumnConfig(kind="text"), "stars": ColumnConfig(kind="number", missing="fill")})
+    unseen.add({"review": np.array([["good zzz"], [""], ["x"]], dtype=object),
+                "stars": np.array([[np.nan], [np.nan], [1.0]], np.float32)})
+    assert unseen.result() == {"rows": 2, "empty_rows": 1,
+                               "columns": {"stars": {"unknown": 0, "empty": 2, "example": None}}}
