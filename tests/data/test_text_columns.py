@@ -4,6 +4,7 @@ TextVectorization inside the model with the same numbers as the hand-written Ker
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +162,17 @@ def test_predict_and_the_savedmodel_take_raw_text(trained: tuple[Path, Path]) ->
     loaded = tf.saved_model.load(str(run / "saved_model"))   # kept: its functions need its variables
     served = loaded.serve(raw).numpy()
     np.testing.assert_allclose(served, expected, atol=1e-6)
+
+    # kcli serve's path, in process: a TF Serving body of raw rows -> its model's answers
+    pytest.importorskip("starlette")
+    from kcli.serve.model import ServedModel
+    from kcli.serve.protocols import tfs_request
+
+    model = ServedModel(str(run), run.parent, trust_code=False)
+    body = {"instances": [{k: rows[k][i] for k in rows} for i in range(3)]}
+    request = tfs_request(json.dumps(body).encode(), model)
+    answer = model.predict(model.prepare(request.columns, request.rows))[0]
+    np.testing.assert_allclose(answer, expected, atol=1e-6)
 
 
 def test_a_streamed_table_learns_the_same_vocabulary(trained: tuple[Path, Path]) -> None:
