@@ -42,6 +42,9 @@ def check(cfg: Config) -> None:
     for i, node in enumerate(cfg.model.graph or []):
         if node.layer is not None:
             _layer(keras_rules.node_spec(node), keras_rules.node_key(i, node.layer.name), user)
+    for name, column in (cfg.data.columns or {}).items():   # a text column's layers after its Embedding
+        for i, spec in enumerate(column.layers or []):
+            _layer(spec, f"data.columns.{name}.layers[{i}]", user)
     _optimizer(cfg.compile.optimizer, user)
     losses = cfg.compile.loss if isinstance(cfg.compile.loss, dict) else {"": cfg.compile.loss}
     for out, spec in losses.items():

@@ -11,7 +11,8 @@ what `fit` gets). `load.load` dispatches to one module per source, all returning
 - python_source: `source: python` (your tf.data)     - images: `source: images` (a folder per class)
 - synthetic: `source: synthetic`                     - tfrecords: `source: tfrecord` records parsed into columns
 - tables: CSV / Parquet / TFRecord as named columns (no model.input_shape; kcli/model/table_inputs.py builds the
-  inputs); column_stats: what the model learns from a table's training split
+  inputs); column_stats: what the model learns from a table's training split (and which strings look like free
+  text); text_columns: a text column's defaults and the TextVectorization adapted on the training split
 - table_files, stream, stream_pass, stream_cache: tables larger than memory, read in blocks with a seeded
   per-epoch order
 - csv_reader: the one CSV reader (pyarrow) and its row-naming fallback

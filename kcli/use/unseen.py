@@ -36,6 +36,7 @@ class Unseen:
     empty_rows: int = 0  # rows whose every feature cell is empty
     total: int = 0       # rows counted
     names: dict[str, str] = field(default_factory=dict)   # input name -> column name
+    texts: set[str] = field(default_factory=set)   # text columns' input names: not counted, but part of a row
 
     @classmethod
     def of(cls, columns: dict[str, ColumnConfig]) -> Unseen:
@@ -44,20 +45,25 @@ class Unseen:
 
         made: dict[str, _Column] = {}
         for name, spec in columns.items():
-            if spec.kind == "ignore" or spec.kind is None:
-                continue
+            if spec.kind in ("ignore", "text") or spec.kind is None:   # text: unknown words and empty text are
+                continue                                                  # valid (the OOV token, no tokens)
             column = _Column(spec.kind)
             vocab = spec.vocabulary or []
             if spec.kind == "category":
                 column.vocabulary = np.asarray(vocab, dtype=np.int64) if vocab and isinstance(vocab[0], int) \
                     else pa.array([str(v) for v in vocab], pa.string())
             made[name] = column
-        return cls(made, names={input_name(n): n for n in made})
+        texts = {input_name(n) for n, spec in columns.items() if spec.kind == "text"}
+        return cls(made, names={input_name(n): n for n in made}, texts=texts)
 
     def add(self, x: dict[str, np.ndarray]) -> None:
         """Count one chunk of feature arrays ((n, 1) per input name, as tables.read_split makes them)."""
         flags = []
+        texts = []   # whether each text cell is empty: a row is empty only if its text is too
         for key, values in x.items():
+            if key in self.texts:
+                texts.append(values[:, 0] == "")
+                continue
             name = self.names.get(key)
             if name is None:   # e.g. an indicator input: not a column of the file
                 continue
@@ -72,7 +78,7 @@ class Unseen:
             return
         self.total += len(flags[0][0])
         self.rows += int(np.logical_or.reduce([u | e for u, e in flags]).sum())
-        self.empty_rows += int(np.logical_and.reduce([e for _, e in flags]).sum())
+        self.empty_rows += int(np.logical_and.reduce([e for _, e in flags] + texts).sum())
 
     def result(self) -> dict[str, Any]:
         """As kcli.api.predict returns it: rows, empty_rows and, per column with any, unknown / empty / example."""
