@@ -87,6 +87,8 @@ def input_name(column: str) -> str:
 def _column_dtype(kind: str | None, vocabulary: list[Any] | None) -> str:
     if kind == "number":
         return "float32"
+    if kind == "text":
+        return "string"
     return "int64" if vocabulary and isinstance(vocabulary[0], int) else "string"
 
 

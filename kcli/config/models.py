@@ -91,25 +91,52 @@ class ColumnConfig(_Strict):
     out is inferred from the training split and recorded in the run's config.yaml."""
 
     # number: standardized (a Normalization adapted on the training split); category: a StringLookup (text) or
-    # IntegerLookup (whole numbers) with one-hot or an embedding; ignore: not a feature
-    kind: Literal["number", "category", "ignore"] | None = None   # default: text -> category, numbers -> number
+    # IntegerLookup (whole numbers) with one-hot or an embedding; text: a TextVectorization adapted on the
+    # training split (a bag of words, or token ids into an Embedding and `layers`); ignore: not a feature.
+    # Default: numbers -> number, free text (kcli.data.column_stats.looks_like_text) -> text, other text -> category
+    kind: Literal["number", "category", "text", "ignore"] | None = None
     normalize: bool | None = None    # number: standardize (default true)
     # category: one_hot (default up to 50 values) or embedding (default above 50 values)
     encoding: Literal["one_hot", "embedding"] | None = None
-    dim: PositiveInt | None = None   # embedding: its width (default min(50, round(1.6 * values ** 0.56)))
+    # category embedding: its width (default min(50, round(1.6 * values ** 0.56))); text int: the Embedding's (16)
+    dim: PositiveInt | None = None
     # empty cells (and NaN): error (default), fill (numbers: `fill`, default the training mean; text: a
     # category of its own; whole-number categories: -1), indicator (fill, plus a 0/1 "was missing" feature)
     missing: MissingPolicy | None = None
     fill: float | None = None        # number, missing fill/indicator: the value (default: the training mean)
-    vocabulary: list[str] | list[int] | None = None   # category: the values (default: those of the training split)
+    # category: the values (default: those of the training split); text: the adapted tokens, most frequent
+    # first, without the padding and OOV tokens (recorded)
+    vocabulary: list[str] | list[int] | None = None
+    # text: TextVectorization's arguments, as Keras names them (empty text is valid: no tokens)
+    output_mode: Literal["int", "multi_hot", "count", "tf_idf"] | None = None   # text: default multi_hot (bag of words)
+    max_tokens: PositiveInt | None = None      # text: the vocabulary's size at most (20000, reserved tokens included)
+    sequence_length: PositiveInt | None = None   # text int: token ids per row, padded or cut (200)
+    ngrams: PositiveInt | None = None          # text: also n-grams up to this n (default: words only)
+    # text: before splitting (default lower_and_strip_punctuation)
+    standardize: Literal["lower_and_strip_punctuation", "lower", "strip_punctuation", "none"] | None = None
+    split: Literal["whitespace", "character", "none"] | None = None   # text: tokens (default whitespace)
+    # text int: the layers after the Embedding, as in model.layers; they must end in one vector per row
+    # (default [GlobalAveragePooling1D])
+    layers: list[Spec] | None = None
+    idf_weights: list[float] | None = None     # text tf_idf: the adapted inverse document frequencies (recorded)
 
     @model_validator(mode="after")
     def _fits_kind(self) -> ColumnConfig:
-        wrong = {"number": ("encoding", "dim", "vocabulary"), "category": ("normalize", "fill"),
-                 "ignore": ("normalize", "encoding", "dim", "missing", "fill", "vocabulary")}.get(self.kind or "", ())
+        text = ("output_mode", "max_tokens", "sequence_length", "ngrams", "standardize", "split", "layers",
+                "idf_weights")
+        wrong = {"number": ("encoding", "dim", "vocabulary", *text), "category": ("normalize", "fill", *text),
+                 "text": ("normalize", "encoding", "missing", "fill"),
+                 "ignore": ("normalize", "encoding", "dim", "missing", "fill", "vocabulary", *text)
+                 }.get(self.kind or "", ())
+        if self.kind == "text" and (self.output_mode or "multi_hot") != "int":
+            wrong = (*wrong, "sequence_length", "dim", "layers")
+        if self.kind == "text" and self.output_mode != "tf_idf":
+            wrong = (*wrong, "idf_weights")
         given = [k for k in wrong if getattr(self, k) is not None]
         if given:
-            raise ValueError(f"{', '.join(given)}: not used by a column of kind {self.kind}")
+            what = f"output_mode {self.output_mode or 'multi_hot'}" if self.kind == "text" and \
+                all(k in ("sequence_length", "dim", "layers", "idf_weights") for k in given) else f"kind {self.kind}"
+            raise ValueError(f"{', '.join(given)}: not used by a column of {what}")
         if self.dim is not None and self.encoding == "one_hot":
             raise ValueError("`dim` is the width of an embedding: set encoding: embedding (or drop dim)")
         return self

@@ -15,6 +15,10 @@ from kcli.errors import DataError
 
 ONE_HOT_UP_TO = 50   # categories with more values get an embedding by default
 MISSING_CODE = -1    # a missing whole-number category: IntegerLookup's out-of-vocabulary token
+TEXT_MIN_DISTINCT = 20   # fewer distinct strings than this stay a category, whatever they look like
+TEXT_DISTINCT_SHARE = 0.5   # free text: at least half of the non-empty cells are distinct ...
+TEXT_SPACED_SHARE = 0.5     # ... and at least half of them hold a space inside,
+TEXT_MEAN_LENGTH = 30       # or they are this many characters long on average
 
 
 @dataclass
@@ -29,10 +33,17 @@ class ColumnStats:
     total: float = 0.0
     squares: float = 0.0
     mean: float | None = None   # in memory: numpy's mean of the present values (exactly a script's np.mean)
+    text: Any = None   # a text column: its TextVectorization, counting the tokens of each block
 
     def add(self, values: np.ndarray, kind: str | None) -> None:
         """Count one block of the column ((n, 1) as read_split makes it)."""
         flat = values[:, 0]
+        if kind == "text":
+            if self.text is not None:
+                from kcli.data import text_columns
+
+                text_columns.count(self.text, values)
+            return
         if kind == "category":
             self.values.update(flat.tolist())
             return
@@ -57,14 +68,55 @@ class ColumnStats:
         return shift + mean, max(squares / n - mean * mean, 0.0)
 
 
-def stats_of(x: dict[str, np.ndarray], columns: dict[str, ColumnConfig]) -> dict[str, ColumnStats]:
-    """The statistics of an in-memory training split."""
+def looks_like_text(values: Any) -> bool:
+    """Whether a string column (a list, numpy array or pyarrow array of str/None) is free text, not a category."""
+    # the rule: >= TEXT_MIN_DISTINCT distinct non-empty values making >= half of the non-empty cells, and most
+    # cells hold a space between words or the cells are long (mean > 30 characters); names, codes and
+    # labels repeat or are single short words, reviews and tickets do neither
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    try:
+        array = values if isinstance(values, pa.Array) else pa.array(list(values), type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):   # numbers or other objects: not text
+        return False
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return False
+    texts = pc.utf8_trim_whitespace(array).drop_null()
+    texts = texts.filter(pc.not_equal(texts, ""))
+    if not len(texts):
+        return False
+    distinct = pc.count_distinct(texts).as_py()
+    if distinct < TEXT_MIN_DISTINCT or distinct < TEXT_DISTINCT_SHARE * len(texts):
+        return False
+    spaced = pc.sum(pc.match_substring_regex(texts, r"\s")).as_py() or 0
+    mean_length = pc.mean(pc.utf8_length(texts)).as_py()
+    return spaced >= TEXT_SPACED_SHARE * len(texts) or mean_length > TEXT_MEAN_LENGTH
+
+
+def new_stats(columns: dict[str, ColumnConfig]) -> dict[str, ColumnStats]:
+    """Empty statistics for every feature column (a text column without a vocabulary: a TextVectorization)."""
     stats = {}
     for name, spec in columns.items():
         if spec.kind == "ignore":
             continue
-        values = x[input_name(name)]
         stats[name] = ColumnStats()
+        if spec.kind == "text" and spec.vocabulary is None:
+            from kcli.data import text_columns
+
+            stats[name].text = text_columns.vectorizer(spec, input_name(name))
+    return stats
+
+
+def stats_of(x: dict[str, np.ndarray], columns: dict[str, ColumnConfig]) -> dict[str, ColumnStats]:
+    """The statistics of an in-memory training split."""
+    stats = new_stats(columns)
+    for name, spec in columns.items():
+        if spec.kind == "ignore":
+            continue
+        values = x[input_name(name)]
         stats[name].add(values, spec.kind)
         if spec.kind == "number":
             present = values[~np.isnan(values)]
@@ -86,6 +138,10 @@ def learn(columns: dict[str, ColumnConfig], stats: dict[str, ColumnStats]) -> di
                     raise DataError(f"column {name!r} is empty in every training row: nothing to fill it with; "
                                     f"give data.columns.{name}.fill or ignore it", key=f"data.columns.{name}")
                 spec.fill = column.mean if column.mean is not None else column.shift + column.total / column.present
+        elif spec.kind == "text" and stats[name].text is not None:
+            from kcli.data import text_columns
+
+            spec = text_columns.learned(spec, name, stats[name].text)
         elif spec.kind == "category":
             if spec.vocabulary is None:
                 values = stats[name].values

@@ -11,7 +11,7 @@ import numpy as np
 
 from kcli.config.model_io import input_name
 from kcli.config.models import ColumnConfig, DataConfig
-from kcli.data import tables
+from kcli.data import column_stats, tables
 from kcli.data.checks import file_key
 from kcli.data.column_stats import ColumnStats
 from kcli.data.stream import blocks
@@ -102,7 +102,7 @@ def learn(files: list[Path], data: DataConfig, cache: Cache | None = None) -> Le
         for block in blocks(path, data.source, "data", data.features):
             if columns is None:
                 columns = tables.infer(block, data, path)
-                stats = {n: ColumnStats() for n, c in columns.items() if c.kind != "ignore"}
+                stats = column_stats.new_stats(columns)
             arrays = tables.read_split(block, columns, path, "data", data.label, data.sample_weight, first_row)
             assert isinstance(arrays.x, dict)
             if writer is not None:

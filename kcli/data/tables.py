@@ -1,10 +1,11 @@
 """CSV and Parquet tables of named columns (read by pyarrow) -> one array per feature column, for a model whose
 inputs kcli builds from the columns (`model.input_shape` left out).
 
-Column kinds are declared in `data.columns` or inferred from the training file (numbers -> number, anything
-else -> category); what the model needs to encode them (vocabularies, fill values, encodings) is learned on the
-training split only (column_stats.py) and recorded in `data.columns`, so the run's config.yaml rebuilds the same
-model and reads any other file (validation, test, predict input) the same way. Missing cells (empty, NA, NaN)
+Column kinds are declared in `data.columns` or inferred from the training file (numbers -> number, free text
+(column_stats.looks_like_text) -> text, other strings -> category); what the model needs to encode them
+(vocabularies, fill values, encodings) is learned on the training split only (column_stats.py, text_columns.py)
+and recorded in `data.columns`, so the run's config.yaml rebuilds the same model and reads any other file
+(validation, test, predict input) the same way. Missing cells (empty, NA, NaN)
 follow the column's policy: an error (default) naming the file, row and column; or kept for the model to fill
 (numbers stay NaN, text becomes "", whole-number codes -1), see kcli/model/table_inputs.py.
 """
@@ -19,9 +20,9 @@ import numpy as np
 
 from kcli.config.model_io import input_name
 from kcli.config.models import ColumnConfig, DataConfig
-from kcli.data import csv_reader
+from kcli.data import csv_reader, text_columns
 from kcli.data.checks import as_float, file_key, first_not_whole, is_number
-from kcli.data.column_stats import MISSING_CODE
+from kcli.data.column_stats import MISSING_CODE, looks_like_text
 from kcli.data.splits import Arrays
 from kcli.errors import DataError
 
@@ -136,8 +137,11 @@ def infer(table: Any, data: DataConfig, path: Path) -> dict[str, ColumnConfig]:
         if spec.kind is None:
             kind = table.schema.field(name).type
             spec.kind = "number" if pa.types.is_integer(kind) or pa.types.is_floating(kind) or \
-                pa.types.is_boolean(kind) or pa.types.is_decimal(kind) else "category"
-        if spec.kind != "ignore" and spec.missing is None:
+                pa.types.is_boolean(kind) or pa.types.is_decimal(kind) else \
+                "text" if looks_like_text(table.column(name)) else "category"
+        if spec.kind == "text":   # empty text is valid text: no missing policy
+            spec = text_columns.with_defaults(spec)
+        elif spec.kind != "ignore" and spec.missing is None:
             spec.missing = data.missing or "error"
         columns[name] = spec
     used = [n for n, c in columns.items() if c.kind != "ignore"]
@@ -213,7 +217,7 @@ def _feature(column: Any, name: str, spec: ColumnConfig, where: Where) -> np.nda
                             f"{values[bad][0]} is not a finite number", key=file_key(where.key))
         _check_missing(np.isnan(values), name, spec, where)
         return as_float(values.reshape(-1, 1), "float32", str(where.path), where.key, where.row(0), [name])
-    if _is_int_column(column, spec):
+    if spec.kind != "text" and _is_int_column(column, spec):
         values = _numbers(column, name, where, whole=True)
         missing = np.isnan(values)
         _check_missing(missing, name, spec, where)

@@ -98,7 +98,7 @@ def _build_on_columns(cfg: Config, registry: Registry) -> keras.Model:
     """The `layers` stack on the encoded columns of a table (kcli.model.table_inputs), as a functional model: a
     hand-written script applies each layer in turn, `x = Dense(16)(x)`."""
     assert cfg.data.columns is not None
-    inputs, x = tabular.inputs_and_features(cfg.data.columns, ports_mod.of(cfg.model, cfg.data))
+    inputs, x = tabular.inputs_and_features(cfg.data.columns, ports_mod.of(cfg.model, cfg.data), registry)
 
     def call(layer: keras.layers.Layer) -> None:
         nonlocal x

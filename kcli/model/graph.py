@@ -24,7 +24,7 @@ def build_graph(cfg: Config, registry: Registry) -> keras.Model:
     ports = ports_mod.of(cfg.model, cfg.data)
     if ports.tabular:   # the graph's `input` is the encoded columns
         assert cfg.data.columns is not None
-        column_inputs, features = tabular.inputs_and_features(cfg.data.columns, ports)
+        column_inputs, features = tabular.inputs_and_features(cfg.data.columns, ports, registry)
         tensors: dict[str, Any] = {GRAPH_INPUT: features}
     else:
         tensors = {p.name: keras.Input(shape=p.shape, name=p.name, dtype=p.dtype) for p in ports.inputs}

@@ -8,6 +8,8 @@ the column. Then, as the Keras structured-data guides write it by hand:
   (per feature, as one Normalization per column would); `normalize: false` numbers are passed on as they are;
 - categories: `StringLookup` / `IntegerLookup` on the training vocabulary with one out-of-vocabulary bucket
   (a value never seen in training), then one-hot, or an `Embedding` of `dim` (flattened);
+- text: a `TextVectorization` on the training vocabulary (kcli.data.text_columns): a bag of words
+  (multi_hot / count / tf_idf), or token ids (int) into an `Embedding` of `dim` and the column's `layers`;
 - `missing: indicator`: a 0/1 feature per number column saying the cell was empty (`IsMissing`).
 
 The features are concatenated in that order (standardized numbers, then every other column's features in column
@@ -22,11 +24,16 @@ from typing import Any
 import keras
 import numpy as np
 
+from kcli.config.code import Registry
 from kcli.config.model_io import Ports, input_name
 from kcli.config.models import ColumnConfig
+from kcli.errors import ConfigError, first_line
+from kcli.model.layers import make_layer
 
 NORMALIZATION = "numbers_normalization"
 LOOKUP = "_lookup"   # a category's lookup layer is named <input name>_lookup
+VECTORIZE = "_vectorize"   # a text column's TextVectorization: <input name>_vectorize (kcli.data.text_columns)
+TOKENS = "_tokens"   # ONNX / TFLite: a text column's input is what its TextVectorization makes
 
 
 @keras.saving.register_keras_serializable(package="kcli")
@@ -58,9 +65,13 @@ class IsMissing(keras.layers.Layer):
         return input_shape
 
 
-def inputs_and_features(columns: dict[str, ColumnConfig], ports: Ports) -> tuple[dict[str, Any], Any]:
+def inputs_and_features(columns: dict[str, ColumnConfig], ports: Ports,
+                        registry: Registry | None = None) -> tuple[dict[str, Any], Any]:
     """The model's inputs (by input name) and the tensor of encoded features they make."""
-    inputs = {p.name: keras.Input(shape=(1,), name=p.name, dtype=p.dtype) for p in ports.inputs}
+    # a text column's input is one string per row: TextVectorization makes (rows, tokens) of it (Keras feeds the
+    # (n, 1) column to it squeezed); of a (rows, 1) input it would claim a (rows, 1, tokens) bag of words
+    inputs = {p.name: keras.Input(shape=() if _kind(columns, p) == "text" else (1,), name=p.name, dtype=p.dtype)
+              for p in ports.inputs}
     numbers: list[Any] = []
     others: list[Any] = []
     indicators: list[Any] = []
@@ -72,6 +83,8 @@ def inputs_and_features(columns: dict[str, ColumnConfig], ports: Ports) -> tuple
             if spec.missing in ("fill", "indicator"):
                 tensor = FillMissing(spec.fill if spec.fill is not None else 0.0, name=f"{port.name}_fill")(tensor)
             (numbers if spec.normalize is not False else others).append(tensor)
+        elif spec.kind == "text":
+            others.append(_text(spec, port, tensor, registry or Registry()))
         else:
             others.append(_category(spec, port.name, port.dtype, tensor))
     parts = []
@@ -81,6 +94,39 @@ def inputs_and_features(columns: dict[str, ColumnConfig], ports: Ports) -> tuple
     parts += others + indicators
     features = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="features")(parts)
     return inputs, features
+
+
+def _kind(columns: dict[str, ColumnConfig], port: Any) -> str | None:
+    return columns[(port.columns or ("",))[0]].kind
+
+
+def _text(spec: ColumnConfig, port: Any, tensor: Any, registry: Registry) -> Any:
+    """Raw text -> TextVectorization on the recorded vocabulary -> a bag of words, or (int) token ids ->
+    Embedding(vocabulary size, dim) -> the column's `layers`, which must end in one vector per row."""
+    from kcli.data import text_columns
+
+    spec = text_columns.with_defaults(spec)
+    vectorize = text_columns.vectorizer(spec, port.name)
+    x = vectorize(tensor)
+    if spec.output_mode != "int":
+        return x
+    column = (port.columns or ("",))[0]
+    key = f"data.columns.{column}.layers"
+    # constructed before they are called, as model.layers are (kcli.model.build): the same random draws
+    embedding = keras.layers.Embedding(vectorize.vocabulary_size(), int(spec.dim or 0), name=f"{port.name}_embedding")
+    made = [make_layer(layer, f"{key}[{i}]", registry) for i, layer in enumerate(spec.layers or [])]
+    x = embedding(x)
+    for i, layer in enumerate(made):
+        before = tuple(x.shape)
+        try:
+            x = layer(x)
+        except Exception as exc:  # Keras raises ValueError/TypeError/... for shape problems
+            raise ConfigError(f"{first_line(exc)} (its input has shape {before})", key=f"{key}[{i}]") from None
+    if len(x.shape) != 2:
+        raise ConfigError(f"the layers of text column {column!r} end in shape {tuple(x.shape)}, not one vector "
+                          "per row: end them with a pooling (GlobalAveragePooling1D, GlobalMaxPooling1D), a "
+                          "recurrent layer without return_sequences, or Flatten", key=key)
+    return x
 
 
 def _category(spec: ColumnConfig, name: str, dtype: str, tensor: Any) -> Any:
@@ -135,18 +181,22 @@ def numbers_matrix(x: dict[str, np.ndarray], columns: dict[str, ColumnConfig], p
 
 
 def without_lookups(model: keras.Model) -> tuple[keras.Model, Any] | None:
-    """For formats without string lookups (ONNX, TFLite): the model from the category ids on (inputs named
-    <column>_id, int64: 0 = not in the vocabulary, i = the i-th value of data.columns.<column>.vocabulary), and
+    """For formats without string lookups (ONNX, TFLite): the model from the category ids and text vectors on
+    (inputs named <column>_id, int64: 0 = not in the vocabulary, i = the i-th value of
+    data.columns.<column>.vocabulary; <column>_tokens: what the column's TextVectorization makes of the text), and
     a function turning raw rows into its inputs. None when the model has no lookup."""
-    lookups = {layer.name[: -len(LOOKUP)]: layer for layer in model.layers
-               if isinstance(layer, (keras.layers.StringLookup, keras.layers.IntegerLookup))
-               and layer.name.endswith(LOOKUP)}
-    if not lookups or not isinstance(model.input, dict):
+    cuts = {}
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.StringLookup, keras.layers.IntegerLookup)) and layer.name.endswith(LOOKUP):
+            cuts[layer.name[: -len(LOOKUP)]] = (layer, "_id")
+        elif isinstance(layer, keras.layers.TextVectorization) and layer.name.endswith(VECTORIZE):
+            cuts[layer.name[: -len(VECTORIZE)]] = (layer, TOKENS)
+    if not cuts or not isinstance(model.input, dict):
         return None
     import warnings
 
-    kept = {name: t for name, t in model.input.items() if name not in lookups}
-    inner_inputs = {**kept, **{f"{name}_id": layer.output for name, layer in lookups.items()}}
+    kept = {name: t for name, t in model.input.items() if name not in cuts}
+    inner_inputs = {**kept, **{f"{name}{suffix}": layer.output for name, (layer, suffix) in cuts.items()}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # Keras asks dict keys to match tensor names: named just below
         inner = keras.Model(inner_inputs, model.output, name="functional")
@@ -154,9 +204,13 @@ def without_lookups(model: keras.Model) -> tuple[keras.Model, Any] | None:
         tensor.name = name
 
     def convert(x: dict[str, Any]) -> dict[str, Any]:
-        ids = {f"{name}_id": keras.ops.convert_to_numpy(layer(_tensor(x[name]))).astype(np.int64)
-               for name, layer in lookups.items()}
-        return {**{k: v for k, v in x.items() if k not in lookups}, **ids}
+        made = {}
+        for name, (layer, suffix) in cuts.items():
+            values = keras.ops.convert_to_numpy(layer(_tensor(x[name])))
+            # as the inner model takes them (an eager TextVectorization may hand a bag of words as int64)
+            key = f"{name}{suffix}"
+            made[key] = values.astype(np.int64 if suffix == "_id" else inner.input[key].dtype)
+        return {**{k: v for k, v in x.items() if k not in cuts}, **made}
 
     return inner, convert
 
@@ -180,6 +234,10 @@ def sample_rows(columns: dict[str, ColumnConfig], ports: Ports, rows: int) -> di
             values = rng.normal(spec.fill or 0.0, 1.0, size=(rows, 1)).astype(np.float32)
             if spec.missing in ("fill", "indicator"):
                 values[0, 0] = np.nan
+        elif spec.kind == "text":   # a few known words, one unknown word, one empty text
+            words = list(spec.vocabulary or ["word"])
+            picked = [" ".join(words[i] for i in rng.integers(0, len(words), size=3)) for _ in range(rows - 2)]
+            values = np.array([*picked, f"{words[0]} notseenintraining", ""], dtype=object).reshape(rows, 1)
         else:
             vocabulary = list(spec.vocabulary or [])
             unknown = -7 if port.dtype == "int64" else "<not seen in training>"

@@ -61,11 +61,20 @@ def export(ref: str, runs_dir: Path, fmt: str, output: Path | None, listener: ev
     diff = _write_checked(run, model, fmt, target, written, x_written, expected)
     listener(events.Exported(fmt, target, verify.SAMPLES, diff))
     if cut is not None:
-        ids = ", ".join(sorted(n for n in cut[0].input if n.endswith("_id")))
-        listener(events.Note(f"{fmt} has no string lookup: this model takes each category as its id ({ids}: 0 = "
-                             "not in the vocabulary, i = the i-th value of data.columns.<column>.vocabulary in the "
-                             "run's config.yaml); numbers as they are"))
+        listener(events.Note(_cut_note(fmt, list(cut[0].input))))
     return target
+
+
+def _cut_note(fmt: str, inputs: list[str]) -> str:
+    """What the inputs of a model cut at its lookups and text vectorizers are."""
+    ids = ", ".join(sorted(n for n in inputs if n.endswith("_id")))
+    texts = ", ".join(sorted(n for n in inputs if n.endswith(tabular.TOKENS)))
+    said = [f"each category as its id ({ids}: 0 = not in the vocabulary, i = the i-th value of "
+            "data.columns.<column>.vocabulary in the run's config.yaml)"] if ids else []
+    if texts:
+        said.append(f"each text column as its TextVectorization's output ({texts}: the bag of words, or the token "
+                    "ids, over the vocabulary in the run's config.yaml; the keras and savedmodel formats take text)")
+    return f"{fmt} has no string lookup: this model takes {' and '.join(said)}; numbers as they are"
 
 
 def _write_checked(run: find.FinishedRun, model: keras.Model, fmt: str, target: Path, written: keras.Model,

@@ -44,8 +44,8 @@ class Unseen:
 
         made: dict[str, _Column] = {}
         for name, spec in columns.items():
-            if spec.kind == "ignore" or spec.kind is None:
-                continue
+            if spec.kind in ("ignore", "text") or spec.kind is None:   # text: unknown words and empty text are
+                continue                                                  # valid (the OOV token, no tokens)
             column = _Column(spec.kind)
             vocab = spec.vocabulary or []
             if spec.kind == "category":
