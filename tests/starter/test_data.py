@@ -125,6 +125,7 @@ def test_free_text_is_shown_and_written_as_text_and_a_category_stays_a_category(
     raw = yaml.safe_load(text)
     assert raw["data"]["columns"] == {"city": {"kind": "category"}, "message": {"kind": "text"}}
     assert "missing" not in raw["data"]   # empty text is text: no policy needed
+    assert config_mod.load(target).config.data.columns["message"].kind == "text"   # as kcli reads it
     assert "words on average; 4 empty (read as empty text)" in text
     note = text[text.index("  columns:\n"):text.index("    city:")].replace("\n    # ", " ")   # the comment, joined
     for choice in ("columns: message: free text, a bag of words by default (output_mode: multi_hot",
