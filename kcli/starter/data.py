@@ -1,6 +1,7 @@
-"""`kcli init --data FILE.csv --label COL` (or `--data FOLDER` of images): a working config for your data.
+"""`kcli init --data FILE.csv|.parquet --label COL` (or `--data FOLDER` of images): a working config for your data.
 
-The column kinds are inferred from the file (every row is read, in blocks: numbers, text categories, empty cells) and
+The column kinds are inferred from the file (every row is read, in blocks: numbers, categories, free text, empty
+cells) and
 written into the config as `data.columns`, so they can be checked and edited; the model is a sensible start:
 the inputs kcli builds from the columns, two hidden layers, and the head and loss the label asks for.
 TensorFlow-free (it only reads the file).
@@ -18,6 +19,7 @@ from typing import Any
 
 from kcli.config.schema import SCHEMA_FILE
 from kcli.data import csv_reader, tables
+from kcli.data.column_stats import looks_like_text
 from kcli.data.images import images_in
 from kcli.errors import DataError, visible
 from kcli.files import readable
@@ -29,14 +31,15 @@ MAX_CLASS_IDS = 20   # whole-number labels with at most this many distinct value
 @dataclass
 class Column:
     name: str
-    kind: str     # number | category | label: class names | label: class ids | label: numbers
+    kind: str     # number | category | text | label: class names | label: class ids | label: numbers
     detail: str   # range, or values / classes
     missing: int = 0   # empty cells
 
 
 def describe_csv(path: Path, label: str | None) -> list[Column]:
-    """Every column's kind: numbers, categories (text), the label; empty cells counted. The file is read as
-    training reads it (pyarrow: the same names, the same empty cells) in blocks, so memory stays bounded."""
+    """Every column's kind: numbers, categories, free text, the label; empty cells counted. The file (CSV or
+    Parquet) is read as training reads it (pyarrow: the same names, the same empty cells) in blocks, so memory
+    stays bounded."""
     header = _header(path)
     if label is None or label not in header:
         raise DataError(f"{path} has the columns {', '.join(header)}; name the label column with --label "
@@ -59,6 +62,8 @@ def describe_csv(path: Path, label: str | None) -> list[Column]:
             columns.append(_label(name, tally, path))
         elif not tally.present:
             raise DataError(f"{path}: column {name!r} is empty in every row; drop it", key="--data")
+        elif not tally.numbers and tally.is_text():
+            columns.append(Column(name, "text", tally.text_detail(), tally.missing))
         elif not tally.numbers:
             shown = sorted(tally.values)
             count = f"more than {MAX_VALUES}" if tally.more else str(len(shown))
@@ -71,6 +76,9 @@ def describe_csv(path: Path, label: str | None) -> list[Column]:
 
 MAX_VALUES = 10_000   # distinct values remembered per column: memory stays bounded on any file
 BLOCK_BYTES = csv_reader.CSV_BLOCK_BYTES   # bytes of CSV parsed per block (larger blocks: more memory, no faster)
+BLOCK_ROWS = 65_536   # Parquet rows per block
+TEXT_SAMPLE = 10_000   # filled cells of a column (its first) on which looks_like_text judges text vs category
+PARQUET = (".parquet", ".pq")
 
 
 @dataclass
@@ -84,6 +92,7 @@ class _Tally:
     high: float = float("-inf")
     values: set[str] = field(default_factory=set)   # up to MAX_VALUES distinct present values
     more: bool = False   # there were more
+    sample: list[str] = field(default_factory=list)   # the first TEXT_SAMPLE filled cells
 
     def add(self, column: Any) -> int | None:
         """Count a block of the column (text, empty cells null); the index of its first empty cell, if any."""
@@ -106,20 +115,58 @@ class _Tally:
             self.values.update(str(v) for v in pc.unique(present).to_pylist())
             if len(self.values) > MAX_VALUES:
                 self.values, self.more = set(sorted(self.values)[:MAX_VALUES]), True
+        if not self.numbers and len(self.sample) < TEXT_SAMPLE:   # copied out: no block of the file stays held
+            self.sample.extend(present.slice(0, TEXT_SAMPLE - len(self.sample)).to_pylist())
         if not nulls:
             return None
         return int(pc.index(pc.is_null(column), True).as_py())
 
 
+    def is_text(self) -> bool:
+        """Free text rather than a category, by the one rule training uses (judged on the sample)."""
+        return bool(self.sample) and looks_like_text(self.sample)
+
+    def text_detail(self) -> str:
+        """How many distinct texts; how long on average (over the sample: a whole 2 GB file's words cost seconds)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        sample = pa.array(self.sample, pa.string())
+        characters = pc.mean(pc.utf8_length(sample)).as_py()
+        words = pc.mean(pc.list_value_length(pc.utf8_split_whitespace(sample))).as_py()
+        count = f"more than {MAX_VALUES}" if self.more else str(len(self.values))
+        return f"{count} distinct; {characters:.0f} characters, {words:.1f} words on average"
+
+
 def _header(path: Path) -> list[str]:
     """The column names as pyarrow reads them (the names training will use); empty or doubled names refused."""
+    if _is_parquet(path):
+        with csv_reader.reading(path, "--data"):
+            return tables.column_names(_parquet(path), path, "--data")
     with csv_reader.reading(path, "--data"), csv_reader.open_rows(path, BLOCK_BYTES) as reader:
         return tables.column_names(reader, path, "--data")
 
 
 def _blocks(path: Path, header: list[str]) -> Iterator[Any]:
     """The rows as pyarrow Tables of about BLOCK_BYTES, every column text (empty cells, NA, ... null)."""
-    yield from csv_reader.text_blocks(path, header, BLOCK_BYTES, "--data")
+    if not _is_parquet(path):
+        yield from csv_reader.text_blocks(path, header, BLOCK_BYTES, "--data")
+        return
+    import pyarrow as pa
+
+    with csv_reader.reading(path, "--data"):
+        for batch in _parquet(path).iter_batches(batch_size=BLOCK_ROWS):   # typed cells as the CSV's text
+            yield pa.table({name: batch.column(name).cast(pa.string()) for name in header})
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in PARQUET
+
+
+def _parquet(path: Path) -> Any:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path)
 
 
 def _label(name: str, tally: _Tally, path: Path) -> Column:
@@ -144,8 +191,8 @@ def classes_of(column: Column) -> int | None:
 
 
 def csv_config(path: Path, label: str, columns: list[Column], config: Path) -> str:
-    """The config text for a CSV file (its path written relative to the config): no input_shape, so kcli builds
-    one input per column, with the kinds it found written out as data.columns (edit them freely). Every name
+    """The config text for a CSV or Parquet file (its path written relative to the config): no input_shape, so kcli
+    builds one input per column, with the kinds it found written out as data.columns (edit them freely). Every name
     from the data goes out through the YAML emitter, every comment quoting data as escaped single-line text."""
     target = next(c for c in columns if c.name == label)
     features = [c for c in columns if c.name != label]
@@ -156,8 +203,8 @@ def csv_config(path: Path, label: str, columns: list[Column], config: Path) -> s
     keys = {c.name: _scalar(c.name) for c in features}
     width = max(len(k) if len(k) <= LONG_KEY else 0 for k in keys.values()) + 20
     entries = "\n".join(_entry(keys[c.name], f"{{kind: {c.kind}}}", width)
-                         + _comment(c.detail + (f"; {c.missing} empty" if c.missing else "")) for c in features)
-    missing = sum(c.missing for c in features)
+                         + _comment(c.detail + _empty(c)) for c in features)
+    missing = sum(c.missing for c in features if c.kind != "text")   # empty text is text: no policy needed
     what = target.kind.removeprefix("label: ")
     policy = (f"  missing: fill              # {missing} empty cell(s): numbers get the training mean, text a "
               "category of its own\n") if missing else ""
@@ -165,15 +212,16 @@ def csv_config(path: Path, label: str, columns: list[Column], config: Path) -> s
 {_comment(f"Written by `kcli init --data {path.name} --label {label}`. The label holds {what} ({target.detail}).")}
 # No model.input_shape: kcli builds one input per column and the preprocessing inside the model (numbers are
 # standardized by a Normalization adapted on the training split; categories one-hot encoded, or embedded
-# above 50 values). The kinds below are what kcli read; change a kind (number / category / ignore) as you like.
+# above 50 values). The kinds below are what kcli read; change a kind (number / category / text / ignore) as
+# you like.
 name: {_name(path)}
 seed: 42
 data:
-  source: csv
+  source: {"parquet" if _is_parquet(path) else "csv"}
   path: {_scalar(_relative(path, config))}
   label: {_scalar(label)}
 {policy}  columns:
-{entries}
+{_text_note([c.name for c in features if c.kind == "text"])}{entries}
   validation_split: 0.2
   test_split: 0.1
   batch_size: 32
@@ -191,6 +239,26 @@ fit:
   callbacks:
     - EarlyStopping: {{monitor: val_loss, patience: 5, restore_best_weights: true}}
 """
+
+
+def _empty(column: Column) -> str:
+    """The empty cells of a column, for its comment."""
+    if not column.missing:
+        return ""
+    return f"; {column.missing} empty" + (" (read as empty text)" if column.kind == "text" else "")
+
+
+def _text_note(names: list[str]) -> str:
+    """The comment above data.columns that says what `kind: text` does by default and how to choose otherwise."""
+    if not names:
+        return ""
+    return "\n".join("    " + line for line in (
+        _comment(f"{', '.join(names)}: free text, a bag of words by default (output_mode: multi_hot, which of the "
+                 "max_tokens:"),
+        "# 20000 most frequent training words a row holds). To choose, write e.g. {kind: text, output_mode: tf_idf,",
+        "# max_tokens: 5000} (or count), or for word order {kind: text, output_mode: int, sequence_length: 200}",
+        "# (an Embedding of dim: 16, then GlobalAveragePooling1D or the `layers` you give).",
+    )) + "\n"
 
 
 _NOT_YAML = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")   # YAML 1.1

@@ -3,6 +3,7 @@ config written for them, loaded back as the config kcli trains. TensorFlow-free.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,51 @@ def test_an_image_folder_gives_one_class_per_sub_folder(tmp_path: Path) -> None:
     (tmp_path / "one" / "only" / "0.png").write_bytes(png)
     with pytest.raises(DataError, match="needs one sub-folder of images per class"):
         starter_data.describe_images(tmp_path / "one")
+
+
+def text_table(rows: int = 80) -> str:
+    """A CSV of tickets: a free-text message (some empty), a city (a category of many one-word values), a label."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    words = "the app crashed my parcel is late please refund invoice password reset login error".split()
+    cities = [f"city{i}" for i in range(30)]
+    lines = ["city,message,team"]
+    for i in range(rows):
+        message = "" if i % 20 == 7 else " ".join(rng.choice(words, size=int(rng.integers(3, 9))))
+        lines.append(f"{cities[i % 30]},{message},{['billing', 'delivery'][i % 2]}")
+    return "\n".join(lines) + "\n"
+
+
+def test_free_text_is_shown_and_written_as_text_and_a_category_stays_a_category(tmp_path: Path) -> None:
+    path = csv_file(tmp_path, text_table())
+    city, message, team = starter_data.describe_csv(path, "team")
+    assert (city.kind, city.detail) == ("category", "30 values: city0, city1, city10, city11, city12, ...")
+    assert (message.kind, message.missing) == ("text", 4)
+    assert re.fullmatch(r"7\d distinct; \d\d characters, \d\.\d words on average", message.detail), message.detail
+    target, _ = starter_data.init(path, "team", tmp_path / "tickets.yaml")
+    text = target.read_text()
+    raw = yaml.safe_load(text)
+    assert raw["data"]["columns"] == {"city": {"kind": "category"}, "message": {"kind": "text"}}
+    assert "missing" not in raw["data"]   # empty text is text: no policy needed
+    assert config_mod.load(target).config.data.columns["message"].kind == "text"   # as kcli reads it
+    assert "words on average; 4 empty (read as empty text)" in text
+    note = text[text.index("  columns:\n"):text.index("    city:")].replace("\n    # ", " ")   # the comment, joined
+    for choice in ("columns: message: free text, a bag of words by default (output_mode: multi_hot",
+                   "max_tokens: 20000 most frequent", "{kind: text, output_mode: tf_idf, max_tokens: 5000}",
+                   "{kind: text, output_mode: int, sequence_length: 200}"):
+        assert choice in note, note
+
+
+def test_a_parquet_table_gives_the_kinds_of_the_same_csv(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+    from pyarrow import csv
+
+    path = csv_file(tmp_path, text_table())
+    pq.write_table(csv.read_csv(path, convert_options=csv.ConvertOptions(strings_can_be_null=True)),
+                   tmp_path / "table.parquet")   # empty cells as null, as make_listings.py writes them
+    from_csv = starter_data.describe_csv(path, "team")
+    from_parquet = starter_data.describe_csv(tmp_path / "table.parquet", "team")
+    assert [(c.name, c.kind, c.detail) for c in from_parquet] == [(c.name, c.kind, c.detail) for c in from_csv]
+    target, _ = starter_data.init(tmp_path / "table.parquet", "team", tmp_path / "t.yaml")
+    assert yaml.safe_load(target.read_text())["data"]["source"] == "parquet"
