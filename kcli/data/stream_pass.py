@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from kcli.config.model_io import input_name
 from kcli.config.models import ColumnConfig, DataConfig
 from kcli.data import tables
-from kcli.data.checks import file_key
+from kcli.data.checks import file_key, first_text, text_column
 from kcli.data.column_stats import ColumnStats
 from kcli.data.stream import blocks
 from kcli.data.stream_cache import Cache
@@ -44,6 +45,16 @@ def split_pass(files: list[Path], data: DataConfig, key: str, label: str | None,
     if rows == 0:
         raise DataError(f"{files[0]} has a header but no rows", key=file_key(key))
     return rows
+
+
+def _only_numbers(block: Any, columns: dict[str, ColumnConfig], path: Path) -> None:
+    """The feature columns of a table read as one matrix of numbers (model.input_shape) hold numbers."""
+    for name, column in columns.items():
+        if column.kind == "number":
+            continue
+        found = first_text(block.column(name).to_pylist())
+        row, text = found if found is not None else (0, str(block.column(name)[0]))
+        raise text_column(path, name, text, row + 1, "data")
 
 
 @dataclass
@@ -87,9 +98,10 @@ class Learned:
     ids: ClassIds | None = None   # the range of the class ids and where they are
 
 
-def learn(files: list[Path], data: DataConfig, cache: Cache | None = None) -> Learned:
+def learn(files: list[Path], data: DataConfig, cache: Cache | None = None, numbers_only: bool = False) -> Learned:
     """One pass over the training files: kinds (from the first block), statistics, class names, rows (and the
-    rows as read into `cache`)."""
+    rows as read into `cache`). `numbers_only` (model.input_shape): a text column is one line from the first
+    block."""
     columns: dict[str, ColumnConfig] | None = None
     stats: dict[str, ColumnStats] = {}
     names: set[str] = set()
@@ -102,6 +114,8 @@ def learn(files: list[Path], data: DataConfig, cache: Cache | None = None) -> Le
         for block in blocks(path, data.source, "data", data.features):
             if columns is None:
                 columns = tables.infer(block, data, path)
+                if numbers_only:
+                    _only_numbers(block, columns, path)
                 stats = {n: ColumnStats() for n, c in columns.items() if c.kind != "ignore"}
             arrays = tables.read_split(block, columns, path, "data", data.label, data.sample_weight, first_row)
             assert isinstance(arrays.x, dict)

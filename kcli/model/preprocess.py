@@ -33,6 +33,12 @@ def adapt(model: keras.Model, train: Any, ports: Ports, done: tuple[str, ...] = 
     return adapted
 
 
+def standardizes(model: keras.Model) -> bool:
+    """Whether the model scales its features itself (a Normalization or BatchNormalization layer anywhere)."""
+    return any(isinstance(layer, (keras.layers.Normalization, keras.layers.BatchNormalization))
+               for layer in model.layers)
+
+
 def _features_of(layer: keras.layers.Layer, model: keras.Model, train: Any, ports: Ports) -> Any:
     """What the layer sees: the training features of the model input it is applied to."""
     x = _training_features(train)

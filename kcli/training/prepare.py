@@ -16,7 +16,7 @@ from kcli.config import resolve as resolve_mod
 from kcli.config.code import CodeLock, Registry, load_imports
 from kcli.config.loading import LoadedConfig
 from kcli.config.models import Config
-from kcli.data import labels
+from kcli.data import column_stats, labels
 from kcli.data.checks import check_features
 from kcli.data.load import load
 from kcli.data.python_source import Stream
@@ -68,6 +68,7 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
                 distribute.strategy(cfg.distribute, distribute.LIMITS, listener)   # collectives are set at start-up
             splits = _data(cfg, registry, with_data, stream_cache)
             model = _model(cfg, registry, splits)
+            _scale_hint(cfg, splits, model)
             outcomes = (warmstart.warm_start(model, cfg.model.init_from, cfg.model.skip_mismatch, registry.classes)
                         if warm and cfg.model.init_from else [])
             _check(cfg, registry, splits, model)
@@ -114,6 +115,16 @@ def _model(cfg: Config, registry: Registry, splits: Splits | None) -> keras.Mode
                     if ports.tabular else ())
             preprocess.adapt(model, splits.train, ports, done)
     return model
+
+
+def _scale_hint(cfg: Config, splits: Splits | None, model: keras.Model) -> None:
+    """A table's number columns of very different scales fed as they are (model.input_shape, no Normalization):
+    a note (a warning, kept in run.json) saying how to standardize them."""
+    if splits is None or not splits.spreads or preprocess.standardizes(model):
+        return
+    hint = column_stats.scales_apart(splits.spreads, cfg.data.path or "data.path")
+    if hint is not None:
+        splits.notes.append(hint)
 
 
 def _check(cfg: Config, registry: Registry, splits: Splits | None, model: keras.Model) -> None:
