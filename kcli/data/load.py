@@ -232,6 +232,10 @@ def _read(src: dict[str, Any], key: str, data: DataConfig, seed: int,
         return read_builtin(src["name"], key)
     if source == "npz":
         return read_npz(Path(src["path"]), src["x_key"] or "x", src["y_key"] or "y", key)
+    if source == "parquet":   # model.input_shape: the number columns as one matrix
+        files = table_files(src["path"] or "", source, key)
+        table = tables.read_tables(files, source, key)
+        return tables.matrix(table, tables.infer(table, data, files[0]), files[0], key, src["label"], features)
     if source == "csv":
         if features is not None:
             path = Path(src["path"])

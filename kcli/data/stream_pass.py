@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from kcli.config.model_io import input_name
 from kcli.config.models import ColumnConfig, DataConfig
 from kcli.data import tables
-from kcli.data.checks import file_key, first_text, text_column
+from kcli.data.checks import file_key
 from kcli.data.column_stats import ColumnStats
 from kcli.data.stream import blocks
 from kcli.data.stream_cache import Cache
@@ -45,16 +44,6 @@ def split_pass(files: list[Path], data: DataConfig, key: str, label: str | None,
     if rows == 0:
         raise DataError(f"{files[0]} has a header but no rows", key=file_key(key))
     return rows
-
-
-def _only_numbers(block: Any, columns: dict[str, ColumnConfig], path: Path) -> None:
-    """The feature columns of a table read as one matrix of numbers (model.input_shape) hold numbers."""
-    for name, column in columns.items():
-        if column.kind == "number":
-            continue
-        found = first_text(block.column(name).to_pylist())
-        row, text = found if found is not None else (0, str(block.column(name)[0]))
-        raise text_column(path, name, text, row + 1, "data")
 
 
 @dataclass
@@ -115,7 +104,7 @@ def learn(files: list[Path], data: DataConfig, cache: Cache | None = None, numbe
             if columns is None:
                 columns = tables.infer(block, data, path)
                 if numbers_only:
-                    _only_numbers(block, columns, path)
+                    tables.only_numbers(block, columns, path, "data")
                 stats = {n: ColumnStats() for n, c in columns.items() if c.kind != "ignore"}
             arrays = tables.read_split(block, columns, path, "data", data.label, data.sample_weight, first_row)
             assert isinstance(arrays.x, dict)
