@@ -24,12 +24,12 @@ def text_column(path: object, column: str, value: str, row: int, key: str) -> Da
                      key=file_key(key))
 
 
-def first_text(cells: list[object]) -> tuple[int, str] | None:
-    """(index, text) of the first cell of a column that is text, not a number (empty cells are missing, not text)."""
-    for index, cell in enumerate(cells):
-        if cell is not None and not is_number(str(cell)):
-            return index, str(cell)
-    return None
+def first_text(cells: list[object]) -> tuple[int, str, bool] | None:
+    """(index, text) of the first cell of a column that is text, not a number, and whether most of its cells are
+    text (a column of text, not a number mistyped); empty cells are missing, not text."""
+    present = [(i, str(c)) for i, c in enumerate(cells) if c is not None]
+    texts = [(i, c) for i, c in present if not is_number(c)]
+    return (*texts[0], 2 * len(texts) > len(present)) if texts else None
 
 
 def reason(exc: BaseException) -> str:

@@ -53,7 +53,7 @@ def _text_feature(path: Path, header: list[str], label: int | None, key: str) ->
     for index, name in enumerate(header[:batch.num_columns]):
         if index != label and pa.types.is_string(batch.schema.field(index).type):
             found = first_text(batch.column(index).to_pylist())
-            if found is not None:
+            if found is not None and found[2]:
                 return text_column(path, name, found[1], found[0] + 1, key)
     return None
 

@@ -164,8 +164,10 @@ def only_numbers(table: Any, columns: dict[str, ColumnConfig], path: Path, key: 
         if column.kind in ("number", "ignore"):
             continue
         found = first_text(table.column(name).to_pylist())
-        row, text = found if found is not None else (0, str(table.column(name)[0]))
-        raise text_column(path, name, text, row + 1, key)
+        row, text, column_of_text = found if found is not None else (0, str(table.column(name)[0]), True)
+        if column_of_text:
+            raise text_column(path, name, text, row + 1, key)
+        raise DataError(f"{path}: data row {row + 1}, column {name!r} is {text!r}, not a number", key=file_key(key))
 
 
 def matrix(table: Any, columns: dict[str, ColumnConfig], path: Path, key: str, label: str | None,

@@ -198,6 +198,12 @@ def test_a_text_column_names_the_table_path_and_kcli_init(tmp_path: Path, stream
     where = f"data.path: {tmp_path / 't.csv'}: "
     line = assert_user_error(result, where + "column 'city' holds text ('paris' in data row 1)")
     assert "leave out model.input_shape" in line and f"kcli init --data {tmp_path / 't.csv'}" in line
+    # one cell mistyped in a column of numbers is that cell's own line
+    lines = ["a,b,c,label"] + [f"{i / 7:.3f},{'x' if i == 2 else i % 5},{i},{i % 2}" for i in range(40)]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    result = run_cli("train", config, "--runs-dir", tmp_path / "runs", "--set", f"data.stream={stream}")
+    assert_user_error(result, "data row 3")
+    assert_user_error(result, "column 'b' is 'x', not a number")
     assert not (tmp_path / "runs").exists()
 
 
