@@ -116,12 +116,13 @@ def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[Path],
 def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache: Cache) -> Splits:
     learned = stream_pass.learn(files, data, cache, numbers_only=not ports.tabular)
     columns = column_stats.learn(learned.columns, learned.stats)
-    matrix, table = None, data
+    features, matrix, table = None, None, data
     if ports.tabular:
         data.columns = columns
         ports = ports_mod.with_columns(ports, data)
     else:   # model.input_shape: the number columns as one matrix; the config (with input_shape) records no columns
-        matrix = _matrix_inputs(columns, files[0], ports)
+        features = _matrix_columns(columns, files[0], ports)
+        matrix = tuple(input_name(n) for n in features)
         table = data.model_copy(update={"columns": columns})
     class_ids = {name: i for i, name in enumerate(learned.class_names)} if learned.class_names else None
     classes = None
@@ -138,6 +139,7 @@ def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache
             split_files, table, ports, key, seed, shuffle, label, class_ids, classes,
             weights=data.sample_weight is not None, rows=rows, labels=learned.labels, cache=cache, matrix=matrix))
         made.class_ids = ids if classes is None and learned.labels == "ids" else None   # checked against the model
+        made.columns = features   # recorded for predict, as the in-memory read's
         return made
 
     train = reader("data", files, data.label, bool(data.shuffle), learned.rows, learned.ids or stream_pass.ClassIds())
@@ -156,10 +158,10 @@ def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache
                   spreads={n: s.std for n, s in learned.stats.items()} if matrix is not None else None)
 
 
-def _matrix_inputs(columns: dict[str, ColumnConfig], path: Path, ports: Ports) -> tuple[str, ...]:
-    """The input names of a table's number columns, stacked in file order into model.input_shape's one input
-    (which must be as wide as they are, as for a table read whole)."""
-    names = tuple(input_name(n) for n, c in columns.items() if c.kind != "ignore")
+def _matrix_columns(columns: dict[str, ColumnConfig], path: Path, ports: Ports) -> list[str]:
+    """A table's number columns, stacked in file order into model.input_shape's one input (which must be as wide
+    as they are, as for a table read whole)."""
+    names = [n for n, c in columns.items() if c.kind != "ignore"]
     check_shape(np.zeros((0, len(names))), ports.single_shape, f"the number columns of {path}", "model.input_shape")
     return names
 

@@ -113,8 +113,19 @@ def _model(cfg: Config, registry: Registry, splits: Splits | None) -> keras.Mode
         with distribute.scope(cfg.distribute):
             done = (tabular.adapt(model, splits.train, cfg.data.columns, ports, splits.column_stats)
                     if ports.tabular else ())
-            preprocess.adapt(model, splits.train, ports, done)
+            preprocess.adapt(model, splits.train, ports, done, _streamed_moments(cfg, splits))
     return model
+
+
+def _streamed_moments(cfg: Config, splits: Splits) -> tuple[np.ndarray, np.ndarray] | None:
+    """A streamed table's number columns as model.input_shape's one input: their mean and variance (scaled as fed)
+    from the pass before training, so that a Normalization need not read the stream again."""
+    train = splits.train
+    if not isinstance(train, Stream) or not train.columns or splits.column_stats is None:
+        return None
+    moments = np.array([splits.column_stats[name].filled_moments(0.0) for name in train.columns], np.float64)
+    scale = cfg.data.scale if cfg.data.scale is not None else 1.0
+    return moments[:, 0] * scale, moments[:, 1] * scale * scale
 
 
 def _scale_hint(cfg: Config, splits: Splits | None, model: keras.Model) -> None:
