@@ -202,8 +202,8 @@ def stream(reader: TableReader) -> Stream:
     import tensorflow as tf
 
     specs: Any = {p.name: tf.TensorSpec((None, None, 1), tf.string if p.dtype == "string" else tf.as_dtype(p.dtype))
-             for p in reader.ports.inputs}
-    if reader.matrix is not None:
+                  for p in reader.ports.inputs}
+    if reader.matrix is not None:   # model.input_shape: one float32 matrix
         specs = tf.TensorSpec((None, None, len(reader.matrix)), tf.float32)
     if reader.classes:
         label = tf.TensorSpec((None, None, reader.classes), tf.float32)
