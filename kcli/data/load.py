@@ -11,7 +11,7 @@ import numpy as np
 from kcli.config import model_io as ports_mod
 from kcli.config.code import Registry
 from kcli.config.model_io import Ports, input_name
-from kcli.config.models import ColumnConfig, DataConfig, SplitSource
+from kcli.config.models import DataConfig, SplitSource
 from kcli.data import column_stats, images, keras_datasets, python_source, stream_pass, tables
 from kcli.data import stream as stream_mod
 from kcli.data.checks import check_shape, file_key
@@ -115,15 +115,8 @@ def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[Path],
 
 def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache: Cache) -> Splits:
     learned = stream_pass.learn(files, data, cache, numbers_only=not ports.tabular)
-    columns = column_stats.learn(learned.columns, learned.stats)
-    features, matrix, table = None, None, data
-    if ports.tabular:
-        data.columns = columns
-        ports = ports_mod.with_columns(ports, data)
-    else:   # model.input_shape: the number columns as one matrix; the config (with input_shape) records no columns
-        features = _matrix_columns(columns, files[0], ports)
-        matrix = tuple(input_name(n) for n in features)
-        table = data.model_copy(update={"columns": columns})
+    ports, table, features = _learned_columns(data, ports, learned, files[0])
+    matrix = tuple(input_name(n) for n in features) if features is not None else None
     class_ids = {name: i for i, name in enumerate(learned.class_names)} if learned.class_names else None
     classes = None
     if data.one_hot:
@@ -158,12 +151,19 @@ def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache
                   spreads={n: s.std for n, s in learned.stats.items()} if matrix is not None else None)
 
 
-def _matrix_columns(columns: dict[str, ColumnConfig], path: Path, ports: Ports) -> list[str]:
-    """A table's number columns, stacked in file order into model.input_shape's one input (which must be as wide
-    as they are, as for a table read whole)."""
+def _learned_columns(data: DataConfig, ports: Ports, learned: stream_pass.Learned,
+                     path: Path) -> tuple[Ports, DataConfig, list[str] | None]:
+    """What the pass learned of the columns, where the reader finds it: the ports of the columns (and
+    `data.columns`, recorded in the config), or, for model.input_shape, the number columns stacked in file order
+    into its one input (as wide as they are, as for a table read whole) and a copy of `data` with the columns (a
+    config with input_shape records none)."""
+    columns = column_stats.learn(learned.columns, learned.stats)
+    if ports.tabular:
+        data.columns = columns
+        return ports_mod.with_columns(ports, data), data, None
     names = [n for n, c in columns.items() if c.kind != "ignore"]
     check_shape(np.zeros((0, len(names))), ports.single_shape, f"the number columns of {path}", "model.input_shape")
-    return names
+    return ports, data.model_copy(update={"columns": columns}), names
 
 
 def load_file(path: Path, data: DataConfig, key: str, ports: Ports, label: str | None = None,
