@@ -2,7 +2,9 @@
 by pyarrow and fed to `fit` as a tf.data dataset, so memory holds a shuffle window, not the table.
 
 kcli streams a table by itself when its files are large (table_files.should_stream); before training, one pass
-over the files learns what the model needs and caches the rows as read (stream_pass.py, stream_cache.py).
+over the files learns what the model needs and caches the rows as read (stream_pass.py, stream_cache.py). The
+same reader feeds either path: one input per column, or (`matrix`, model.input_shape) the number columns stacked
+into one float32 matrix, as the in-memory read makes it.
 
 The order of epoch e depends only on (seed, e): the files in a permutation drawn from numpy's
 `default_rng([seed, e])`, then the rows of every window of WINDOW_ROWS rows permuted by the same generator
