@@ -160,8 +160,9 @@ class DataConfig(_Strict):
     sample_weight: str | None = None   # csv / parquet: a column of per-row weights (fit's sample_weight)
     # tfrecord: the feature spec of the tf.train.Example records, name -> float | int | string (one value each)
     features: dict[str, Literal["float", "int", "string"]] | None = None
-    # csv / parquet columns (path: a file, a folder or a glob): read in blocks during training instead of whole;
-    # auto (default) streams files larger than 512 MiB (or a quarter of the available memory)
+    # csv / parquet columns (path: a file, a folder or a glob): read in blocks during training instead of whole,
+    # with model.input_shape too (the number columns as one matrix); auto (default) streams files larger than
+    # 512 MiB (or a quarter of the available memory)
     stream: bool | Literal["auto"] | None = None
     # several outputs: the label of each output, by output name: a csv column or an npz array (default: the
     # array named like the output)
@@ -421,8 +422,10 @@ class Config(_Strict):
             if data.source == "tfrecord":
                 raise ValueError("source tfrecord: kcli builds the model's inputs from its features; leave out "
                                  "model.input_shape / model.inputs")
-            given = [f"data.{k}" for k in ("columns", "missing", "sample_weight", "stream")
-                     if getattr(data, k) is not None]
+            # data.stream: one input_shape reads a csv / parquet table's number columns as one matrix, streamed
+            # like a table of columns; named model.inputs are read whole
+            table_keys = ("columns", "missing", "sample_weight") + (("stream",) if model.inputs is not None else ())
+            given = [f"data.{k}" for k in table_keys if getattr(data, k) is not None]
             if given:
                 raise ValueError(f"{', '.join(given)} go(es) with the inputs kcli builds from a table's columns: "
                                  "leave out model.input_shape / model.inputs (or drop them)")

@@ -15,6 +15,23 @@ def file_key(key: str) -> str:
     return key if key.startswith("--") else f"{key}.path"
 
 
+def text_column(path: object, column: str, value: str, row: int, key: str) -> DataError:
+    """A column of text in a table read as model.input_shape's numbers: one line naming the two ways to a config
+    that takes it."""
+    return DataError(f"{path}: column {column!r} holds text ({value!r} in data row {row}), and model.input_shape "
+                     "takes number columns only: leave out model.input_shape (kcli then builds the inputs from the "
+                     f"columns, text ones as categories), or run `kcli init --data {path}` for such a config",
+                     key=file_key(key))
+
+
+def first_text(cells: list[object]) -> tuple[int, str, bool] | None:
+    """(index, text) of the first cell of a column that is text, not a number, and whether most of its cells are
+    text (a column of text, not a number mistyped); empty cells are missing, not text."""
+    present = [(i, str(c)) for i, c in enumerate(cells) if c is not None]
+    texts = [(i, c) for i, c in present if not is_number(c)]
+    return (*texts[0], 2 * len(texts) > len(present)) if texts else None
+
+
 def reason(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

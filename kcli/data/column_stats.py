@@ -4,6 +4,7 @@ widths, fill values), recorded in `data.columns`."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from kcli.config.model_io import input_name
 from kcli.config.models import ColumnConfig
 from kcli.errors import DataError
 
+SCALES_APART = 100.0   # model.input_shape: number columns whose standard deviations differ more get a hint
 ONE_HOT_UP_TO = 50   # categories with more values get an embedding by default
 MISSING_CODE = -1    # a missing whole-number category: IntegerLookup's out-of-vocabulary token
 TEXT_MIN_DISTINCT = 20   # fewer distinct strings than this stay a category, whatever they look like
@@ -58,6 +60,14 @@ class ColumnStats:
         self.present += len(present)
         self.total += float(shifted.sum())
         self.squares += float((shifted * shifted).sum())
+
+    @property
+    def std(self) -> float:
+        """The (population) standard deviation of the present values (0 without any)."""
+        if not self.present:
+            return 0.0
+        mean = self.total / self.present
+        return math.sqrt(max(self.squares / self.present - mean * mean, 0.0))
 
     def filled_moments(self, fill: float) -> tuple[float, float]:
         """Mean and (population) variance of the column with its missing values set to `fill`."""
@@ -123,6 +133,28 @@ def stats_of(x: dict[str, np.ndarray], columns: dict[str, ColumnConfig]) -> dict
             present = values[~np.isnan(values)]
             stats[name].mean = float(np.mean(present.astype(np.float64))) if len(present) else None
     return stats
+
+
+def spreads_of(x: np.ndarray, columns: list[str]) -> dict[str, float]:
+    """Each column's standard deviation in an in-memory (n, columns) training matrix."""
+    return dict(zip(columns, np.std(x.astype(np.float64), axis=0).tolist()))
+
+
+def scales_apart(spreads: dict[str, float], path: str) -> str | None:
+    """The hint for number columns fed as they are (model.input_shape) whose standard deviations, constant columns
+    left out, differ more than SCALES_APART times (a model then learns mostly from the widest; Keras's defaults
+    assume features of about unit scale); None when they do not."""
+    varying = {name: s for name, s in spreads.items() if s > 0 and math.isfinite(s)}
+    if len(varying) < 2:
+        return None
+    wide, narrow = max(varying, key=lambda n: varying[n]), min(varying, key=lambda n: varying[n])
+    ratio = varying[wide] / varying[narrow]
+    if ratio <= SCALES_APART:
+        return None
+    return (f"{path}: the feature columns' scales differ {ratio:,.0f}x (standard deviation of {wide!r}: "
+            f"{varying[wide]:.3g}, of {narrow!r}: {varying[narrow]:.3g}) and model.input_shape feeds them as they "
+            "are: add a Normalization layer first in model.layers (kcli adapts it on the training split), or leave "
+            "out model.input_shape (kcli then standardizes every number column)")
 
 
 def learn(columns: dict[str, ColumnConfig], stats: dict[str, ColumnStats]) -> dict[str, ColumnConfig]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from kcli.data import csv_reader
-from kcli.data.checks import check_numbers, file_key
+from kcli.data.checks import check_numbers, file_key, first_text, text_column
 from kcli.data.splits import Arrays
 from kcli.errors import DataError
 
@@ -42,6 +42,22 @@ def _need_columns(path: Path, header: list[str], wanted: list[str], key: str) ->
                         key=file_key(key))
 
 
+def _text_feature(path: Path, header: list[str], label: int | None, key: str) -> DataError | None:
+    """A feature column that pyarrow reads as text in the file's first block, as one line naming it."""
+    import pyarrow as pa
+
+    try:
+        batch = csv_reader.open_blocks(path, csv_reader.CSV_BLOCK_BYTES).read_next_batch()
+    except (pa.ArrowException, OSError, StopIteration):
+        return None
+    for index, name in enumerate(header[:batch.num_columns]):
+        if index != label and pa.types.is_string(batch.schema.field(index).type):
+            found = first_text(batch.column(index).to_pylist())
+            if found is not None and found[2]:
+                return text_column(path, name, found[1], found[0] + 1, key)
+    return None
+
+
 def _label_column(y: np.ndarray) -> np.ndarray:
     """Whole-number labels as int64 (class ids), others as read."""
     return y.astype(np.int64) if np.all(y == np.round(y)) else y
@@ -62,6 +78,9 @@ def _read_body(path: Path, header: list[str], key: str,
     try:
         table, names = csv_reader.numbers(path, len(header), label, header=True, columns=header)
     except csv_reader.BadRow as bad:
+        text = _text_feature(path, header, label, key) if not key.startswith("--") else None
+        if text is not None:   # a column of text, not a bad cell: say how to train on it
+            raise text from None
         must = f"{len(header)} values, numbers in the features" if bad.names else f"{len(header)} numbers"
         raise DataError(f"{path}: data row {bad.index + 1}: {bad.problem}; every row must hold {must}",
                         key=file_key(key)) from None

@@ -10,11 +10,11 @@ import numpy as np
 
 from kcli.config import model_io as ports_mod
 from kcli.config.code import Registry
-from kcli.config.model_io import Ports
+from kcli.config.model_io import Ports, input_name
 from kcli.config.models import DataConfig, SplitSource
 from kcli.data import column_stats, images, keras_datasets, python_source, stream_pass, tables
 from kcli.data import stream as stream_mod
-from kcli.data.checks import file_key
+from kcli.data.checks import check_shape, file_key
 from kcli.data.csv_files import read_csv, read_csv_columns
 from kcli.data.csv_reader import csv_header
 from kcli.data.labels import encode_class_names
@@ -54,6 +54,9 @@ def load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None = 
             return _stream_tables(data, seed, ports, files, cache_root)
         train, validation, test = _read_tables(data, files)
     else:
+        files = table_files(data.path or "", data.source, "data") if _one_matrix(data, ports) else None
+        if files is not None and should_stream(files, data):
+            return _stream_tables(data, seed, ports, files, cache_root)
         train = read(None, "data")
         validation = read(data.validation, "data.validation", train.columns) if data.validation else None
         test = read(data.test, "data.test", train.columns) if data.test else None
@@ -64,7 +67,15 @@ def load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None = 
     splits = Splits(train, validation, test)
     if isinstance(train.y, np.ndarray) and train.y.dtype.kind == "U":   # class names from a CSV label column
         splits.class_names = encode_class_names(splits, sorted(set(train.y.tolist())))
-    return preprocess(splits, data, ports)
+    splits = preprocess(splits, data, ports)
+    if _one_matrix(data, ports) and train.columns:   # for the hint on features of very different scales
+        splits.spreads = column_stats.spreads_of(splits.train.x, train.columns)   # type: ignore[arg-type]
+    return splits
+
+
+def _one_matrix(data: DataConfig, ports: Ports) -> bool:
+    """Whether the number columns of a csv / parquet table are the model's one input (model.input_shape)."""
+    return data.source in ("csv", "parquet") and not (ports.tabular or ports.named or ports.several_outputs)
 
 
 def _read_tables(data: DataConfig, files: list[Path]) -> tuple[Arrays, Arrays | None, Arrays | None]:
@@ -103,9 +114,9 @@ def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[Path],
 
 
 def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache: Cache) -> Splits:
-    learned = stream_pass.learn(files, data, cache)
-    data.columns = column_stats.learn(learned.columns, learned.stats)
-    ports = ports_mod.with_columns(ports, data)
+    learned = stream_pass.learn(files, data, cache, numbers_only=not ports.tabular)
+    ports, table, features = _learned_columns(data, ports, learned, files[0])
+    matrix = tuple(input_name(n) for n in features) if features is not None else None
     class_ids = {name: i for i, name in enumerate(learned.class_names)} if learned.class_names else None
     classes = None
     if data.one_hot:
@@ -118,9 +129,10 @@ def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache
             raise DataError(f"{ids.outside(classes)}, a class id outside 0..{classes - 1} (data.one_hot: "
                             f"{classes} classes)", key=f"{key}.path" if key != "data" else "data.one_hot")
         made = stream_mod.stream(stream_mod.TableReader(
-            split_files, data, ports, key, seed, shuffle, label, class_ids, classes,
-            weights=data.sample_weight is not None, rows=rows, labels=learned.labels, cache=cache))
+            split_files, table, ports, key, seed, shuffle, label, class_ids, classes,
+            weights=data.sample_weight is not None, rows=rows, labels=learned.labels, cache=cache, matrix=matrix))
         made.class_ids = ids if classes is None and learned.labels == "ids" else None   # checked against the model
+        made.columns = features   # recorded for predict, as the in-memory read's
         return made
 
     train = reader("data", files, data.label, bool(data.shuffle), learned.rows, learned.ids or stream_pass.ClassIds())
@@ -132,10 +144,26 @@ def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache
             continue
         split_files = table_files(src["path"] or "", src["source"], key)
         ids = stream_pass.ClassIds()
-        rows = stream_pass.split_pass(split_files, data, key, src["label"], data.sample_weight is not None, cache, ids)
+        rows = stream_pass.split_pass(split_files, table, key, src["label"], data.sample_weight is not None, cache, ids)
         others.append(reader(key, split_files, src["label"], False, rows, ids))
     return Splits(train, others[0], others[1], classes=classes, class_names=learned.class_names,
-                  column_stats=learned.stats, cache=cache)
+                  column_stats=learned.stats, cache=cache,
+                  spreads={n: s.std for n, s in learned.stats.items()} if matrix is not None else None)
+
+
+def _learned_columns(data: DataConfig, ports: Ports, learned: stream_pass.Learned,
+                     path: Path) -> tuple[Ports, DataConfig, list[str] | None]:
+    """What the pass learned of the columns, where the reader finds it: the ports of the columns (and
+    `data.columns`, recorded in the config), or, for model.input_shape, the number columns stacked in file order
+    into its one input (as wide as they are, as for a table read whole) and a copy of `data` with the columns (a
+    config with input_shape records none)."""
+    columns = column_stats.learn(learned.columns, learned.stats)
+    if ports.tabular:
+        data.columns = columns
+        return ports_mod.with_columns(ports, data), data, None
+    names = [n for n, c in columns.items() if c.kind != "ignore"]
+    check_shape(np.zeros((0, len(names))), ports.single_shape, f"the number columns of {path}", "model.input_shape")
+    return ports, data.model_copy(update={"columns": columns}), names
 
 
 def load_file(path: Path, data: DataConfig, key: str, ports: Ports, label: str | None = None,
@@ -206,6 +234,10 @@ def _read(src: dict[str, Any], key: str, data: DataConfig, seed: int,
         return read_builtin(src["name"], key)
     if source == "npz":
         return read_npz(Path(src["path"]), src["x_key"] or "x", src["y_key"] or "y", key)
+    if source == "parquet":   # model.input_shape: the number columns as one matrix
+        files = table_files(src["path"] or "", source, key)
+        table = tables.read_tables(files, source, key)
+        return tables.matrix(table, tables.infer(table, data, files[0]), files[0], key, src["label"], features)
     if source == "csv":
         if features is not None:
             path = Path(src["path"])

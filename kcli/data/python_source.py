@@ -35,7 +35,7 @@ class Stream:
 
     dataset: Any
     batches: int | None   # None: unknown (a dataset without a known cardinality)
-    columns: None = None
+    columns: list[str] | None = None   # a streamed table's number columns as model.input_shape takes them, in order
     epoch_setter: Any = None   # a streamed table: tells its reader which epoch begins (its .callback())
     class_ids: Any = None   # a streamed table's class ids: range and rows (stream_pass.ClassIds), for check_labels
 

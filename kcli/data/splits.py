@@ -45,6 +45,9 @@ class Splits:
     column_stats: dict[str, Any] | None = None   # a streamed table: its columns' statistics (Normalization)
     cache: Any = None   # a streamed table: its rows as read, cached while training (stream_cache.Cache; close() it)
     notes: list[str] = field(default_factory=list)   # what the reader left out (shown, kept in run.json)
+    # a table's number columns as model.input_shape's one input: each column's standard deviation in the training
+    # split (for the hint on scales far apart)
+    spreads: dict[str, float] | None = None
 
 
 def present(splits: Splits) -> list[Arrays]:

@@ -2,7 +2,9 @@
 by pyarrow and fed to `fit` as a tf.data dataset, so memory holds a shuffle window, not the table.
 
 kcli streams a table by itself when its files are large (table_files.should_stream); before training, one pass
-over the files learns what the model needs and caches the rows as read (stream_pass.py, stream_cache.py).
+over the files learns what the model needs and caches the rows as read (stream_pass.py, stream_cache.py). The
+same reader feeds either path: one input per column, or (`matrix`, model.input_shape) the number columns stacked
+into one float32 matrix, as the in-memory read makes it.
 
 The order of epoch e depends only on (seed, e): the files in a permutation drawn from numpy's
 `default_rng([seed, e])`, then the rows of every window of WINDOW_ROWS rows permuted by the same generator
@@ -24,6 +26,7 @@ from kcli.config.model_io import Ports
 from kcli.config.models import DataConfig
 from kcli.data import csv_reader, tables
 from kcli.data.checks import file_key
+from kcli.data.prepare import scale_features
 from kcli.data.python_source import Stream
 from kcli.data.splits import Arrays
 from kcli.data.stream_cache import Cache, cached_blocks
@@ -85,6 +88,9 @@ class TableReader:
     labels: str = "ids"      # ids | names | values (regression)
     cache: Cache | None = None
     failure: DataError | None = None   # what stopped the last pass (tf.data hands fit only its text)
+    # model.input_shape: the input names of the number columns stacked, in this order, into the one input (None: one
+    # input per column)
+    matrix: tuple[str, ...] | None = None
 
     def batches(self) -> Iterator[tuple[Any, ...]]:
         """Batches of data.batch_size rows (the last one partial) in epoch `self.epoch`'s order."""
@@ -156,11 +162,15 @@ class TableReader:
             y = self._ids(y)
         if self.classes:
             y = np.eye(self.classes, dtype=np.float32)[y]
-        elif y.dtype.kind == "f":
+        elif y.dtype.kind == "f" or self.labels == "values":   # a block of whole numbers in a regression too
             y = y.astype(np.float32)
         assert isinstance(arrays.x, dict)
         shaped = lambda a: a.reshape(count, size, *a.shape[1:])  # noqa: E731
-        x = {p.name: shaped(arrays.x[p.name]) for p in self.ports.inputs}
+        if self.matrix is not None:   # the float32 matrix (scaled) that the in-memory read makes of these rows
+            x: Any = shaped(scale_features(np.concatenate([arrays.x[name] for name in self.matrix], axis=1),
+                                           self.data.scale, what=f"the {self.key} features", key=self.key))
+        else:
+            x = {p.name: shaped(arrays.x[p.name]) for p in self.ports.inputs}
         return (x, shaped(y)) if arrays.w is None else (x, shaped(y), shaped(arrays.w))
 
     def _ids(self, names: np.ndarray) -> np.ndarray:
@@ -175,7 +185,8 @@ class TableReader:
 
 def _structure(group: tuple[Any, ...], i: int) -> tuple[Any, ...]:
     """Batch i of a group."""
-    return ({k: v[i] for k, v in group[0].items()}, *(part[i] for part in group[1:]))
+    x = {k: v[i] for k, v in group[0].items()} if isinstance(group[0], dict) else group[0][i]
+    return (x, *(part[i] for part in group[1:]))
 
 
 def _join(parts: list[Arrays]) -> Arrays:
@@ -192,8 +203,10 @@ def stream(reader: TableReader) -> Stream:
     tells it the epoch."""
     import tensorflow as tf
 
-    specs = {p.name: tf.TensorSpec((None, None, 1), tf.string if p.dtype == "string" else tf.as_dtype(p.dtype))
-             for p in reader.ports.inputs}
+    specs: Any = {p.name: tf.TensorSpec((None, None, 1), tf.string if p.dtype == "string" else tf.as_dtype(p.dtype))
+                  for p in reader.ports.inputs}
+    if reader.matrix is not None:   # model.input_shape: one float32 matrix
+        specs = tf.TensorSpec((None, None, len(reader.matrix)), tf.float32)
     if reader.classes:
         label = tf.TensorSpec((None, None, reader.classes), tf.float32)
     else:

@@ -87,9 +87,10 @@ class Learned:
     ids: ClassIds | None = None   # the range of the class ids and where they are
 
 
-def learn(files: list[Path], data: DataConfig, cache: Cache | None = None) -> Learned:
+def learn(files: list[Path], data: DataConfig, cache: Cache | None = None, numbers_only: bool = False) -> Learned:
     """One pass over the training files: kinds (from the first block), statistics, class names, rows (and the
-    rows as read into `cache`)."""
+    rows as read into `cache`). `numbers_only` (model.input_shape): a text column is one line from the first
+    block."""
     columns: dict[str, ColumnConfig] | None = None
     stats: dict[str, ColumnStats] = {}
     names: set[str] = set()
@@ -102,6 +103,8 @@ def learn(files: list[Path], data: DataConfig, cache: Cache | None = None) -> Le
         for block in blocks(path, data.source, "data", data.features):
             if columns is None:
                 columns = tables.infer(block, data, path)
+                if numbers_only:
+                    tables.only_numbers(block, columns, path, "data")
                 stats = column_stats.new_stats(columns)
             arrays = tables.read_split(block, columns, path, "data", data.label, data.sample_weight, first_row)
             assert isinstance(arrays.x, dict)

@@ -21,7 +21,7 @@ import numpy as np
 from kcli.config.model_io import input_name
 from kcli.config.models import ColumnConfig, DataConfig
 from kcli.data import csv_reader, text_columns
-from kcli.data.checks import as_float, file_key, first_not_whole, is_number
+from kcli.data.checks import as_float, file_key, first_not_whole, first_text, is_number, text_column
 from kcli.data.column_stats import MISSING_CODE, looks_like_text
 from kcli.data.splits import Arrays
 from kcli.errors import DataError
@@ -159,6 +159,31 @@ def check_input_names(features: list[str], path: Path, key: str) -> None:
         if first != name:
             raise DataError(f"{path}: columns {first!r} and {name!r} both make the input name {input_name(name)!r}; "
                             "ignore one (kind: ignore) or rename it", key=key)
+
+
+def only_numbers(table: Any, columns: dict[str, ColumnConfig], path: Path, key: str) -> None:
+    """The feature columns of a table read as one matrix of numbers (model.input_shape) hold numbers: a text
+    column is one line (from the first block of a streamed file)."""
+    for name, column in columns.items():
+        if column.kind in ("number", "ignore"):
+            continue
+        found = first_text(table.column(name).to_pylist())
+        row, text, column_of_text = found if found is not None else (0, str(table.column(name)[0]), True)
+        if column_of_text:
+            raise text_column(path, name, text, row + 1, key)
+        raise DataError(f"{path}: data row {row + 1}, column {name!r} is {text!r}, not a number", key=file_key(key))
+
+
+def matrix(table: Any, columns: dict[str, ColumnConfig], path: Path, key: str, label: str | None,
+           features: list[str] | None = None) -> Arrays:
+    """A whole table's number columns (`features`, by name, or all) as one (rows, columns) matrix, the input of
+    model.input_shape, and its labels."""
+    only_numbers(table, columns, path, key)
+    names = features or [n for n, c in columns.items() if c.kind != "ignore"]
+    arrays = read_split(table, {n: columns.get(n, ColumnConfig(kind="number", missing="error")) for n in names},
+                        path, key, label)
+    assert isinstance(arrays.x, dict)
+    return Arrays(np.concatenate([arrays.x[input_name(n)] for n in names], axis=1), arrays.y, names)
 
 
 @dataclass(frozen=True)

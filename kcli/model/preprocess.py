@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 
 from kcli.config.model_io import Ports
 from kcli.errors import ConfigError
@@ -20,17 +21,30 @@ from kcli.errors import ConfigError
 ADAPTED = (keras.layers.Normalization,)
 
 
-def adapt(model: keras.Model, train: Any, ports: Ports, done: tuple[str, ...] = ()) -> list[str]:
+def adapt(model: keras.Model, train: Any, ports: Ports, done: tuple[str, ...] = (),
+          moments: tuple[np.ndarray, np.ndarray] | None = None) -> list[str]:
     """Adapt every unadapted Normalization (but those named in `done`) on the training features; returns the
-    adapted layers' names."""
+    adapted layers' names. `moments`: the per-feature mean and variance of a streamed one-input table, known from
+    its pass before training, taken instead of reading the stream again."""
     adapted = []
     for layer in model.layers:
         if not isinstance(layer, ADAPTED) or layer.input_mean is not None or layer.name in done:
             continue
         features = _features_of(layer, model, train, ports)
-        layer.adapt(features)
+        if moments is not None and tuple(layer.adapt_mean.shape) == moments[0].shape:
+            layer.adapt_mean.assign(moments[0].astype(np.float32))
+            layer.adapt_variance.assign(moments[1].astype(np.float32))
+            layer.finalize_state()
+        else:
+            layer.adapt(features)
         adapted.append(layer.name)
     return adapted
+
+
+def standardizes(model: keras.Model) -> bool:
+    """Whether the model scales its features itself (a Normalization or BatchNormalization layer anywhere)."""
+    return any(isinstance(layer, (keras.layers.Normalization, keras.layers.BatchNormalization))
+               for layer in model.layers)
 
 
 def _features_of(layer: keras.layers.Layer, model: keras.Model, train: Any, ports: Ports) -> Any:

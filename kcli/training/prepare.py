@@ -16,7 +16,7 @@ from kcli.config import resolve as resolve_mod
 from kcli.config.code import CodeLock, Registry, load_imports
 from kcli.config.loading import LoadedConfig
 from kcli.config.models import Config
-from kcli.data import labels
+from kcli.data import column_stats, labels
 from kcli.data.checks import check_features
 from kcli.data.load import load
 from kcli.data.python_source import Stream
@@ -68,6 +68,7 @@ def prepare(path: Path, overrides: list[str] | None = None, with_data: bool = Tr
                 distribute.strategy(cfg.distribute, distribute.LIMITS, listener)   # collectives are set at start-up
             splits = _data(cfg, registry, with_data, stream_cache)
             model = _model(cfg, registry, splits)
+            _scale_hint(cfg, splits, model)
             outcomes = (warmstart.warm_start(model, cfg.model.init_from, cfg.model.skip_mismatch, registry.classes)
                         if warm and cfg.model.init_from else [])
             _check(cfg, registry, splits, model)
@@ -112,8 +113,29 @@ def _model(cfg: Config, registry: Registry, splits: Splits | None) -> keras.Mode
         with distribute.scope(cfg.distribute):
             done = (tabular.adapt(model, splits.train, cfg.data.columns, ports, splits.column_stats)
                     if ports.tabular else ())
-            preprocess.adapt(model, splits.train, ports, done)
+            preprocess.adapt(model, splits.train, ports, done, _streamed_moments(cfg, splits))
     return model
+
+
+def _streamed_moments(cfg: Config, splits: Splits) -> tuple[np.ndarray, np.ndarray] | None:
+    """A streamed table's number columns as model.input_shape's one input: their mean and variance (scaled as fed)
+    from the pass before training, so that a Normalization need not read the stream again."""
+    train = splits.train
+    if not isinstance(train, Stream) or not train.columns or splits.column_stats is None:
+        return None
+    moments = np.array([splits.column_stats[name].filled_moments(0.0) for name in train.columns], np.float64)
+    scale = cfg.data.scale if cfg.data.scale is not None else 1.0
+    return moments[:, 0] * scale, moments[:, 1] * scale * scale
+
+
+def _scale_hint(cfg: Config, splits: Splits | None, model: keras.Model) -> None:
+    """A table's number columns of very different scales fed as they are (model.input_shape, no Normalization):
+    a note (a warning, kept in run.json) saying how to standardize them."""
+    if splits is None or not splits.spreads or preprocess.standardizes(model):
+        return
+    hint = column_stats.scales_apart(splits.spreads, cfg.data.path or "data.path")
+    if hint is not None:
+        splits.notes.append(hint)
 
 
 def _check(cfg: Config, registry: Registry, splits: Splits | None, model: keras.Model) -> None:
