@@ -27,7 +27,7 @@ from kcli.data.stream_cache import Cache
 from kcli.data.synthetic import synthetic
 from kcli.data.table_files import should_stream, table_files
 from kcli.errors import DataError
-from kcli.files import readable
+from kcli.files import readable, remote
 
 
 def load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None = None,
@@ -196,21 +196,27 @@ def _source_of(data: DataConfig, sub: SplitSource | None) -> dict[str, Any]:
     return {f: own.get(f) if own.get(f) is not None else getattr(data, f) for f in fields}
 
 
+def _local(path: str, key: str) -> Path:
+    """A data file to read: the local path (a FIFO or a device is one line, never opened), or a URL's copy."""
+    if remote.is_url(path):
+        return remote.local_copy(path, file_key(key))
+    readable.present(Path(path), file_key(key))
+    return Path(path)
+
+
 def _read(src: dict[str, Any], key: str, data: DataConfig, seed: int,
           feature_shape: tuple[int | None, ...], features: list[str] | None = None) -> Arrays:
     """One split as its source describes it; a CSV split takes the training columns by name (any order)."""
     source = src["source"]
-    if source in ("npz", "csv") and src["path"]:
-        readable.present(Path(src["path"]), file_key(key))   # a FIFO or a device is never opened
+    path = _local(src["path"], key) if source in ("npz", "csv") and src["path"] else Path()
     if source == "builtin":
         return read_builtin(src["name"], key)
     if source == "npz":
-        return read_npz(Path(src["path"]), src["x_key"] or "x", src["y_key"] or "y", key)
+        return read_npz(path, src["x_key"] or "x", src["y_key"] or "y", key)
     if source == "csv":
         if features is not None:
-            path = Path(src["path"])
             return read_csv_columns(path, csv_header(path, key), features, src["label"], key)
-        return read_csv(Path(src["path"]), src["label"], key)
+        return read_csv(path, src["label"], key)
     if key != "data":
         raise DataError("synthetic data is split with validation_split / test_split", key=key)
     return synthetic(data.samples, data.classes, feature_shape, seed)
