@@ -61,8 +61,9 @@ def predict(run: Any, inputs: str | Path | np.ndarray | dict[str, Any], output: 
     bounded memory and returns only `unseen` (the CLI)."""
     from kcli.use.predict import predict as predict_run
 
-    source = _input(inputs) if isinstance(inputs, str) else inputs
     with contextlib.ExitStack() as stack:
+        stack.enter_context(remote.named_as_urls())
+        source = _input(inputs) if isinstance(inputs, str) else inputs
         target = _output(stack, output, "--output", overwrite, DataError, "pass --overwrite to replace it")
         return predict_run(_ref(run), Path(runs_dir), source, target, batch_size, label,
                            _showing(listener, target, output), overwrite, trust_code, gather=keep)

@@ -35,6 +35,11 @@ def load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None = 
     """Read, split and preprocess the data a (resolved) config describes (`source: python`: the datasets the
     user's function makes, as Streams; `registry` records its file). A streamed table caches its rows as read
     under `cache_root` when given (training: every epoch reads them again)."""
+    with remote.named_as_urls():
+        return _load(data, seed, ports, registry, cache_root)
+
+
+def _load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None, cache_root: Path | None) -> Splits:
     if data.source == "python":
         return Splits(*python_source.load(data, seed, ports, registry))
     if data.source == "images":

@@ -241,6 +241,17 @@ def _copy(info: Info, key: str, error: type[KcliError]) -> Path:
 
 
 @contextlib.contextmanager
+def named_as_urls() -> Iterator[None]:
+    """A KcliError raised about a local copy names the object's URL instead (the copy is kcli's business)."""
+    try:
+        yield
+    except KcliError as exc:
+        for info, local in _copies.items():
+            exc.message = exc.message.replace(str(local), info.url)
+        raise
+
+
+@contextlib.contextmanager
 def upload_after(url: str, key: str, error: type[KcliError] = DataError) -> Iterator[Path]:
     """A local path named as the URL's last part, in a fresh temporary folder: what the block writes there (a
     file, or a folder such as a SavedModel) is uploaded to `url` when the block ends without an error."""

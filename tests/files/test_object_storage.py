@@ -99,7 +99,7 @@ def store(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     train, val, shard2 = _rows(60, 1), _rows(20, 2), _rows(30, 3)
     objects = {"train.csv": _csv(train), "val.csv": _csv(val), "train.parquet": _parquet(train),
                "val.parquet": _parquet(val), "shards/part-0.csv": _csv(train), "shards/part-1.csv": _csv(shard2),
-               "shards/notes.txt": b"not a table", "vals/v.csv": _csv(val)}
+               "shards/notes.txt": b"not a table", "vals/v.csv": _csv(val), "bad.csv": _csv(train) + b"1,2\n"}
     for name, body in objects.items():
         s3.put_object(Bucket=BUCKET, Key=name, Body=body)
         (local / name).parent.mkdir(parents=True, exist_ok=True)
@@ -219,6 +219,7 @@ def test_no_credentials_in_the_run(store: dict[str, Any], trained: dict[str, Pat
     for path in files:
         body = path.read_bytes()
         assert not any(secret in body for secret in secrets), path
+        assert b"kcli-objects" not in body, path   # the URL is recorded, never the local copy
 
 
 @pytest.mark.parametrize(("path", "env", "expected"), [
@@ -229,7 +230,8 @@ def test_no_credentials_in_the_run(store: dict[str, Any], trained: dict[str, Pat
     (f"s3://{BUCKET}/train.csv", {"AWS_ACCESS_KEY_ID": "AKIANOTAKEY"}, "access denied"),
     (f"s3://{BUCKET}/train.csv", {"AWS_ENDPOINT_URL": "closed"}, "cannot reach http://127.0.0.1:"),
     (f"s3://AKIAX:hunter2@{BUCKET}/train.csv", {}, "the URL holds credentials; give them in the environment"),
-], ids=["bucket", "key", "secret", "access-key", "unreachable", "in-url"])
+    (f"s3://{BUCKET}/bad.csv", {}, f"data.path: cannot read s3://{BUCKET}/bad.csv as csv"),
+], ids=["bucket", "key", "secret", "access-key", "unreachable", "in-url", "bad-row"])
 def test_store_errors_are_one_line_before_a_run_folder(store: dict[str, Any], tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch, path: str,
                                                        env: dict[str, str], expected: str) -> None:
@@ -239,7 +241,7 @@ def test_store_errors_are_one_line_before_a_run_folder(store: dict[str, Any], tm
     started = time.monotonic()
     line = assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"), expected)
     assert time.monotonic() - started < 20
-    assert "hunter2" not in line and store["env"]["AWS_SECRET_ACCESS_KEY"] not in line
+    assert "hunter2" not in line and store["env"]["AWS_SECRET_ACCESS_KEY"] not in line and "kcli-objects" not in line
     assert not (tmp_path / "runs").exists()
 
 
