@@ -9,6 +9,7 @@ import io
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -97,8 +98,9 @@ def store(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     s3.create_bucket(Bucket=BUCKET)
     local = tmp_path_factory.mktemp("local")
     train, val, shard2 = _rows(60, 1), _rows(20, 2), _rows(30, 3)
-    objects = {"train.csv": _csv(train), "val.csv": _csv(val), "train.parquet": _parquet(train),
-               "val.parquet": _parquet(val), "shards/part-0.csv": _csv(train), "shards/part-1.csv": _csv(shard2),
+    objects = {"train.csv": _csv(train), "val.csv": _csv(val), "pq/part-0.parquet": _parquet(train),
+               "pq/part-1.parquet": _parquet(shard2), "val.parquet": _parquet(val),
+               "shards/part-0.csv": _csv(train), "shards/part-1.csv": _csv(shard2),
                "shards/notes.txt": b"not a table", "vals/v.csv": _csv(val), "bad.csv": _csv(train) + b"1,2\n"}
     for name, body in objects.items():
         s3.put_object(Bucket=BUCKET, Key=name, Body=body)
@@ -143,43 +145,61 @@ def _history(run: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def trained(store: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One run from s3:// CSV objects and one from the same local files (the reference)."""
+    """One run from s3:// CSV objects (a prefix of shards; validation: a glob) and one from the same local files
+    (a folder; validation: the file), the reference; the s3 run logs to MLflow (a local SQLite store)."""
     folder = tmp_path_factory.mktemp("trained")
     local = store["local"]
-    s3_run = train_ok(_config(folder / "s3", f"s3://{BUCKET}/train.csv", f"s3://{BUCKET}/val.csv"),
-                      folder / "runs-s3")
-    local_run = train_ok(_config(folder / "local", str(local / "train.csv"), str(local / "val.csv")),
+    config = _config(folder / "s3", f"s3://{BUCKET}/shards/", f"'s3://{BUCKET}/va*/*.csv'")
+    config.write_text(config.read_text() + f"tracking: {{mlflow: {{uri: 'sqlite:///{folder}/mlflow.db'}}}}\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)   # MLflow's artifacts go to ./mlruns
+        s3_run = train_ok(config, folder / "runs-s3")
+    local_run = train_ok(_config(folder / "local", str(local / "shards"), str(local / "val.csv")),
                          folder / "runs-local")
     return {"s3": s3_run, "local": local_run, "folder": folder}
 
 
-def test_csv_from_s3_trains_as_the_local_file(trained: dict[str, Path]) -> None:
+def test_csv_prefix_and_glob_from_s3_train_as_the_local_files(trained: dict[str, Path]) -> None:
     history = _history(trained["s3"])
     assert history == _history(trained["local"])
     config = (trained["s3"] / "config.yaml").read_text()
-    assert f"s3://{BUCKET}/train.csv" in config and f"s3://{BUCKET}/val.csv" in config   # never rebased
+    assert f"s3://{BUCKET}/shards/" in config and f"s3://{BUCKET}/va*/*.csv" in config   # never rebased
 
 
-def test_parquet_from_s3_trains_as_the_local_file(trained: dict[str, Path]) -> None:
+def test_parquet_from_s3_trains_as_the_local_csv(trained: dict[str, Path]) -> None:
     folder = trained["folder"]
-    s3_run = train_ok(_config(folder / "pq-s3", f"s3://{BUCKET}/train.parquet", f"s3://{BUCKET}/val.parquet",
+    s3_run = train_ok(_config(folder / "pq-s3", f"s3://{BUCKET}/pq", f"s3://{BUCKET}/val.parquet",
                               "parquet"), folder / "runs-pq-s3")
     assert _history(s3_run) == _history(trained["local"])   # the same rows as the local CSV: the same numbers
 
 
-def test_prefix_and_glob_from_s3_train_as_the_local_folder_and_glob(store: dict[str, Any],
-                                                                    trained: dict[str, Path]) -> None:
-    folder, local = trained["folder"], store["local"]
-    s3_run = train_ok(_config(folder / "sh-s3", f"s3://{BUCKET}/shards/", f"'s3://{BUCKET}/va*/*.csv'"),
-                      folder / "runs-sh-s3")
-    local_run = train_ok(_config(folder / "sh-local", str(local / "shards"), f"'{local}/va*/*.csv'"),
-                         folder / "runs-sh-local")
-    assert _history(s3_run) == _history(local_run)
-    recorded = json.loads((s3_run / "run.json").read_text())["data_files"]
-    sizes = {k: v["bytes"] for k, v in recorded.items()}
-    assert sizes == {f"s3://{BUCKET}/shards/part-0.csv": (local / "shards/part-0.csv").stat().st_size,
-                     f"s3://{BUCKET}/shards/part-1.csv": (local / "shards/part-1.csv").stat().st_size,
-                     f"s3://{BUCKET}/vals/v.csv": (local / "vals/v.csv").stat().st_size}
+def test_prefix_and_glob_are_the_local_folder_and_glob(store: dict[str, Any], tmp_path: Path) -> None:
+    """A prefix is its tables (the .txt left out) and a glob its matches, in name order, as local files are; the
+    run records each object's size and modification time from the listing (fingerprints)."""
+    from kcli.config.models import DataConfig
+    from kcli.data.fingerprint import changed_files, fingerprints
+    from kcli.data.table_files import table_files
+
+    local = store["local"]
+    for url, folder in ((f"s3://{BUCKET}/shards", local / "shards"), (f"s3://{BUCKET}/shards/", local / "shards"),
+                        (f"s3://{BUCKET}/sh*/part-*.csv", f"{local}/sh*/part-*.csv")):
+        copies, files = table_files(url, "csv", "data"), table_files(str(folder), "csv", "data")
+        assert [p.name for p in copies] == [p.name for p in files] == ["part-0.csv", "part-1.csv"]
+        assert [p.read_bytes() for p in copies] == [p.read_bytes() for p in files]
+    data = DataConfig(source="csv", path=f"s3://{BUCKET}/shards/", label="label",
+                      validation={"path": f"s3://{BUCKET}/va*/*.csv"})
+    recorded = fingerprints(data)
+    assert {k: v["bytes"] for k, v in recorded.items()} == {
+        f"s3://{BUCKET}/shards/part-0.csv": (local / "shards/part-0.csv").stat().st_size,
+        f"s3://{BUCKET}/shards/part-1.csv": (local / "shards/part-1.csv").stat().st_size,
+        f"s3://{BUCKET}/vals/v.csv": (local / "vals/v.csv").stat().st_size}
+    assert changed_files(recorded) == []
+    store["s3"].put_object(Bucket=BUCKET, Key="shards/part-1.csv", Body=(local / "shards/part-0.csv").read_bytes())
+    try:
+        assert changed_files(recorded) == [f"s3://{BUCKET}/shards/part-1.csv"]
+    finally:
+        store["s3"].put_object(Bucket=BUCKET, Key="shards/part-1.csv",
+                               Body=(local / "shards/part-1.csv").read_bytes())
 
 
 def test_predict_from_and_to_s3(store: dict[str, Any], trained: dict[str, Path]) -> None:
@@ -212,10 +232,14 @@ def test_export_to_s3(store: dict[str, Any], trained: dict[str, Path]) -> None:
     assert_user_error(again, "already exists; choose another --output")
 
 
-def test_no_credentials_in_the_run(store: dict[str, Any], trained: dict[str, Path]) -> None:
+def test_no_credentials_in_the_run_or_mlflow(store: dict[str, Any], trained: dict[str, Path]) -> None:
     secrets = [store["env"]["AWS_SECRET_ACCESS_KEY"].encode(), store["env"]["AWS_ACCESS_KEY_ID"].encode()]
-    files = [p for p in trained["s3"].rglob("*") if p.is_file()]
-    assert len(files) > 5
+    with sqlite3.connect(trained["folder"] / "mlflow.db") as db:
+        params = dict(db.execute("select key, value from params").fetchall())
+    assert params["data.path"] == f"s3://{BUCKET}/shards/" and params["data.validation.path"].endswith("/*.csv")
+    files = [p for p in [*trained["s3"].rglob("*"), trained["folder"] / "mlflow.db",
+                         *(trained["folder"] / "mlruns").rglob("*")] if p.is_file()]
+    assert len(files) > 20
     for path in files:
         body = path.read_bytes()
         assert not any(secret in body for secret in secrets), path
