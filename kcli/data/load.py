@@ -43,6 +43,9 @@ def _load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None, 
     if data.source == "python":
         return Splits(*python_source.load(data, seed, ports, registry))
     if data.source == "images":
+        if any(remote.is_url(part.path) for part in (data, data.validation, data.test) if part is not None):
+            raise DataError("image folders on object storage are not read yet: copy the folder here and give "
+                            "its path", key="data.path")
         train, validation, test, names, notes = images.load(data, seed, ports)
         return Splits(train, validation, test, class_names=names, notes=notes)
     def read(sub: SplitSource | None, key: str, columns: list[str] | None = None) -> Arrays:
@@ -201,19 +204,11 @@ def _source_of(data: DataConfig, sub: SplitSource | None) -> dict[str, Any]:
     return {f: own.get(f) if own.get(f) is not None else getattr(data, f) for f in fields}
 
 
-def _local(path: str, key: str) -> Path:
-    """A data file to read: the local path (a FIFO or a device is one line, never opened), or a URL's copy."""
-    if remote.is_url(path):
-        return remote.local_copy(path, file_key(key))
-    readable.present(Path(path), file_key(key))
-    return Path(path)
-
-
 def _read(src: dict[str, Any], key: str, data: DataConfig, seed: int,
           feature_shape: tuple[int | None, ...], features: list[str] | None = None) -> Arrays:
     """One split as its source describes it; a CSV split takes the training columns by name (any order)."""
     source = src["source"]
-    path = _local(src["path"], key) if source in ("npz", "csv") and src["path"] else Path()
+    path = remote.local_file(src["path"], file_key(key)) if source in ("npz", "csv") and src["path"] else Path()
     if source == "builtin":
         return read_builtin(src["name"], key)
     if source == "npz":

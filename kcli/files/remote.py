@@ -221,6 +221,15 @@ def local_copy(url: str, key: str, error: type[KcliError] = DataError) -> Path:
     return local_copies(found, key, error)[0]
 
 
+def local_file(path: str, key: str, error: type[KcliError] = DataError) -> Path:
+    """A data file to read: a local path as given (a FIFO or a device is one line, never opened), or the local
+    copy of a URL's one object."""
+    if is_url(path):
+        return local_copy(path, key, error)
+    readable.present(Path(path), key, error)
+    return Path(path)
+
+
 def local_copies(objects: list[Info], key: str, error: type[KcliError] = DataError) -> list[Path]:
     """Local copies of `objects` (as `files` listed them), each downloaded once per process and version."""
     return [_copy(info, key, error) for info in objects]
