@@ -102,6 +102,9 @@ def store(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
                "pq/part-1.parquet": _parquet(shard2), "val.parquet": _parquet(val),
                "shards/part-0.csv": _csv(train), "shards/part-1.csv": _csv(shard2),
                "shards/notes.txt": b"not a table", "vals/v.csv": _csv(val), "bad.csv": _csv(train) + b"1,2\n"}
+    sink = io.BytesIO()
+    np.savez(sink, x=np.array([r[:3] for r in val], np.float32), y=np.array([r[3] for r in val], np.int64))
+    objects["val.npz"] = sink.getvalue()
     for name, body in objects.items():
         s3.put_object(Bucket=BUCKET, Key=name, Body=body)
         (local / name).parent.mkdir(parents=True, exist_ok=True)
@@ -270,13 +273,15 @@ def test_store_errors_are_one_line_before_a_run_folder(store: dict[str, Any], tm
 
 
 def test_input_shape_csv_from_s3_trains_as_the_local_file(store: dict[str, Any], tmp_path: Path) -> None:
-    """The seed's way of reading a CSV (model.input_shape given: the numbers as one array)."""
+    """The seed's way of reading a CSV (model.input_shape given: the numbers as one array); validation from an
+    .npz object."""
     runs = []
     for where, base in (("s3", f"s3://{BUCKET}"), ("local", str(store["local"]))):
-        config = _config(tmp_path / where, f"{base}/train.csv", f"{base}/val.csv")
-        config.write_text(config.read_text().replace("model:\n", "model:\n  input_shape: [3]\n"))
+        config = _config(tmp_path / where, f"{base}/train.csv", f"{base}/val.npz")
+        text = config.read_text().replace("model:\n", "model:\n  input_shape: [3]\n")
+        config.write_text(text.replace("validation: {path:", "validation: {source: npz, path:"))
         runs.append(train_ok(config, tmp_path / f"runs-{where}"))
-    assert _history(runs[0]) == _history(runs[1])
+    assert _history(runs[0]) == _history(runs[1]) and "val_loss" in _history(runs[0])[0]
 
 
 def test_validate_lists_the_objects(store: dict[str, Any], tmp_path: Path) -> None:
