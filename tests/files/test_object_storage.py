@@ -302,3 +302,16 @@ def test_image_folders_on_s3_are_refused_in_one_line(store: dict[str, Any], tmp_
     line = assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"),
                              "data.path: image folders on object storage are not read yet")
     assert "s3:/" not in line.split("data.path:")[0] and not (tmp_path / "runs").exists()
+
+
+def test_streamed_prefix_from_s3_as_the_local_folder(store: dict[str, Any], tmp_path: Path) -> None:
+    """`data.stream: true`: the objects' copies stream as local files do (same (seed, epoch) order, same numbers)."""
+    runs = []
+    for where, path in (("s3", f"s3://{BUCKET}/shards"), ("local", str(store["local"] / "shards"))):
+        config = _config(tmp_path / where, path, str(store["local"] / "val.csv"))
+        config.write_text(config.read_text().replace("  batch_size: 16\n", "  batch_size: 16\n  stream: true\n"))
+        runs.append(train_ok(config, tmp_path / f"runs-{where}"))
+    assert _history(runs[0]) == _history(runs[1])
+    recorded = json.loads((runs[0] / "run.json").read_text())["data_files"]
+    objects = sorted(k for k in recorded if k.startswith("s3://"))
+    assert objects == [f"s3://{BUCKET}/shards/part-{i}.csv" for i in (0, 1)]
