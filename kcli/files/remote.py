@@ -34,7 +34,7 @@ CHUNK = 8 << 20                      # bytes per read while copying
 _SECRET_PARAMS = ("access_key", "secret_key", "session_token", "credential", "token", "password")
 _ENV_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 _DENIED = ("ACCESS_DENIED", "INVALID_ACCESS_KEY_ID", "SIGNATURE_DOES_NOT_MATCH", "Forbidden", "PERMISSION_DENIED",
-           "403", "Unauthorized", "EXPIRED_TOKEN")
+           "Unauthorized", "EXPIRED_TOKEN")
 _UNREACHABLE = ("NETWORK_CONNECTION", "curlCode", "Could not connect", "Could not resolve", "timed out",
                 "Connection refused", "UNAVAILABLE")
 

@@ -15,6 +15,7 @@ from kcli.data.load import load, load_file
 from kcli.data.python_source import Stream
 from kcli.data.splits import Arrays, Splits
 from kcli.errors import DataError
+from kcli.files import remote
 from kcli.model import outputs as outputs_mod
 from kcli.model.load import load_model
 from kcli.run import artifacts, find, layout, pictures, records
@@ -71,7 +72,8 @@ def _model_and_data(run: find.FinishedRun, split: str | None, data_file: Path | 
         check_inputs(arrays.x, run.ports, f"the features of {data_file}", "--data")
         return load_model(run), arrays, data_file.stem
     # (a file that is gone is reported by the read below, as "not found")
-    changed = [f for f in fingerprint.changed_files(run.record.get("data_files") or {}) if Path(f).exists()]
+    changed = [f for f in fingerprint.changed_files(run.record.get("data_files") or {})
+               if remote.is_url(f) or Path(f).exists()]
     if changed:
         listener(events.Warn(f"the data differs from what {run.path.name} was trained on: {', '.join(changed)} "
                              "changed since training; the splits are re-created from the current contents"))

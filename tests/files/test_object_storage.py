@@ -197,12 +197,10 @@ def test_prefix_and_glob_are_the_local_folder_and_glob(store: dict[str, Any], tm
         f"s3://{BUCKET}/shards/part-1.csv": (local / "shards/part-1.csv").stat().st_size,
         f"s3://{BUCKET}/vals/v.csv": (local / "vals/v.csv").stat().st_size}
     assert changed_files(recorded) == []
-    store["s3"].put_object(Bucket=BUCKET, Key="shards/part-1.csv", Body=(local / "shards/part-0.csv").read_bytes())
-    try:
-        assert changed_files(recorded) == [f"s3://{BUCKET}/shards/part-1.csv"]
-    finally:
-        store["s3"].put_object(Bucket=BUCKET, Key="shards/part-1.csv",
-                               Body=(local / "shards/part-1.csv").read_bytes())
+    store["s3"].put_object(Bucket=BUCKET, Key="changing/t.csv", Body=b"a,label\n1,0\n")
+    recorded = fingerprints(DataConfig(source="csv", path=f"s3://{BUCKET}/changing/t.csv", label="label"))
+    store["s3"].put_object(Bucket=BUCKET, Key="changing/t.csv", Body=b"a,label\n1,0\n2,1\n")
+    assert changed_files(recorded) == [f"s3://{BUCKET}/changing/t.csv"]
 
 
 def test_predict_from_and_to_s3(store: dict[str, Any], trained: dict[str, Path]) -> None:
@@ -315,3 +313,13 @@ def test_streamed_prefix_from_s3_as_the_local_folder(store: dict[str, Any], tmp_
     recorded = json.loads((runs[0] / "run.json").read_text())["data_files"]
     objects = sorted(k for k in recorded if k.startswith("s3://"))
     assert objects == [f"s3://{BUCKET}/shards/part-{i}.csv" for i in (0, 1)]
+
+
+def test_evaluate_reads_the_split_from_s3(trained: dict[str, Path]) -> None:
+    for name in ("s3", "local"):
+        result = run_cli("evaluate", trained[name])
+        assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+        assert "differs" not in result.stdout + result.stderr   # the objects' fingerprints still hold
+    reports = [json.loads((trained[n] / "eval-validation.json").read_text()) for n in ("s3", "local")]
+    assert reports[0]["examples"] == reports[1]["examples"] == 20
+    assert (reports[0]["loss"], reports[0]["accuracy"]) == (reports[1]["loss"], reports[1]["accuracy"])
