@@ -41,8 +41,8 @@ def evaluate(run: Any, split: str | None = None, data: str | Path | None = None,
     written)."""
     from kcli.use.evaluate import evaluate as evaluate_run
 
-    report = evaluate_run(_ref(run), Path(runs_dir), split, Path(data) if data is not None else None, label,
-                          listener, trust_code)
+    source = data if data is None or remote.is_url(data) else Path(data)
+    report = evaluate_run(_ref(run), Path(runs_dir), split, source, label, listener, trust_code)
     shown = {"data", "examples", "per_class", "confusion_matrix", "scores", "path"}
     return {"metrics": {k: v for k, v in report.items() if k not in shown},
             **{k: v for k, v in report.items() if k in shown}}

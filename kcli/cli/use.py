@@ -14,8 +14,9 @@ def evaluate(
     run: RunArg,
     split: Annotated[str | None, typer.Option(help="test | validation | train (default: test, else validation).",
                                               show_default=False)] = None,
-    data: Annotated[Path | None, typer.Option("--data", help="Evaluate on this .npz/.csv file instead, read "
-                                              "with the run's preprocessing.", show_default=False)] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Evaluate on this .npz/.csv file (or s3:// / gs:// "
+                                             "URL) instead, read with the run's preprocessing.",
+                                             show_default=False)] = None,
     label: Annotated[str | None, typer.Option(help="The label column of a --data CSV (default: the run's).",
                                               show_default=False)] = None,
     runs_dir: RunsDirReadOpt = Path("runs"),

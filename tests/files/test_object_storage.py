@@ -315,7 +315,7 @@ def test_streamed_prefix_from_s3_as_the_local_folder(store: dict[str, Any], tmp_
     assert objects == [f"s3://{BUCKET}/shards/part-{i}.csv" for i in (0, 1)]
 
 
-def test_evaluate_reads_the_split_from_s3(trained: dict[str, Path]) -> None:
+def test_evaluate_reads_the_split_and_data_from_s3(trained: dict[str, Path]) -> None:
     for name in ("s3", "local"):
         result = run_cli("evaluate", trained[name])
         assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
@@ -323,3 +323,10 @@ def test_evaluate_reads_the_split_from_s3(trained: dict[str, Path]) -> None:
     reports = [json.loads((trained[n] / "eval-validation.json").read_text()) for n in ("s3", "local")]
     assert reports[0]["examples"] == reports[1]["examples"] == 20
     assert (reports[0]["loss"], reports[0]["accuracy"]) == (reports[1]["loss"], reports[1]["accuracy"])
+    url = f"s3://{BUCKET}/val.csv"
+    result = run_cli("evaluate", trained["s3"], "--data", url)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    on_file = json.loads((trained["s3"] / "eval-val.json").read_text())
+    assert on_file["data"] == url and on_file["loss"] == reports[0]["loss"]   # the same rows as the split
+    missing = run_cli("evaluate", trained["s3"], "--data", f"s3://{BUCKET}/gone.csv")
+    assert_user_error(missing, f"--data: not found: s3://{BUCKET}/gone.csv")
