@@ -330,3 +330,14 @@ def test_evaluate_reads_the_split_and_data_from_s3(trained: dict[str, Path]) -> 
     assert on_file["data"] == url and on_file["loss"] == reports[0]["loss"]   # the same rows as the split
     missing = run_cli("evaluate", trained["s3"], "--data", f"s3://{BUCKET}/gone.csv")
     assert_user_error(missing, f"--data: not found: s3://{BUCKET}/gone.csv")
+
+
+def test_init_writes_a_config_for_a_csv_object(store: dict[str, Any], tmp_path: Path) -> None:
+    url = f"s3://{BUCKET}/train.csv"
+    result = run_cli("init", "--data", url, "--label", "label", "--output", tmp_path / "init.yaml")
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    text = (tmp_path / "init.yaml").read_text()
+    assert f"  path: {url}\n" in text and "kcli-objects" not in text
+    assert run_cli("validate", tmp_path / "init.yaml").exit_code == 0
+    missing = run_cli("init", "--data", f"s3://{BUCKET}/gone.csv", "--label", "label", "--output", tmp_path / "x.yaml")
+    assert_user_error(missing, f"--data: not found: s3://{BUCKET}/gone.csv")
