@@ -81,6 +81,7 @@ def export(run: Any, format: str, out: str | Path | None = None, *, serving_dir:
         raise RunError("--serving-dir must be a local folder (object storage: export with --output URL)",
                        key="--serving-dir")
     with contextlib.ExitStack() as stack:
+        stack.enter_context(remote.named_as_urls())
         target = _output(stack, out, "--output", False, RunError, "choose another --output or remove it")
         written = export_run(_ref(run), Path(runs_dir), format, target, _showing(listener, target, out), trust_code,
                              Path(serving_dir) if serving_dir is not None else None)

@@ -202,6 +202,7 @@ def exists(url: str, key: str, error: type[KcliError] = DataError) -> bool:
 
 _staging: Path | None = None
 _copies: dict[Info, Path] = {}
+_uploads: dict[Path, str] = {}   # temporary local files written for a URL (kept: an error may name one later)
 
 
 def _staging_folder() -> Path:
@@ -251,12 +252,13 @@ def _copy(info: Info, key: str, error: type[KcliError]) -> Path:
 
 @contextlib.contextmanager
 def named_as_urls() -> Iterator[None]:
-    """A KcliError raised about a local copy names the object's URL instead (the copy is kcli's business)."""
+    """A KcliError raised about a local copy (or a file written for upload) names the URL instead (the local
+    file is kcli's business)."""
     try:
         yield
     except KcliError as exc:
-        for info, local in _copies.items():
-            exc.message = exc.message.replace(str(local), info.url)
+        for local, url in [*((p, i.url) for i, p in _copies.items()), *_uploads.items()]:
+            exc.message = exc.message.replace(str(local), url)
         raise
 
 
@@ -268,6 +270,7 @@ def upload_after(url: str, key: str, error: type[KcliError] = DataError) -> Iter
     name = path.rstrip("/").rsplit("/", 1)[-1]
     with tempfile.TemporaryDirectory(prefix="kcli-upload-") as folder:
         local = Path(folder) / name
+        _uploads[local] = url
         yield local
         with _calling(url, key, error):
             _upload(fs, local, path.rstrip("/"))

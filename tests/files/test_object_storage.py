@@ -216,6 +216,10 @@ def test_predict_from_and_to_s3(store: dict[str, Any], trained: dict[str, Path])
     assert uploaded == reference.read_bytes() and uploaded.count(b"\n") == 21
     again = run_cli("predict", run, "--input", f"s3://{BUCKET}/val.csv", "--output", url)
     assert_user_error(again, f"--output: {url} already exists; pass --overwrite")
+    wrong = run_cli("predict", run, "--input", f"s3://{BUCKET}/val.csv", "--output", f"s3://{BUCKET}/out/p.txt")
+    assert_user_error(wrong, f"--output: s3://{BUCKET}/out/p.txt: the output must end in .csv, .npy or .npz")
+    listed = store["s3"].list_objects_v2(Bucket=BUCKET, Prefix="out/")["Contents"]
+    assert [o["Key"] for o in listed] == ["out/predictions.csv"]   # a failed command uploads nothing
 
 
 def test_export_to_s3(store: dict[str, Any], trained: dict[str, Path]) -> None:
@@ -231,6 +235,8 @@ def test_export_to_s3(store: dict[str, Any], trained: dict[str, Path]) -> None:
     assert not (run / "export").exists()   # written to the store only
     again = run_cli("export", run, "--format", "keras", "--output", f"s3://{BUCKET}/models/model.keras")
     assert_user_error(again, "already exists; choose another --output")
+    wrong = run_cli("export", run, "--format", "keras", "--output", f"s3://{BUCKET}/models/m.h5")
+    assert_user_error(wrong, f"--output: s3://{BUCKET}/models/m.h5: a keras export must end in .keras")
 
 
 def test_no_credentials_in_the_run_or_mlflow(store: dict[str, Any], trained: dict[str, Path]) -> None:
