@@ -152,7 +152,7 @@ class Predictions(Event):
     rows: int
     note: str
     label: str | None
-    output: Path | None
+    output: Path | str | None   # a URL (s3://...) when written to object storage
     show_rows: bool
 
 
@@ -161,7 +161,7 @@ class Exported(Event):
     """An export was written to `path` and checked on `samples` inputs with max |difference| `diff`."""
 
     format: str
-    path: Path
+    path: Path | str   # a URL (s3://...) when written to object storage
     samples: int
     diff: float
 

@@ -7,12 +7,16 @@ that `kcli.api.train` returns).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kcli import events
+from kcli.errors import DataError, KcliError, RunError
+from kcli.files import remote
 
 if TYPE_CHECKING:
     import keras
@@ -37,8 +41,8 @@ def evaluate(run: Any, split: str | None = None, data: str | Path | None = None,
     written)."""
     from kcli.use.evaluate import evaluate as evaluate_run
 
-    report = evaluate_run(_ref(run), Path(runs_dir), split, Path(data) if data is not None else None, label,
-                          listener, trust_code)
+    source = data if data is None or remote.is_url(data) else Path(data)
+    report = evaluate_run(_ref(run), Path(runs_dir), split, source, label, listener, trust_code)
     shown = {"data", "examples", "per_class", "confusion_matrix", "scores", "path"}
     return {"metrics": {k: v for k, v in report.items() if k not in shown},
             **{k: v for k, v in report.items() if k in shown}}
@@ -57,20 +61,61 @@ def predict(run: Any, inputs: str | Path | np.ndarray | dict[str, Any], output: 
     bounded memory and returns only `unseen` (the CLI)."""
     from kcli.use.predict import predict as predict_run
 
-    source = Path(inputs) if isinstance(inputs, str) else inputs
-    return predict_run(_ref(run), Path(runs_dir), source, Path(output) if output is not None else None,
-                       batch_size, label, listener, overwrite, trust_code, gather=keep)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(remote.named_as_urls())
+        source = _input(inputs) if isinstance(inputs, str) else inputs
+        target = _output(stack, output, "--output", overwrite, DataError, "pass --overwrite to replace it")
+        return predict_run(_ref(run), Path(runs_dir), source, target, batch_size, label,
+                           _showing(listener, target, output), overwrite, trust_code, gather=keep)
 
 
 def export(run: Any, format: str, out: str | Path | None = None, *, serving_dir: str | Path | None = None,
            runs_dir: str | Path = RUNS_DIR, trust_code: bool = False,
-           listener: events.Listener = events.ignore) -> Path:
+           listener: events.Listener = events.ignore) -> Path | str:
     """Write the run's model as `format` (savedmodel, keras, h5, weights, onnx, tflite) to `out` (default
-    RUN/export/<file>), reloaded and checked against the model as `kcli export` does; returns the path."""
+    RUN/export/<file>; a URL: written here, then uploaded), reloaded and checked against the model as `kcli
+    export` does; returns the path (or the URL)."""
     from kcli.use.export import export as export_run
 
-    return export_run(_ref(run), Path(runs_dir), format, Path(out) if out is not None else None, listener,
-                      trust_code, Path(serving_dir) if serving_dir is not None else None)
+    if remote.is_url(serving_dir):
+        raise RunError("--serving-dir must be a local folder (object storage: export with --output URL)",
+                       key="--serving-dir")
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(remote.named_as_urls())
+        target = _output(stack, out, "--output", False, RunError, "choose another --output or remove it")
+        written = export_run(_ref(run), Path(runs_dir), format, target, _showing(listener, target, out), trust_code,
+                             Path(serving_dir) if serving_dir is not None else None)
+    return str(out) if remote.is_url(out) else written
+
+
+def _input(path: str) -> Path:
+    """An input file: a local path, or the local copy of an object-store URL (files/remote.py)."""
+    return remote.local_copy(path, "--input") if remote.is_url(path) else Path(path)
+
+
+def _output(stack: contextlib.ExitStack, path: str | Path | None, key: str, overwrite: bool,
+            error: type[KcliError], fix: str) -> Path | None:
+    """Where a command writes: a local path, or for a URL a temporary local one uploaded when the command
+    succeeds (an existing object is replaced only when `overwrite`)."""
+    if path is None or not remote.is_url(path):
+        return Path(path) if path is not None else None
+    url = str(path)
+    if not overwrite and remote.exists(url, key, error):
+        raise error(f"{url} already exists; {fix}", key=key)
+    return stack.enter_context(remote.upload_after(url, key, error))
+
+
+def _showing(listener: events.Listener, local: Path | None, url: str | Path | None) -> events.Listener:
+    """`listener`, told the URL wherever an event names the temporary local file written for it."""
+    if local is None or not remote.is_url(url):
+        return listener
+
+    def told(event: events.Event) -> None:
+        for name in ("path", "output"):
+            if getattr(event, name, None) == local:
+                event = dataclasses.replace(event, **{name: str(url)})   # type: ignore[type-var]
+        listener(event)
+    return told
 
 
 def load_run(run: Any, *, runs_dir: str | Path = RUNS_DIR, trust_code: bool = False) -> tuple[FinishedRun, keras.Model]:

@@ -14,9 +14,10 @@ def init(
     template: Annotated[str | None, typer.Option("--template", help="mlp | cnn | custom-layer | custom-model: a "
                                                  "commented config that runs on the bundled digits.",
                                                  show_default=False)] = None,
-    data: Annotated[Path | None, typer.Option("--data", help="A CSV or Parquet file (with --label) or a folder "
-                                              "with one sub-folder of images per class: a config for your data, its "
-                                              "column kinds inferred and shown.", show_default=False)] = None,
+    data: Annotated[str | None, typer.Option("--data", help="A CSV or Parquet file (with --label; or its s3:// / "
+                                             "gs:// URL) or a folder with one sub-folder of images per class: a "
+                                             "config for your data, its column kinds inferred and shown.",
+                                             show_default=False)] = None,
     label: Annotated[str | None, typer.Option("--label", help="With a table --data: the column to predict.",
                                               show_default=False)] = None,
     output: Annotated[Path | None, typer.Option(help="The config file to write (default: <template>.yaml or "

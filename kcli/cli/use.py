@@ -14,8 +14,9 @@ def evaluate(
     run: RunArg,
     split: Annotated[str | None, typer.Option(help="test | validation | train (default: test, else validation).",
                                               show_default=False)] = None,
-    data: Annotated[Path | None, typer.Option("--data", help="Evaluate on this .npz/.csv file instead, read "
-                                              "with the run's preprocessing.", show_default=False)] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Evaluate on this .npz/.csv file (or s3:// / gs:// "
+                                             "URL) instead, read with the run's preprocessing.",
+                                             show_default=False)] = None,
     label: Annotated[str | None, typer.Option(help="The label column of a --data CSV (default: the run's).",
                                               show_default=False)] = None,
     runs_dir: RunsDirReadOpt = Path("runs"),
@@ -31,11 +32,12 @@ def evaluate(
 
 def predict(
     run: RunArg,
-    input: Annotated[Path, typer.Option("--input", help=".npz (array x), .npy or .csv (feature columns as in "
-                                        "training; a label column is carried along).", show_default=False)],
-    output: Annotated[Path | None, typer.Option(help=".csv (class, probability, raw outputs), .npy or .npz "
-                                                "(raw outputs). Default: show the first rows.",
-                                                show_default=False)] = None,
+    input: Annotated[str, typer.Option("--input", help=".npz (array x), .npy or .csv (feature columns as in "
+                                       "training; a label column is carried along); a file or an s3:// / gs:// "
+                                       "URL.", show_default=False)],
+    output: Annotated[str | None, typer.Option(help=".csv (class, probability, raw outputs), .npy or .npz "
+                                               "(raw outputs); a file or an s3:// / gs:// URL. Default: show the "
+                                               "first rows.", show_default=False)] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Rows per model call (default 1024).",
                                                    show_default=False)] = None,
     label: Annotated[str | None, typer.Option(help="A CSV column to carry along instead of using it as a "
@@ -59,7 +61,8 @@ def export(
     format: Annotated[str, typer.Option("--format", help="savedmodel | keras | h5 | weights | onnx | tflite. "
                                         "onnx needs the extra: pip install 'kcli-keras\\[onnx]' (in a checkout: "
                                         "pip install -e '.\\[onnx]').", show_default=False)],
-    output: Annotated[Path | None, typer.Option(help="Default: RUN/export/<file>.", show_default=False)] = None,
+    output: Annotated[str | None, typer.Option(help="A file or folder, or an s3:// / gs:// URL. Default: "
+                                               "RUN/export/<file>.", show_default=False)] = None,
     serving_dir: Annotated[Path | None, typer.Option(
         "--serving-dir", help="With --format savedmodel: write DIR/NAME/VERSION (the next number), the layout TF "
                               "Serving and KServe load, with the request format of kcli serve.",

@@ -19,7 +19,7 @@ from kcli.config.models import Config, Spec
 from kcli.config.paths import LATEST_RUN, is_file_ref
 from kcli.config.source_rules import BUILTIN
 from kcli.errors import ConfigError, DataError
-from kcli.files import readable
+from kcli.files import readable, remote
 
 
 @dataclass
@@ -101,6 +101,9 @@ def _data_files(cfg: Config) -> None:
         source, name = holder.source or cfg.data.source, holder.name or cfg.data.name
         if source == "builtin" and name not in BUILTIN:
             raise DataError(f"unknown builtin dataset {name!r}; available: {', '.join(BUILTIN)}", key=f"{key}.name")
+        if remote.is_url(holder.path):   # listed, not read: a missing bucket or object, denied, unreachable
+            remote.files(holder.path, f"{key}.path")
+            continue
         if source == "images" and holder.path and not Path(holder.path).is_dir():
             raise DataError(f"image folder not found: {holder.path}", key=f"{key}.path")
         if source != "images" and holder.path and not Path(holder.path).is_file():

@@ -4,7 +4,7 @@ A config names files in many places: data files (and its validation / test files
 `imports`, `file.py:Class` references (model.class, layers and graph nodes, optimizer, loss, metrics,
 schedules, callbacks), a layer's `weights: file.h5`, and `model.init_from`. Each is relative to the config
 file that says it: a base that `extends` pulls in keeps its own folder (compose.py rebases it), the file itself
-and its `--set`s use its folder (loading.py). Dotted modules, Keras names and `latest:NAME` stay as they are.
+and its `--set`s use its folder (loading.py). Dotted modules, Keras names, `latest:NAME` and URLs stay as they are.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kcli.errors import ConfigError, DataError, KcliError
+from kcli.files import remote
 
 LATEST_RUN = "latest:"   # init_from: latest:NAME, the newest completed run called NAME under --runs-dir
 
@@ -38,7 +39,10 @@ def abs_ref(name: str, base: Path) -> str:
 
 def rebased(base: Path, path: str, key: str, error: type[KcliError]) -> str:
     """A path from the config made absolute against the config's folder, links resolved; a link loop is one line
-    naming `key` (Python 3.11's resolve() raises RuntimeError "Symlink loop" for it)."""
+    naming `key` (Python 3.11's resolve() raises RuntimeError "Symlink loop" for it). A URL (s3://bucket/key)
+    stays as written."""
+    if remote.is_url(path):
+        return path
     try:
         return str((base / path).resolve())
     except RuntimeError:

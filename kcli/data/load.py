@@ -27,7 +27,7 @@ from kcli.data.stream_cache import Cache
 from kcli.data.synthetic import synthetic
 from kcli.data.table_files import should_stream, table_files
 from kcli.errors import DataError
-from kcli.files import readable
+from kcli.files import readable, remote
 
 
 def load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None = None,
@@ -35,9 +35,17 @@ def load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None = 
     """Read, split and preprocess the data a (resolved) config describes (`source: python`: the datasets the
     user's function makes, as Streams; `registry` records its file). A streamed table caches its rows as read
     under `cache_root` when given (training: every epoch reads them again)."""
+    with remote.named_as_urls():
+        return _load(data, seed, ports, registry, cache_root)
+
+
+def _load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None, cache_root: Path | None) -> Splits:
     if data.source == "python":
         return Splits(*python_source.load(data, seed, ports, registry))
     if data.source == "images":
+        if any(remote.is_url(part.path) for part in (data, data.validation, data.test) if part is not None):
+            raise DataError("image folders on object storage are not read yet: copy the folder here and give "
+                            "its path", key="data.path")
         train, validation, test, names, notes = images.load(data, seed, ports)
         return Splits(train, validation, test, class_names=names, notes=notes)
     def read(sub: SplitSource | None, key: str, columns: list[str] | None = None) -> Arrays:
@@ -228,21 +236,19 @@ def _read(src: dict[str, Any], key: str, data: DataConfig, seed: int,
           feature_shape: tuple[int | None, ...], features: list[str] | None = None) -> Arrays:
     """One split as its source describes it; a CSV split takes the training columns by name (any order)."""
     source = src["source"]
-    if source in ("npz", "csv") and src["path"]:
-        readable.present(Path(src["path"]), file_key(key))   # a FIFO or a device is never opened
+    path = remote.local_file(src["path"], file_key(key)) if source in ("npz", "csv") and src["path"] else Path()
     if source == "builtin":
         return read_builtin(src["name"], key)
     if source == "npz":
-        return read_npz(Path(src["path"]), src["x_key"] or "x", src["y_key"] or "y", key)
+        return read_npz(path, src["x_key"] or "x", src["y_key"] or "y", key)
     if source == "parquet":   # model.input_shape: the number columns as one matrix
         files = table_files(src["path"] or "", source, key)
         table = tables.read_tables(files, source, key)
         return tables.matrix(table, tables.infer(table, data, files[0]), files[0], key, src["label"], features)
     if source == "csv":
         if features is not None:
-            path = Path(src["path"])
             return read_csv_columns(path, csv_header(path, key), features, src["label"], key)
-        return read_csv(Path(src["path"]), src["label"], key)
+        return read_csv(path, src["label"], key)
     if key != "data":
         raise DataError("synthetic data is split with validation_split / test_split", key=key)
     return synthetic(data.samples, data.classes, feature_shape, seed)

@@ -7,19 +7,22 @@ from typing import Any
 
 from kcli.config.model_io import Ports, Tree
 from kcli.config.models import DataConfig
+from kcli.data.checks import file_key
 from kcli.data.csv_files import _label_column, _need_columns, csv_table
 from kcli.data.csv_reader import csv_header
 from kcli.data.npz_files import read_npz_arrays
 from kcli.data.splits import Arrays
 from kcli.errors import DataError
+from kcli.files import remote
 
 
 def read_ports(src: dict[str, Any], key: str, data: DataConfig, ports: Ports) -> Arrays:
     """One split for named inputs and/or several outputs: each input from its CSV columns or npz array, each
     output's labels from `data.labels` (npz default: the array named like the output)."""
-    source, path = src["source"], Path(src["path"] or "")
+    source = src["source"]
     if source not in ("npz", "csv"):
         raise DataError(f"named inputs and several outputs read source npz or csv, not {source}", key="data.source")
+    path = remote.local_file(src["path"], file_key(key)) if remote.is_url(src["path"]) else Path(src["path"] or "")
     labels = label_sources(data, ports)
     if source == "csv":
         header = csv_header(path, key)

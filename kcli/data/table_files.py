@@ -7,14 +7,17 @@ from pathlib import Path
 from kcli.config.models import DataConfig
 from kcli.data.checks import file_key
 from kcli.errors import DataError
-from kcli.files import readable
+from kcli.files import readable, remote
 
 STREAM_ABOVE = 512 << 20     # bytes of files above which `stream: auto` streams
 SUFFIXES = {"csv": (".csv",), "parquet": (".parquet", ".pq"), "tfrecord": (".tfrecord", ".tfrecords", ".tfrec")}
 
 
 def table_files(path: str, source: str, key: str) -> list[Path]:
-    """The files of `path`: a file, a folder (its .csv / .parquet files) or a glob, sorted by name."""
+    """The files of `path`: a file, a folder (its .csv / .parquet files) or a glob, sorted by name; a URL's
+    objects (an object, a prefix or a glob) are copied here first (files/remote.py)."""
+    if remote.is_url(path):
+        return remote.local_copies(remote.files(path, file_key(key), SUFFIXES[source]), file_key(key))
     p = Path(path)
     if readable.is_pattern(path):
         files = readable.glob_files(path, file_key(key))

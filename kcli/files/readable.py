@@ -212,10 +212,19 @@ def glob_files(pattern: str, key: str, error: type[KcliError] = DataError) -> li
 def _deep_glob(root: Path, pattern: tuple[str, ...]) -> Iterator[Path]:
     """The files under `root` whose relative path matches `pattern` (parts; `**` is any number of folders), found
     by the iterative walk: pathlib's `**` recurses once per folder level (a folder 1900 deep was a RecursionError)."""
-    matchers = [None if part == "**" else re.compile(fnmatch.translate(part)) for part in pattern]
+    matchers = _matchers(pattern)
     for path in _entries(root, True):
         if _glob_match(path.relative_to(root).parts, matchers):
             yield path
+
+
+def glob_match(parts: tuple[str, ...], pattern: list[str]) -> bool:
+    """Whether path parts match glob parts (`**`: any number of folders), as a local glob matches them."""
+    return _glob_match(parts, _matchers(pattern))
+
+
+def _matchers(pattern: tuple[str, ...] | list[str]) -> list[re.Pattern[str] | None]:
+    return [None if part == "**" else re.compile(fnmatch.translate(part)) for part in pattern]
 
 
 def _glob_match(parts: tuple[str, ...], matchers: list[re.Pattern[str] | None]) -> bool:

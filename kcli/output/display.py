@@ -169,7 +169,7 @@ class Display:
         self.out.print(table)
 
     def predictions(self, preview: Sequence[tuple[Any, Any, Any, Any]], counts: Mapping[int, int], rows: int,
-                    note: str, label: str | None, output: Path | None, show_rows: bool) -> None:
+                    note: str, label: str | None, output: Path | str | None, show_rows: bool) -> None:
         """The first predictions (when not written to a file), counts per class, and where they went."""
         if show_rows:
             self.out.print(f"[bold]Predictions[/]: first {len(preview)} of {rows:,} ({text(note)})", soft_wrap=True)
@@ -197,7 +197,7 @@ class Display:
                 table.add_row(text(cls), f"{n:,}", f"{n / max(rows, 1):.1%}")
             self.out.print(table)
         if output is not None:
-            what = note if output.suffix.lower() == ".csv" else "raw model outputs"
+            what = note if str(output).lower().endswith(".csv") else "raw model outputs"
             self.out.print(f"[green]wrote {rows:,} predictions:[/] {text(str(output))}  ({text(what)})",
                            soft_wrap=True)
 
@@ -231,7 +231,7 @@ class Display:
             table.add_row(text(row["class"]), _fmt(row["precision"]), _fmt(row["recall"]), str(row["support"]))
         self.out.print(table)
 
-    def exported(self, fmt: str, path: Path, samples: int, diff: float) -> None:
+    def exported(self, fmt: str, path: Path | str, samples: int, diff: float) -> None:
         """Where an export went and how it was checked."""
         self.out.print(f"[green]exported {fmt}:[/] {text(str(path))}", soft_wrap=True)
         self.note(f"checked: reloaded with its own runtime, {samples} inputs, max |difference| {diff:.2g}")

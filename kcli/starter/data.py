@@ -22,7 +22,7 @@ from kcli.data import csv_reader, tables
 from kcli.data.column_stats import looks_like_text
 from kcli.data.images import images_in
 from kcli.errors import DataError, visible
-from kcli.files import readable
+from kcli.files import readable, remote
 from kcli.files.atomic import write_text
 
 MAX_CLASS_IDS = 20   # whole-number labels with at most this many distinct values are taken as class ids
@@ -190,9 +190,10 @@ def classes_of(column: Column) -> int | None:
     return int(column.detail.split(" ", 1)[0])
 
 
-def csv_config(path: Path, label: str, columns: list[Column], config: Path) -> str:
-    """The config text for a CSV or Parquet file (its path written relative to the config): no input_shape, so kcli
-    builds one input per column, with the kinds it found written out as data.columns (edit them freely). Every name
+def csv_config(path: Path, label: str, columns: list[Column], config: Path, written: str | None = None) -> str:
+    """The config text for a CSV or Parquet file (its path written relative to the config, or as `written`, a
+    URL): no input_shape, so kcli builds one input per column, with the kinds it found written out as data.columns
+    (edit them freely). Every name
     from the data goes out through the YAML emitter, every comment quoting data as escaped single-line text."""
     target = next(c for c in columns if c.name == label)
     features = [c for c in columns if c.name != label]
@@ -218,7 +219,7 @@ name: {_name(path)}
 seed: 42
 data:
   source: {"parquet" if _is_parquet(path) else "csv"}
-  path: {_scalar(_relative(path, config))}
+  path: {_scalar(written or _relative(path, config))}
   label: {_scalar(label)}
 {policy}  columns:
 {_text_note([c.name for c in features if c.kind == "text"])}{entries}
@@ -347,13 +348,21 @@ def _relative(path: Path, config: Path) -> str:
     return os.path.relpath(path.resolve(), config.resolve().parent)
 
 
-def init(data: Path, label: str | None, output: Path | None) -> tuple[Path, list[Column]]:
-    """Write the config for `data`; returns its path and the columns (or classes) found."""
+def init(data: Path | str, label: str | None, output: Path | None) -> tuple[Path, list[Column]]:
+    """Write the config for `data` (a path, or a CSV object's URL, written into the config as it is); returns its
+    path and the columns (or classes) found."""
+    if remote.is_url(data):
+        url = str(data)
+        with remote.named_as_urls():
+            local = remote.local_copy(url, "--data")
+            target = _target(local, output)
+            columns = describe_csv(local, label)
+        write_text(target, csv_config(local, label or "", columns, target, written=url))
+        return target, columns
+    data = Path(data)
     if not data.is_dir() and not readable.present(data, "--data"):   # a FIFO or a link loop: one line
         raise DataError(f"not found: {data}", key="--data")
-    target = output or Path(f"{_name(data)}.yaml")
-    if target.exists():
-        raise DataError(f"{target} already exists; choose another --output", key="--output")
+    target = _target(data, output)
     if data.is_dir():
         columns = describe_images(data)
         text = images_config(data, columns, target)
@@ -362,3 +371,11 @@ def init(data: Path, label: str | None, output: Path | None) -> tuple[Path, list
         text = csv_config(data, label or "", columns, target)
     write_text(target, text)
     return target, columns
+
+
+def _target(data: Path, output: Path | None) -> Path:
+    """The config file to write (default: <data name>.yaml here), never an existing one."""
+    target = output or Path(f"{_name(data)}.yaml")
+    if target.exists():
+        raise DataError(f"{target} already exists; choose another --output", key="--output")
+    return target

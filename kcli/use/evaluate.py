@@ -15,6 +15,7 @@ from kcli.data.load import load, load_file
 from kcli.data.python_source import Stream
 from kcli.data.splits import Arrays, Splits
 from kcli.errors import DataError
+from kcli.files import remote
 from kcli.model import outputs as outputs_mod
 from kcli.model.load import load_model
 from kcli.run import artifacts, find, layout, pictures, records
@@ -25,20 +26,24 @@ SPLITS = ("test", "validation", "train")
 MAX_CLASS_CURVES = 10   # more classes than this: the ROC and PR pictures draw the micro-average only
 
 
-def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | None, label: str | None,
+def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | str | None, label: str | None,
              listener: events.Listener = events.ignore, trust_code: bool = False) -> dict[str, Any]:
     """Evaluate the run's model, report the metrics and write RUN/eval-<split or file stem>.json; returns what
     the file holds (metrics at the top level, examples, data, per_class, confusion_matrix, scores) and its
-    `path`."""
+    `path`. `data_file` may be an object-store URL (read from a local copy, recorded as the URL)."""
     run = find.open_run(ref, runs_dir, trust_code)
     if data_file is not None and split is not None:
         raise DataError("give --split or --data, not both", key="--data")
-    model, arrays, label = _model_and_data(run, split, data_file, label, listener)
+    shown = str(data_file) if data_file is not None else None
+    with remote.named_as_urls():
+        local = remote.local_copy(str(data_file), "--data") if remote.is_url(data_file) else data_file
+        model, arrays, label = _model_and_data(run, split, Path(local) if local is not None else None, label,
+                                               listener)
     _note_fallback(run, listener)
     outputs_mod.check_labels(Splits(arrays), model, model.loss, run.ports)
     metrics, tally, examples = _measure(run, model, arrays)
     out = run.path / f"eval-{label}.json"
-    report: dict[str, Any] = {"data": str(data_file) if data_file else label, "examples": examples, **metrics}
+    report: dict[str, Any] = {"data": shown or label, "examples": examples, **metrics}
     if tally.matrix is not None:
         report["confusion_matrix"] = tally.matrix.tolist()   # rows: true class, columns: predicted class
         report["per_class"] = per_class(tally.matrix, run.record.get("classes"))
@@ -71,7 +76,8 @@ def _model_and_data(run: find.FinishedRun, split: str | None, data_file: Path | 
         check_inputs(arrays.x, run.ports, f"the features of {data_file}", "--data")
         return load_model(run), arrays, data_file.stem
     # (a file that is gone is reported by the read below, as "not found")
-    changed = [f for f in fingerprint.changed_files(run.record.get("data_files") or {}) if Path(f).exists()]
+    changed = [f for f in fingerprint.changed_files(run.record.get("data_files") or {})
+               if remote.is_url(f) or Path(f).exists()]
     if changed:
         listener(events.Warn(f"the data differs from what {run.path.name} was trained on: {', '.join(changed)} "
                              "changed since training; the splits are re-created from the current contents"))
