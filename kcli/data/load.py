@@ -201,8 +201,13 @@ def load_file(path: Path, data: DataConfig, key: str, ports: Ports, label: str |
             arrays = read_csv_columns(path, csv_header(path, key), features, label, key)
         else:
             arrays = read_csv(path, label, key)
+    elif suffix in (".parquet", ".pq"):   # model.input_shape: the number columns as one matrix, as trained
+        table = tables.read_tables([path], "parquet", key)
+        names = [str(n) for n in table.column_names]
+        found = next((n for n in (label, data.label) if n and n in names), None)
+        arrays = tables.matrix(table, tables.infer(table, data, path), path, key, found, features)
     else:
-        raise DataError(f"{path}: expected a .npz or .csv file", key=key)
+        raise DataError(f"{path}: expected a .npz, .csv or .parquet file", key=key)
     if isinstance(arrays.y, np.ndarray) and arrays.y.dtype.kind == "U":
         if not class_names:
             raise DataError(f"{path}: the labels are names, but the run was trained on class ids", key=key)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from kcli.config import model_io as ports_mod
-from kcli.data import checks, csv_files, csv_reader
+from kcli.data import checks, csv_files, csv_reader, tables
 from kcli.data.load import read_table_file
 from kcli.data.npz_files import read_npz_arrays
 from kcli.data.prepare import scale_features
@@ -61,7 +61,9 @@ def open_input(path: Path, run: find.FinishedRun, label: str | None) -> InputFil
         return _npz_input(path, run)
     if suffix == ".csv":
         return _csv_input(path, run, label)
-    raise DataError(f"{path}: expected a .csv, .npy or .npz file", key="--input")
+    if suffix in (".parquet", ".pq"):
+        return _parquet_input(path, run, label)
+    raise DataError(f"{path}: expected a .csv, .parquet, .npy or .npz file", key="--input")
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -195,6 +197,25 @@ def array_input(x: np.ndarray, labels: np.ndarray | None, label: str | None, run
                 (labels[start:end] if labels is not None else None)
 
     return InputFile(len(x), label, chunks())
+
+
+def _parquet_input(path: Path, run: find.FinishedRun, label: str | None) -> InputFile:
+    """A Parquet table for a run of one input (model.input_shape): the number columns it was trained on, by name
+    in any order, the label column optional; read whole, as the run read it."""
+    data = run.config.data
+    table = tables.read_tables([path], "parquet", "--input")
+    names = [str(n) for n in table.column_names]
+    if label is not None and label not in names:
+        raise DataError(f"{path} has no column {label!r}; columns: {', '.join(names)}", key="--label")
+    found = label or (data.label if data.label in names else None)
+    trained_on = run.record.get("features")
+    missing = [c for c in trained_on or [] if c not in names]
+    if missing:
+        raise DataError(f"{path} lacks the feature columns the model was trained on: {', '.join(missing)}",
+                        key="--input")
+    arrays = tables.matrix(table, tables.infer(table, data, path), path, "--input", found, trained_on)
+    assert isinstance(arrays.x, np.ndarray)
+    return array_input(arrays.x, np.asarray(arrays.y) if found else None, found, run, str(path))
 
 
 def _csv_input(path: Path, run: find.FinishedRun, label: str | None) -> InputFile:

@@ -221,3 +221,17 @@ def test_a_parquet_table_with_a_normalization_reads_whole_and_streamed_alike(pro
     table = np.loadtxt(project / "train.csv", delimiter=",", skiprows=1)[:, :4].astype(np.float32)
     np.testing.assert_allclose(np.asarray(norm.mean).ravel(), table.mean(axis=0, dtype=np.float64), rtol=1e-6)
     np.testing.assert_allclose(np.asarray(norm.variance).ravel(), table.var(axis=0, dtype=np.float64), rtol=1e-5)
+    # kcli predict of such a run takes the Parquet file too (its columns by name, the label column optional)
+    rows = tmp_path / "val.parquet"
+    out_parquet, out_csv = tmp_path / "p.csv", tmp_path / "c.csv"
+    assert run_cli("predict", whole, "--input", rows, "--output", out_parquet).exit_code == 0
+    assert run_cli("predict", whole, "--input", project / "val.csv", "--output", out_csv).exit_code == 0
+    assert out_parquet.read_text() == out_csv.read_text() and len(out_csv.read_text().splitlines()) == 301
+    # and kcli evaluate --data: the same metrics from the Parquet file as from the CSV
+    metrics = []
+    for rows in (tmp_path / "val.parquet", project / "val.csv"):
+        result = run_cli("evaluate", whole, "--data", rows)
+        assert result.exit_code == 0, result.stderr
+        found = json.loads((whole / "eval-val.json").read_text())
+        metrics.append([found["examples"], found["loss"], found["accuracy"]])
+    assert metrics[0] == pytest.approx(metrics[1], rel=1e-6) and metrics[0][0] == 300
