@@ -84,6 +84,7 @@ class SplitSource(_Strict):
 
 
 MissingPolicy = Literal["error", "fill", "indicator"]
+MAX_SEQUENCE_LENGTH = 100_000   # text int: 100k ids x 32 rows x (8 B id + a 16-float embedding) = 230 MB a batch
 
 
 class ColumnConfig(_Strict):
@@ -139,7 +140,18 @@ class ColumnConfig(_Strict):
             raise ValueError(f"{', '.join(given)}: not used by a column of {what}")
         if self.dim is not None and self.encoding == "one_hot":
             raise ValueError("`dim` is the width of an embedding: set encoding: embedding (or drop dim)")
+        self._text_sizes()
         return self
+
+    def _text_sizes(self) -> None:
+        """max_tokens leaves room for a word; sequence_length fits a batch in memory (else Keras fails mid-run)."""
+        reserved = ("padding and OOV", 2) if self.output_mode == "int" else ("OOV", 1)
+        if self.max_tokens is not None and self.max_tokens <= reserved[1]:
+            raise ValueError(f"max_tokens {self.max_tokens} counts the reserved {reserved[0]} token(s) and leaves "
+                             f"no room for a word: give at least {reserved[1] + 1}")
+        if self.sequence_length is not None and self.sequence_length > MAX_SEQUENCE_LENGTH:
+            raise ValueError(f"sequence_length {self.sequence_length}: token ids per row, at most "
+                             f"{MAX_SEQUENCE_LENGTH} (a batch of such rows would not fit in memory)")
 
 
 class DataConfig(_Strict):

@@ -224,6 +224,12 @@ def test_tfrecord_text_is_a_bytes_feature_read_alike(trained: tuple[Path, Path])
     ("stars: {kind: number, max_tokens: 10}", "max_tokens: not used by a column of kind number"),
     ("title: {kind: text, output_mode: int, layers: [GlobalMaxPoling1D]}",
      "data.columns.title.layers[0]: unknown layer 'GlobalMaxPoling1D' (did you mean 'GlobalMaxPooling1D'?)"),
+    # Keras refused max_tokens 1 mid-run, and an int column of max_tokens 2 (padding + OOV) failed in a lookup
+    ("title: {kind: text, max_tokens: 1}", "max_tokens 1 counts the reserved OOV token(s)"),
+    ("title: {kind: text, output_mode: int, max_tokens: 2}", "padding and OOV token(s) and leaves no room for a "
+                                                             "word: give at least 3"),
+    # a run of sequence_length 1e9 failed out of memory in its first batch, leaving a failed run folder
+    ("title: {kind: text, output_mode: int, sequence_length: 1000000000}", "at most 100000"),
 ])
 def test_text_fields_of_another_kind_are_one_error_line(tmp_path: Path, column: str, expected: str) -> None:
     write_reviews(tmp_path / "train.csv", 20, seed=1)
