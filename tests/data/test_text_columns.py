@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 import yaml
 
+from kcli import api
 from kcli.data.column_stats import looks_like_text
 from tests.conftest import run_cli, write_config
 from tests.helpers import assert_same_as_plain_script, assert_user_error, train_ok
@@ -247,6 +248,22 @@ def test_text_layers_must_end_in_a_vector(tmp_path: Path) -> None:
                                                    "kernel_size: 2}}]}"))
     line = assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"), "data.columns.title.layers")
     assert "not one vector per row" in line and not (tmp_path / "runs").exists()
+
+
+def test_an_unsplit_column_is_one_token_per_row(tmp_path: Path) -> None:
+    # split: none fed TextVectorization a (rows,) batch, which it read as ONE row: the run failed mid-training
+    write_reviews(tmp_path / "train.csv", 40, seed=1)
+    write_reviews(tmp_path / "val.csv", 10, seed=2)
+    text = CONFIG.replace("output_mode: int, sequence_length: 4, dim: 3", "split: none, output_mode: tf_idf")
+    config = write_config(tmp_path, text.replace("epochs: 2", "epochs: 1"))
+    run = train_ok(config, tmp_path / "runs")
+    vocabulary = yaml.safe_load((run / "config.yaml").read_text())["data"]["columns"]["title"]["vocabulary"]
+    assert any(" " in token for token in vocabulary)   # whole cells ("wow meh"), not words
+    (tmp_path / "new.csv").write_text("stars,title,review\n3,Wow meh!,good\n3,Ok!,good\n3,never seen,good\n")
+    together = api.predict(run, tmp_path / "new.csv")["outputs"]
+    alone = api.predict(run, tmp_path / "new.csv", batch_size=1)["outputs"]
+    np.testing.assert_allclose(together, alone, atol=1e-6)   # each row vectorized on its own
+    assert not np.allclose(together[0], together[1])
 
 
 def test_tflite_and_onnx_take_the_vectorized_text(trained: tuple[Path, Path]) -> None:
