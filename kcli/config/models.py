@@ -141,7 +141,21 @@ class ColumnConfig(_Strict):
         if self.dim is not None and self.encoding == "one_hot":
             raise ValueError("`dim` is the width of an embedding: set encoding: embedding (or drop dim)")
         self._text_sizes()
+        if self.kind == "text":
+            self._text_recorded()
         return self
+
+    def _text_recorded(self) -> None:
+        """A hand-edited vocabulary / idf_weights as TextVectorization takes them (else Keras fails mid-build)."""
+        words = self.vocabulary
+        if words is not None and (not words or not all(isinstance(w, str) and w for w in words)):
+            raise ValueError("vocabulary: a text column's tokens are non-empty strings (leave it out to learn it)")
+        if words is not None and len(set(words)) < len(words):
+            raise ValueError("vocabulary: a token is listed twice")
+        if self.idf_weights is not None and len(self.idf_weights) != len(words or ()):
+            raise ValueError(f"idf_weights: one per vocabulary token ({len(words or ())}), not {len(self.idf_weights)}")
+        if self.output_mode == "tf_idf" and words is not None and self.idf_weights is None:
+            raise ValueError("idf_weights: output_mode tf_idf with a vocabulary needs them too (or leave out both)")
 
     def _text_sizes(self) -> None:
         """max_tokens leaves room for a word; sequence_length fits a batch in memory (else Keras fails mid-run)."""

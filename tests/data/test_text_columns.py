@@ -231,6 +231,13 @@ def test_tfrecord_text_is_a_bytes_feature_read_alike(trained: tuple[Path, Path])
                                                              "word: give at least 3"),
     # a run of sequence_length 1e9 failed out of memory in its first batch, leaving a failed run folder
     ("title: {kind: text, output_mode: int, sequence_length: 1000000000}", "at most 100000"),
+    # a hand-edited recorded vocabulary / idf_weights: Keras refused each mid-build ("unexpected ValueError")
+    ("title: {kind: text, vocabulary: []}", "vocabulary: a text column's tokens are non-empty strings"),
+    ("title: {kind: text, vocabulary: [1, 2]}", "vocabulary: a text column's tokens are non-empty strings"),
+    ("title: {kind: text, vocabulary: [wow, wow]}", "vocabulary: a token is listed twice"),
+    ("title: {kind: text, output_mode: tf_idf, vocabulary: [wow, ok], idf_weights: [1.0]}",
+     "idf_weights: one per vocabulary token (2), not 1"),
+    ("title: {kind: text, output_mode: tf_idf, vocabulary: [wow, ok]}", "idf_weights: output_mode tf_idf with a"),
 ])
 def test_text_fields_of_another_kind_are_one_error_line(tmp_path: Path, column: str, expected: str) -> None:
     write_reviews(tmp_path / "train.csv", 20, seed=1)
