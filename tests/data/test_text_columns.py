@@ -273,6 +273,25 @@ def test_an_unsplit_column_is_one_token_per_row(tmp_path: Path) -> None:
     assert not np.allclose(together[0], together[1])
 
 
+def test_a_parquet_text_cell_that_is_not_utf8_names_its_row(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    # a binary column's bad cell was "unexpected ArrowInvalid: Invalid UTF8 payload" (exit 1), in train and predict
+    reviews = [s.encode() for s in sentences(30, 0)]
+    reviews[7] = b"caf\xe9"
+    pq.write_table(pa.table({"review": pa.array(reviews, pa.binary()), "label": [i % 2 for i in range(30)]}),
+                   tmp_path / "train.parquet")
+    config = write_config(tmp_path, """\
+        data: {source: parquet, path: train.parquet, label: label, columns: {review: {kind: text}},
+               validation_split: 0.2}
+        model: {layers: [{Dense: {units: 2}}]}
+        compile: {optimizer: adam, loss: {SparseCategoricalCrossentropy: {from_logits: true}}}
+        """)
+    line = assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"), "data.path")
+    assert "train.parquet: data row 8, column 'review' is not UTF-8 text" in line
+    assert not (tmp_path / "runs").exists()
+
+
 def test_tflite_and_onnx_take_the_vectorized_text(trained: tuple[Path, Path]) -> None:
     """TFLite and ONNX cannot hold TextVectorization: the export starts at its output, checked on raw rows."""
     import importlib.util
