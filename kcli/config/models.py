@@ -84,6 +84,7 @@ class SplitSource(_Strict):
 
 
 MissingPolicy = Literal["error", "fill", "indicator"]
+MAX_SEQUENCE_LENGTH = 100_000   # text int: 100k ids x 32 rows x (8 B id + a 16-float embedding) = 230 MB a batch
 
 
 class ColumnConfig(_Strict):
@@ -139,7 +140,32 @@ class ColumnConfig(_Strict):
             raise ValueError(f"{', '.join(given)}: not used by a column of {what}")
         if self.dim is not None and self.encoding == "one_hot":
             raise ValueError("`dim` is the width of an embedding: set encoding: embedding (or drop dim)")
+        self._text_sizes()
+        if self.kind == "text":
+            self._text_recorded()
         return self
+
+    def _text_recorded(self) -> None:
+        """A hand-edited vocabulary / idf_weights as TextVectorization takes them (else Keras fails mid-build)."""
+        words = self.vocabulary
+        if words is not None and (not words or not all(isinstance(w, str) and w for w in words)):
+            raise ValueError("vocabulary: a text column's tokens are non-empty strings (leave it out to learn it)")
+        if words is not None and len(set(words)) < len(words):
+            raise ValueError("vocabulary: a token is listed twice")
+        if self.idf_weights is not None and len(self.idf_weights) != len(words or ()):
+            raise ValueError(f"idf_weights: one per vocabulary token ({len(words or ())}), not {len(self.idf_weights)}")
+        if self.output_mode == "tf_idf" and words is not None and self.idf_weights is None:
+            raise ValueError("idf_weights: output_mode tf_idf with a vocabulary needs them too (or leave out both)")
+
+    def _text_sizes(self) -> None:
+        """max_tokens leaves room for a word; sequence_length fits a batch in memory (else Keras fails mid-run)."""
+        reserved = ("padding and OOV", 2) if self.output_mode == "int" else ("OOV", 1)
+        if self.max_tokens is not None and self.max_tokens <= reserved[1]:
+            raise ValueError(f"max_tokens {self.max_tokens} counts the reserved {reserved[0]} token(s) and leaves "
+                             f"no room for a word: give at least {reserved[1] + 1}")
+        if self.sequence_length is not None and self.sequence_length > MAX_SEQUENCE_LENGTH:
+            raise ValueError(f"sequence_length {self.sequence_length}: token ids per row, at most "
+                             f"{MAX_SEQUENCE_LENGTH} (a batch of such rows would not fit in memory)")
 
 
 class DataConfig(_Strict):

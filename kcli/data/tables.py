@@ -247,12 +247,29 @@ def _feature(column: Any, name: str, spec: ColumnConfig, where: Where) -> np.nda
         missing = np.isnan(values)
         _check_missing(missing, name, spec, where)
         return np.where(missing, MISSING_CODE, values).astype(np.int64).reshape(-1, 1)
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    texts = pc.utf8_trim_whitespace(column.cast(pa.string()))
+    texts = pc.utf8_trim_whitespace(_as_text(column, name, where))
     _check_missing(pc.is_null(texts).to_numpy(zero_copy_only=False), name, spec, where)
     return pc.fill_null(texts, "").to_numpy(zero_copy_only=False).astype(object).reshape(-1, 1)
+
+
+def _as_text(column: Any, name: str, where: Where) -> Any:
+    """The column as UTF-8 strings; a Parquet binary cell that is not UTF-8 names its row (as a CSV cell does)."""
+    import pyarrow as pa
+
+    try:
+        return column.cast(pa.string())
+    except pa.ArrowInvalid:
+        if not (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
+            raise
+        for row, cell in enumerate(column.to_pylist()):
+            try:
+                (cell or b"").decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(csv_reader.not_utf8(where.path, where.row(row), name),
+                                key=file_key(where.key)) from None
+        raise
 
 
 def _is_int_column(column: Any, spec: ColumnConfig) -> bool:

@@ -107,6 +107,8 @@ def _text(spec: ColumnConfig, port: Any, tensor: Any, registry: Registry) -> Any
 
     spec = text_columns.with_defaults(spec)
     vectorize = text_columns.vectorizer(spec, port.name)
+    if spec.split == "none":   # the cell is one token: unsplit, TextVectorization reads a (rows,) batch as one row
+        tensor = keras.layers.Reshape((1,), name=f"{port.name}_cell")(tensor)
     x = vectorize(tensor)
     if spec.output_mode != "int":
         return x

@@ -23,6 +23,20 @@ def _history(run_dir: Path) -> list[dict[str, Any]]:
     return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
 
 
+def _histories(found: list[Path]) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """Each run's history, and the runs without a readable one (a run that failed in its first epoch): those
+    are left out of a plot of the others, an error only when no run has one."""
+    histories, unread = {}, []
+    for run in found:
+        try:
+            histories[run.name] = _history(run)
+        except RunError:
+            if len(found) == 1 or (run is found[-1] and not histories):
+                raise
+            unread.append(run.name)
+    return histories, unread
+
+
 def plot(refs: list[str], runs_dir: Path, metric: str | None, output: Path | None, display: Display) -> Path:
     """One picture: the runs' curves of `metric` (default val_loss when every run has it, else loss), or for a
     sweep folder its metric per trial and each parameter against it."""
@@ -31,7 +45,7 @@ def plot(refs: list[str], runs_dir: Path, metric: str | None, output: Path | Non
     if len(refs) == 1 and sweep_record.is_sweep(refs[0], runs_dir):
         return _plot_sweep(sweep_record.find(refs[0], runs_dir), output, display)
     found = [find.find_run(ref, runs_dir) for ref in refs]
-    histories = {run.name: _history(run) for run in found}
+    histories, unread = _histories(found)
     logged = sorted({k for rows in histories.values() for row in rows for k in row if k != "epoch"})
     metric = metric or ("val_loss" if all(any("val_loss" in r for r in rows) for rows in histories.values())
                         else "loss")
@@ -48,6 +62,8 @@ def plot(refs: list[str], runs_dir: Path, metric: str | None, output: Path | Non
     lacking = [name for name in series if name not in drawn]
     if lacking:   # the picture counts and draws only the runs that logged it; the others are named here
         display.warning(f"{', '.join(lacking)} did not log {metric!r}: not drawn")
+    if unread:
+        display.warning(f"{', '.join(unread)} has no readable {layout.HISTORY_JSON} (no epoch finished?): not drawn")
     pictures.overlay(drawn, metric, target, f"{metric} of {len(drawn)} run{'s' if len(drawn) > 1 else ''}")
     display.note(f"written: {target}")
     return target

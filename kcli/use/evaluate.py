@@ -48,6 +48,9 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | str 
         report["confusion_matrix"] = tally.matrix.tolist()   # rows: true class, columns: predicted class
         report["per_class"] = per_class(tally.matrix, run.record.get("classes"))
     scored = tally.scores(run.record.get("classes"))
+    if tally.non_finite:
+        listener(events.Warn(f"{tally.non_finite} rows of {label} have NaN or infinite outputs: left out of the "
+                             f"scores (a model that diverged, or inputs out of range)"))
     if scored is not None:
         report["scores"] = scored.numbers
     records.write_json(out, report)
@@ -61,6 +64,9 @@ def evaluate(ref: str, runs_dir: Path, split: str | None, data_file: Path | str 
         listener(events.Note(f"written: {picture}"))
     if scored is not None:
         listener(events.Metrics("Scores", scores.headline(scored.numbers)))
+        undefined = _undefined_curves(scored, label) if tally.matrix is not None else None
+        if undefined:
+            listener(events.Warn(undefined))
         for picture in _draw(run, label, title, scored, tally):
             listener(events.Note(f"written: {picture}"))
     listener(events.Note(f"written: {out}"))
@@ -109,6 +115,7 @@ class _Tally:
         self.matrix: np.ndarray | None = None
         self.sample = scores.Sample()
         self.usable = True   # False: not a one-output classifier or regression (no matrix, no scores)
+        self.non_finite = 0   # rows left out of the scores: the model's outputs were NaN or infinite
 
     def add(self, raw: Any, y: Any) -> None:
         """Count one batch: the model's outputs `raw` on rows labelled `y`."""
@@ -136,8 +143,13 @@ class _Tally:
         columns = self.sample.columns() if self.usable else ()
         if not columns or not len(columns[0]):
             return None
+        columns, self.non_finite = scores.finite_rows(*columns)
+        if not len(columns[0]):
+            return None
         result = (scores.classifier(*columns, names) if self.matrix is not None
                   else scores.regression_scores(*columns))
+        if self.non_finite:
+            result.numbers["non_finite_rows"] = self.non_finite
         if self.sample.sampled:
             result.numbers["sampled_from"] = self.sample.seen
         return result
@@ -181,12 +193,28 @@ def _draw(run: find.FinishedRun, label: str, title: str, scored: scores.Scores, 
     roc, pr = scored.roc, scored.precision_recall
     if len(scored.numbers.get("per_class", ())) > MAX_CLASS_CURVES:   # too many to tell apart: the micro-average
         roc, pr = [c for c in roc if c.name == scores.MICRO], [c for c in pr if c.name == scores.MICRO]
-    pictures.roc([(c.name, c.x, c.y, c.area) for c in roc], path["roc"], f"{title}: ROC")
-    pictures.precision_recall([(c.name, c.x, c.y, c.area) for c in pr], path["pr"], f"{title}: precision-recall")
+    drawn = []
+    for kind, curves, draw, what in (("roc", roc, pictures.roc, "ROC"),
+                                     ("pr", pr, pictures.precision_recall, "precision-recall")):
+        if curves:
+            draw([(c.name, c.x, c.y, c.area) for c in curves], path[kind], f"{title}: {what}")
+            drawn.append(path[kind])
+        else:   # undefined on these rows (see _undefined_curves): an earlier evaluation's picture would mislead
+            path[kind].unlink(missing_ok=True)
     calibration = scored.numbers["calibration"]
     pictures.reliability(calibration["table"], calibration["ece"], path["calibration"], f"{title}: reliability",
                          calibration["of"])
-    return [path["roc"], path["pr"], path["calibration"]]
+    return [*drawn, path["calibration"]]
+
+
+def _undefined_curves(scored: scores.Scores, label: str) -> str | None:
+    """The warning when a classifier's ROC or precision-recall curve is undefined (the rows hold one class)."""
+    missing = [what for what, curves in (("ROC", scored.roc), ("precision-recall", scored.precision_recall))
+               if not curves]
+    if not missing:
+        return None
+    return (f"no {' or '.join(missing)} curve on {label}: its rows hold only one class (a curve needs rows "
+            f"of the class and rows of others)")
 
 
 def confusion_matrix(true: np.ndarray, predicted: np.ndarray, count: int) -> np.ndarray:

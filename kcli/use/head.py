@@ -75,7 +75,8 @@ class Head:
         if self.kind == "multiclass":
             return _softmax(flat) if self.from_logits else flat
         if self.kind == "binary":
-            p1 = 1.0 / (1.0 + np.exp(-flat[:, 0])) if self.from_logits else flat[:, 0]
+            with np.errstate(over="ignore"):   # a logit below -88 (float32): exp is inf, p1 exactly 0, no warning
+                p1 = 1.0 / (1.0 + np.exp(-flat[:, 0])) if self.from_logits else flat[:, 0]
             return np.stack([1.0 - p1, p1], axis=1)
         return None
 

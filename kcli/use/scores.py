@@ -220,6 +220,16 @@ def _pr_curves(curves: list[tuple[str, np.ndarray, np.ndarray]]) -> list[Curve]:
     return out
 
 
+def finite_rows(*columns: np.ndarray) -> tuple[tuple[np.ndarray, ...], int]:
+    """The rows whose values are all finite (a model's NaN or infinite outputs have no score), and how many were
+    left out."""
+    keep = np.ones(len(columns[0]), dtype=bool)
+    for column in columns:
+        column = np.asarray(column)
+        keep &= np.isfinite(column.reshape(len(column), -1).astype(np.float64)).all(axis=1)
+    return tuple(np.asarray(c)[keep] for c in columns), int((~keep).sum())
+
+
 def regression_scores(true: np.ndarray, predicted: np.ndarray) -> Scores:
     """MAE/RMSE/R2 of a regression model's outputs (the pictures draw the values themselves)."""
     return Scores({"examples": len(true), **regression(true, predicted)})

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 import yaml
 
+from kcli import api
 from kcli.data.column_stats import looks_like_text
 from tests.conftest import run_cli, write_config
 from tests.helpers import assert_same_as_plain_script, assert_user_error, train_ok
@@ -224,6 +225,19 @@ def test_tfrecord_text_is_a_bytes_feature_read_alike(trained: tuple[Path, Path])
     ("stars: {kind: number, max_tokens: 10}", "max_tokens: not used by a column of kind number"),
     ("title: {kind: text, output_mode: int, layers: [GlobalMaxPoling1D]}",
      "data.columns.title.layers[0]: unknown layer 'GlobalMaxPoling1D' (did you mean 'GlobalMaxPooling1D'?)"),
+    # Keras refused max_tokens 1 mid-run, and an int column of max_tokens 2 (padding + OOV) failed in a lookup
+    ("title: {kind: text, max_tokens: 1}", "max_tokens 1 counts the reserved OOV token(s)"),
+    ("title: {kind: text, output_mode: int, max_tokens: 2}", "padding and OOV token(s) and leaves no room for a "
+                                                             "word: give at least 3"),
+    # a run of sequence_length 1e9 failed out of memory in its first batch, leaving a failed run folder
+    ("title: {kind: text, output_mode: int, sequence_length: 1000000000}", "at most 100000"),
+    # a hand-edited recorded vocabulary / idf_weights: Keras refused each mid-build ("unexpected ValueError")
+    ("title: {kind: text, vocabulary: []}", "vocabulary: a text column's tokens are non-empty strings"),
+    ("title: {kind: text, vocabulary: [1, 2]}", "vocabulary: a text column's tokens are non-empty strings"),
+    ("title: {kind: text, vocabulary: [wow, wow]}", "vocabulary: a token is listed twice"),
+    ("title: {kind: text, output_mode: tf_idf, vocabulary: [wow, ok], idf_weights: [1.0]}",
+     "idf_weights: one per vocabulary token (2), not 1"),
+    ("title: {kind: text, output_mode: tf_idf, vocabulary: [wow, ok]}", "idf_weights: output_mode tf_idf with a"),
 ])
 def test_text_fields_of_another_kind_are_one_error_line(tmp_path: Path, column: str, expected: str) -> None:
     write_reviews(tmp_path / "train.csv", 20, seed=1)
@@ -241,6 +255,41 @@ def test_text_layers_must_end_in_a_vector(tmp_path: Path) -> None:
                                                    "kernel_size: 2}}]}"))
     line = assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"), "data.columns.title.layers")
     assert "not one vector per row" in line and not (tmp_path / "runs").exists()
+
+
+def test_an_unsplit_column_is_one_token_per_row(tmp_path: Path) -> None:
+    # split: none fed TextVectorization a (rows,) batch, which it read as ONE row: the run failed mid-training
+    write_reviews(tmp_path / "train.csv", 40, seed=1)
+    write_reviews(tmp_path / "val.csv", 10, seed=2)
+    text = CONFIG.replace("output_mode: int, sequence_length: 4, dim: 3", "split: none, output_mode: tf_idf")
+    config = write_config(tmp_path, text.replace("epochs: 2", "epochs: 1"))
+    run = train_ok(config, tmp_path / "runs")
+    vocabulary = yaml.safe_load((run / "config.yaml").read_text())["data"]["columns"]["title"]["vocabulary"]
+    assert any(" " in token for token in vocabulary)   # whole cells ("wow meh"), not words
+    (tmp_path / "new.csv").write_text("stars,title,review\n3,Wow meh!,good\n3,Ok!,good\n3,never seen,good\n")
+    together = api.predict(run, tmp_path / "new.csv")["outputs"]
+    alone = api.predict(run, tmp_path / "new.csv", batch_size=1)["outputs"]
+    np.testing.assert_allclose(together, alone, atol=1e-6)   # each row vectorized on its own
+    assert not np.allclose(together[0], together[1])
+
+
+def test_a_parquet_text_cell_that_is_not_utf8_names_its_row(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    # a binary column's bad cell was "unexpected ArrowInvalid: Invalid UTF8 payload" (exit 1), in train and predict
+    reviews = [s.encode() for s in sentences(30, 0)]
+    reviews[7] = b"caf\xe9"
+    pq.write_table(pa.table({"review": pa.array(reviews, pa.binary()), "label": [i % 2 for i in range(30)]}),
+                   tmp_path / "train.parquet")
+    config = write_config(tmp_path, """\
+        data: {source: parquet, path: train.parquet, label: label, columns: {review: {kind: text}},
+               validation_split: 0.2}
+        model: {layers: [{Dense: {units: 2}}]}
+        compile: {optimizer: adam, loss: {SparseCategoricalCrossentropy: {from_logits: true}}}
+        """)
+    line = assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"), "data.path")
+    assert "train.parquet: data row 8, column 'review' is not UTF-8 text" in line
+    assert not (tmp_path / "runs").exists()
 
 
 def test_tflite_and_onnx_take_the_vectorized_text(trained: tuple[Path, Path]) -> None:

@@ -44,3 +44,17 @@ def test_no_run_with_the_metric_is_still_an_error(tmp_path: Path) -> None:
     assert_user_error(run_cli("plot", a, b, "--metric", "val_mae"), "--metric: no run logged 'val_mae'")
     assert_user_error(run_cli("plot", a, b, "--metric", "val_loss", "--output", tmp_path / "v.png"),
                       "no run logged a value of 'val_loss'")
+
+
+def test_a_run_without_a_history_is_named_and_the_others_drawn(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = tmp_path / "runs"
+    a = _run(runs, "a", [{"loss": 1.0}, {"loss": 0.5}])
+    failed = _run(runs, "failed", [])
+    (failed / "history.json").unlink()   # a run that failed in its first epoch (NaN loss) writes none
+    figures = capture_figures(monkeypatch)
+    result = run_cli("plot", a, failed, "--output", tmp_path / "p.png")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.strip() == "warning: failed has no readable history.json (no epoch finished?): not drawn"
+    assert figures[0].axes[0].get_title() == "loss of 1 run"
+    assert_user_error(run_cli("plot", failed, "--output", tmp_path / "q.png"), "cannot read")

@@ -130,3 +130,18 @@ def test_the_report_shows_every_score_and_picture_escaped(binary_run: Path, regr
     assert "positive class: yes &lt;b&gt;&amp;" in page and "yes <b>" not in page
     page = (regression_run / "report.html").read_text()
     assert "RMSE" in page and "R2" in page
+
+
+def test_one_class_rows_draw_no_curves_and_say_so(binary_run: Path) -> None:
+    folder = binary_run.parent.parent
+    (folder / "only.csv").write_text("f0,f1,f2,target\n" + "".join(f"{i / 10},0.1,0.2,no\n" for i in range(6)))
+    stale = binary_run / "eval-only-roc.png"
+    stale.write_bytes(PNG)   # an earlier evaluation's picture must not stay beside the new numbers
+    result = run_cli("evaluate", binary_run, "--data", folder / "only.csv")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.strip() == ("warning: no ROC or precision-recall curve on only: its rows hold only one "
+                                     "class (a curve needs rows of the class and rows of others)")
+    written = json.loads((binary_run / "eval-only.json").read_text())["scores"]
+    assert written["roc_auc"] is None and written["average_precision"] is None
+    assert not stale.exists() and not (binary_run / "eval-only-pr.png").exists()
+    assert (binary_run / "eval-only-calibration.png").read_bytes().startswith(PNG)

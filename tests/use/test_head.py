@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -31,3 +33,10 @@ def test_answers_and_their_tensorflow_twin_agree(head: Head, raw: np.ndarray) ->
 def test_plain_values_have_no_answers() -> None:
     assert Head("values", False).answers(SCORES) == {}
     assert Head("values", False).classify_tensor(SCORES) == {}
+
+
+def test_a_huge_negative_logit_is_probability_zero_without_a_numpy_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # evaluate printed numpy's "overflow encountered in exp" on stderr
+        probs = Head("binary", True).probabilities(np.array([[-1e30], [1e30], [0.0]], np.float32))
+    np.testing.assert_array_equal(probs, [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])

@@ -171,3 +171,13 @@ def test_a_sample_keeps_every_row_until_full_then_a_uniform_seeded_subset_in_ord
         assert 20_000 < kept.mean() < 30_000   # spread over all rows, not the first ones
         picks.append(kept)
     assert np.array_equal(picks[0], picks[1]) and not np.array_equal(picks[0], picks[2])
+
+
+def test_rows_with_nan_or_infinite_outputs_are_left_out_of_the_scores() -> None:
+    true = np.array([0, 1, 0, 1, 1, 0])
+    probabilities = np.array([[0.8, 0.2], [np.nan, np.nan], [0.6, 0.4], [0.1, 0.9], [np.inf, 0.0], [0.3, 0.7]])
+    (kept_true, kept), dropped = scores.finite_rows(true, probabilities)
+    assert dropped == 2 and kept_true.tolist() == [0, 0, 1, 0]
+    numbers = scores.classifier(kept_true, kept).numbers
+    assert numbers["roc_auc"] == pytest.approx(metrics.roc_auc_score(kept_true, kept[:, 1]), abs=1e-12)
+    assert np.isfinite(numbers["calibration"]["ece"])   # NaN rows made the ECE NaN (and eval json invalid JSON)
