@@ -7,6 +7,7 @@ over the files learns what the model needs and caches the rows as read (stream_p
 The order of epoch e depends only on (seed, e): the files in a permutation drawn from numpy's
 `default_rng([seed, e])`, then the rows of every window of WINDOW_ROWS rows permuted by the same generator
 (`shuffle: false`: file order). So a run resumed at epoch e sees the very batches an uninterrupted one would.
+On several workers each reads its own part of the rows (stream_shard.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from kcli.data.checks import file_key
 from kcli.data.python_source import Stream
 from kcli.data.splits import Arrays
 from kcli.data.stream_cache import Cache, cached_blocks
+from kcli.data.stream_shard import Part, Shard
 from kcli.errors import DataError
 
 WINDOW_ROWS = 65536          # rows shuffled together (a shuffle buffer; memory: this many rows)
@@ -85,6 +87,8 @@ class TableReader:
     labels: str = "ids"      # ids | names | values (regression)
     cache: Cache | None = None
     failure: DataError | None = None   # what stopped the last pass (tf.data hands fit only its text)
+    shard: Shard | None = None   # on several workers: this worker's place, and
+    part: Part | None = None     # the rows it reads (its batches: data.batch_size / workers rows)
 
     def batches(self) -> Iterator[tuple[Any, ...]]:
         """Batches of data.batch_size rows (the last one partial) in epoch `self.epoch`'s order."""
@@ -106,19 +110,43 @@ class TableReader:
             raise
 
     def _groups(self) -> Iterator[tuple[Any, ...]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(len(self.files)) if self.shuffle else np.arange(len(self.files))
+        rng = np.random.default_rng([self.seed, self.epoch] if self.shard is None else
+                                    [self.seed, self.epoch, self.shard.index])
         pending: list[Arrays] = []
         held = 0
-        for i in order:
-            for arrays in self._blocks(self.files[int(i)]):
+        seen: Arrays | None = None
+        for path, start, stop in self._pieces(rng):
+            for arrays in self._rows(path, start, stop):
                 pending.append(arrays)
-                held += len(arrays)
+                held, seen = held + len(arrays), arrays
                 if held >= WINDOW_ROWS:
                     rest = yield from self._emit(_join(pending), rng, last=False)
                     pending, held = ([rest], len(rest)) if rest is not None else ([], 0)
         if pending:
             yield from self._emit(_join(pending), rng, last=True)
+        if self.part is not None and self.part.empty_last and seen is not None:   # as many batches as the others
+            yield self._group(seen.take(slice(0, 0)), 1, 0)
+
+    def _pieces(self, rng: np.random.Generator) -> list[tuple[Path, int, int | None]]:
+        """The files (or on several workers: this worker's pieces of them) in this epoch's order."""
+        if self.part is None:
+            order = rng.permutation(len(self.files)) if self.shuffle else np.arange(len(self.files))
+            return [(self.files[int(i)], 0, None) for i in order]
+        pieces = self.part.pieces
+        order = rng.permutation(len(pieces)) if self.shuffle else np.arange(len(pieces))
+        return [(self.files[pieces[int(i)].file], pieces[int(i)].start, pieces[int(i)].stop) for i in order]
+
+    def _rows(self, path: Path, start: int, stop: int | None) -> Iterator[Arrays]:
+        """Rows start..stop of one file (stop None: to its end), a block at a time."""
+        offset = 0
+        for arrays in self._blocks(path):
+            n = len(arrays)
+            low, high = max(start - offset, 0), n if stop is None else min(stop - offset, n)
+            offset += n
+            if low < high:
+                yield arrays if (low, high) == (0, n) else arrays.take(slice(low, high))
+            if stop is not None and offset >= stop:
+                return
 
     def _blocks(self, path: Path) -> Iterator[Arrays]:
         """The rows of one file as read: from the cache when it holds the file, else parsed again."""
@@ -137,7 +165,7 @@ class TableReader:
         into the next window (or, for the last window, a final partial batch)."""
         if self.shuffle:
             window = window.take(rng.permutation(len(window)))
-        size = self.data.batch_size
+        size = self.data.batch_size // (self.shard.workers if self.shard is not None else 1)
         full = len(window) // size * size
         if full:
             yield self._group(window.take(slice(0, full)), full // size, size)

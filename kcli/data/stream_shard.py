@@ -1,0 +1,68 @@
+"""A streamed table split among the workers of a cluster: which rows each worker reads. TensorFlow-free.
+
+The rule (every worker computes it alike from the row counts of the training files, in name order):
+N rows, global batch B, W workers, so a worker's batch is b = B / W. The N // B full global batches give every
+worker the same F = N // B full batches; the R = N % B rows of the last, partial global batch are dealt as
+evenly as they go (the first R % W workers take one row more). Worker k reads one contiguous run of the table
+(files in name order): whole files where the cuts fall between files, a window of a file's rows where a cut falls
+inside one. So every row is visited exactly once per epoch and every worker has the same number of batches
+(ceil(N / B), as one process): a worker whose share of the partial batch is empty (only when R < W) ends the
+epoch with an empty batch, as tf.distribute gives a replica with no rows of a last batch.
+
+The order within a worker's part depends on (seed, epoch, worker): its pieces (files or windows of a file) in a
+permutation drawn from `default_rng([seed, epoch, k])`, then every window of rows permuted as one process does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's place in the cluster (a rank among the training workers, chief first)."""
+
+    index: int
+    workers: int
+    replicas: int = 0   # replicas in sync over the cluster (0: one per worker)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Rows start..stop (0-based, stop excluded) of training file `file` (its index in name order)."""
+
+    file: int
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
+class Part:
+    """What one worker reads each epoch, and whether it ends the epoch with an empty batch."""
+
+    pieces: tuple[Piece, ...]
+    rows: int
+    empty_last: bool
+
+
+def shares(rows: int, batch_size: int, workers: int) -> list[int]:
+    """The rows of each worker (see the module's rule)."""
+    local = batch_size // workers
+    full, rest = divmod(rows, batch_size)
+    return [full * local + rest // workers + (1 if k < rest % workers else 0) for k in range(workers)]
+
+
+def part(file_rows: list[int], batch_size: int, shard: Shard) -> Part:
+    """Worker `shard.index`'s contiguous run of the table's rows."""
+    counts = shares(sum(file_rows), batch_size, shard.workers)
+    begin = sum(counts[:shard.index])
+    end = begin + counts[shard.index]
+    pieces, offset = [], 0
+    for i, n in enumerate(file_rows):
+        start, stop = max(begin, offset), min(end, offset + n)
+        if start < stop:
+            pieces.append(Piece(i, start - offset, stop - offset))
+        offset += n
+    local = batch_size // shard.workers
+    batches = -(-sum(file_rows) // batch_size)   # every worker's batches: as many as one process's
+    return Part(tuple(pieces), end - begin, empty_last=-(-(end - begin) // local) < batches)
