@@ -145,6 +145,24 @@ def test_the_readers_hand_out_every_row_once_per_epoch(tmp_path: Path, rows: tup
         assert orders[0, 0] != orders[0, 1]
 
 
+def test_a_batch_that_does_not_divide_among_the_workers_is_one_line(tmp_path: Path) -> None:
+    """Each worker takes an equal part of every batch, on one device: a batch size that does not divide by the
+    workers, or workers of several replicas each, is a DataError naming its key (before any pass over the rows)."""
+    from kcli.config import loading, model_io, resolve
+    from kcli.data.load import load
+    from kcli.errors import DataError
+
+    write_table(tmp_path, ROWS)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**CONFIG, "distribute": "none"}))
+    cfg = resolve.resolve(loading.load(tmp_path / "c.yaml"))
+    ports = model_io.of(cfg.model, cfg.data)
+    for shard, key, text in ((Shard(0, 3), "data.batch_size", "divides by 3 (not 16)"),
+                             (Shard(0, 2, replicas=4), "data.stream", "these 2 workers hold 4 replicas")):
+        with pytest.raises(DataError) as caught:
+            load(cfg.data, cfg.seed, ports, None, None, shard)
+        assert caught.value.key == key and text in caught.value.message
+
+
 def _kcli(*args: str | Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "kcli", *map(str, args)], cwd=REPO, capture_output=True, text=True,
                           env=env, timeout=timeout)
