@@ -165,7 +165,7 @@ class TableReader:
         into the next window (or, for the last window, a final partial batch)."""
         if self.shuffle:
             window = window.take(rng.permutation(len(window)))
-        size = self.data.batch_size // (self.shard.workers if self.shard is not None else 1)
+        size = self.shard.batch(self.data.batch_size) if self.shard is not None else self.data.batch_size
         full = len(window) // size * size
         if full:
             yield self._group(window.take(slice(0, full)), full // size, size)

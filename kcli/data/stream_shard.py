@@ -26,6 +26,10 @@ class Shard:
     workers: int
     replicas: int = 0   # replicas in sync over the cluster (0: one per worker)
 
+    def batch(self, global_batch: int) -> int:
+        """This worker's part of every global batch (tf.distribute's split of an in-memory batch, too)."""
+        return global_batch // self.workers
+
 
 @dataclass(frozen=True)
 class Piece:
@@ -47,7 +51,7 @@ class Part:
 
 def shares(rows: int, batch_size: int, workers: int) -> list[int]:
     """The rows of each worker (see the module's rule)."""
-    local = batch_size // workers
+    local = Shard(0, workers).batch(batch_size)
     full, rest = divmod(rows, batch_size)
     return [full * local + rest // workers + (1 if k < rest % workers else 0) for k in range(workers)]
 
@@ -63,6 +67,6 @@ def part(file_rows: list[int], batch_size: int, shard: Shard) -> Part:
         if start < stop:
             pieces.append(Piece(i, start - offset, stop - offset))
         offset += n
-    local = batch_size // shard.workers
+    local = shard.batch(batch_size)
     batches = -(-sum(file_rows) // batch_size)   # every worker's batches: as many as one process's
     return Part(tuple(pieces), end - begin, empty_last=-(-(end - begin) // local) < batches)
