@@ -100,7 +100,7 @@ class TableReader:
         (tf.data unbatches them in C++: one Python call per window instead of one per batch). A file that
         vanishes or breaks during training is kept in `failure` (see `reader_errors`)."""
         try:
-            yield from self._groups()
+            yield from (self._groups() if self.part is None else _capped(self._groups(), self.part.batches))
         except DataError as exc:
             self.failure = exc
             raise
@@ -114,18 +114,15 @@ class TableReader:
                                     [self.seed, self.epoch, self.shard.index])
         pending: list[Arrays] = []
         held = 0
-        seen: Arrays | None = None
         for path, start, stop in self._pieces(rng):
             for arrays in self._rows(path, start, stop):
                 pending.append(arrays)
-                held, seen = held + len(arrays), arrays
+                held += len(arrays)
                 if held >= WINDOW_ROWS:
                     rest = yield from self._emit(_join(pending), rng, last=False)
                     pending, held = ([rest], len(rest)) if rest is not None else ([], 0)
         if pending:
             yield from self._emit(_join(pending), rng, last=True)
-        if self.part is not None and self.part.empty_last and seen is not None:   # as many batches as the others
-            yield self._group(seen.take(slice(0, 0)), 1, 0)
 
     def _pieces(self, rng: np.random.Generator) -> list[tuple[Path, int, int | None]]:
         """The files (or on several workers: this worker's pieces of them) in this epoch's order."""
@@ -201,6 +198,16 @@ class TableReader:
                             key=self.key) from None
 
 
+def _capped(groups: Iterator[tuple[Any, ...]], batches: int) -> Iterator[tuple[Any, ...]]:
+    """The first `batches` batches of `groups` (a worker's last, one-row batch left out: stream_shard.py)."""
+    for group in groups:
+        if batches <= 0:
+            return
+        yield group if len(group[1]) <= batches else ({k: v[:batches] for k, v in group[0].items()},
+                                                       *(part[:batches] for part in group[1:]))
+        batches -= len(group[1])
+
+
 def _structure(group: tuple[Any, ...], i: int) -> tuple[Any, ...]:
     """Batch i of a group."""
     return ({k: v[i] for k, v in group[0].items()}, *(part[i] for part in group[1:]))
@@ -234,6 +241,7 @@ def stream(reader: TableReader) -> Stream:
     windows = tf.data.Dataset.from_generator(reader.groups, output_signature=signature)
     dataset = windows.prefetch(WINDOWS_AHEAD).unbatch()
     steps = math.ceil(reader.rows / reader.data.batch_size) if reader.rows else None
+    steps = reader.part.batches if reader.part is not None else steps
     if steps is not None:
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
     return Stream(dataset.prefetch(tf.data.AUTOTUNE), steps, epoch_setter=EpochSetter(reader))

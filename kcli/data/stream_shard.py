@@ -5,9 +5,12 @@ N rows, global batch B, W workers, so a worker's batch is b = B / W. The N // B 
 worker the same F = N // B full batches; the R = N % B rows of the last, partial global batch are dealt as
 evenly as they go (the first R % W workers take one row more). Worker k reads one contiguous run of the table
 (files in name order): whole files where the cuts fall between files, a window of a file's rows where a cut falls
-inside one. So every row is visited exactly once per epoch and every worker has the same number of batches
-(ceil(N / B), as one process): a worker whose share of the partial batch is empty (only when R < W) ends the
-epoch with an empty batch, as tf.distribute gives a replica with no rows of a last batch.
+inside one. Every worker has the same number of batches (MultiWorkerMirroredStrategy hangs on a worker with
+fewer): ceil(N / B), as one process, when R >= W, and every row is visited exactly once per epoch. When the
+partial global batch has fewer rows than workers (0 < R < W; with 2 workers: N % B == 1), some worker would have
+no row for it, and TensorFlow 2.21 crashes on a worker's empty batch (SIGSEGV, seen), so that batch is left out of
+the epoch (as `drop_remainder`): the R workers holding one of its rows drop their last, one-row batch, which is the
+row their part's order puts last, so another row each epoch when shuffling. N // B batches then.
 
 The order within a worker's part depends on (seed, epoch, worker): its pieces (files or windows of a file) in a
 permutation drawn from `default_rng([seed, epoch, k])`, then every window of rows permuted as one process does.
@@ -42,11 +45,12 @@ class Piece:
 
 @dataclass(frozen=True)
 class Part:
-    """What one worker reads each epoch, and whether it ends the epoch with an empty batch."""
+    """What one worker reads each epoch, its batches, and whether it drops its last (one-row) batch."""
 
     pieces: tuple[Piece, ...]
     rows: int
-    empty_last: bool
+    batches: int
+    drop_last: bool
 
 
 def shares(rows: int, batch_size: int, workers: int) -> list[int]:
@@ -67,6 +71,7 @@ def part(file_rows: list[int], batch_size: int, shard: Shard) -> Part:
         if start < stop:
             pieces.append(Piece(i, start - offset, stop - offset))
         offset += n
-    local = shard.batch(batch_size)
-    batches = -(-sum(file_rows) // batch_size)   # every worker's batches: as many as one process's
-    return Part(tuple(pieces), end - begin, empty_last=-(-(end - begin) // local) < batches)
+    full, rest = divmod(sum(file_rows), batch_size)
+    drop = 0 < rest < shard.workers   # the partial global batch cannot give every worker a row: left out
+    return Part(tuple(pieces), end - begin, full + (1 if rest and not drop else 0),
+                drop_last=drop and counts[shard.index] > full * shard.batch(batch_size))
