@@ -13,7 +13,7 @@ what `fit` gets). `load.load` dispatches to one module per source, all returning
 - tables: CSV / Parquet / TFRecord as named columns (no model.input_shape; kcli/model/table_inputs.py builds the
   inputs); column_stats: what the model learns from a table's training split
 - table_files, stream, stream_pass, stream_cache: tables larger than memory, read in blocks with a seeded
-  per-epoch order
+  per-epoch order; stream_shard: which rows each worker of a cluster reads
 - csv_reader: the one CSV reader (pyarrow) and its row-naming fallback
 - splits: Arrays / Splits and hold-out splits; labels: class names, one-hot, class weights; prepare: the
   arithmetic every split shares (scale, dtypes); checks: numbers, shapes and file keys every reader shares
