@@ -132,7 +132,7 @@ def on_workers(folder: Path, big: Path, lines: int, workers: int, epochs: int) -
     rows = []
     for name, count in (("streamed", 0), (f"streamed-{workers}-workers", workers)):
         wall, rss, epoch_seconds, stolen = train(folder, name, config(big, True, epochs), count)
-        speed = lines / statistics.median(epoch_seconds[1:])
+        speed = lines / statistics.median(epoch_seconds[1:] or epoch_seconds)   # --epochs 1: that epoch
         rows.append(f"| {f'{workers} workers' if count else 'one process'} | {speed:,.0f} | "
                     f"{speed / max(1, count):,.0f} | {rss / 1024:,.0f} MiB | {wall:.1f} | "
                     f"{', '.join(f'{v:.1f}' for v in epoch_seconds)} | {stolen:.0f}% |")
@@ -142,8 +142,8 @@ def on_workers(folder: Path, big: Path, lines: int, workers: int, epochs: int) -
             "the statistics on every worker) on the same machine.", "",
             "| variant | examples/s | per worker | peak RSS (largest process) | wall s | epoch s | CPU stolen |",
             "|---|---:|---:|---:|---:|---|---:|", *rows, "",
-            "examples/s: the median epoch after the first (the first also traces the graph); wall time includes "
-            "start-up and the pass that learns the columns."]
+            "examples/s: the median epoch after the first (the first also traces the graph; with one epoch, that "
+            "one); wall time includes start-up and the pass that learns the columns (on every worker)."]
 
 
 def main() -> None:
