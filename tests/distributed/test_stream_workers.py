@@ -228,6 +228,29 @@ def test_every_worker_starts_from_the_same_model(project: dict[str, Path]) -> No
     np.testing.assert_allclose(means[0], table[:, :3].mean(axis=0), rtol=1e-6)
 
 
+def test_a_last_batch_of_one_row_is_left_out_without_a_crash(project: dict[str, Path], tmp_path: Path) -> None:
+    """193 rows, global batch 16: the partial global batch holds 1 row, fewer than the 2 workers (TensorFlow crashed
+    with SIGSEGV on the empty batch a worker would get). The run completes; each epoch, 12 batches on each worker and
+    192 of the 193 rows, each once."""
+    folder, tap = tmp_path / "table", tmp_path / "tap"
+    write_table(folder, (70, 55, 68))
+    tap.mkdir()
+    config = folder / "c.yaml"
+    config.write_text(yaml.safe_dump({**CONFIG, "fit": {"epochs": 2}}))
+    done = _kcli("train", config, "--runs-dir", tmp_path / "runs", "--workers", "2",
+                 env={**project["env"], "KCLI_TEST_TAP": str(tap)})  # type: ignore[dict-item]
+    assert done.returncode == 0, done.stderr[-3000:]
+    for epoch in range(2):
+        passes = {}
+        for path in tap.glob("rows-*.json"):
+            record = json.loads(path.read_text())
+            if record["epoch"] == epoch:
+                assert record["batches"] == 12, record
+                passes[int(path.name.split("-")[1])] = record["ids"]
+        ids = passes[0] + passes[1]
+        assert len(ids) == len(set(ids)) == 192 and set(ids) <= set(range(193)), epoch
+
+
 def test_a_killed_worker_resumes_to_the_uninterrupted_run(project: dict[str, Path], tmp_path: Path) -> None:
     """SIGKILL of worker 1 during epoch 3; `kcli train --resume RUN --workers 2` continues from the last saved
     epoch and ends with the history and weights of the uninterrupted 2-worker run."""
