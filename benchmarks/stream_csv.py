@@ -3,6 +3,7 @@ same model on rows already in memory.
 
     python benchmarks/stream_csv.py [--gb 2.0] [--memory-rows 2000000] [--keep]
     python benchmarks/stream_csv.py --input-shape --only-streamed [--pythonpath OTHER_CHECKOUT]
+    python benchmarks/stream_csv.py --workers 2 [--gb 2.0]   # one process vs 2 local workers, both streamed
 
 Generates a CSV of --gb gigabytes (10 number columns, an integer label of 3 classes), then trains a small MLP
 (64-64-3, batch 512) for --epochs epochs on it with `kcli train` (the file is over 512 MiB, so kcli streams it), and
@@ -14,6 +15,9 @@ stole during the runs (this shared VM's noise). Goals: peak RSS < 1 GB; streamed
 --input-shape writes the config the seed's way (`model.input_shape: [10]`, a Normalization layer first: the same
 model); --only-streamed runs only the streamed command (its peak RSS and wall time), --pythonpath runs kcli from
 another checkout (e.g. main's, for a before / after).
+
+With --workers N: the file streamed by one process, then sharded among N local workers (`kcli train --workers N`):
+examples/s of the cluster and per worker, and the largest worker's peak RSS (goal < 1 GB).
 """
 
 from __future__ import annotations
@@ -83,13 +87,15 @@ def steal() -> tuple[int, int]:
     return (values[7] if len(values) > 7 else 0), sum(values)
 
 
-def train(folder: Path, name: str, cfg: dict) -> tuple[float, int, list[float], float]:
-    """(wall s, peak RSS KiB, epoch seconds, % of CPU time stolen by the hypervisor) of one `kcli train`."""
+def train(folder: Path, name: str, cfg: dict, workers: int = 0) -> tuple[float, int, list[float], float]:
+    """(wall s, peak RSS KiB, epoch seconds, % of CPU time stolen by the hypervisor) of one `kcli train` (with
+    `workers`: the largest process's peak RSS, i.e. the largest worker's)."""
     path, runs = folder / f"{name}.yaml", folder / f"runs-{name}"
     path.write_text(yaml.safe_dump(cfg))
     shutil.rmtree(runs, ignore_errors=True)
     before = steal()
-    wall, _, rss = timed_rss([*kcli_command(), "train", str(path), "--runs-dir", str(runs)])
+    several = ["--workers", str(workers)] if workers else []
+    wall, _, rss = timed_rss([*kcli_command(), "train", str(path), "--runs-dir", str(runs), *several])
     after = steal()
     stolen = 100 * (after[0] - before[0]) / max(1, after[1] - before[1])
     run = next(runs.iterdir())
@@ -146,6 +152,25 @@ def only_streamed(folder: Path, big: Path, size: int, lines: int, args: argparse
     report("a CSV larger than memory, the streamed command only", body, output(args))
 
 
+def on_workers(folder: Path, big: Path, lines: int, workers: int, epochs: int) -> list[str]:
+    """One process, then `workers` local workers, streaming the whole file: the report's lines."""
+    rows = []
+    for name, count in (("streamed", 0), (f"streamed-{workers}-workers", workers)):
+        wall, rss, epoch_seconds, stolen = train(folder, name, config(big, True, epochs), count)
+        speed = lines / statistics.median(epoch_seconds[1:] or epoch_seconds)   # --epochs 1: that epoch
+        rows.append(f"| {f'{workers} workers' if count else 'one process'} | {speed:,.0f} | "
+                    f"{speed / max(1, count):,.0f} | {rss / 1024:,.0f} MiB | {wall:.1f} | "
+                    f"{', '.join(f'{v:.1f}' for v in epoch_seconds)} | {stolen:.0f}% |")
+    return [f"Machine: {machine()}", "",
+            f"{big.stat().st_size / (1 << 30):.2f} GB CSV, {lines:,} rows x 10 number columns + label; MLP 64-64-3, "
+            f"global batch 512, streamed; each worker reads its part of the rows (the pass over the whole file for "
+            "the statistics on every worker) on the same machine.", "",
+            "| variant | examples/s | per worker | peak RSS (largest process) | wall s | epoch s | CPU stolen |",
+            "|---|---:|---:|---:|---:|---|---:|", *rows, "",
+            "examples/s: the median epoch after the first (the first also traces the graph; with one epoch, that "
+            "one); wall time includes start-up and the pass that learns the columns (on every worker)."]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--gb", type=float, default=2.0)
@@ -157,6 +182,7 @@ def main() -> None:
     parser.add_argument("--input-shape", action="store_true", help="the config with model.input_shape: [10]")
     parser.add_argument("--only-streamed", action="store_true", help="only the streamed command: RSS and wall time")
     parser.add_argument("--pythonpath", type=Path, help="run kcli from this checkout (PYTHONPATH)")
+    parser.add_argument("--workers", type=int, default=0, help="compare one process with this many local workers")
     add_output_args(parser)
     args = parser.parse_args()
     if args.pythonpath:
@@ -168,6 +194,10 @@ def main() -> None:
         write_csv(big, args.gb)
     size = big.stat().st_size
     lines = sum(1 for _ in big.open("rb")) - 1
+    if args.workers:
+        report(f"a CSV larger than memory on {args.workers} workers", on_workers(folder, big, lines, args.workers,
+                                                                               args.epochs), output(args))
+        return
     if args.only_streamed:
         only_streamed(folder, big, size, lines, args)
         return

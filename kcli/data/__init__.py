@@ -14,7 +14,8 @@ what `fit` gets). `load.load` dispatches to one module per source, all returning
   inputs); column_stats: what the model learns from a table's training split (and which strings look like free
   text); text_columns: a text column's defaults and the TextVectorization adapted on the training split
 - table_files, stream, stream_pass, stream_cache: tables larger than memory, read in blocks with a seeded
-  per-epoch order (as columns, or as model.input_shape's one matrix of their numbers)
+  per-epoch order (as columns, or as model.input_shape's one matrix of their numbers); stream_shard:
+  which rows each worker of a cluster reads
 - csv_reader: the one CSV reader (pyarrow) and its row-naming fallback
 - splits: Arrays / Splits and hold-out splits; labels: class names, one-hot, class weights; prepare: the
   arithmetic every split shares (scale, dtypes); checks: numbers, shapes and file keys every reader shares

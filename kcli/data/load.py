@@ -12,7 +12,7 @@ from kcli.config import model_io as ports_mod
 from kcli.config.code import Registry
 from kcli.config.model_io import Ports, input_name
 from kcli.config.models import DataConfig, SplitSource
-from kcli.data import column_stats, images, keras_datasets, python_source, stream_pass, tables
+from kcli.data import column_stats, images, keras_datasets, python_source, stream_pass, stream_shard, tables
 from kcli.data import stream as stream_mod
 from kcli.data.checks import check_shape, file_key
 from kcli.data.csv_files import read_csv, read_csv_columns
@@ -31,15 +31,17 @@ from kcli.files import readable, remote
 
 
 def load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None = None,
-         cache_root: Path | None = None) -> Splits:
+         cache_root: Path | None = None, shard: stream_shard.Shard | None = None) -> Splits:
     """Read, split and preprocess the data a (resolved) config describes (`source: python`: the datasets the
     user's function makes, as Streams; `registry` records its file). A streamed table caches its rows as read
-    under `cache_root` when given (training: every epoch reads them again)."""
+    under `cache_root` when given (training: every epoch reads them again); with `shard` (a worker of several)
+    its training rows are this worker's part only."""
     with remote.named_as_urls():
-        return _load(data, seed, ports, registry, cache_root)
+        return _load(data, seed, ports, registry, cache_root, shard)
 
 
-def _load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None, cache_root: Path | None) -> Splits:
+def _load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None, cache_root: Path | None,
+          shard: stream_shard.Shard | None) -> Splits:
     if data.source == "python":
         return Splits(*python_source.load(data, seed, ports, registry))
     if data.source == "images":
@@ -59,12 +61,12 @@ def _load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None, 
     elif ports.tabular:
         files = table_files(data.path or "", data.source, "data")
         if should_stream(files, data):
-            return _stream_tables(data, seed, ports, files, cache_root)
+            return _stream_tables(data, seed, ports, files, cache_root, shard)
         train, validation, test = _read_tables(data, files)
     else:
         files = table_files(data.path or "", data.source, "data") if _one_matrix(data, ports) else None
         if files is not None and should_stream(files, data):
-            return _stream_tables(data, seed, ports, files, cache_root)
+            return _stream_tables(data, seed, ports, files, cache_root, shard)
         train = read(None, "data")
         validation = read(data.validation, "data.validation", train.columns) if data.validation else None
         test = read(data.test, "data.test", train.columns) if data.test else None
@@ -104,8 +106,17 @@ def _read_tables(data: DataConfig, files: list[Path]) -> tuple[Arrays, Arrays | 
     return train, splits[0], splits[1]
 
 
-def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache_root: Path | None) -> Splits:
+def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache_root: Path | None,
+                   shard: stream_shard.Shard | None = None) -> Splits:
     """Train, validation and test of a table too large to read whole, as Streams (see stream.py)."""
+    if shard is not None and data.batch_size % shard.workers:
+        raise DataError(f"a streamed table is split among the {shard.workers} workers, each taking an equal part of "
+                        f"every batch: give a batch size that divides by {shard.workers} (not {data.batch_size})",
+                        key="data.batch_size")
+    if shard is not None and shard.replicas not in (0, shard.workers):
+        raise DataError(f"a streamed table is split among workers of one device each, but these {shard.workers} "
+                        f"workers hold {shard.replicas} replicas: set data.stream: false to read it whole",
+                        key="data.stream")
     if data.stratify:
         raise DataError("a streamed table is split by its files, so it cannot hold out rows per class: remove "
                         "data.stratify (or data.stream: false to read it whole)", key="data.stratify")
@@ -115,14 +126,17 @@ def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[Path],
                         "{path: ...} instead (or data.stream: false to read it whole)", key=f"data.{held_out[0]}")
     cache = Cache(cache_root, sum(f.stat().st_size for f in files))
     try:
-        return _streams(data, seed, ports, files, cache)
+        return _streams(data, seed, ports, files, cache, shard)
     except BaseException:
         cache.close()
         raise
 
 
-def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache: Cache) -> Splits:
+def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache: Cache,
+             shard: stream_shard.Shard | None) -> Splits:
+    # every worker learns from all the training files alike: the same statistics, so the same model on each
     learned = stream_pass.learn(files, data, cache, numbers_only=not ports.tabular)
+    part = _part(learned, data, shard, cache, files)
     ports, table, features = _learned_columns(data, ports, learned, files[0])
     matrix = tuple(input_name(n) for n in features) if features is not None else None
     class_ids = {name: i for i, name in enumerate(learned.class_names)} if learned.class_names else None
@@ -138,7 +152,8 @@ def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache
                             f"{classes} classes)", key=f"{key}.path" if key != "data" else "data.one_hot")
         made = stream_mod.stream(stream_mod.TableReader(
             split_files, table, ports, key, seed, shuffle, label, class_ids, classes,
-            weights=data.sample_weight is not None, rows=rows, labels=learned.labels, cache=cache, matrix=matrix))
+            weights=data.sample_weight is not None, rows=rows, labels=learned.labels, cache=cache, matrix=matrix,
+            shard=shard if key == "data" else None, part=part if key == "data" else None))
         made.class_ids = ids if classes is None and learned.labels == "ids" else None   # checked against the model
         made.columns = features   # recorded for predict, as the in-memory read's
         return made
@@ -172,6 +187,19 @@ def _learned_columns(data: DataConfig, ports: Ports, learned: stream_pass.Learne
     names = [n for n, c in columns.items() if c.kind != "ignore"]
     check_shape(np.zeros((0, len(names))), ports.single_shape, f"the number columns of {path}", "model.input_shape")
     return ports, data.model_copy(update={"columns": columns}), names
+
+
+def _part(learned: stream_pass.Learned, data: DataConfig, shard: stream_shard.Shard | None, cache: Cache,
+          files: list[Path]) -> stream_shard.Part | None:
+    """This worker's part of the training rows (None: one process reads them all); the cache keeps only it."""
+    if shard is None or shard.workers < 2:
+        return None
+    if learned.rows < shard.workers:
+        raise DataError(f"{learned.rows} training rows cannot be split among {shard.workers} workers",
+                        key="data.path")
+    part = stream_shard.part(learned.file_rows or [], data.batch_size, shard)
+    cache.keep({files[p.file] for p in part.pieces})
+    return part
 
 
 def load_file(path: Path, data: DataConfig, key: str, ports: Ports, label: str | None = None,

@@ -9,6 +9,7 @@ into one float32 matrix, as the in-memory read makes it.
 The order of epoch e depends only on (seed, e): the files in a permutation drawn from numpy's
 `default_rng([seed, e])`, then the rows of every window of WINDOW_ROWS rows permuted by the same generator
 (`shuffle: false`: file order). So a run resumed at epoch e sees the very batches an uninterrupted one would.
+On several workers each reads its own part of the rows (stream_shard.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from kcli.data.prepare import scale_features
 from kcli.data.python_source import Stream
 from kcli.data.splits import Arrays
 from kcli.data.stream_cache import Cache, cached_blocks
+from kcli.data.stream_shard import Part, Shard
 from kcli.errors import DataError
 
 WINDOW_ROWS = 65536          # rows shuffled together (a shuffle buffer; memory: this many rows)
@@ -91,6 +93,8 @@ class TableReader:
     # model.input_shape: the input names of the number columns stacked, in this order, into the one input (None: one
     # input per column)
     matrix: tuple[str, ...] | None = None
+    shard: Shard | None = None   # on several workers: this worker's place, and
+    part: Part | None = None     # the rows it reads (its batches: data.batch_size / workers rows)
 
     def batches(self) -> Iterator[tuple[Any, ...]]:
         """Batches of data.batch_size rows (the last one partial) in epoch `self.epoch`'s order."""
@@ -102,7 +106,7 @@ class TableReader:
         (tf.data unbatches them in C++: one Python call per window instead of one per batch). A file that
         vanishes or breaks during training is kept in `failure` (see `reader_errors`)."""
         try:
-            yield from self._groups()
+            yield from (self._groups() if self.part is None else _capped(self._groups(), self.part.batches))
         except DataError as exc:
             self.failure = exc
             raise
@@ -112,12 +116,12 @@ class TableReader:
             raise
 
     def _groups(self) -> Iterator[tuple[Any, ...]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(len(self.files)) if self.shuffle else np.arange(len(self.files))
+        rng = np.random.default_rng([self.seed, self.epoch] if self.shard is None else
+                                    [self.seed, self.epoch, self.shard.index])
         pending: list[Arrays] = []
         held = 0
-        for i in order:
-            for arrays in self._blocks(self.files[int(i)]):
+        for path, start, stop in self._pieces(rng):
+            for arrays in self._rows(path, start, stop):
                 pending.append(arrays)
                 held += len(arrays)
                 if held >= WINDOW_ROWS:
@@ -125,6 +129,27 @@ class TableReader:
                     pending, held = ([rest], len(rest)) if rest is not None else ([], 0)
         if pending:
             yield from self._emit(_join(pending), rng, last=True)
+
+    def _pieces(self, rng: np.random.Generator) -> list[tuple[Path, int, int | None]]:
+        """The files (or on several workers: this worker's pieces of them) in this epoch's order."""
+        if self.part is None:
+            order = rng.permutation(len(self.files)) if self.shuffle else np.arange(len(self.files))
+            return [(self.files[int(i)], 0, None) for i in order]
+        pieces = self.part.pieces
+        order = rng.permutation(len(pieces)) if self.shuffle else np.arange(len(pieces))
+        return [(self.files[pieces[int(i)].file], pieces[int(i)].start, pieces[int(i)].stop) for i in order]
+
+    def _rows(self, path: Path, start: int, stop: int | None) -> Iterator[Arrays]:
+        """Rows start..stop of one file (stop None: to its end), a block at a time."""
+        offset = 0
+        for arrays in self._blocks(path):
+            n = len(arrays)
+            low, high = max(start - offset, 0), n if stop is None else min(stop - offset, n)
+            offset += n
+            if low < high:
+                yield arrays if (low, high) == (0, n) else arrays.take(slice(low, high))
+            if stop is not None and offset >= stop:
+                return
 
     def _blocks(self, path: Path) -> Iterator[Arrays]:
         """The rows of one file as read: from the cache when it holds the file, else parsed again."""
@@ -143,7 +168,7 @@ class TableReader:
         into the next window (or, for the last window, a final partial batch)."""
         if self.shuffle:
             window = window.take(rng.permutation(len(window)))
-        size = self.data.batch_size
+        size = self.shard.batch(self.data.batch_size) if self.shard is not None else self.data.batch_size
         full = len(window) // size * size
         if full:
             yield self._group(window.take(slice(0, full)), full // size, size)
@@ -183,6 +208,18 @@ class TableReader:
                             key=self.key) from None
 
 
+def _capped(groups: Iterator[tuple[Any, ...]], batches: int) -> Iterator[tuple[Any, ...]]:
+    """The first `batches` batches of `groups` (a worker's last, one-row batch left out: stream_shard.py)."""
+    for group in groups:
+        if batches <= 0:
+            return
+        x = group[0]   # by input name, or model.input_shape's one matrix
+        yield group if len(group[1]) <= batches else (
+            {k: v[:batches] for k, v in x.items()} if isinstance(x, dict) else x[:batches],
+            *(part[:batches] for part in group[1:]))
+        batches -= len(group[1])
+
+
 def _structure(group: tuple[Any, ...], i: int) -> tuple[Any, ...]:
     """Batch i of a group."""
     x = {k: v[i] for k, v in group[0].items()} if isinstance(group[0], dict) else group[0][i]
@@ -219,6 +256,7 @@ def stream(reader: TableReader) -> Stream:
     windows = tf.data.Dataset.from_generator(reader.groups, output_signature=signature)
     dataset = windows.prefetch(WINDOWS_AHEAD).unbatch()
     steps = math.ceil(reader.rows / reader.data.batch_size) if reader.rows else None
+    steps = reader.part.batches if reader.part is not None else steps
     if steps is not None:
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
     return Stream(dataset.prefetch(tf.data.AUTOTUNE), steps, epoch_setter=EpochSetter(reader))

@@ -31,13 +31,15 @@ class Cache:
         self.root, self.size_hint = root, size_hint
         self.made: list[Path] = []   # folders this cache created (removed again when empty)
         self.off = root is None
+        self.written = 0
 
     def writer(self, source: Path) -> _CacheWriter | None:
         if self.folder is None and not self.off:
             self._open()
         if self.folder is None:
             return None
-        return _CacheWriter(self, source, self.folder / f"{len(self.files):05d}.arrow")
+        self.written += 1   # a new name even after `keep` removed some
+        return _CacheWriter(self, source, self.folder / f"{self.written:05d}.arrow")
 
     def _open(self) -> None:
         """The cache's own folder, made on first use (a mistake found before anything is cached writes nothing)."""
@@ -54,6 +56,12 @@ class Cache:
         except OSError:
             return
         atexit.register(self.close)
+
+    def keep(self, sources: set[Path]) -> None:
+        """Remove the cached rows of every other source file (another worker reads them)."""
+        for source in [s for s in self.files if s not in sources]:
+            with contextlib.suppress(OSError):
+                self.files.pop(source).unlink()
 
     def drop(self) -> None:
         """Stop caching (a write failed): remove what was written."""

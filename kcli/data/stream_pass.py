@@ -85,6 +85,7 @@ class Learned:
     labels: str = "ids"   # ids | names | values
     largest_id: int = 0   # the largest class id among the labels (ids)
     ids: ClassIds | None = None   # the range of the class ids and where they are
+    file_rows: list[int] | None = None   # the rows of each file (to split the table among workers)
 
 
 def learn(files: list[Path], data: DataConfig, cache: Cache | None = None, numbers_only: bool = False) -> Learned:
@@ -97,6 +98,7 @@ def learn(files: list[Path], data: DataConfig, cache: Cache | None = None, numbe
     labels = "ids"
     rows = largest = 0
     ids = ClassIds()
+    file_rows: list[int] = []
     for path in files:
         first_row = 0
         writer = cache.writer(path) if cache is not None else None
@@ -125,6 +127,7 @@ def learn(files: list[Path], data: DataConfig, cache: Cache | None = None, numbe
         if writer is not None:
             writer.close()
         rows += first_row
+        file_rows.append(first_row)
     if columns is None or rows == 0:
         raise DataError(f"{files[0]} has a header but no rows", key="data.path")
-    return Learned(columns, stats, rows, sorted(names) if names else None, labels, largest, ids)
+    return Learned(columns, stats, rows, sorted(names) if names else None, labels, largest, ids, file_rows)

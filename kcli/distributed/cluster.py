@@ -61,6 +61,12 @@ class Cluster:
         return self.task_type == "worker" and self.task_index == 0
 
     @property
+    def rank(self) -> int:
+        """This task's place among the processes that train, the chief first (as TensorFlow numbers them)."""
+        chiefs = len(self.jobs.get("chief", []))
+        return self.task_index if self.task_type == "chief" else chiefs + self.task_index
+
+    @property
     def address(self) -> str:
         return self.jobs[self.task_type][self.task_index]
 

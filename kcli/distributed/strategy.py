@@ -97,6 +97,12 @@ def replicas() -> int:
     return _strategy.num_replicas_in_sync if _strategy is not None else 1
 
 
+def already_sharded(dataset: Any) -> Any:
+    """A dataset of this worker's own batches (its part of every global batch) as the multi-worker strategy's
+    input: no rebatching, no sharding (distribute_datasets_from_function; one replica per worker)."""
+    return _strategy.distribute_datasets_from_function(lambda _: dataset)
+
+
 def uneven_batches(rows: int, batch_size: int, replicas: int) -> str | None:
     """Why training on `replicas` replicas gives other numbers than one process (None: it gives the same).
     TensorFlow splits a global batch that does not divide by the replicas unevenly, and every replica's mean loss

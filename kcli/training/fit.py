@@ -15,6 +15,7 @@ from kcli import events
 from kcli.data import pipeline
 from kcli.data import stream as stream_mod
 from kcli.data.python_source import Stream
+from kcli.distributed import strategy as distribute
 from kcli.errors import DataError, TrainingFailed
 from kcli.run import records, state
 from kcli.training import callbacks as callbacks_mod
@@ -72,6 +73,9 @@ def _inputs(prep: Prepared) -> tuple[pipeline.FitInput, Any, int | None]:
         validation = splits.validation.dataset if isinstance(splits.validation, Stream) else None
         setter = splits.train.epoch_setter   # a streamed table's order depends on (seed, epoch)
         inputs = pipeline.FitInput(splits.train.dataset, callbacks=[setter.callback()] if setter else [])
+        if setter is not None and setter.reader.part is not None:   # each worker reads its own part of the table
+            inputs.x = distribute.already_sharded(inputs.x)
+            validation = pipeline.shard_by_data(validation)   # each reads all of it; tf.distribute splits each batch
         return inputs, validation, splits.train.batches
     validation = pipeline.validation(splits.validation, cfg.data)
     steps = math.ceil(len(splits.train) / cfg.data.batch_size)

@@ -21,6 +21,7 @@ from kcli.data.checks import check_features
 from kcli.data.load import load
 from kcli.data.python_source import Stream
 from kcli.data.splits import Splits
+from kcli.data.stream_shard import Shard
 from kcli.distributed import cluster as cluster_mod
 from kcli.distributed import strategy as distribute
 from kcli.errors import ConfigError, KcliError
@@ -85,11 +86,8 @@ def _data(cfg: Config, registry: Registry, with_data: bool, stream_cache: Path |
     # the inputs of a table's columns are known once its columns are read (or all declared)
     with_data = with_data or (ports.tabular and not ports.inputs)
     # a streamed table keeps its rows as read in `stream_cache` (training: RUNS/.stream-cache) while it trains
-    splits = load(cfg.data, cfg.seed, ports, registry, stream_cache) if with_data else None
+    splits = load(cfg.data, cfg.seed, ports, registry, stream_cache, _shard(cfg)) if with_data else None
     ports = ports_mod.of(cfg.model, cfg.data)
-    if splits is not None and cfg.distribute == "multi_worker" and getattr(splits.train, "epoch_setter", None):
-        raise ConfigError("a streamed table is not split across workers yet (each would read every file): "
-                          "set data.stream: false to read it whole, or train in one process", key="data.stream")
     if splits is not None and cfg.distribute == "multi_worker" and not isinstance(splits.train, Stream):
         uneven = distribute.uneven_batches(len(splits.train), cfg.data.batch_size, distribute.replicas())
         if uneven:
@@ -101,6 +99,14 @@ def _data(cfg: Config, registry: Registry, with_data: bool, stream_cache: Path |
         if cfg.fit.class_weight == "balanced":   # recorded as the weights it counted
             cfg.fit.class_weight = labels.balanced_class_weight(splits.train)
     return splits
+
+
+def _shard(cfg: Config) -> Shard | None:
+    """This worker's place in a cluster of several (a streamed table is split among them), else None."""
+    cluster = distribute.cluster_of(cfg.distribute)
+    if cluster is None or cluster.workers < 2:
+        return None
+    return Shard(cluster.rank, cluster.workers, distribute.replicas())
 
 
 def _model(cfg: Config, registry: Registry, splits: Splits | None) -> keras.Model:
