@@ -25,7 +25,7 @@ from kcli.data.python_source import Stream
 from kcli.data.splits import Arrays, Splits, hold_out
 from kcli.data.stream_cache import Cache
 from kcli.data.synthetic import synthetic
-from kcli.data.table_files import should_stream, table_files
+from kcli.data.table_files import TableFile, local_files, should_stream, size_of, table_files, table_sources
 from kcli.errors import DataError
 from kcli.files import readable, remote
 
@@ -57,12 +57,12 @@ def _load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None, 
         (x, y), (x_test, y_test) = keras_datasets.load(data.name or "", data.num_words, data.maxlen, "data")
         train, validation, test = Arrays(x, y), None, Arrays(x_test, y_test)
     elif ports.tabular:
-        files = table_files(data.path or "", data.source, "data")
+        files = table_sources(data.path or "", data.source, "data")
         if should_stream(files, data):
             return _stream_tables(data, seed, ports, files, cache_root)
-        train, validation, test = _read_tables(data, files)
+        train, validation, test = _read_tables(data, local_files(files, "data"))
     else:
-        files = table_files(data.path or "", data.source, "data") if _one_matrix(data, ports) else None
+        files = table_sources(data.path or "", data.source, "data") if _one_matrix(data, ports) else None
         if files is not None and should_stream(files, data):
             return _stream_tables(data, seed, ports, files, cache_root)
         train = read(None, "data")
@@ -104,7 +104,8 @@ def _read_tables(data: DataConfig, files: list[Path]) -> tuple[Arrays, Arrays | 
     return train, splits[0], splits[1]
 
 
-def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache_root: Path | None) -> Splits:
+def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[TableFile],
+                   cache_root: Path | None) -> Splits:
     """Train, validation and test of a table too large to read whole, as Streams (see stream.py)."""
     if data.stratify:
         raise DataError("a streamed table is split by its files, so it cannot hold out rows per class: remove "
@@ -113,7 +114,7 @@ def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[Path],
     if held_out:
         raise DataError(f"a streamed table is split by its files: give data.{held_out[0].split('_')[0]}: "
                         "{path: ...} instead (or data.stream: false to read it whole)", key=f"data.{held_out[0]}")
-    cache = Cache(cache_root, sum(f.stat().st_size for f in files))
+    cache = Cache(cache_root, sum(size_of(f) for f in files))
     try:
         return _streams(data, seed, ports, files, cache)
     except BaseException:
@@ -121,7 +122,7 @@ def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[Path],
         raise
 
 
-def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache: Cache) -> Splits:
+def _streams(data: DataConfig, seed: int, ports: Ports, files: list[TableFile], cache: Cache) -> Splits:
     learned = stream_pass.learn(files, data, cache, numbers_only=not ports.tabular)
     ports, table, features = _learned_columns(data, ports, learned, files[0])
     matrix = tuple(input_name(n) for n in features) if features is not None else None
@@ -131,7 +132,7 @@ def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache
         classes = len(learned.class_names) if learned.class_names else learned.largest_id + 1
         classes = classes if data.one_hot is True else int(data.one_hot)
 
-    def reader(key: str, split_files: list[Path], label: str | None, shuffle: bool, rows: int,
+    def reader(key: str, split_files: list[TableFile], label: str | None, shuffle: bool, rows: int,
                ids: stream_pass.ClassIds) -> Stream:
         if classes is not None and learned.labels == "ids" and ids.outside(classes) is not None:
             raise DataError(f"{ids.outside(classes)}, a class id outside 0..{classes - 1} (data.one_hot: "
@@ -150,7 +151,7 @@ def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache
         if src is None:
             others.append(None)
             continue
-        split_files = table_files(src["path"] or "", src["source"], key)
+        split_files = table_sources(src["path"] or "", src["source"], key)
         ids = stream_pass.ClassIds()
         rows = stream_pass.split_pass(split_files, table, key, src["label"], data.sample_weight is not None, cache, ids)
         others.append(reader(key, split_files, src["label"], False, rows, ids))
@@ -160,7 +161,7 @@ def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache
 
 
 def _learned_columns(data: DataConfig, ports: Ports, learned: stream_pass.Learned,
-                     path: Path) -> tuple[Ports, DataConfig, list[str] | None]:
+                     path: TableFile) -> tuple[Ports, DataConfig, list[str] | None]:
     """What the pass learned of the columns, where the reader finds it: the ports of the columns (and
     `data.columns`, recorded in the config), or, for model.input_shape, the number columns stacked in file order
     into its one input (as wide as they are, as for a table read whole) and a copy of `data` with the columns (a

@@ -26,13 +26,13 @@ class Cache:
     the split is simply parsed again each epoch."""
 
     def __init__(self, root: Path | None, size_hint: int) -> None:
-        self.files: dict[Path, Path] = {}
+        self.files: dict[Any, Path] = {}   # source file or object -> its cache file
         self.folder: Path | None = None
         self.root, self.size_hint = root, size_hint
         self.made: list[Path] = []   # folders this cache created (removed again when empty)
         self.off = root is None
 
-    def writer(self, source: Path) -> _CacheWriter | None:
+    def writer(self, source: Any) -> _CacheWriter | None:
         if self.folder is None and not self.off:
             self._open()
         if self.folder is None:
@@ -76,7 +76,7 @@ class Cache:
 
 
 class _CacheWriter:
-    def __init__(self, cache: Cache, source: Path, target: Path) -> None:
+    def __init__(self, cache: Cache, source: Any, target: Path) -> None:
         self.cache, self.source, self.target = cache, source, target
         self.sink: Any = None
         self.writer: Any = None

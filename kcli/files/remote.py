@@ -16,7 +16,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ CONNECT_TIMEOUT = 10.0               # seconds: an unreachable endpoint is an er
 REQUEST_TIMEOUT = 60.0
 ATTEMPTS = 3                         # pyarrow's retries of a failed request
 CHUNK = 8 << 20                      # bytes per read while copying
+RETRY_WAIT = 1.0                     # seconds before reading an object again after a store error (doubled each time)
 _SECRET_PARAMS = ("access_key", "secret_key", "session_token", "credential", "token", "password")
 _ENV_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 _DENIED = ("ACCESS_DENIED", "INVALID_ACCESS_KEY_ID", "SIGNATURE_DOES_NOT_MATCH", "Forbidden", "PERMISSION_DENIED",
@@ -46,6 +48,9 @@ class Info:
     url: str
     size: int
     mtime: str | None
+
+    def __str__(self) -> str:   # messages about an object read straight from the store name its URL
+        return self.url
 
 
 def is_url(text: object) -> bool:
@@ -248,6 +253,33 @@ def _copy(info: Info, key: str, error: type[KcliError]) -> Path:
             dst.write(block)
     _copies[info] = local
     return local
+
+
+def open_input(info: Info, random_access: bool = False) -> Any:
+    """The object as a pyarrow input file, read straight from the store (random access: Parquet's footer first);
+    pyarrow's errors are left to the caller (`read_retried`)."""
+    fs, path = _filesystem(info.url, "data.path", DataError)
+    return fs.open_input_file(path) if random_access else fs.open_input_stream(path)
+
+
+def read_retried(info: Info, key: str, read: Callable[[], Iterator[Any]]) -> Iterator[Any]:
+    """What `read` yields from one object; after a store error (an OSError: a bad row is not one) it is read again
+    from the start, the items already given skipped, up to ATTEMPTS times with a doubling wait; then one line
+    naming `key` and the URL (a vanished object: the line a vanished local file gives)."""
+    given = 0
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            for i, item in enumerate(read()):
+                if i >= given:
+                    given += 1
+                    yield item
+            return
+        except FileNotFoundError:
+            raise DataError(f"{info.url} is gone (it was there when the run began)", key=key) from None
+        except OSError as exc:
+            if attempt == ATTEMPTS:
+                raise DataError(f"{info.url}: {_reason(exc, info.url)} (read {ATTEMPTS} times)", key=key) from None
+            time.sleep(RETRY_WAIT * 2 ** (attempt - 1))
 
 
 @contextlib.contextmanager

@@ -1,0 +1,142 @@
+"""Streamed tables read straight from object storage (moto's S3-API server on localhost): no copy, the numbers of
+the same local files, epochs from the store again when there is no cache (a store error retried, then the run
+stops resumable), a SIGKILL then `--resume` equal to an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, only_run, run_cli, run_json
+from tests.files import test_object_storage as storage
+from tests.files.test_object_storage import BUCKET, _config, _history
+from tests.helpers import assert_same_run, assert_user_error, train_ok
+
+server, store = storage.server, storage.store   # the module's own moto server and bucket
+
+STREAMED = "  batch_size: 16\n  stream: true\n"
+
+
+def _streamed(folder: Path, path: str, val: str, epochs: int = 1, extra: str = "") -> Path:
+    config = _config(folder, path, val)
+    text = config.read_text().replace("  batch_size: 16\n", STREAMED).replace("epochs: 1", f"epochs: {epochs}")
+    config.write_text(extra + text)
+    return config
+
+
+@pytest.fixture
+def copies() -> Iterator[dict[Any, Path]]:
+    """The objects this process copied (files/remote.py), emptied for the test."""
+    from kcli.files import remote
+
+    before = dict(remote._copies)
+    remote._copies.clear()
+    yield remote._copies
+    remote._copies.update(before)
+
+
+def test_a_streamed_table_reads_the_objects_without_copying(store: dict[str, Any], tmp_path: Path,
+                                                           copies: dict[Any, Path]) -> None:
+    """CSV shards and Parquet shards from a prefix stream block by block from the store (nothing copied) with the
+    history of the same local folder streamed; run.json records the objects."""
+    local = store["local"]
+    reference = train_ok(_streamed(tmp_path / "local", str(local / "shards"), str(local / "val.csv")),
+                         tmp_path / "runs-local")
+    s3 = train_ok(_streamed(tmp_path / "s3", f"s3://{BUCKET}/shards", f"s3://{BUCKET}/val.csv"), tmp_path / "runs-s3")
+    parquet = _streamed(tmp_path / "pq", f"s3://{BUCKET}/pq/", f"s3://{BUCKET}/val.parquet")
+    parquet.write_text(parquet.read_text().replace("source: csv", "source: parquet"))
+    pq = train_ok(parquet, tmp_path / "runs-pq")
+    assert _history(s3) == _history(pq) == _history(reference)
+    assert copies == {}   # read from the store, not copied into the temporary folder
+    recorded = run_json(s3)["data_files"]
+    assert sorted(recorded) == [f"s3://{BUCKET}/shards/part-{i}.csv" for i in (0, 1)] + [f"s3://{BUCKET}/val.csv"]
+
+
+def test_without_a_cache_each_epoch_reads_the_store_again(store: dict[str, Any], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No room for the cache: every epoch reads the objects again; a store error is read again (the blocks already
+    given skipped) with the numbers of an untroubled run; one that persists stops the run resumable with one line
+    naming data.path and the URL, as a vanished object does."""
+    from kcli.data import stream
+    from kcli.files import remote
+
+    local = store["local"]
+    reference = train_ok(_streamed(tmp_path / "ref", str(local / "shards"), str(local / "val.csv"), 2),
+                         tmp_path / "runs-ref")
+    monkeypatch.setattr(stream.Cache, "writer", lambda self, source: None)
+    monkeypatch.setattr(remote, "RETRY_WAIT", 0.01)
+    opened: list[str] = []
+    failing = {"times": 0}
+    open_input = remote.open_input
+
+    def flaky(info: remote.Info, random_access: bool = False) -> Any:
+        opened.append(info.url)
+        if failing["times"] and info.url.endswith("part-1.csv") and len(opened) > 6:
+            failing["times"] -= 1
+            raise OSError("AWS Error NETWORK_CONNECTION during GetObject operation: connection reset")
+        return open_input(info, random_access)
+
+    monkeypatch.setattr(remote, "open_input", flaky)
+    config = _streamed(tmp_path / "s3", f"s3://{BUCKET}/shards", f"s3://{BUCKET}/val.csv", 2)
+    failing["times"] = 2   # twice in epoch 2: the third attempt reads it
+    run = train_ok(config, tmp_path / "runs")
+    assert_same_run(run, reference)
+    # part-1 read by the pass before training, then in each of 2 epochs, and the 2 failed attempts
+    assert opened.count(f"s3://{BUCKET}/shards/part-1.csv") == 1 + 2 + 2
+    failing["times"], opened[:] = 3, []
+    line = assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "failed"),
+                             f"data.path: s3://{BUCKET}/shards/part-1.csv: cannot reach")
+    assert "(read 3 times)" in line
+    failed = only_run(tmp_path / "failed")
+    assert run_json(failed)["status"] == "failed" and run_json(failed)["epochs_completed"] == 1
+    assert f"kcli train --resume {failed}" in line
+    # an object deleted between epochs: the line a vanished local file gives
+    store["s3"].put_object(Bucket=BUCKET, Key="going/part-0.csv", Body=(local / "shards/part-0.csv").read_bytes())
+    config = _streamed(tmp_path / "going", f"s3://{BUCKET}/going/", f"s3://{BUCKET}/val.csv", 2)
+    read = stream.TableReader._blocks
+
+    def deleting(reader: stream.TableReader, path: Any) -> Any:
+        if reader.epoch == 1 and reader.key == "data":
+            store["s3"].delete_object(Bucket=BUCKET, Key="going/part-0.csv")
+        return read(reader, path)
+
+    monkeypatch.setattr(stream.TableReader, "_blocks", deleting)
+    line = assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "gone"),
+                             f"data.path: s3://{BUCKET}/going/part-0.csv is gone (it was there when the run began)")
+    assert "kcli train --resume" in line
+
+
+SIGNALLER = '''\
+import os, signal
+import keras
+
+class Signaller(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if os.environ.get("KCLI_TEST_EPOCH") and epoch + 1 == int(os.environ["KCLI_TEST_EPOCH"]):
+            os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+def test_sigkill_then_resume_against_the_store_equals_an_uninterrupted_run(store: dict[str, Any],
+                                                                            tmp_path: Path) -> None:
+    (tmp_path / "signaller.py").write_text(SIGNALLER)
+    config = _streamed(tmp_path, f"s3://{BUCKET}/shards/", f"s3://{BUCKET}/val.csv", 3, "imports: [signaller.py]\n")
+    text = config.read_text().replace("fit: {epochs: 3}", "fit: {epochs: 3, callbacks: [Signaller], checkpoint: "
+                                      "{interval: 0}}")
+    config.write_text(text.replace("  stream: true\n", "  stream: true\n  shuffle: true\n"))
+    reference = train_ok(config, tmp_path / "reference")
+    command = [sys.executable, "-m", "kcli", "train", str(config), "--runs-dir", str(tmp_path / "killed")]
+    killed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "KCLI_TEST_EPOCH": "2", "PYTHONPATH": str(REPO)})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    run_dir = only_run(tmp_path / "killed")
+    resumed = run_cli("train", "--resume", run_dir)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert run_json(run_dir)["resumed"][0]["epoch"] == 1
+    assert_same_run(run_dir, reference)
