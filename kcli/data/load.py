@@ -43,10 +43,7 @@ def _load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None, 
     if data.source == "python":
         return Splits(*python_source.load(data, seed, ports, registry))
     if data.source == "images":
-        if any(remote.is_url(part.path) for part in (data, data.validation, data.test) if part is not None):
-            raise DataError("image folders on object storage are not read yet: copy the folder here and give "
-                            "its path", key="data.path")
-        train, validation, test, names, notes = images.load(data, seed, ports)
+        train, validation, test, names, notes = images.load(_images_here(data), seed, ports)
         return Splits(train, validation, test, class_names=names, notes=notes)
     def read(sub: SplitSource | None, key: str, columns: list[str] | None = None) -> Arrays:
         if ports.named or ports.several_outputs:
@@ -79,6 +76,20 @@ def _load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None, 
     if _one_matrix(data, ports) and train.columns:   # for the hint on features of very different scales
         splits.spreads = column_stats.spreads_of(splits.train.x, train.columns)   # type: ignore[arg-type]
     return splits
+
+
+def _images_here(data: DataConfig) -> DataConfig:
+    """`data` with an image folder on object storage (a prefix, one sub-prefix per class) copied here first
+    (its listed size must fit the temporary folder); the config keeps the URL."""
+    def here(path: str | None, key: str) -> str | None:
+        return str(remote.local_folder(path, key, images.EXTENSIONS)) if remote.is_url(path) else path
+
+    update: dict[str, Any] = {"path": here(data.path, "data.path")}
+    for name in ("validation", "test"):
+        part = getattr(data, name)
+        if part is not None and remote.is_url(part.path):
+            update[name] = part.model_copy(update={"path": here(part.path, f"data.{name}.path")})
+    return data.model_copy(update=update)
 
 
 def _one_matrix(data: DataConfig, ports: Ports) -> bool:

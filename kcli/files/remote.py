@@ -208,6 +208,7 @@ def exists(url: str, key: str, error: type[KcliError] = DataError) -> bool:
 _staging: Path | None = None
 _copies: dict[Info, Path] = {}
 _uploads: dict[Path, str] = {}   # temporary local files written for a URL (kept: an error may name one later)
+_folders: dict[Path, str] = {}   # local copies of prefixes (image folders)
 
 
 def _staging_folder() -> Path:
@@ -282,6 +283,36 @@ def read_retried(info: Info, key: str, read: Callable[[], Iterator[Any]]) -> Ite
             time.sleep(RETRY_WAIT * 2 ** (attempt - 1))
 
 
+def local_folder(url: str, key: str, suffixes: tuple[str, ...], error: type[KcliError] = DataError) -> Path:
+    """A local copy of every object under a prefix (sub-prefixes as folders, e.g. one per class of an image
+    folder) whose name ends in `suffixes`; refused in one line when the listed total does not fit the disk."""
+    import pyarrow.fs as pafs
+
+    fs, path = _filesystem(url, key, error)
+    with _calling(url, key, error):
+        path = path.rstrip("/")
+        if fs.get_file_info(path).type == pafs.FileType.NotFound:
+            _missing(fs, path, url, key, error)
+        listed = [f for f in fs.get_file_info(pafs.FileSelector(path, recursive=True))
+                  if f.type == pafs.FileType.File and f.base_name.lower().endswith(suffixes)
+                  and not any(part.startswith(".") for part in f.path[len(path):].split("/"))]
+    if not listed:
+        raise error(f"{url} holds no {' / '.join(suffixes)} objects", key=key)
+    total, free = sum(int(f.size or 0) for f in listed), shutil.disk_usage(_staging_folder()).free
+    if total > free:
+        raise error(f"{url}: its {total / 1e6:.0f} MB do not fit the temporary folder ({free / 1e6:.0f} MB free "
+                    f"under {_staging_folder().parent}); set TMPDIR to a larger disk", key=key)
+    root = _staging_folder() / f"folder-{len(_folders)}"
+    for f in sorted(listed, key=lambda f: f.path):
+        local = root / f.path[len(path):].lstrip("/")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        with _calling(url, key, error), fs.open_input_stream(f.path) as src, open(local, "wb") as dst:
+            while block := src.read(CHUNK):
+                dst.write(block)
+    _folders[root] = url.rstrip("/")
+    return root
+
+
 @contextlib.contextmanager
 def named_as_urls() -> Iterator[None]:
     """A KcliError raised about a local copy (or a file written for upload) names the URL instead (the local
@@ -289,7 +320,7 @@ def named_as_urls() -> Iterator[None]:
     try:
         yield
     except KcliError as exc:
-        for local, url in [*((p, i.url) for i, p in _copies.items()), *_uploads.items()]:
+        for local, url in [*((p, i.url) for i, p in _copies.items()), *_uploads.items(), *_folders.items()]:
             exc.message = exc.message.replace(str(local), url)
         raise
 

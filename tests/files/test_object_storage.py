@@ -295,19 +295,6 @@ def test_validate_lists_the_objects(store: dict[str, Any], tmp_path: Path) -> No
     assert_user_error(missing, f"data.validation.path: not found: s3://{BUCKET}/v.csv")
 
 
-def test_image_folders_on_s3_are_refused_in_one_line(store: dict[str, Any], tmp_path: Path) -> None:
-    config = write_config(tmp_path, f"""\
-        data: {{source: images, path: 's3://{BUCKET}/shards', image_size: [8, 8]}}
-        model:
-          input_shape: [8, 8, 3]
-          layers: [Flatten, {{Dense: {{units: 2}}}}]
-        compile: {{optimizer: adam, loss: sparse_categorical_crossentropy}}
-    """)
-    line = assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"),
-                             "data.path: image folders on object storage are not read yet")
-    assert "s3:/" not in line.split("data.path:")[0] and not (tmp_path / "runs").exists()
-
-
 def test_streamed_prefix_from_s3_as_the_local_folder(store: dict[str, Any], tmp_path: Path) -> None:
     """`data.stream: true`: the objects' copies stream as local files do (same (seed, epoch) order, same numbers)."""
     runs = []

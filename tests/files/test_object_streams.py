@@ -1,6 +1,7 @@
 """Streamed tables read straight from object storage (moto's S3-API server on localhost): no copy, the numbers of
 the same local files, epochs from the store again when there is no cache (a store error retried, then the run
-stops resumable), a SIGKILL then `--resume` equal to an uninterrupted run."""
+stops resumable), a SIGKILL then `--resume` equal to an uninterrupted run; image folders and TFRecord from a
+prefix."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from tests.conftest import REPO, only_run, run_cli, run_json
+from tests.conftest import REPO, only_run, run_cli, run_json, write_config
 from tests.files import test_object_storage as storage
 from tests.files.test_object_storage import BUCKET, _config, _history
 from tests.helpers import assert_same_run, assert_user_error, train_ok
@@ -140,3 +142,64 @@ def test_sigkill_then_resume_against_the_store_equals_an_uninterrupted_run(store
     assert resumed.exit_code == 0, resumed.stderr
     assert run_json(run_dir)["resumed"][0]["epoch"] == 1
     assert_same_run(run_dir, reference)
+
+
+def _png(path: Path, value: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    sink = io.BytesIO()
+    Image.fromarray(np.full((6, 6, 3), value, np.uint8)).save(sink, format="PNG")
+    return sink.getvalue()
+
+
+def test_an_image_folder_from_a_prefix_trains_as_the_local_folder(store: dict[str, Any], tmp_path: Path) -> None:
+    for cls, base in (("circle", 40), ("square", 200)):
+        for i in range(4):
+            body = _png(tmp_path, base + 5 * i)
+            store["s3"].put_object(Bucket=BUCKET, Key=f"shapes/{cls}/{i}.png", Body=body)
+            (tmp_path / "shapes" / cls).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "shapes" / cls / f"{i}.png").write_bytes(body)
+    runs = []
+    for where, path in (("s3", f"s3://{BUCKET}/shapes/"), ("local", str(tmp_path / "shapes"))):
+        (tmp_path / where).mkdir()
+        config = write_config(tmp_path / where, f"""\
+            seed: 1
+            data: {{source: images, path: '{path}', image_size: [6, 6], batch_size: 4, validation_split: 0.25}}
+            model:
+              input_shape: [6, 6, 3]
+              layers: [{{Rescaling: {{scale: 0.0039}}}}, Flatten, {{Dense: {{units: 2}}}}]
+            compile: {{optimizer: adam, loss: {{SparseCategoricalCrossentropy: {{from_logits: true}}}}}}
+            fit: {{epochs: 2}}
+        """)
+        runs.append(train_ok(config, tmp_path / f"runs-{where}"))
+    assert _history(runs[0]) == _history(runs[1])
+    assert run_json(runs[0])["classes"] == ["circle", "square"]
+    assert "kcli-objects" not in (runs[0] / "run.json").read_text()   # the URL is recorded, not the copy
+    assert f"s3://{BUCKET}/shapes/" in (runs[0] / "config.yaml").read_text()
+    text = (tmp_path / "s3" / "config.yaml").read_text()
+    missing = write_config(tmp_path, text.replace("shapes/", "nope/"), "m.yaml")
+    assert_user_error(run_cli("train", missing, "--runs-dir", tmp_path / "none"),
+                      f"data.path: not found: s3://{BUCKET}/nope")
+
+
+def test_a_tfrecord_prefix_trains_as_the_local_files(store: dict[str, Any], tmp_path: Path) -> None:
+    """TFRecord shards under a prefix (tf.train.Example records; copied here, TensorFlow reads local files): the
+    history of the same local files."""
+    from tests.data.test_streams import write_tfrecord
+
+    local = store["local"]
+    for name in ("shards/part-0.csv", "shards/part-1.csv", "val.csv"):
+        target = (tmp_path / "records" / name).with_suffix(".tfrecord")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_tfrecord(local / name, target)
+        store["s3"].put_object(Bucket=BUCKET, Key=f"records/{name}".replace(".csv", ".tfrecord"),
+                               Body=target.read_bytes())
+    runs = []
+    for where, base in (("s3", f"s3://{BUCKET}/records"), ("local", str(tmp_path / "records"))):
+        config = _config(tmp_path / where, f"{base}/shards/", f"{base}/val.tfrecord", "tfrecord")
+        config.write_text(config.read_text().replace(
+            "  batch_size: 16\n", "  batch_size: 16\n  features: {a: float, b: float, c: float, label: int}\n"))
+        runs.append(train_ok(config, tmp_path / f"runs-{where}"))
+    assert _history(runs[0]) == _history(runs[1]) and "val_loss" in _history(runs[0])[0]
