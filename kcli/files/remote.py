@@ -300,7 +300,7 @@ def local_folder(url: str, key: str, suffixes: tuple[str, ...], error: type[Kcli
         raise error(f"{url} holds no {' / '.join(suffixes)} objects", key=key)
     total, free = sum(int(f.size or 0) for f in listed), shutil.disk_usage(_staging_folder()).free
     if total > free:
-        raise error(f"{url}: its {total / 1e6:.0f} MB do not fit the temporary folder ({free / 1e6:.0f} MB free "
+        raise error(f"{url}: its {total / 1e6:,.1f} MB do not fit the temporary folder ({free / 1e6:,.1f} MB free "
                     f"under {_staging_folder().parent}); set TMPDIR to a larger disk", key=key)
     root = _staging_folder() / f"folder-{len(_folders)}"
     for f in sorted(listed, key=lambda f: f.path):

@@ -203,3 +203,18 @@ def test_a_tfrecord_prefix_trains_as_the_local_files(store: dict[str, Any], tmp_
             "  batch_size: 16\n", "  batch_size: 16\n  features: {a: float, b: float, c: float, label: int}\n"))
         runs.append(train_ok(config, tmp_path / f"runs-{where}"))
     assert _history(runs[0]) == _history(runs[1]) and "val_loss" in _history(runs[0])[0]
+
+
+def test_a_prefix_too_large_for_the_temporary_disk_is_one_line(store: dict[str, Any],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    from collections import namedtuple
+
+    from kcli.errors import DataError
+    from kcli.files import remote
+
+    store["s3"].put_object(Bucket=BUCKET, Key="big/a/0.png", Body=b"x" * 3_000_000)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**10, 10**10 - 10**6, 10**6))
+    with pytest.raises(DataError, match=r"s3://data/big/: its 3.0 MB do not fit the temporary folder \(1.0 MB free"):
+        remote.local_folder(f"s3://{BUCKET}/big/", "data.path", (".png",))
