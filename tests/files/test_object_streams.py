@@ -218,3 +218,23 @@ def test_a_prefix_too_large_for_the_temporary_disk_is_one_line(store: dict[str, 
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**10, 10**10 - 10**6, 10**6))
     with pytest.raises(DataError, match=r"s3://data/big/: its 3.0 MB do not fit the temporary folder \(1.0 MB free"):
         remote.local_folder(f"s3://{BUCKET}/big/", "data.path", (".png",))
+
+
+def test_auto_streams_by_the_listed_sizes(store: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`stream: auto` decides by the sizes the store lists (nothing read); a table read whole is copied."""
+    from kcli.config.models import DataConfig
+    from kcli.data import table_files
+    from kcli.files import remote
+
+    objects = table_files.table_sources(f"s3://{BUCKET}/shards/", "csv", "data")
+    sizes = [(store["local"] / "shards" / name).stat().st_size for name in ("part-0.csv", "part-1.csv")]
+    assert [(o.url, o.size) for o in objects] == [(f"s3://{BUCKET}/shards/part-{i}.csv", sizes[i]) for i in (0, 1)]
+    assert all(isinstance(o, remote.Info) for o in objects)
+    data = DataConfig(source="csv", path=f"s3://{BUCKET}/shards/", label="label")
+    monkeypatch.setattr(table_files, "STREAM_ABOVE", sum(sizes))
+    assert not table_files.should_stream(objects, data)
+    monkeypatch.setattr(table_files, "STREAM_ABOVE", sum(sizes) - 1)
+    assert table_files.should_stream(objects, data)
+    copies = table_files.local_files(objects, "data")
+    assert [p.read_bytes() for p in copies] == [(store["local"] / "shards" / n).read_bytes()
+                                               for n in ("part-0.csv", "part-1.csv")]
