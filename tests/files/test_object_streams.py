@@ -238,3 +238,22 @@ def test_auto_streams_by_the_listed_sizes(store: dict[str, Any], monkeypatch: py
     copies = table_files.local_files(objects, "data")
     assert [p.read_bytes() for p in copies] == [(store["local"] / "shards" / n).read_bytes()
                                                for n in ("part-0.csv", "part-1.csv")]
+
+
+def test_a_read_broken_mid_object_goes_on_after_the_blocks_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store error after some blocks: the object is read again from its start and the blocks already given are
+    skipped, so the reader sees every block once, in order."""
+    from kcli.files import remote
+
+    monkeypatch.setattr(remote, "RETRY_WAIT", 0.0)
+    info = remote.Info("s3://b/t.csv", 10, None)
+    attempts = []
+
+    def read() -> Iterator[int]:
+        attempts.append(1)
+        for block in range(5):
+            if len(attempts) < 3 and block == len(attempts) + 1:   # the 1st read breaks after 2 blocks, the 2nd after 3
+                raise OSError("AWS Error NETWORK_CONNECTION: connection reset")
+            yield block
+
+    assert list(remote.read_retried(info, "data.path", read)) == [0, 1, 2, 3, 4] and len(attempts) == 3
