@@ -1,8 +1,9 @@
 """Object storage (s3://, gs://, any URL pyarrow.fs opens): the one owner of URLs as data paths.
 
-Readers downstream want local files (pyarrow's CSV reader, numpy, TensorFlow), so an object is read by copying
-it once into a staging folder of this process (`local_copy`), and what kcli writes to a URL is written locally
-first and uploaded when complete (`upload_after`). Credentials come from the standard environment and config
+Readers downstream want local files (numpy, TensorFlow), so an object is read by copying it once into a staging
+folder of this process (`local_copy`, `local_folder` for a prefix), except a streamed table's, which pyarrow reads
+block by block from the store (`open_input`, `read_retried`); what kcli writes to a URL is written locally first
+and uploaded when complete (`upload_after`). Credentials come from the standard environment and config
 files only (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_REGION,
 AWS_ENDPOINT_URL, GOOGLE_APPLICATION_CREDENTIALS); a URL that carries them is refused, so a URL kcli records
 (config.yaml, run.json, MLflow) never holds a secret. Every failure is one KcliError line naming the key and URL.
