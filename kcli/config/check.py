@@ -102,7 +102,10 @@ def _data_files(cfg: Config) -> None:
         if source == "builtin" and name not in BUILTIN:
             raise DataError(f"unknown builtin dataset {name!r}; available: {', '.join(BUILTIN)}", key=f"{key}.name")
         if remote.is_url(holder.path):   # listed, not read: a missing bucket or object, denied, unreachable
-            remote.files(holder.path, f"{key}.path")
+            if source != "images":
+                remote.files(holder.path, f"{key}.path")
+            elif not remote.exists(holder.path, f"{key}.path"):   # a prefix of sub-prefixes (one per class)
+                raise DataError(f"not found: {holder.path} (no such prefix in the bucket)", key=f"{key}.path")
             continue
         if source == "images" and holder.path and not Path(holder.path).is_dir():
             raise DataError(f"image folder not found: {holder.path}", key=f"{key}.path")

@@ -57,8 +57,9 @@ def read_table(path: Path) -> Any:
     return csv.read_csv(path, read_options=csv.ReadOptions(block_size=CSV_BLOCK_BYTES), convert_options=_kinds())
 
 
-def open_blocks(path: Path, block_bytes: int) -> Any:
-    """A CSV file as pyarrow record batches of about `block_bytes` (each column's kind from the first block)."""
+def open_blocks(path: Any, block_bytes: int) -> Any:
+    """A CSV file (a path or an open input file) as pyarrow record batches of about `block_bytes` (each
+    column's kind from the first block)."""
     from pyarrow import csv
 
     return csv.open_csv(path, read_options=csv.ReadOptions(block_size=block_bytes, use_threads=True),
@@ -249,15 +250,18 @@ def arrow_problem(exc: BaseException) -> str:
     return text
 
 
-def relocated(path: Path, schema: Any, block_bytes: int) -> str | None:
+def relocated(path: Any, schema: Any, block_bytes: int) -> str | None:
     """pyarrow's complaint about a later block of a streamed CSV with the data row (and column) it is about: its
     threaded reader names no row, so the file is read again unthreaded, with the kinds of its first block."""
     import pyarrow as pa
     from pyarrow import csv
 
+    from kcli.files import remote
+
     options = csv.ConvertOptions(column_types=dict(zip(schema.names, schema.types)), strings_can_be_null=True)
     try:
-        for _ in csv.open_csv(path, read_options=csv.ReadOptions(block_size=block_bytes, use_threads=False),
+        source: Any = remote.open_input(path) if isinstance(path, remote.Info) else path   # an object: read again
+        for _ in csv.open_csv(source, read_options=csv.ReadOptions(block_size=block_bytes, use_threads=False),
                               convert_options=options):
             pass
     except (pa.ArrowException, OSError) as again:

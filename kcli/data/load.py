@@ -25,7 +25,7 @@ from kcli.data.python_source import Stream
 from kcli.data.splits import Arrays, Splits, hold_out
 from kcli.data.stream_cache import Cache
 from kcli.data.synthetic import synthetic
-from kcli.data.table_files import should_stream, table_files
+from kcli.data.table_files import TableFile, local_files, should_stream, size_of, table_files, table_sources
 from kcli.errors import DataError
 from kcli.files import readable, remote
 
@@ -45,10 +45,7 @@ def _load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None, 
     if data.source == "python":
         return Splits(*python_source.load(data, seed, ports, registry))
     if data.source == "images":
-        if any(remote.is_url(part.path) for part in (data, data.validation, data.test) if part is not None):
-            raise DataError("image folders on object storage are not read yet: copy the folder here and give "
-                            "its path", key="data.path")
-        train, validation, test, names, notes = images.load(data, seed, ports)
+        train, validation, test, names, notes = images.load(_images_here(data), seed, ports)
         return Splits(train, validation, test, class_names=names, notes=notes)
     def read(sub: SplitSource | None, key: str, columns: list[str] | None = None) -> Arrays:
         if ports.named or ports.several_outputs:
@@ -59,12 +56,12 @@ def _load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None, 
         (x, y), (x_test, y_test) = keras_datasets.load(data.name or "", data.num_words, data.maxlen, "data")
         train, validation, test = Arrays(x, y), None, Arrays(x_test, y_test)
     elif ports.tabular:
-        files = table_files(data.path or "", data.source, "data")
+        files = table_sources(data.path or "", data.source, "data")
         if should_stream(files, data):
             return _stream_tables(data, seed, ports, files, cache_root, shard)
-        train, validation, test = _read_tables(data, files)
+        train, validation, test = _read_tables(data, local_files(files, "data"))
     else:
-        files = table_files(data.path or "", data.source, "data") if _one_matrix(data, ports) else None
+        files = table_sources(data.path or "", data.source, "data") if _one_matrix(data, ports) else None
         if files is not None and should_stream(files, data):
             return _stream_tables(data, seed, ports, files, cache_root, shard)
         train = read(None, "data")
@@ -81,6 +78,20 @@ def _load(data: DataConfig, seed: int, ports: Ports, registry: Registry | None, 
     if _one_matrix(data, ports) and train.columns:   # for the hint on features of very different scales
         splits.spreads = column_stats.spreads_of(splits.train.x, train.columns)   # type: ignore[arg-type]
     return splits
+
+
+def _images_here(data: DataConfig) -> DataConfig:
+    """`data` with an image folder on object storage (a prefix, one sub-prefix per class) copied here first
+    (its listed size must fit the temporary folder); the config keeps the URL."""
+    def here(path: str | None, key: str) -> str | None:
+        return str(remote.local_folder(path, key, images.EXTENSIONS)) if remote.is_url(path) else path
+
+    update: dict[str, Any] = {"path": here(data.path, "data.path")}
+    for name in ("validation", "test"):
+        part = getattr(data, name)
+        if part is not None and remote.is_url(part.path):
+            update[name] = part.model_copy(update={"path": here(part.path, f"data.{name}.path")})
+    return data.model_copy(update=update)
 
 
 def _one_matrix(data: DataConfig, ports: Ports) -> bool:
@@ -106,7 +117,7 @@ def _read_tables(data: DataConfig, files: list[Path]) -> tuple[Arrays, Arrays | 
     return train, splits[0], splits[1]
 
 
-def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache_root: Path | None,
+def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[TableFile], cache_root: Path | None,
                    shard: stream_shard.Shard | None = None) -> Splits:
     """Train, validation and test of a table too large to read whole, as Streams (see stream.py)."""
     if shard is not None and data.batch_size % shard.workers:
@@ -124,7 +135,7 @@ def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[Path],
     if held_out:
         raise DataError(f"a streamed table is split by its files: give data.{held_out[0].split('_')[0]}: "
                         "{path: ...} instead (or data.stream: false to read it whole)", key=f"data.{held_out[0]}")
-    cache = Cache(cache_root, sum(f.stat().st_size for f in files))
+    cache = Cache(cache_root, sum(size_of(f) for f in files))
     try:
         return _streams(data, seed, ports, files, cache, shard)
     except BaseException:
@@ -132,7 +143,7 @@ def _stream_tables(data: DataConfig, seed: int, ports: Ports, files: list[Path],
         raise
 
 
-def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache: Cache,
+def _streams(data: DataConfig, seed: int, ports: Ports, files: list[TableFile], cache: Cache,
              shard: stream_shard.Shard | None) -> Splits:
     # every worker learns from all the training files alike: the same statistics, so the same model on each
     learned = stream_pass.learn(files, data, cache, numbers_only=not ports.tabular)
@@ -145,7 +156,7 @@ def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache
         classes = len(learned.class_names) if learned.class_names else learned.largest_id + 1
         classes = classes if data.one_hot is True else int(data.one_hot)
 
-    def reader(key: str, split_files: list[Path], label: str | None, shuffle: bool, rows: int,
+    def reader(key: str, split_files: list[TableFile], label: str | None, shuffle: bool, rows: int,
                ids: stream_pass.ClassIds) -> Stream:
         if classes is not None and learned.labels == "ids" and ids.outside(classes) is not None:
             raise DataError(f"{ids.outside(classes)}, a class id outside 0..{classes - 1} (data.one_hot: "
@@ -165,7 +176,7 @@ def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache
         if src is None:
             others.append(None)
             continue
-        split_files = table_files(src["path"] or "", src["source"], key)
+        split_files = table_sources(src["path"] or "", src["source"], key)
         ids = stream_pass.ClassIds()
         rows = stream_pass.split_pass(split_files, table, key, src["label"], data.sample_weight is not None, cache, ids)
         others.append(reader(key, split_files, src["label"], False, rows, ids))
@@ -175,7 +186,7 @@ def _streams(data: DataConfig, seed: int, ports: Ports, files: list[Path], cache
 
 
 def _learned_columns(data: DataConfig, ports: Ports, learned: stream_pass.Learned,
-                     path: Path) -> tuple[Ports, DataConfig, list[str] | None]:
+                     path: TableFile) -> tuple[Ports, DataConfig, list[str] | None]:
     """What the pass learned of the columns, where the reader finds it: the ports of the columns (and
     `data.columns`, recorded in the config), or, for model.input_shape, the number columns stacked in file order
     into its one input (as wide as they are, as for a table read whole) and a copy of `data` with the columns (a
@@ -190,7 +201,7 @@ def _learned_columns(data: DataConfig, ports: Ports, learned: stream_pass.Learne
 
 
 def _part(learned: stream_pass.Learned, data: DataConfig, shard: stream_shard.Shard | None, cache: Cache,
-          files: list[Path]) -> stream_shard.Part | None:
+          files: list[TableFile]) -> stream_shard.Part | None:
     """This worker's part of the training rows (None: one process reads them all); the cache keeps only it."""
     if shard is None or shard.workers < 2:
         return None

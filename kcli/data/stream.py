@@ -18,7 +18,6 @@ import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,9 @@ from kcli.data.python_source import Stream
 from kcli.data.splits import Arrays
 from kcli.data.stream_cache import Cache, cached_blocks
 from kcli.data.stream_shard import Part, Shard
+from kcli.data.table_files import TableFile
 from kcli.errors import DataError
+from kcli.files import remote
 
 WINDOW_ROWS = 65536          # rows shuffled together (a shuffle buffer; memory: this many rows)
 WINDOWS_AHEAD = 2            # windows read ahead of training
@@ -40,32 +41,46 @@ BLOCK_BYTES = csv_reader.CSV_BLOCK_BYTES   # bytes of CSV parsed per block (larg
 PARQUET_ROWS = 65536         # rows per Parquet batch
 
 
-def blocks(path: Path, source: str, key: str, features: dict[str, str] | None = None) -> Iterator[Any]:
-    """The file as pyarrow Tables of a few MB each, in file order (TFRecord: records parsed with `features`)."""
+def blocks(path: TableFile, source: str, key: str, features: dict[str, str] | None = None) -> Iterator[Any]:
+    """The file as pyarrow Tables of a few MB each, in file order (TFRecord: records parsed with `features`); an
+    object is read straight from the store, again after a store error (files/remote.py's read_retried)."""
+    if isinstance(path, remote.Info):
+        yield from remote.read_retried(path, file_key(key), lambda: _blocks(path, source, key, features))
+        return
+    yield from _blocks(path, source, key, features)
+
+
+def _blocks(path: TableFile, source: str, key: str, features: dict[str, str] | None) -> Iterator[Any]:
     import pyarrow as pa
 
     if source == "tfrecord":
         from kcli.data import tfrecords
 
-        yield from tfrecords.blocks(path, features, key)
+        yield from tfrecords.blocks(path, features, key)  # type: ignore[arg-type]   # always a local file
         return
     read = rows = 0
     try:
-        if source == "parquet":
-            import pyarrow.parquet as pq
+        with contextlib.ExitStack() as stack:
+            opened: Any = path
+            if isinstance(path, remote.Info):
+                opened = stack.enter_context(remote.open_input(path, random_access=source == "parquet"))
+            if source == "parquet":
+                import pyarrow.parquet as pq
 
-            batches: Any = pq.ParquetFile(path).iter_batches(batch_size=PARQUET_ROWS)
-        else:
-            batches = csv_reader.open_blocks(path, BLOCK_BYTES)
-        for batch in batches:
-            table = pa.Table.from_batches([batch])
-            if source == "csv":
-                tables.check_text(table, path, key, rows)
-            yield table
-            read, rows = read + 1, rows + table.num_rows
+                batches: Any = pq.ParquetFile(opened).iter_batches(batch_size=PARQUET_ROWS)
+            else:
+                batches = csv_reader.open_blocks(opened, BLOCK_BYTES)
+            for batch in batches:
+                table = pa.Table.from_batches([batch])
+                if source == "csv":
+                    tables.check_text(table, path, key, rows)  # type: ignore[arg-type]
+                yield table
+                read, rows = read + 1, rows + table.num_rows
     except FileNotFoundError:
         raise DataError(f"{path} is gone (it was there when the run began)", key=file_key(key)) from None
     except (pa.ArrowException, OSError) as exc:
+        if isinstance(path, remote.Info) and isinstance(exc, OSError):
+            raise   # the store failed: read again by read_retried
         located = csv_reader.relocated(path, batches.schema, BLOCK_BYTES) if read and source == "csv" else None
         raise DataError(located or f"cannot read {path} as {source}: {csv_reader.arrow_problem(exc)}",
                         key=file_key(key)) from None
@@ -75,7 +90,7 @@ def blocks(path: Path, source: str, key: str, features: dict[str, str] | None = 
 class TableReader:
     """The batches of one split's files, epoch by epoch (the epoch is set by EpochSetter before each epoch)."""
 
-    files: list[Path]
+    files: list[TableFile]
     data: DataConfig
     ports: Ports
     key: str
@@ -130,7 +145,7 @@ class TableReader:
         if pending:
             yield from self._emit(_join(pending), rng, last=True)
 
-    def _pieces(self, rng: np.random.Generator) -> list[tuple[Path, int, int | None]]:
+    def _pieces(self, rng: np.random.Generator) -> list[tuple[TableFile, int, int | None]]:
         """The files (or on several workers: this worker's pieces of them) in this epoch's order."""
         if self.part is None:
             order = rng.permutation(len(self.files)) if self.shuffle else np.arange(len(self.files))
@@ -139,7 +154,7 @@ class TableReader:
         order = rng.permutation(len(pieces)) if self.shuffle else np.arange(len(pieces))
         return [(self.files[pieces[int(i)].file], pieces[int(i)].start, pieces[int(i)].stop) for i in order]
 
-    def _rows(self, path: Path, start: int, stop: int | None) -> Iterator[Arrays]:
+    def _rows(self, path: TableFile, start: int, stop: int | None) -> Iterator[Arrays]:
         """Rows start..stop of one file (stop None: to its end), a block at a time."""
         offset = 0
         for arrays in self._blocks(path):
@@ -151,7 +166,7 @@ class TableReader:
             if stop is not None and offset >= stop:
                 return
 
-    def _blocks(self, path: Path) -> Iterator[Arrays]:
+    def _blocks(self, path: TableFile) -> Iterator[Arrays]:
         """The rows of one file as read: from the cache when it holds the file, else parsed again."""
         cached = self.cache.files.get(path) if self.cache is not None else None
         if cached is not None and cached.exists():

@@ -26,14 +26,14 @@ class Cache:
     the split is simply parsed again each epoch."""
 
     def __init__(self, root: Path | None, size_hint: int) -> None:
-        self.files: dict[Path, Path] = {}
+        self.files: dict[Any, Path] = {}   # source file or object -> its cache file
         self.folder: Path | None = None
         self.root, self.size_hint = root, size_hint
         self.made: list[Path] = []   # folders this cache created (removed again when empty)
         self.off = root is None
         self.written = 0
 
-    def writer(self, source: Path) -> _CacheWriter | None:
+    def writer(self, source: Any) -> _CacheWriter | None:
         if self.folder is None and not self.off:
             self._open()
         if self.folder is None:
@@ -57,7 +57,7 @@ class Cache:
             return
         atexit.register(self.close)
 
-    def keep(self, sources: set[Path]) -> None:
+    def keep(self, sources: set[Any]) -> None:
         """Remove the cached rows of every other source file (another worker reads them)."""
         for source in [s for s in self.files if s not in sources]:
             with contextlib.suppress(OSError):
@@ -84,7 +84,7 @@ class Cache:
 
 
 class _CacheWriter:
-    def __init__(self, cache: Cache, source: Path, target: Path) -> None:
+    def __init__(self, cache: Cache, source: Any, target: Path) -> None:
         self.cache, self.source, self.target = cache, source, target
         self.sink: Any = None
         self.writer: Any = None

@@ -5,7 +5,6 @@ test files, each file's rows cached as read (stream_cache.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -16,10 +15,11 @@ from kcli.data.checks import file_key
 from kcli.data.column_stats import ColumnStats
 from kcli.data.stream import blocks
 from kcli.data.stream_cache import Cache
+from kcli.data.table_files import TableFile
 from kcli.errors import DataError
 
 
-def split_pass(files: list[Path], data: DataConfig, key: str, label: str | None, weights: bool,
+def split_pass(files: list[TableFile], data: DataConfig, key: str, label: str | None, weights: bool,
                cache: Cache | None = None, ids: ClassIds | None = None) -> int:
     """One pass over a validation / test split's files: its rows (so that Keras knows the number of batches;
     with an unknown number Keras 3.15 warns that the input "ran out of data" after every validation), cached;
@@ -55,7 +55,7 @@ class ClassIds:
     low_at: str = ""
     high_at: str = ""
 
-    def add(self, y: np.ndarray, path: Path, first_row: int) -> None:
+    def add(self, y: np.ndarray, path: TableFile, first_row: int) -> None:
         """Count one block's labels (class names or other numbers are not ids: ignored)."""
         if y.dtype.kind not in "iu" or not len(y):
             return
@@ -88,7 +88,7 @@ class Learned:
     file_rows: list[int] | None = None   # the rows of each file (to split the table among workers)
 
 
-def learn(files: list[Path], data: DataConfig, cache: Cache | None = None, numbers_only: bool = False) -> Learned:
+def learn(files: list[TableFile], data: DataConfig, cache: Cache | None = None, numbers_only: bool = False) -> Learned:
     """One pass over the training files: kinds (from the first block), statistics, class names, rows (and the
     rows as read into `cache`). `numbers_only` (model.input_shape): a text column is one line from the first
     block."""

@@ -11,6 +11,7 @@ from kcli.files import readable, remote
 
 STREAM_ABOVE = 512 << 20     # bytes of files above which `stream: auto` streams
 SUFFIXES = {"csv": (".csv",), "parquet": (".parquet", ".pq"), "tfrecord": (".tfrecord", ".tfrecords", ".tfrec")}
+TableFile = Path | remote.Info   # a local file, or an object a streamed table reads straight from the store
 
 
 def table_files(path: str, source: str, key: str) -> list[Path]:
@@ -34,11 +35,30 @@ def table_files(path: str, source: str, key: str) -> list[Path]:
     return [p]
 
 
-def should_stream(files: list[Path], data: DataConfig) -> bool:
-    """`data.stream`, or for auto (None): whether the files are too large to read whole comfortably."""
+def table_sources(path: str, source: str, key: str) -> list[TableFile]:
+    """The files of `path` as `table_files` finds them, but a URL's CSV / Parquet objects as listed, not copied
+    (a streamed table reads them block by block from the store; `local_files` copies them to read whole)."""
+    if remote.is_url(path) and source in ("csv", "parquet"):
+        return list(remote.files(path, file_key(key), SUFFIXES[source]))
+    return list(table_files(path, source, key))
+
+
+def local_files(files: list[TableFile], key: str) -> list[Path]:
+    """Local files for a table read whole: the objects among `files` copied here (files/remote.py)."""
+    return [remote.local_copies([f], file_key(key))[0] if isinstance(f, remote.Info) else f for f in files]
+
+
+def size_of(file: TableFile) -> int:
+    """Bytes of a file, or of an object as the store listed it."""
+    return file.size if isinstance(file, remote.Info) else file.stat().st_size
+
+
+def should_stream(files: list[TableFile], data: DataConfig) -> bool:
+    """`data.stream`, or for auto (None): whether the files (objects: their listed sizes) are too large to read
+    whole comfortably."""
     if data.stream is not None and data.stream != "auto":
         return bool(data.stream)
-    size = sum(f.stat().st_size for f in files)
+    size = sum(size_of(f) for f in files)
     return size > min(STREAM_ABOVE, _available_memory() // 4)
 
 

@@ -1,8 +1,9 @@
 """Object storage (s3://, gs://, any URL pyarrow.fs opens): the one owner of URLs as data paths.
 
-Readers downstream want local files (pyarrow's CSV reader, numpy, TensorFlow), so an object is read by copying
-it once into a staging folder of this process (`local_copy`), and what kcli writes to a URL is written locally
-first and uploaded when complete (`upload_after`). Credentials come from the standard environment and config
+Readers downstream want local files (numpy, TensorFlow), so an object is read by copying it once into a staging
+folder of this process (`local_copy`, `local_folder` for a prefix), except a streamed table's, which pyarrow reads
+block by block from the store (`open_input`, `read_retried`); what kcli writes to a URL is written locally first
+and uploaded when complete (`upload_after`). Credentials come from the standard environment and config
 files only (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_REGION,
 AWS_ENDPOINT_URL, GOOGLE_APPLICATION_CREDENTIALS); a URL that carries them is refused, so a URL kcli records
 (config.yaml, run.json, MLflow) never holds a secret. Every failure is one KcliError line naming the key and URL.
@@ -16,7 +17,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ CONNECT_TIMEOUT = 10.0               # seconds: an unreachable endpoint is an er
 REQUEST_TIMEOUT = 60.0
 ATTEMPTS = 3                         # pyarrow's retries of a failed request
 CHUNK = 8 << 20                      # bytes per read while copying
+STREAM_READ = 16 << 20               # bytes per request while streaming an object
+RETRY_WAIT = 1.0                     # seconds before reading an object again after a store error (doubled each time)
 _SECRET_PARAMS = ("access_key", "secret_key", "session_token", "credential", "token", "password")
 _ENV_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 _DENIED = ("ACCESS_DENIED", "INVALID_ACCESS_KEY_ID", "SIGNATURE_DOES_NOT_MATCH", "Forbidden", "PERMISSION_DENIED",
@@ -46,6 +50,9 @@ class Info:
     url: str
     size: int
     mtime: str | None
+
+    def __str__(self) -> str:   # messages about an object read straight from the store name its URL
+        return self.url
 
 
 def is_url(text: object) -> bool:
@@ -203,6 +210,7 @@ def exists(url: str, key: str, error: type[KcliError] = DataError) -> bool:
 _staging: Path | None = None
 _copies: dict[Info, Path] = {}
 _uploads: dict[Path, str] = {}   # temporary local files written for a URL (kept: an error may name one later)
+_folders: dict[Path, str] = {}   # local copies of prefixes (image folders)
 
 
 def _staging_folder() -> Path:
@@ -250,6 +258,68 @@ def _copy(info: Info, key: str, error: type[KcliError]) -> Path:
     return local
 
 
+def open_input(info: Info, random_access: bool = False) -> Any:
+    """The object as a pyarrow input file, read straight from the store (random access: Parquet's footer first);
+    pyarrow's errors are left to the caller (`read_retried`)."""
+    import pyarrow as pa
+
+    fs, path = _filesystem(info.url, "data.path", DataError)
+    if random_access:
+        return fs.open_input_file(path)
+    # one ranged GET per read: the CSV reader's 1 MiB reads would cost a round trip per MiB
+    return pa.BufferedInputStream(fs.open_input_stream(path), STREAM_READ)
+
+
+def read_retried(info: Info, key: str, read: Callable[[], Iterator[Any]]) -> Iterator[Any]:
+    """What `read` yields from one object; after a store error (an OSError: a bad row is not one) it is read again
+    from the start, the items already given skipped, up to ATTEMPTS times with a doubling wait; then one line
+    naming `key` and the URL (a vanished object: the line a vanished local file gives)."""
+    given = 0
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            for i, item in enumerate(read()):
+                if i >= given:
+                    given += 1
+                    yield item
+            return
+        except FileNotFoundError:
+            raise DataError(f"{info.url} is gone (it was there when the run began)", key=key) from None
+        except OSError as exc:
+            if attempt == ATTEMPTS:
+                raise DataError(f"{info.url}: {_reason(exc, info.url)} (read {ATTEMPTS} times)", key=key) from None
+            time.sleep(RETRY_WAIT * 2 ** (attempt - 1))
+
+
+def local_folder(url: str, key: str, suffixes: tuple[str, ...], error: type[KcliError] = DataError) -> Path:
+    """A local copy of every object under a prefix (sub-prefixes as folders, e.g. one per class of an image
+    folder) whose name ends in `suffixes`; refused in one line when the listed total does not fit the disk."""
+    import pyarrow.fs as pafs
+
+    fs, path = _filesystem(url, key, error)
+    with _calling(url, key, error):
+        path = path.rstrip("/")
+        if fs.get_file_info(path).type == pafs.FileType.NotFound:
+            _missing(fs, path, url, key, error)
+        listed = [f for f in fs.get_file_info(pafs.FileSelector(path, recursive=True))
+                  if f.type == pafs.FileType.File and f.base_name.lower().endswith(suffixes)
+                  and not any(part.startswith(".") for part in f.path[len(path):].split("/"))]
+    if not listed:
+        raise error(f"{url} holds no {' / '.join(suffixes)} objects", key=key)
+    total, free = sum(int(f.size or 0) for f in listed), shutil.disk_usage(_staging_folder()).free
+    if total > free:
+        raise error(f"{url}: its {total / 1e6:,.1f} MB do not fit the temporary folder ({free / 1e6:,.1f} MB free "
+                    f"under {_staging_folder().parent}); set TMPDIR to a larger disk", key=key)
+    root = _staging_folder() / f"folder-{len(_folders)}"
+    for f in sorted(listed, key=lambda f: f.path):
+        local = root / f.path[len(path):].lstrip("/")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        with _calling(url, key, error), fs.open_input_stream(f.path) as src, open(local, "wb") as dst:
+            while block := src.read(CHUNK):
+                dst.write(block)
+    _folders[root] = url.rstrip("/")
+    return root
+
+
 @contextlib.contextmanager
 def named_as_urls() -> Iterator[None]:
     """A KcliError raised about a local copy (or a file written for upload) names the URL instead (the local
@@ -257,7 +327,7 @@ def named_as_urls() -> Iterator[None]:
     try:
         yield
     except KcliError as exc:
-        for local, url in [*((p, i.url) for i, p in _copies.items()), *_uploads.items()]:
+        for local, url in [*((p, i.url) for i, p in _copies.items()), *_uploads.items(), *_folders.items()]:
             exc.message = exc.message.replace(str(local), url)
         raise
 

@@ -295,32 +295,6 @@ def test_validate_lists_the_objects(store: dict[str, Any], tmp_path: Path) -> No
     assert_user_error(missing, f"data.validation.path: not found: s3://{BUCKET}/v.csv")
 
 
-def test_image_folders_on_s3_are_refused_in_one_line(store: dict[str, Any], tmp_path: Path) -> None:
-    config = write_config(tmp_path, f"""\
-        data: {{source: images, path: 's3://{BUCKET}/shards', image_size: [8, 8]}}
-        model:
-          input_shape: [8, 8, 3]
-          layers: [Flatten, {{Dense: {{units: 2}}}}]
-        compile: {{optimizer: adam, loss: sparse_categorical_crossentropy}}
-    """)
-    line = assert_user_error(run_cli("train", config, "--runs-dir", tmp_path / "runs"),
-                             "data.path: image folders on object storage are not read yet")
-    assert "s3:/" not in line.split("data.path:")[0] and not (tmp_path / "runs").exists()
-
-
-def test_streamed_prefix_from_s3_as_the_local_folder(store: dict[str, Any], tmp_path: Path) -> None:
-    """`data.stream: true`: the objects' copies stream as local files do (same (seed, epoch) order, same numbers)."""
-    runs = []
-    for where, path in (("s3", f"s3://{BUCKET}/shards"), ("local", str(store["local"] / "shards"))):
-        config = _config(tmp_path / where, path, str(store["local"] / "val.csv"))
-        config.write_text(config.read_text().replace("  batch_size: 16\n", "  batch_size: 16\n  stream: true\n"))
-        runs.append(train_ok(config, tmp_path / f"runs-{where}"))
-    assert _history(runs[0]) == _history(runs[1])
-    recorded = json.loads((runs[0] / "run.json").read_text())["data_files"]
-    objects = sorted(k for k in recorded if k.startswith("s3://"))
-    assert objects == [f"s3://{BUCKET}/shards/part-{i}.csv" for i in (0, 1)]
-
-
 def test_evaluate_reads_the_split_and_data_from_s3(trained: dict[str, Path]) -> None:
     for name in ("s3", "local"):
         result = run_cli("evaluate", trained[name])
