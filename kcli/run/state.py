@@ -8,15 +8,18 @@ run exact. Writing and reading those variables is Keras's part (training/checkpo
 
 from __future__ import annotations
 
+import json
 import platform
 import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kcli.errors import RunError
 from kcli.files.atomic import TMP_PREFIX
 from kcli.files.process import alive
-from kcli.run.records import FINISHED, load_record, read_json
+from kcli.run.records import FINISHED, load_record
 
 CHECKPOINTS = "checkpoints"
 LAST_WEIGHTS = "last.weights.h5"
@@ -26,10 +29,12 @@ STATE_JSON = "state.json"       # the info of state.npz, readable
 
 
 def saved_epoch(run_dir: Path) -> int:
-    """The epoch whose state is saved (0 if none)."""
+    """The epoch whose state is saved (0 if none), from state.npz, the file `--resume` reads: state.json, its copy
+    for people, is written after it, so a kill between the two leaves the json an epoch behind (or missing)."""
     try:
-        return int(read_json(run_dir / CHECKPOINTS / STATE_JSON)["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
+        with np.load(run_dir / CHECKPOINTS / STATE_ARRAYS, allow_pickle=False) as arrays:
+            return int(json.loads(str(arrays["info"]))["epoch"])
+    except Exception:  # missing, truncated or damaged (numpy raises OSError/ValueError/BadZipFile/KeyError/...)
         return 0
 
 

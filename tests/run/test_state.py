@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kcli.errors import RunError
@@ -20,13 +21,31 @@ def _run(run_dir: Path, **record: object) -> Path:
     return run_dir
 
 
+def _state(run_dir: Path, info: dict[str, object]) -> None:
+    """checkpoints/state.npz as training/checkpoints.save_state writes it (its info as a JSON string)."""
+    (run_dir / state.CHECKPOINTS).mkdir(exist_ok=True)
+    with open(run_dir / state.CHECKPOINTS / state.STATE_ARRAYS, "wb") as fh:
+        np.savez(fh, info=np.array(json.dumps(info)), arr_0=np.zeros(3))
+
+
 def test_saved_epoch(tmp_path: Path) -> None:
     assert state.saved_epoch(tmp_path) == 0
-    (tmp_path / state.CHECKPOINTS).mkdir()
-    (tmp_path / state.CHECKPOINTS / state.STATE_JSON).write_text('{"epoch": 7, "variables": 4}')
+    _state(tmp_path, {"epoch": 7, "variables": 1})
     assert state.saved_epoch(tmp_path) == 7
-    (tmp_path / state.CHECKPOINTS / state.STATE_JSON).write_text('{"epoch": "seven"}')
+    _state(tmp_path, {"epoch": "seven"})
     assert state.saved_epoch(tmp_path) == 0
+    (tmp_path / state.CHECKPOINTS / state.STATE_ARRAYS).write_bytes(b"PK\x03\x04 cut short")
+    assert state.saved_epoch(tmp_path) == 0
+
+
+def test_saved_epoch_is_the_state_resume_reads_not_its_copy_for_people(tmp_path: Path) -> None:
+    # killed after state.npz of epoch 8 was replaced and before state.json followed: epoch 8 is what --resume
+    # restores, so a sweep resumes the trial (it used to train it again from scratch when the json lagged)
+    _state(tmp_path, {"epoch": 8, "variables": 1})
+    (tmp_path / state.CHECKPOINTS / state.STATE_JSON).write_text('{"epoch": 7, "variables": 1}')
+    assert state.saved_epoch(tmp_path) == 8
+    (tmp_path / state.CHECKPOINTS / state.STATE_JSON).unlink()
+    assert state.saved_epoch(tmp_path) == 8
 
 
 def test_a_completed_or_still_running_run_is_not_resumed(tmp_path: Path) -> None:
