@@ -132,11 +132,14 @@ def reduce_only(strategy: object, steps: int, args: argparse.Namespace, report: 
 
     @tf.function
     def step() -> object:
-        return [strategy.reduce("SUM", strategy.run(lambda: tf.ones((4995,))), axis=None)
-                for _ in range(args.reduces)]
+        total = tf.zeros((4995,))
+        for _ in tf.range(args.inner):   # --inner steps in one call (a graph loop, as steps_per_execution would)
+            total += tf.add_n([strategy.reduce("SUM", strategy.run(lambda: tf.ones((4995,))), axis=None)
+                               for _ in range(args.reduces)])
+        return total
 
     for epoch in range(args.epochs):
-        for _ in range(steps):
+        for _ in range(steps // args.inner):
             step()
         report(epoch + 1)
 
@@ -160,6 +163,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--reduces", type=int, default=1, help="all-reduces per step (--loop reduce)")
+    parser.add_argument("--inner", type=int, default=1, help="steps per tf.function call (--loop reduce)")
     parser.add_argument("--spe", type=int, default=1, help="steps_per_execution (fit)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
