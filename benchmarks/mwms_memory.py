@@ -2,6 +2,7 @@
 
     python benchmarks/mwms_memory.py [--loop fit|custom|reduce] [--input tensors|generator|dff] [--rows 64000]
                                      [--batch 64] [--epochs 5] [--workers 2] [--reduces 6] [--inner 10]
+                                     [--spe 10 --inline]
 
 Starts --workers local processes (TF_CONFIG on localhost ports), each trains an MLP 64-64-3 on seeded random rows
 (10 columns, global batch --batch) for --epochs epochs, and prints its VmRSS after every epoch; the parent prints
@@ -10,10 +11,12 @@ excluded). `--loop fit` is `model.fit` (with kcli's Keras 3.15 MWMS patch, witho
 all); `--loop custom` is a plain `tf.function` step with `strategy.run` and no Keras trainer; `--loop reduce` has
 no model and no data: --reduces all-reduces of 4,995 floats per step, --inner steps per tf.function call.
 `--workers 1` runs one process without a strategy, for a baseline. (`--spe N`, steps_per_execution, fails under
-MWMS in Keras 3.15: "You must feed a value for placeholder tensor", as with MirroredStrategy.)
+MWMS in Keras 3.15: "You must feed a value for placeholder tensor", as with MirroredStrategy; with --inline, an
+experiment that traces Keras's per-step function into the multi-step one, it runs.)
 
 Found (RESULTS.md, "why a worker's memory grows"): ~1.5 KiB per all-reduce per tf.function call, the same in fit,
-in a custom loop and with no model at all; 10 steps in one call (--inner 10) grow ~18x less; one process does not.
+in a custom loop and with no model at all; 10 steps in one call (--inner 10) grow ~18x less, and so does fit with
+--spe 10 --inline (~8x); one process does not.
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ def worker(args: argparse.Namespace) -> None:
         from kcli.distributed import multiworker_fix
 
         multiworker_fix.apply()
+        if args.inline:
+            inline_step_function()
     strategy = tf.distribute.MultiWorkerMirroredStrategy() if multi else tf.distribute.get_strategy()
     keras.utils.set_random_seed(1)
     x, y = data(args.rows)
@@ -101,9 +106,31 @@ def worker(args: argparse.Namespace) -> None:
 
         fit_args = {"x": x, "y": y, "batch_size": args.batch} if inputs is None else {"x": inputs}
         model.fit(**fit_args, epochs=args.epochs, verbose=0, shuffle=False, callbacks=[Rss()])
+        print(json.dumps({"weights": [float(abs(w).sum()) for w in model.get_weights()]}), flush=True)
         return
     custom_loop(model, loss, strategy, inputs if inputs is not None else
                 tf.data.Dataset.from_tensor_slices((x, y)).batch(args.batch), args, report)
+
+
+def inline_step_function() -> None:
+    """An experiment, not in kcli: Keras's per-step function traced into the multi-step function instead of being a
+    tf.function of its own (in `_make_function`, the only tf.function given `jit_compile`). Then steps_per_execution
+    > 1 runs under MultiWorkerMirroredStrategy, and its steps share one call."""
+    import types
+
+    from keras.src.backend.tensorflow import trainer
+
+    real = trainer.tf
+
+    class Tf(types.ModuleType):
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        @staticmethod
+        def function(fn: object = None, **kwargs: object) -> object:
+            return fn if "jit_compile" in kwargs else real.function(fn, **kwargs)
+
+    trainer.tf = Tf("tf")
 
 
 def custom_loop(model: object, loss_fn: object, strategy: object, inputs: object, args: argparse.Namespace,
@@ -169,6 +196,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--reduces", type=int, default=1, help="all-reduces per step (--loop reduce)")
     parser.add_argument("--inner", type=int, default=1, help="steps per tf.function call (--loop reduce)")
+    parser.add_argument("--inline", action="store_true", help="Keras's step function inlined (an experiment)")
     parser.add_argument("--spe", type=int, default=1, help="steps_per_execution (fit)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -189,6 +217,10 @@ def main() -> None:
     for i, proc in enumerate(procs):
         lines = [json.loads(ln) for ln in proc.stdout if ln.startswith("{")]
         proc.wait()
+        weights = [ln["weights"] for ln in lines if "weights" in ln]
+        lines = [ln for ln in lines if "rss" in ln]
+        if weights:
+            print(f"worker {i}: sum |w| per weight: {[f'{w:.7g}' for w in weights[0]]}")
         if len(lines) < 2:
             print(f"worker {i}: exit {proc.returncode}, {lines}; its stderr: {errors[i].name}")
             continue
