@@ -322,7 +322,8 @@ class CompileConfig(_Strict):
     metrics: list[Spec] | dict[str, list[Spec]] = Field(default_factory=list)
     # Batches per graph call. Default 32: ~2x faster epochs on small models with identical numbers
     # (tests/training/test_equivalence.py, benchmarks/RESULTS.md); batch-level callbacks then fire every 32 batches.
-    # Under `distribute: mirrored` / `multi_worker` the default is 1 (Keras 3.15 fails with them and > 1).
+    # Under `distribute: mirrored` it is 1 (Keras 3.15 fails with it and > 1); multi_worker keeps 32 (fewer calls,
+    # less memory kept by TensorFlow per call: distributed/multiworker_fix.py).
     steps_per_execution: PositiveInt | None = None
     jit_compile: bool | Literal["auto"] = "auto"   # XLA compilation (auto: off on CPU and under distribution)
     # mixed_float16 / mixed_bfloat16: Keras's mixed precision policy (float32 weights, 16-bit math; the output is

@@ -56,14 +56,14 @@ DEFAULT_STEPS_PER_EXECUTION = 32
 
 def _resolve_steps_per_execution(cfg: Config) -> None:
     spe = cfg.compile.steps_per_execution
-    if cfg.distribute != "none":
+    if cfg.distribute == "mirrored":
         if spe is not None and spe > 1:
             raise ConfigError(
                 f"distribute: {cfg.distribute} needs steps_per_execution 1 (Keras 3.15 fails with it and more steps "
                 "per execution: 'You must feed a value for placeholder tensor'); remove the key or set 1",
                 key="compile.steps_per_execution")
         cfg.compile.steps_per_execution = 1
-    elif spe is None:
+    elif spe is None:   # multi_worker too: distributed/multiworker_fix.py makes it run (and a worker grow less)
         cfg.compile.steps_per_execution = DEFAULT_STEPS_PER_EXECUTION
 
 

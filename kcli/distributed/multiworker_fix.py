@@ -10,7 +10,13 @@ Keras 3.15's TensorFlow trainer has two faults that stop every multi-worker `fit
    strategy, which fails on scalars (the loss and metrics: "Invalid reduction dimension 0 for input with 0
    dimensions"). This reduces scalars with `axis=None` and keeps `axis=0` for values with a batch axis.
 
-`apply()` patches those two functions for the Keras versions in AFFECTED only, and only once.
+3. With `steps_per_execution` > 1, `fit` fails ("You must feed a value for placeholder tensor"): the per-step
+   function is a `tf.function` of its own, called inside the `tf.cond` of the multi-step loop. This traces it into
+   the multi-step function instead (same weights). It matters beyond speed: TensorFlow keeps ~1.5 KiB per
+   all-reduce per function call and never frees it, so a worker grows ~5 KiB a step with one step per call and
+   ~0.8 with 10 (benchmarks/mwms_memory.py, RESULTS.md).
+
+`apply()` patches those functions for the Keras versions in AFFECTED only, and only once.
 tests/distributed/test_workers.py trains two workers without the patch and fails loudly when the installed Keras no
 longer needs it (then widen nothing: drop the version from AFFECTED, or this module).
 """
@@ -18,6 +24,7 @@ longer needs it (then widen nothing: drop the version from AFFECTED, or this mod
 from __future__ import annotations
 
 import os
+import types
 from typing import Any
 
 AFFECTED = ("3.15.",)   # Keras versions known to need the patch (checked: 3.15.1)
@@ -74,5 +81,32 @@ def apply() -> bool:
 
     trainer.reduce_per_replica = reduce_per_replica
     trainer.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build
+    trainer.TensorFlowTrainer._make_function = _inlined_step(trainer, trainer.TensorFlowTrainer._make_function)
     _applied = True
     return True
+
+
+def _inlined_step(trainer: Any, original: Any) -> Any:
+    """`_make_function` whose per-step function (the only `tf.function` it makes with `jit_compile`) is traced
+    into the multi-step one, under a multi-worker strategy with more than one step per execution."""
+    import tensorflow as tf
+
+    class InlineStep(types.ModuleType):
+        def __getattr__(self, name: str) -> Any:
+            return getattr(tf, name)
+
+        @staticmethod
+        def function(fn: Any = None, **kwargs: Any) -> Any:
+            return fn if "jit_compile" in kwargs else tf.function(fn, **kwargs)
+
+    def make_function(self: Any, step_function: Any) -> Any:
+        if self.steps_per_execution == 1 or \
+                not isinstance(self.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return original(self, step_function)
+        trainer.tf = InlineStep("tensorflow")   # only while the functions are made; they look `tf` up when traced
+        try:
+            return original(self, step_function)
+        finally:
+            trainer.tf = tf
+
+    return make_function

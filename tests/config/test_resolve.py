@@ -76,3 +76,10 @@ def test_h5_of_a_model_class_names_save(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         resolve(load(_config(tmp_path, text)))
     assert str(caught.value).startswith(f"{tmp_path / 'my run.yaml'}:3: save: h5 cannot hold a subclassed")
+
+
+def test_multi_worker_takes_several_steps_per_execution(tmp_path: Path) -> None:
+    """Fewer function calls: TensorFlow keeps memory per all-reduce per call (distributed/multiworker_fix.py)."""
+    config = _config(tmp_path, f"distribute: multi_worker\n{MODEL}")
+    assert resolve(load(config)).compile.steps_per_execution == DEFAULT_STEPS_PER_EXECUTION
+    assert resolve(load(config, ["compile.steps_per_execution=4"])).compile.steps_per_execution == 4

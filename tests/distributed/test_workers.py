@@ -29,7 +29,9 @@ CONFIG = {
     "model": {"input_shape": [64],
               "layers": [{"Dense": {"units": 16, "activation": "relu"}}, {"Dense": {"units": 10}}]},
     "compile": {"optimizer": {"SGD": {"learning_rate": 0.2, "momentum": 0.9}},
-                "loss": {"CategoricalCrossentropy": {"from_logits": True}}, "metrics": ["accuracy"]},
+                "loss": {"CategoricalCrossentropy": {"from_logits": True}}, "metrics": ["accuracy"],
+                # 10 batches an epoch: calls of 3, 3, 3 and 1 steps on the workers (multiworker_fix part 3)
+                "steps_per_execution": 3},
     "fit": {"epochs": EPOCHS},
     "save": ["keras", "weights"],
 }
