@@ -3,8 +3,11 @@ imported where a helper loads a model, so TensorFlow-free test modules may use t
 
 from __future__ import annotations
 
+import atexit
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import CliResult, only_run, run_cli, tiny_npz
+from tests.conftest import REPO, CliResult, only_run, run_cli, tiny_npz
 
 
 def assert_user_error(result: CliResult, expected: str) -> str:
@@ -110,15 +113,49 @@ def assert_same_weight_files(a: Path, b: Path) -> None:
             np.testing.assert_allclose(fa[name][()], fb[name][()], atol=1e-6, rtol=0, err_msg=name)
 
 
+# The hand-written Keras scripts run in one plain Python process per test process: it imports Keras once (the
+# 5-10 s each script paid in a process of its own) and never kcli, so nothing kcli sets can reach a script. Each
+# script starts from Keras's defaults (clear_session) and sets its own seed, as in a new process; a script whose
+# numbers depended on what ran before it would differ from kcli's run and fail its test, not pass it.
+_PLAIN_PROCESS = """
+import contextlib, json, sys, traceback
+import keras
+protocol = sys.stdout
+for line in sys.stdin:
+    request = json.loads(line)
+    sys.argv = ["-c", *request["argv"]]
+    keras.backend.clear_session()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            exec(compile(request["script"], "<plain script>", "exec"), {"__name__": "__main__"})
+        answer = None
+    except BaseException:
+        answer = traceback.format_exc()
+    protocol.write(json.dumps(answer) + "\\n")
+    protocol.flush()
+"""
+_plain: list[subprocess.Popen] = []
+
+
+def run_plain_script(script: str, *argv: str | Path) -> None:
+    """Run a hand-written Keras `script` (sys.argv[1:] = argv) in the plain-Keras process; fail with its traceback."""
+    if not _plain or _plain[0].poll() is not None:
+        _plain[:] = [subprocess.Popen([sys.executable, "-c", _PLAIN_PROCESS], cwd=REPO, text=True,
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)]
+        atexit.register(_plain[0].communicate)   # end of input: the process ends
+    proc = _plain[0]
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps({"script": script, "argv": [str(a) for a in argv]}) + "\n")
+    proc.stdin.flush()
+    answer = proc.stdout.readline()
+    assert answer, f"the plain-Keras process ended (exit code {proc.wait()})"
+    assert json.loads(answer) is None, json.loads(answer)
+
+
 def assert_same_as_plain_script(run_dir: Path, script: str, folder: Path) -> dict[str, list[float]]:
     """Run a hand-written Keras `script` (argv[1] = folder; it writes plain_weights.npz and plain_history.json
     there) and require the run's weights and every history column equal to 1e-6; returns the script's history."""
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
-
-    subprocess.run([sys.executable, "-c", script, str(folder)], check=True, cwd=REPO, capture_output=True)
+    run_plain_script(script, folder)
     with np.load(folder / "plain_weights.npz") as npz:
         plain = [npz[f"arr_{i}"] for i in range(len(npz.files))]
     import keras

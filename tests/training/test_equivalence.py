@@ -4,8 +4,6 @@ with and without `shuffle` (kcli's own `shuffle: each_epoch` order is covered in
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -13,8 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import REPO, only_run, run_cli, tiny_npz, write_config
-from tests.helpers import assert_same_as_plain_script, train_ok
+from tests.conftest import only_run, run_cli, tiny_npz, write_config
+from tests.helpers import assert_same_as_plain_script, run_plain_script, train_ok
 
 CONFIG = """\
 seed: {seed}
@@ -75,9 +73,8 @@ def _kcli_run(folder: Path, seed: int, shuffle: bool, validation_freq: object, c
 
 
 def _plain(folder: Path, seed: int, shuffle: bool, validation_freq: object) -> tuple[list[np.ndarray], dict]:
-    """The hand-written script, run in its own fresh Python process."""
-    subprocess.run([sys.executable, "-c", PLAIN_SCRIPT, str(folder), str(seed), str(shuffle).lower(),
-                    json.dumps(validation_freq)], check=True, cwd=REPO, capture_output=True)
+    """The hand-written script, run in the plain-Keras process (never kcli's)."""
+    run_plain_script(PLAIN_SCRIPT, folder, str(seed), str(shuffle).lower(), json.dumps(validation_freq))
     with np.load(folder / "plain_weights.npz") as npz:
         weights = [npz[f"arr_{i}"] for i in range(len(npz.files))]
     return weights, json.loads((folder / "plain_history.json").read_text())

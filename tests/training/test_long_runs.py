@@ -84,9 +84,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(project: Path) -> Path:
-    """The uninterrupted run."""
-    proc = _kcli("train", project / "config.yaml", "--runs-dir", project / "reference")
-    assert proc.returncode == 0, proc.stderr
+    """The uninterrupted run (in this process: only the runs that get a signal need their own)."""
+    result = run_cli("train", project / "config.yaml", "--runs-dir", project / "reference")
+    assert result.exit_code == 0, result.stderr
     return only_run(project / "reference")
 
 
@@ -97,8 +97,8 @@ NO_PERIODIC = ("--set", "fit.checkpoint.interval=1000")
 @pytest.fixture(scope="module")
 def reference_each_epoch(project: Path) -> Path:
     """The uninterrupted run with kcli's own per-epoch shuffle."""
-    proc = _kcli("train", project / "config.yaml", *EACH_EPOCH, "--runs-dir", project / "reference-each-epoch")
-    assert proc.returncode == 0, proc.stderr
+    result = run_cli("train", project / "config.yaml", *EACH_EPOCH, "--runs-dir", project / "reference-each-epoch")
+    assert result.exit_code == 0, result.stderr
     return only_run(project / "reference-each-epoch")
 
 
@@ -120,8 +120,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(project: Path, referenc
     model = keras.models.load_model(reference / "model.keras")
     model.load_weights(run_dir / "checkpoints" / "last.weights.h5")
     np.testing.assert_array_equal(model.layers[0].kernel.numpy(), kernel)
-    resumed = _kcli("train", "--resume", run_dir)   # the run's saved config has interval 0
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = run_cli("train", "--resume", run_dir)   # the run's saved config has interval 0; in this process
+    assert resumed.exit_code == 0, resumed.stderr
     record = run_json(run_dir)
     assert record["status"] == "completed" and record["resumed"][0]["epoch"] == 2
     assert [r["epoch"] for r in json.loads((run_dir / "history.json").read_text())] == [1, 2, 3, 4, 5, 6]
@@ -150,8 +150,8 @@ def test_best_snapshots_travel_through_a_kill(project: Path) -> None:
     """A SIGKILL while the best checkpoint is behind the last epoch: the resumed run ends with the same best
     checkpoint, the same EarlyStopping-restored final weights and the same last.weights.h5 as an uninterrupted
     run; last.weights.h5 holds the last epoch, not the restored best."""
-    proc = _kcli("train", project / "config.yaml", *BEST_BEHIND, "--runs-dir", project / "best-reference")
-    assert proc.returncode == 0, proc.stderr
+    result = run_cli("train", project / "config.yaml", *BEST_BEHIND, "--runs-dir", project / "best-reference")
+    assert result.exit_code == 0, result.stderr
     reference = only_run(project / "best-reference")
     proc = _kcli("train", project / "config.yaml", *BEST_BEHIND, "--runs-dir", project / "best-killed",
                  env={"KCLI_TEST_SIGNAL": "SIGKILL", "KCLI_TEST_EPOCH": "5"})
@@ -163,7 +163,7 @@ def test_best_snapshots_travel_through_a_kill(project: Path) -> None:
         assert (info["epoch"], info["best_epoch"]) == (4, 1) and "best_0" in saved.files
         assert "cb1_w0" in saved.files          # EarlyStopping's best weights (epoch 2's)
     assert json.loads((run_dir / "checkpoints" / "state.json").read_text())["callbacks"][1]["wait"] == 1
-    assert _kcli("train", "--resume", run_dir).returncode == 0
+    assert run_cli("train", "--resume", run_dir).exit_code == 0
     assert len(json.loads((reference / "history.json").read_text())) == 6   # stopped early, after epoch 6
     assert run_json(run_dir)["best"] == run_json(reference)["best"]
     assert run_json(reference)["best"]["epoch"] == 1
@@ -213,8 +213,8 @@ def test_ctrl_c_stops_cleanly_and_tells_how_to_resume(project: Path, reference_e
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and f"kcli train --resume {run_dir}" in errors[0] and "Traceback" not in proc.stderr
     # CONFIG may be given if it matches (with the same --set)
-    resumed = _kcli("train", project / "config.yaml", *EACH_EPOCH, *NO_PERIODIC, "--resume", run_dir)
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = run_cli("train", project / "config.yaml", *EACH_EPOCH, *NO_PERIODIC, "--resume", run_dir)
+    assert resumed.exit_code == 0, resumed.stderr
     assert_same_run(run_dir, reference_each_epoch)
 
 
