@@ -172,6 +172,7 @@ def test_an_image_folder_from_a_prefix_trains_as_the_local_folder(store: dict[st
               layers: [{{Rescaling: {{scale: 0.0039}}}}, Flatten, {{Dense: {{units: 2}}}}]
             compile: {{optimizer: adam, loss: {{SparseCategoricalCrossentropy: {{from_logits: true}}}}}}
             fit: {{epochs: 2}}
+            save: [keras]
         """)
         runs.append(train_ok(config, tmp_path / f"runs-{where}"))
     assert _history(runs[0]) == _history(runs[1])
