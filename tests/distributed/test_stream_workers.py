@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -175,18 +176,27 @@ def _kcli(*args: str | Path, env: dict[str, str], timeout: float = 300) -> subpr
 
 
 def _started(*args: str | Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "kcli", *map(str, args)], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    """`kcli ARGS` running; its output goes to temporary files (a full pipe nobody reads yet would stop it)."""
+    out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen([sys.executable, "-m", "kcli", *map(str, args)], cwd=REPO, stdout=out, stderr=err,
+                            text=True, env=env)
+    proc.outputs = (out, err)  # type: ignore[attr-defined]
+    return proc
 
 
 def _ended(proc: subprocess.Popen, timeout: float = 300) -> subprocess.CompletedProcess:
     try:
-        out, err = proc.communicate(timeout=timeout)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.communicate()
+        proc.wait()
         raise
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    texts = []
+    for file in proc.outputs:  # type: ignore[attr-defined]
+        file.seek(0)
+        texts.append(file.read())
+        file.close()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, *texts)
 
 
 @pytest.fixture(scope="module")
@@ -210,10 +220,30 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                         env={**env, "KCLI_TEST_TAP": str(tap)}),
                _started("train", last / "c.yaml", "--runs-dir", last / "runs", "--workers", "2",
                         env={**env, "KCLI_TEST_TAP": str(last / "tap")})]
+    killed = _killed_run(config, folder / "killed", env)
     done, last_done = [_ended(proc) for proc in started]
     assert done.returncode == 0, done.stderr[-3000:]
     return {"folder": folder, "config": config, "reference": only_run(folder / "reference"), "tap": tap,
-            "env": env, "last": last, "last_done": last_done}  # type: ignore[dict-item]
+            "env": env, "last": last, "last_done": last_done, "killed": killed}  # type: ignore[dict-item]
+
+
+def _killed_run(config: Path, runs: Path, env: dict[str, str]) -> tuple[int | None, str] | AssertionError:
+    """The same 2-worker run with worker 1 SIGKILLed during epoch 3 (its exit code and stderr), or why that failed
+    (for the killed-worker test to report, not every test of the module)."""
+    launcher = subprocess.Popen([sys.executable, "-m", "kcli", "train", str(config), "--runs-dir", str(runs),
+                                 "--workers", "2", "--peer-timeout", "4"],
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True, env=env)
+    try:
+        _kill_worker_after_epoch(launcher, runs, index=1, epoch=2)
+        _, err = launcher.communicate(timeout=60)
+    except (AssertionError, subprocess.TimeoutExpired) as exc:
+        return AssertionError(f"the killed run: {exc!r}")
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+    return launcher.returncode, err
 
 
 def test_two_workers_visit_every_row_once_per_epoch(project: dict[str, Path]) -> None:
@@ -267,23 +297,16 @@ def test_a_last_batch_of_one_row_is_left_out_without_a_crash(project: dict[str, 
         assert len(ids) == len(set(ids)) == 192 and set(ids) <= set(range(193)), epoch
 
 
-def test_a_killed_worker_resumes_to_the_uninterrupted_run(project: dict[str, Path], tmp_path: Path) -> None:
-    """SIGKILL of worker 1 during epoch 3; `kcli train --resume RUN --workers 2` continues from the last saved
-    epoch and ends with the history and weights of the uninterrupted 2-worker run."""
-    runs = tmp_path / "runs"
-    launcher = subprocess.Popen([sys.executable, "-m", "kcli", "train", str(project["config"]), "--runs-dir",
-                                 str(runs), "--workers", "2", "--peer-timeout", "4"],
-                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True, env=project["env"])
-    try:
-        _kill_worker_after_epoch(launcher, runs, index=1, epoch=2)
-        _, err = launcher.communicate(timeout=60)
-    finally:
-        if launcher.poll() is None:
-            os.killpg(launcher.pid, signal.SIGKILL)
-            launcher.wait()
-    assert launcher.returncode == 1, err[-3000:]
-    run_dir = only_run(runs)
+def test_a_killed_worker_resumes_to_the_uninterrupted_run(project: dict[str, Path]) -> None:
+    """SIGKILL of worker 1 during epoch 3 (the fixture's run, beside the reference); `kcli train --resume RUN
+    --workers 2` continues from the last saved epoch and ends with the history and weights of the uninterrupted
+    2-worker run."""
+    killed = project["killed"]
+    if isinstance(killed, AssertionError):
+        raise killed
+    code, err = killed  # type: ignore[misc]
+    assert code == 1, err[-3000:]
+    run_dir = only_run(project["folder"] / "killed")
     record = run_json(run_dir)
     assert record["status"] == "interrupted" and 2 <= record["epochs_completed"] < EPOCHS, record
     resumed = _kcli("train", "--resume", run_dir, "--workers", "2", env=project["env"])
