@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -203,7 +204,7 @@ def _ended(proc: subprocess.Popen, timeout: float = 300) -> subprocess.Completed
 def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The table, the config, the hook, and one uninterrupted 2-worker run (the reference) with its taps; beside
     it (at the same time: the workers spend much of a run waiting on each other) the run of a last batch of one row
-    (193 rows, 2 epochs) with its own taps."""
+    (193 rows, 2 epochs) with its own taps, and the run whose worker is killed, then resumed."""
     folder = tmp_path_factory.mktemp("stream_workers")
     write_table(folder, ROWS)
     config = folder / "c.yaml"
@@ -227,9 +228,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "env": env, "last": last, "last_done": last_done, "killed": killed}  # type: ignore[dict-item]
 
 
-def _killed_run(config: Path, runs: Path, env: dict[str, str]) -> tuple[int | None, str] | AssertionError:
-    """The same 2-worker run with worker 1 SIGKILLed during epoch 3 (its exit code and stderr), or why that failed
-    (for the killed-worker test to report, not every test of the module)."""
+def _killed_run(config: Path, runs: Path, env: dict[str, str]) -> dict[str, Any] | AssertionError:
+    """The same 2-worker run with worker 1 SIGKILLed during epoch 3 (its exit code, stderr and run.json then), and
+    its `--resume RUN --workers 2` when it stopped as expected; or why that failed (for the killed-worker test to
+    report, not every test of the module)."""
     launcher = subprocess.Popen([sys.executable, "-m", "kcli", "train", str(config), "--runs-dir", str(runs),
                                  "--workers", "2", "--peer-timeout", "4"],
                                 cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -243,7 +245,11 @@ def _killed_run(config: Path, runs: Path, env: dict[str, str]) -> tuple[int | No
         if launcher.poll() is None:
             os.killpg(launcher.pid, signal.SIGKILL)
             launcher.wait()
-    return launcher.returncode, err
+    killed: dict[str, Any] = {"code": launcher.returncode, "err": err, "record": None, "resumed": None}
+    if launcher.returncode == 1 and runs.is_dir():
+        killed["record"] = run_json(only_run(runs))   # as the kill left it
+        killed["resumed"] = _kcli("train", "--resume", only_run(runs), "--workers", "2", env=env)
+    return killed
 
 
 def test_two_workers_visit_every_row_once_per_epoch(project: dict[str, Path]) -> None:
@@ -304,12 +310,11 @@ def test_a_killed_worker_resumes_to_the_uninterrupted_run(project: dict[str, Pat
     killed = project["killed"]
     if isinstance(killed, AssertionError):
         raise killed
-    code, err = killed  # type: ignore[misc]
-    assert code == 1, err[-3000:]
+    assert killed["code"] == 1, killed["err"][-3000:]  # type: ignore[index]
     run_dir = only_run(project["folder"] / "killed")
-    record = run_json(run_dir)
+    record = killed["record"]  # type: ignore[index]
     assert record["status"] == "interrupted" and 2 <= record["epochs_completed"] < EPOCHS, record
-    resumed = _kcli("train", "--resume", run_dir, "--workers", "2", env=project["env"])
+    resumed = killed["resumed"]  # type: ignore[index]
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert run_json(run_dir)["status"] == "completed"
     assert_same_run(run_dir, project["reference"])
