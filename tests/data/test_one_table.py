@@ -44,13 +44,14 @@ CONFIG = """\
       loss: {SparseCategoricalCrossentropy: {from_logits: true}}
       metrics: [accuracy]
     fit: {epochs: 2}
+    save: [keras]
 """
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("one-table")
-    write_table(folder / "train.csv", 3000, seed=0)
+    write_table(folder / "train.csv", 1000, seed=0)
     write_table(folder / "val.csv", 300, seed=1)
     write_config(folder, CONFIG)
     return folder
@@ -71,8 +72,8 @@ def runs(project: Path) -> dict[str, tuple[Path, CliResult]]:
 def test_a_streamed_input_shape_table_trains_like_the_table_read_whole(runs: dict[str, tuple[Path, CliResult]]
                                                                      ) -> None:
     (whole, read_whole), (streamed, read_streamed) = runs["false"], runs["true"]
-    assert "train 3000" in " ".join(read_whole.stdout.split())
-    assert "train 47 batches, validation 5 batches" in " ".join(read_streamed.stdout.split())
+    assert "train 1000" in " ".join(read_whole.stdout.split())
+    assert "train 16 batches, validation 5 batches" in " ".join(read_streamed.stdout.split())
     # in file order (shuffle: false) the stream makes the very batches of the in-memory read: the same run
     assert_same_run(streamed, whole)
     config = (streamed / "config.yaml").read_text()
@@ -124,14 +125,14 @@ def test_the_streamed_matrix_visits_every_row_once_in_an_order_of_seed_and_epoch
     ports = ports_mod.of(cfg.model, cfg.data)
 
     def epoch(e: int, seed: int = 5) -> np.ndarray:
-        reader = stream.TableReader(files, table, ports, "data", seed, True, "label", None, rows=3000,
+        reader = stream.TableReader(files, table, ports, "data", seed, True, "label", None, rows=1000,
                                     matrix=("a", "b", "c", "d"))
         reader.epoch = e
         return np.concatenate([b[0] for b in reader.batches()])
 
     every = np.loadtxt(files[0], delimiter=",", skiprows=1)[:, :4].astype(np.float32)
     first, second = epoch(0), epoch(1)
-    assert first.shape == (3000, 4)
+    assert first.shape == (1000, 4)
     order = np.lexsort(every.T)
     np.testing.assert_array_equal(first[np.lexsort(first.T)], every[order])   # each row once, whole
     np.testing.assert_array_equal(second[np.lexsort(second.T)], every[order])

@@ -14,7 +14,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -171,27 +173,83 @@ def test_a_batch_that_does_not_divide_among_the_workers_is_one_line(tmp_path: Pa
 
 
 def _kcli(*args: str | Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kcli", *map(str, args)], cwd=REPO, capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    return _ended(_started(*args, env=env), timeout)
+
+
+def _started(*args: str | Path, env: dict[str, str]) -> subprocess.Popen:
+    """`kcli ARGS` running; its output goes to temporary files (a full pipe nobody reads yet would stop it)."""
+    out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen([sys.executable, "-m", "kcli", *map(str, args)], cwd=REPO, stdout=out, stderr=err,
+                            text=True, env=env)
+    proc.outputs = (out, err)  # type: ignore[attr-defined]
+    return proc
+
+
+def _ended(proc: subprocess.Popen, timeout: float = 300) -> subprocess.CompletedProcess:
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    texts = []
+    for file in proc.outputs:  # type: ignore[attr-defined]
+        file.seek(0)
+        texts.append(file.read())
+        file.close()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, *texts)
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The table, the config, the hook, and one uninterrupted 2-worker run (the reference) with its taps."""
+    """The table, the config, the hook, and one uninterrupted 2-worker run (the reference) with its taps; beside
+    it (at the same time: the workers spend much of a run waiting on each other) the run of a last batch of one row
+    (193 rows, 2 epochs) with its own taps, and the run whose worker is killed, then resumed."""
     folder = tmp_path_factory.mktemp("stream_workers")
     write_table(folder, ROWS)
     config = folder / "c.yaml"
     config.write_text(yaml.safe_dump(CONFIG, sort_keys=False))
-    hook, tap = folder / "hook", folder / "tap"
+    hook, tap, last = folder / "hook", folder / "tap", folder / "last"
     hook.mkdir()
     tap.mkdir()
     (hook / "sitecustomize.py").write_text(HOOK)
+    write_table(last, (70, 55, 68))
+    (last / "tap").mkdir()
+    (last / "c.yaml").write_text(yaml.safe_dump({**CONFIG, "fit": {"epochs": 2}}))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", str(REPO))])}
-    done = _kcli("train", config, "--runs-dir", folder / "reference", "--workers", "2",
-                 env={**env, "KCLI_TEST_TAP": str(tap)})
+    started = [_started("train", config, "--runs-dir", folder / "reference", "--workers", "2",
+                        env={**env, "KCLI_TEST_TAP": str(tap)}),
+               _started("train", last / "c.yaml", "--runs-dir", last / "runs", "--workers", "2",
+                        env={**env, "KCLI_TEST_TAP": str(last / "tap")})]
+    killed = _killed_run(config, folder / "killed", env)
+    done, last_done = [_ended(proc) for proc in started]
     assert done.returncode == 0, done.stderr[-3000:]
     return {"folder": folder, "config": config, "reference": only_run(folder / "reference"), "tap": tap,
-            "env": env}  # type: ignore[dict-item]
+            "env": env, "last": last, "last_done": last_done, "killed": killed}  # type: ignore[dict-item]
+
+
+def _killed_run(config: Path, runs: Path, env: dict[str, str]) -> dict[str, Any] | AssertionError:
+    """The same 2-worker run with worker 1 SIGKILLed during epoch 3 (its exit code, stderr and run.json then), and
+    its `--resume RUN --workers 2` when it stopped as expected; or why that failed (for the killed-worker test to
+    report, not every test of the module)."""
+    launcher = subprocess.Popen([sys.executable, "-m", "kcli", "train", str(config), "--runs-dir", str(runs),
+                                 "--workers", "2", "--peer-timeout", "4"],
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True, env=env)
+    try:
+        _kill_worker_after_epoch(launcher, runs, index=1, epoch=2)
+        _, err = launcher.communicate(timeout=60)
+    except (AssertionError, subprocess.TimeoutExpired) as exc:
+        return AssertionError(f"the killed run: {exc!r}")
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+    killed: dict[str, Any] = {"code": launcher.returncode, "err": err, "record": None, "resumed": None}
+    if launcher.returncode == 1 and runs.is_dir():
+        killed["record"] = run_json(only_run(runs))   # as the kill left it
+        killed["resumed"] = _kcli("train", "--resume", only_run(runs), "--workers", "2", env=env)
+    return killed
 
 
 def test_two_workers_visit_every_row_once_per_epoch(project: dict[str, Path]) -> None:
@@ -228,18 +286,12 @@ def test_every_worker_starts_from_the_same_model(project: dict[str, Path]) -> No
     np.testing.assert_allclose(means[0], table[:, :3].mean(axis=0), rtol=1e-6)
 
 
-def test_a_last_batch_of_one_row_is_left_out_without_a_crash(project: dict[str, Path], tmp_path: Path) -> None:
+def test_a_last_batch_of_one_row_is_left_out_without_a_crash(project: dict[str, Path]) -> None:
     """193 rows, global batch 16: the partial global batch holds 1 row, fewer than the 2 workers (TensorFlow crashed
-    with SIGSEGV on the empty batch a worker would get). The run completes; each epoch, 12 batches on each worker and
-    192 of the 193 rows, each once."""
-    folder, tap = tmp_path / "table", tmp_path / "tap"
-    write_table(folder, (70, 55, 68))
-    tap.mkdir()
-    config = folder / "c.yaml"
-    config.write_text(yaml.safe_dump({**CONFIG, "fit": {"epochs": 2}}))
-    done = _kcli("train", config, "--runs-dir", tmp_path / "runs", "--workers", "2",
-                 env={**project["env"], "KCLI_TEST_TAP": str(tap)})  # type: ignore[dict-item]
-    assert done.returncode == 0, done.stderr[-3000:]
+    with SIGSEGV on the empty batch a worker would get). The run (the fixture's) completes; each epoch, 12 batches on
+    each worker and 192 of the 193 rows, each once."""
+    done, tap = project["last_done"], project["last"] / "tap"
+    assert done.returncode == 0, done.stderr[-3000:]   # type: ignore[attr-defined]
     for epoch in range(2):
         passes = {}
         for path in tap.glob("rows-*.json"):
@@ -251,26 +303,18 @@ def test_a_last_batch_of_one_row_is_left_out_without_a_crash(project: dict[str, 
         assert len(ids) == len(set(ids)) == 192 and set(ids) <= set(range(193)), epoch
 
 
-def test_a_killed_worker_resumes_to_the_uninterrupted_run(project: dict[str, Path], tmp_path: Path) -> None:
-    """SIGKILL of worker 1 during epoch 3; `kcli train --resume RUN --workers 2` continues from the last saved
-    epoch and ends with the history and weights of the uninterrupted 2-worker run."""
-    runs = tmp_path / "runs"
-    launcher = subprocess.Popen([sys.executable, "-m", "kcli", "train", str(project["config"]), "--runs-dir",
-                                 str(runs), "--workers", "2", "--peer-timeout", "4"],
-                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True, env=project["env"])
-    try:
-        _kill_worker_after_epoch(launcher, runs, index=1, epoch=2)
-        _, err = launcher.communicate(timeout=60)
-    finally:
-        if launcher.poll() is None:
-            os.killpg(launcher.pid, signal.SIGKILL)
-            launcher.wait()
-    assert launcher.returncode == 1, err[-3000:]
-    run_dir = only_run(runs)
-    record = run_json(run_dir)
+def test_a_killed_worker_resumes_to_the_uninterrupted_run(project: dict[str, Path]) -> None:
+    """SIGKILL of worker 1 during epoch 3 (the fixture's run, beside the reference); `kcli train --resume RUN
+    --workers 2` continues from the last saved epoch and ends with the history and weights of the uninterrupted
+    2-worker run."""
+    killed = project["killed"]
+    if isinstance(killed, AssertionError):
+        raise killed
+    assert killed["code"] == 1, killed["err"][-3000:]  # type: ignore[index]
+    run_dir = only_run(project["folder"] / "killed")
+    record = killed["record"]  # type: ignore[index]
     assert record["status"] == "interrupted" and 2 <= record["epochs_completed"] < EPOCHS, record
-    resumed = _kcli("train", "--resume", run_dir, "--workers", "2", env=project["env"])
+    resumed = killed["resumed"]  # type: ignore[index]
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert run_json(run_dir)["status"] == "completed"
     assert_same_run(run_dir, project["reference"])

@@ -132,11 +132,17 @@ def test_sigkill_then_resume_against_the_store_equals_an_uninterrupted_run(store
     text = config.read_text().replace("fit: {epochs: 3}", "fit: {epochs: 3, callbacks: [Signaller], checkpoint: "
                                       "{interval: 0}}")
     config.write_text(text.replace("  stream: true\n", "  stream: true\n  shuffle: true\n"))
-    reference = train_ok(config, tmp_path / "reference")
     command = [sys.executable, "-m", "kcli", "train", str(config), "--runs-dir", str(tmp_path / "killed")]
-    killed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "KCLI_TEST_EPOCH": "2", "PYTHONPATH": str(REPO)})
-    assert killed.returncode == -9, killed.stderr[-2000:]
+    killed = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "KCLI_TEST_EPOCH": "2", "PYTHONPATH": str(REPO)})
+    try:
+        reference = train_ok(config, tmp_path / "reference")   # in this process, while the other one starts
+        _, err = killed.communicate(timeout=300)
+    finally:
+        if killed.poll() is None:
+            killed.kill()
+            killed.wait()
+    assert killed.returncode == -9, err[-2000:]
     run_dir = only_run(tmp_path / "killed")
     resumed = run_cli("train", "--resume", run_dir)
     assert resumed.exit_code == 0, resumed.stderr
@@ -172,6 +178,7 @@ def test_an_image_folder_from_a_prefix_trains_as_the_local_folder(store: dict[st
               layers: [{{Rescaling: {{scale: 0.0039}}}}, Flatten, {{Dense: {{units: 2}}}}]
             compile: {{optimizer: adam, loss: {{SparseCategoricalCrossentropy: {{from_logits: true}}}}}}
             fit: {{epochs: 2}}
+            save: [keras]
         """)
         runs.append(train_ok(config, tmp_path / f"runs-{where}"))
     assert _history(runs[0]) == _history(runs[1])
