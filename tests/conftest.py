@@ -100,3 +100,23 @@ def _clean_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             patch.delenv(name, raising=False)
         patch.setenv("KCLI_HOME", str(tmp_path_factory.mktemp("kcli-home")))
         yield
+
+
+# The modules that take longest (each well over 30 s: clusters of processes, servers, many trainings) go first:
+# `-n 2 --dist loadfile` hands out whole modules in collection order, so one of them left to the end would run
+# alone on one worker while the other sits idle. Only the order changes; every module still runs whole.
+SLOW_FIRST = ["distributed/test_workers.py", "training/test_equivalence.py", "sweep/test_sweep.py",
+              "distributed/test_stream_workers.py", "training/test_long_runs.py", "distributed/test_hostile_cluster.py",
+              "training/test_tracking.py", "files/test_object_streams.py", "data/test_tables.py",
+              "data/test_streams.py", "files/test_object_storage.py", "data/test_sources.py"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the slowest modules first (see SLOW_FIRST); the rest keep their order."""
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+
+    def key(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0].removeprefix("tests/")
+        return rank.get(path, len(rank))
+
+    items.sort(key=key)   # a stable sort: each module's tests stay together and in order
