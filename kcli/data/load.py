@@ -244,7 +244,7 @@ def load_file(path: Path, data: DataConfig, key: str, ports: Ports, label: str |
         table = tables.read_tables([path], "parquet", key)
         names = [str(n) for n in table.column_names]
         found = next((n for n in (label, data.label) if n and n in names), None)
-        arrays = tables.matrix(table, tables.infer(table, data, path), path, key, found, features)
+        arrays = tables.matrix(table, data, path, key, found, features)
     else:
         raise DataError(f"{path}: expected a .npz, .csv or .parquet file", key=key)
     if isinstance(arrays.y, np.ndarray) and arrays.y.dtype.kind == "U":
@@ -288,7 +288,7 @@ def _read(src: dict[str, Any], key: str, data: DataConfig, seed: int,
     if source == "parquet":   # model.input_shape: the number columns as one matrix
         files = table_files(src["path"] or "", source, key)
         table = tables.read_tables(files, source, key)
-        return tables.matrix(table, tables.infer(table, data, files[0]), files[0], key, src["label"], features)
+        return tables.matrix(table, data, files[0], key, src["label"], features)
     if source == "csv":
         if features is not None:
             return read_csv_columns(path, csv_header(path, key), features, src["label"], key)

@@ -114,7 +114,7 @@ class TableReader:
     def batches(self) -> Iterator[tuple[Any, ...]]:
         """Batches of data.batch_size rows (the last one partial) in epoch `self.epoch`'s order."""
         for group in self.groups():
-            yield from (_structure(group, i) for i in range(len(group[1])))
+            yield from (_take(group, i) for i in range(len(group[1])))
 
     def groups(self) -> Iterator[tuple[Any, ...]]:
         """The batches of epoch `self.epoch`, a window at a time: arrays of shape (batches, batch_size, ...)
@@ -228,17 +228,14 @@ def _capped(groups: Iterator[tuple[Any, ...]], batches: int) -> Iterator[tuple[A
     for group in groups:
         if batches <= 0:
             return
-        x = group[0]   # by input name, or model.input_shape's one matrix
-        yield group if len(group[1]) <= batches else (
-            {k: v[:batches] for k, v in x.items()} if isinstance(x, dict) else x[:batches],
-            *(part[:batches] for part in group[1:]))
+        yield group if len(group[1]) <= batches else _take(group, slice(0, batches))
         batches -= len(group[1])
 
 
-def _structure(group: tuple[Any, ...], i: int) -> tuple[Any, ...]:
-    """Batch i of a group."""
-    x = {k: v[i] for k, v in group[0].items()} if isinstance(group[0], dict) else group[0][i]
-    return (x, *(part[i] for part in group[1:]))
+def _take(group: tuple[Any, ...], index: int | slice) -> tuple[Any, ...]:
+    """Batch `index` (or a slice of batches) of a group: its inputs by name, or model.input_shape's one matrix."""
+    x = {k: v[index] for k, v in group[0].items()} if isinstance(group[0], dict) else group[0][index]
+    return (x, *(part[index] for part in group[1:]))
 
 
 def _join(parts: list[Arrays]) -> Arrays:

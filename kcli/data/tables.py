@@ -174,10 +174,11 @@ def only_numbers(table: Any, columns: dict[str, ColumnConfig], path: Path, key: 
         raise DataError(f"{path}: data row {row + 1}, column {name!r} is {text!r}, not a number", key=file_key(key))
 
 
-def matrix(table: Any, columns: dict[str, ColumnConfig], path: Path, key: str, label: str | None,
+def matrix(table: Any, data: DataConfig, path: Path, key: str, label: str | None,
            features: list[str] | None = None) -> Arrays:
     """A whole table's number columns (`features`, by name, or all) as one (rows, columns) matrix, the input of
     model.input_shape, and its labels."""
+    columns = infer(table, data, path)
     only_numbers(table, columns, path, key)
     names = features or [n for n, c in columns.items() if c.kind != "ignore"]
     arrays = read_split(table, {n: columns.get(n, ColumnConfig(kind="number", missing="error")) for n in names},

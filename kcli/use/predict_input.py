@@ -213,7 +213,7 @@ def _parquet_input(path: Path, run: find.FinishedRun, label: str | None) -> Inpu
     if missing:
         raise DataError(f"{path} lacks the feature columns the model was trained on: {', '.join(missing)}",
                         key="--input")
-    arrays = tables.matrix(table, tables.infer(table, data, path), path, "--input", found, trained_on)
+    arrays = tables.matrix(table, data, path, "--input", found, trained_on)
     assert isinstance(arrays.x, np.ndarray)
     return array_input(arrays.x, np.asarray(arrays.y) if found else None, found, run, str(path))
 
