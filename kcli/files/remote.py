@@ -239,6 +239,16 @@ def local_file(path: str, key: str, error: type[KcliError] = DataError) -> Path:
     return Path(path)
 
 
+def staged(root: Path, name: str, url: str, key: str, error: type[KcliError] = DataError) -> Path:
+    """Where the copy of an object named `name` (its key, or its key under the prefix) goes under `root`; a key
+    with `..` segments, which a store allows, would lead out of the staging folder: refused."""
+    local = (root / name.lstrip("/")).resolve()
+    if not local.is_relative_to(root.resolve()):
+        raise error(f"{url}: the object's key leads out of the folder it is copied into ('..' in it); rename the "
+                    "object", key=key)
+    return local
+
+
 def local_copies(objects: list[Info], key: str, error: type[KcliError] = DataError) -> list[Path]:
     """Local copies of `objects` (as `files` listed them), each downloaded once per process and version."""
     return [_copy(info, key, error) for info in objects]
@@ -248,7 +258,8 @@ def _copy(info: Info, key: str, error: type[KcliError]) -> Path:
     if info in _copies and _copies[info].is_file():
         return _copies[info]
     parts = urlsplit(info.url)
-    local = _staging_folder() / str(len(_copies)) / scheme(info.url) / parts.netloc / parts.path.lstrip("/")
+    local = staged(_staging_folder() / str(len(_copies)), f"{scheme(info.url)}/{parts.netloc}{parts.path}",
+                   info.url, key, error)
     local.parent.mkdir(parents=True, exist_ok=True)
     fs, path = _filesystem(info.url, key, error)
     with _calling(info.url, key, error), fs.open_input_stream(path) as src, open(local, "wb") as dst:
@@ -311,7 +322,7 @@ def local_folder(url: str, key: str, suffixes: tuple[str, ...], error: type[Kcli
                     f"under {_staging_folder().parent}); set TMPDIR to a larger disk", key=key)
     root = _staging_folder() / f"folder-{len(_folders)}"
     for f in sorted(listed, key=lambda f: f.path):
-        local = root / f.path[len(path):].lstrip("/")
+        local = staged(root, f.path[len(path):], f"{url.rstrip('/')}/{f.path[len(path):].lstrip('/')}", key, error)
         local.parent.mkdir(parents=True, exist_ok=True)
         with _calling(url, key, error), fs.open_input_stream(f.path) as src, open(local, "wb") as dst:
             while block := src.read(CHUNK):
